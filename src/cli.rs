@@ -1,0 +1,154 @@
+//! The command line: parse arguments, call the library, print, and map outcomes to exit codes
+//! (0 clean, 1 findings or failure, 2 usage).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::policy::{self, Snapshot, Validation};
+
+#[derive(Debug, Parser)]
+#[command(name = "capstan", version, about = "Node autoscaler for kOps clusters on AWS, run as a GitOps reconciler")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a config repository: syntax, schema, references, the kOps translation and guardrails.
+    Validate {
+        /// The config repository (a folder).
+        #[arg(default_value = ".")]
+        repo: PathBuf,
+        /// Check one cluster only.
+        #[arg(long)]
+        cluster: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Print a cluster's effective NodePools and EC2NodeClasses (translated IGs included).
+    Render {
+        #[arg(default_value = ".")]
+        repo: PathBuf,
+        #[arg(long)]
+        cluster: String,
+    },
+    /// Write the JSON Schemas of every document kind.
+    Schema {
+        /// Folder to write into.
+        #[arg(long, default_value = "policies/schema")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { repo, cluster, format } => validate(&repo, cluster.as_deref(), format),
+        Command::Render { repo, cluster } => render(&repo, &cluster),
+        Command::Schema { out } => schema(&out),
+    }
+}
+
+/// Exit code for a usage problem.
+fn usage(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+fn load(repo: &Path, cluster: Option<&str>) -> Result<Validation, ExitCode> {
+    let snapshot = Snapshot::from_dir(repo)
+        .map_err(|e| usage(format!("cannot read config repository {}: {e}", repo.display())))?;
+    policy::validate(&snapshot, cluster).map_err(usage)
+}
+
+fn validate(repo: &Path, cluster: Option<&str>, format: Format) -> ExitCode {
+    let v = match load(repo, cluster) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    // Paths relative to where the command runs, so editors and terminals can jump to them.
+    let diags: Vec<_> = v
+        .diagnostics
+        .sorted()
+        .into_iter()
+        .map(|mut d| {
+            d.file = repo.join(&d.file).display().to_string();
+            d
+        })
+        .collect();
+    let clusters: Vec<&str> = v.policies.iter().map(|p| p.cluster.as_str()).collect();
+    match format {
+        Format::Json => {
+            let out = serde_json::json!({
+                "errors": v.diagnostics.errors(),
+                "warnings": v.diagnostics.warnings(),
+                "clusters": clusters,
+                "diagnostics": diags,
+            });
+            println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+        }
+        Format::Text => {
+            for d in &diags {
+                println!("{d}");
+            }
+            println!(
+                "{}: {} error(s), {} warning(s); clusters checked: {}",
+                repo.display(),
+                v.diagnostics.errors(),
+                v.diagnostics.warnings(),
+                clusters.join(", ")
+            );
+        }
+    }
+    if v.diagnostics.has_errors() { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+fn render(repo: &Path, cluster: &str) -> ExitCode {
+    let v = match load(repo, Some(cluster)) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    if v.diagnostics.has_errors() {
+        for d in v.diagnostics.sorted().iter().filter(|d| d.is_error()) {
+            eprintln!("{d}");
+        }
+        eprintln!("error: the repository has {} error(s); fix them before rendering", v.diagnostics.errors());
+        return ExitCode::from(1);
+    }
+    let policy = &v.policies[0];
+    match policy::render::render(policy) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot render: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn schema(out: &Path) -> ExitCode {
+    if let Err(e) = std::fs::create_dir_all(out) {
+        eprintln!("error: cannot create {}: {e}", out.display());
+        return ExitCode::from(1);
+    }
+    for (name, text) in policy::schema::all() {
+        let path = out.join(&name);
+        if let Err(e) = std::fs::write(&path, text) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+        println!("wrote {}", path.display());
+    }
+    ExitCode::SUCCESS
+}

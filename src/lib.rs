@@ -1,0 +1,10 @@
+//! capstan: a node autoscaler for kOps clusters on AWS, run as a GitOps reconciler.
+//!
+//! One daemon per cluster syncs scaling policy from Git, reconciles kOps InstanceGroups in the
+//! state store, and runs the capacity loop. Every decision carries the policy commit that
+//! caused it.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod policy;

@@ -1,0 +1,156 @@
+//! capstan's own kinds (`capstan.io/v1alpha1`): ClusterPolicy, Fleet and Guardrails.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::duration::GoDuration;
+use super::meta::ObjectMeta;
+use super::quantity::Quantity;
+
+pub const API_VERSION: &str = "capstan.io/v1alpha1";
+
+/// Cluster-wide behaviour of the capacity loop. One per cluster: `base/policy.yaml`, optionally
+/// overridden field by field in `clusters/<name>/policy.yaml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterPolicy {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: ClusterPolicySpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterPolicySpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batching: Option<Batching>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consolidation: Option<Consolidation>,
+    /// Spare capacity kept free so that new pods start without waiting for a node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headroom: Option<Headroom>,
+    /// Ceilings over all NodePools of the cluster together (`cpu`, `memory`, `nodes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<BTreeMap<String, Quantity>>,
+    /// Decide and record, but launch and terminate nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    /// Delete state-store InstanceGroups that carry capstan's ownership label but are no longer
+    /// in the repository. Off by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_instance_groups: Option<bool>,
+}
+
+/// The provisioning batch window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Batching {
+    /// A pass starts this long after the last new pending pod (default 1s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_duration: Option<GoDuration>,
+    /// …and at most this long after the first (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_duration: Option<GoDuration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Consolidation {
+    /// A node whose requested cpu and memory are both below this fraction (0–1) of its
+    /// allocatable is a consolidation candidate; unset means Karpenter's behaviour (any node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub utilization_threshold: Option<f64>,
+    /// No voluntary disruption of a node younger than this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_node_lifetime: Option<GoDuration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Headroom {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Quantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Quantity>,
+    /// The NodePool the headroom is kept in; the highest-weight pool when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_pool: Option<String>,
+}
+
+/// The clusters a config repository serves and the order a revision rolls out to them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fleet {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: FleetSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FleetSpec {
+    pub clusters: Vec<FleetCluster>,
+    #[serde(default)]
+    pub waves: Vec<Wave>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FleetCluster {
+    /// The folder under `clusters/`.
+    pub name: String,
+    /// The kOps cluster name: the folder in the state store, e.g. `dev.example.com`.
+    pub kops_name: String,
+    /// `s3://bucket[/prefix]` or `file:///path`.
+    pub state_store: String,
+    pub region: String,
+    /// The rollout wave; wave 0 goes first.
+    #[serde(default)]
+    pub wave: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Wave {
+    pub wave: u32,
+    /// How long every cluster of this wave must stay healthy on a revision before the next wave
+    /// takes it.
+    pub soak_time: GoDuration,
+}
+
+/// Rules `capstan validate` enforces. The built-in set ships with capstan; a repository's
+/// `guardrails.yaml` may only tighten it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Guardrails {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: GuardrailsSpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GuardrailsSpec {
+    /// Every NodePool must set `spec.limits`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_node_pool_limits: Option<bool>,
+    /// A NodePool that may launch spot must allow at least this many instance types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_spot_instance_types: Option<u32>,
+    /// Instance families no NodePool may allow (`t2`, `m4`, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forbidden_instance_families: Vec<String>,
+    /// The most cpu any one cluster may reach (its ClusterPolicy or NodePool limits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cluster_cpu: Option<Quantity>,
+    /// Per-cluster cpu ceilings, by cluster folder name; the lower of this and `maxClusterCpu`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cluster_cpu: BTreeMap<String, Quantity>,
+}

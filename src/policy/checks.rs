@@ -1,0 +1,477 @@
+//! Rules the types cannot express: operator/value consistency, references between objects,
+//! exclusive fields, and the fields capstan accepts but does not act on.
+
+use super::capstan::ClusterPolicy;
+use super::diag::{Diagnostics, Severity};
+use super::document::{Origin, steps};
+use super::effective::{EffectivePolicy, Located};
+use super::labels;
+use super::nodeclass::{AmiSelectorTerm, EC2NodeClass, SelectorTerm};
+use super::nodepool::{BudgetNodes, NodePool, Operator, Requirement};
+
+/// Reports findings about one object, at its fields.
+struct Reporter<'a> {
+    origin: &'a Origin,
+    object: String,
+    diags: &'a mut Diagnostics,
+}
+
+impl Reporter<'_> {
+    fn error(&mut self, field: &str, message: impl Into<String>, hint: impl Into<String>) {
+        let d = self.origin.diag(Severity::Error, &self.object, &steps(field), message, hint);
+        self.diags.push(d);
+    }
+
+    fn warning(&mut self, field: &str, message: impl Into<String>, hint: impl Into<String>) {
+        let d = self.origin.diag(Severity::Warning, &self.object, &steps(field), message, hint);
+        self.diags.push(d);
+    }
+
+    /// Whether the user wrote `field` (translated objects have no written fields).
+    fn written(&self, field: &str) -> bool {
+        self.origin.translated_at.is_none() && self.origin.layers.iter().any(|d| d.node.get(&steps(field)).is_some())
+    }
+}
+
+/// Checks every object of a cluster's effective policy.
+pub fn check(policy: &EffectivePolicy, diags: &mut Diagnostics) {
+    for pool in &policy.node_pools {
+        let mut r = Reporter { origin: &pool.origin, object: format!("NodePool/{}", pool.value.metadata.name), diags };
+        check_node_pool(&pool.value, policy, &mut r);
+    }
+    for class in &policy.node_classes {
+        let mut r =
+            Reporter { origin: &class.origin, object: format!("EC2NodeClass/{}", class.value.metadata.name), diags };
+        check_node_class(&class.value, &mut r);
+    }
+    for ig in &policy.instance_groups {
+        let mut r = Reporter { origin: &ig.origin, object: format!("InstanceGroup/{}", ig.value.metadata.name), diags };
+        if let (Some(min), Some(max)) = (ig.value.spec.min_size, ig.value.spec.max_size)
+            && max < min
+        {
+            r.error("spec.maxSize", format!("maxSize {max} is below minSize {min}"), "raise maxSize or lower minSize");
+        }
+        if ig.value.spec.mixed_instances_policy.as_ref().is_some_and(|m| m.extra.contains_key("instanceRequirements"))
+            && ig.value.is_karpenter()
+        {
+            r.warning(
+                "spec.mixedInstancesPolicy.instanceRequirements",
+                "instanceRequirements are not translated yet; the NodePool uses the listed instance types only",
+                "list the instance types explicitly until capstan translates instanceRequirements",
+            );
+        }
+    }
+    if let Some(p) = &policy.cluster_policy {
+        check_cluster_policy(p, diags);
+    }
+    if let Some(spec) = &policy.cluster_spec {
+        let karpenter_igs = policy.instance_groups.iter().any(|ig| ig.value.is_karpenter());
+        let mut r = Reporter { origin: &spec.origin, object: format!("Cluster/{}", spec.value.metadata.name), diags };
+        if karpenter_igs && !spec.value.karpenter_enabled() {
+            r.warning(
+                "spec",
+                "Karpenter-managed InstanceGroups exist but spec.karpenter.enabled is not true",
+                "set spec.karpenter.enabled: true (kOps 1.24–1.26 also need KOPS_FEATURE_FLAGS=Karpenter)",
+            );
+        }
+        if karpenter_igs && !spec.value.irsa_enabled() {
+            r.warning("spec", "Karpenter-managed InstanceGroups need IRSA on kOps 1.34+, and spec.serviceAccountIssuerDiscovery.enableAWSOIDCProvider is not true", "enable serviceAccountIssuerDiscovery with enableAWSOIDCProvider: true");
+        }
+    }
+}
+
+fn check_node_pool(pool: &NodePool, policy: &EffectivePolicy, r: &mut Reporter) {
+    let spec = &pool.spec;
+    let tspec = &spec.template.spec;
+    if tspec.requirements.len() > 100 {
+        r.error("spec.template.spec.requirements", "more than 100 requirements", "Karpenter accepts at most 100");
+    }
+    for (i, req) in tspec.requirements.iter().enumerate() {
+        check_requirement(req, &format!("spec.template.spec.requirements[{i}]"), r);
+    }
+    if let Some(meta) = &spec.template.metadata {
+        for (k, v) in &meta.labels {
+            let field = format!("spec.template.metadata.labels.{k}");
+            if let Some(why) = labels::restricted_reason(k) {
+                r.error(
+                    &field,
+                    format!("label `{k}` is not allowed: {why}"),
+                    "remove the label or use your own domain, e.g. example.com/team",
+                );
+            } else if !labels::is_qualified_name(k) {
+                r.error(
+                    &field,
+                    format!("`{k}` is not a valid label key"),
+                    "use [prefix/]name with a DNS prefix and at most 63 characters of a-z, 0-9, -, _ and .",
+                );
+            }
+            if !labels::is_label_value(v) {
+                r.error(
+                    &field,
+                    format!("`{v}` is not a valid label value"),
+                    "use at most 63 characters of a-z, A-Z, 0-9, -, _ and ., starting and ending alphanumeric",
+                );
+            }
+        }
+    }
+    for (list, taints) in [("taints", &tspec.taints), ("startupTaints", &tspec.startup_taints)] {
+        for (i, t) in taints.iter().enumerate() {
+            if !labels::is_qualified_name(&t.key) {
+                r.error(
+                    &format!("spec.template.spec.{list}[{i}].key"),
+                    format!("`{}` is not a valid taint key", t.key),
+                    "use [prefix/]name, e.g. example.com/dedicated",
+                );
+            }
+        }
+    }
+    let reference = &tspec.node_class_ref;
+    if reference.group != "karpenter.k8s.aws" || reference.kind != "EC2NodeClass" {
+        r.error(
+            "spec.template.spec.nodeClassRef",
+            format!(
+                "nodeClassRef points at {}/{}; capstan launches EC2NodeClasses only",
+                reference.group, reference.kind
+            ),
+            "set group: karpenter.k8s.aws and kind: EC2NodeClass",
+        );
+    } else if policy.node_class(&reference.name).is_none() {
+        let names: Vec<&str> = policy.node_classes.iter().map(|c| c.value.metadata.name.as_str()).collect();
+        r.error(
+            "spec.template.spec.nodeClassRef.name",
+            format!("EC2NodeClass `{}` does not exist for cluster `{}`", reference.name, policy.cluster),
+            format!(
+                "define it in base/nodeclasses/ or clusters/{}/nodeclasses/, or reference one of: {}",
+                policy.cluster,
+                if names.is_empty() { "(none defined)".to_string() } else { names.join(", ") }
+            ),
+        );
+    }
+    if let Some(w) = spec.weight
+        && !(1..=100).contains(&w)
+    {
+        r.error("spec.weight", format!("weight {w} is outside 1–100"), "use a weight from 1 to 100, or leave it unset");
+    }
+    if let Some(n) = spec.replicas {
+        if n < 0 {
+            r.error("spec.replicas", "replicas cannot be negative", "set a count of 0 or more");
+        }
+        if spec.weight.is_some() {
+            r.error(
+                "spec.weight",
+                "a static NodePool (replicas set) cannot have a weight",
+                "remove weight or replicas",
+            );
+        }
+        if spec.limits.as_ref().is_some_and(|l| l.keys().any(|k| k != "nodes")) {
+            r.error(
+                "spec.limits",
+                "a static NodePool (replicas set) may only limit `nodes`",
+                "remove the other limits or replicas",
+            );
+        }
+        if r.written("spec.replicas") {
+            r.warning(
+                "spec.replicas",
+                "static NodePools are accepted but not provisioned by capstan yet",
+                "the pool is validated and rendered; its fixed node count is not kept",
+            );
+        }
+    }
+    if let Some(d) = &spec.disruption {
+        if d.consolidate_after.is_none() {
+            r.error(
+                "spec.disruption",
+                "consolidateAfter is required when disruption is set",
+                "add consolidateAfter, e.g. 30s, 5m or Never",
+            );
+        }
+        if d.budgets.len() > 50 {
+            r.error("spec.disruption.budgets", "more than 50 budgets", "Karpenter accepts at most 50");
+        }
+        for (i, b) in d.budgets.iter().enumerate() {
+            let at = format!("spec.disruption.budgets[{i}]");
+            if BudgetNodes::parse(&b.nodes).is_none() {
+                r.error(
+                    &format!("{at}.nodes"),
+                    format!("invalid budget `{}`", b.nodes),
+                    "write a node count such as \"5\" or a percentage from \"0%\" to \"100%\"",
+                );
+            }
+            if b.schedule.is_some() != b.duration.is_some() {
+                r.error(
+                    &at,
+                    "schedule and duration must be set together",
+                    "add the missing one, e.g. schedule: \"0 9 * * mon-fri\" with duration: 8h",
+                );
+            }
+            if let Some(dur) = &b.duration
+                && dur.duration().as_secs() % 60 != 0
+            {
+                r.error(
+                    &format!("{at}.duration"),
+                    format!("budget duration `{dur}` is not whole minutes"),
+                    "use hours and minutes, e.g. 8h or 1h30m",
+                );
+            }
+        }
+        if d.consolidation_policy == Some(super::nodepool::ConsolidationPolicy::Balanced) {
+            r.warning("spec.disruption.consolidationPolicy", "Balanced is treated as WhenEmptyOrUnderutilized", "capstan's own guard against churn is ClusterPolicy consolidation.utilizationThreshold and minNodeLifetime");
+        }
+    }
+    if r.written("status") {
+        r.warning("status", "status is written by a controller and is ignored", "remove it from the config repository");
+    }
+}
+
+fn check_requirement(req: &Requirement, at: &str, r: &mut Reporter) {
+    if let Some(why) = labels::restricted_reason(&req.key) {
+        r.error(
+            &format!("{at}.key"),
+            format!("requirement key `{}` is not allowed: {why}", req.key),
+            "use a well-known label such as karpenter.k8s.aws/instance-family or your own domain",
+        );
+    } else if !labels::is_qualified_name(&req.key) {
+        r.error(&format!("{at}.key"), format!("`{}` is not a valid label key", req.key), "use [prefix/]name");
+    }
+    let n = req.values.len();
+    match req.operator {
+        Operator::In | Operator::NotIn if n == 0 => {
+            r.error(
+                &format!("{at}.values"),
+                format!("operator {:?} needs at least one value", req.operator),
+                "list the values, or use Exists / DoesNotExist",
+            );
+        }
+        Operator::Exists | Operator::DoesNotExist if n > 0 => {
+            r.error(
+                &format!("{at}.values"),
+                format!("operator {:?} takes no values", req.operator),
+                "remove values, or use In / NotIn",
+            );
+        }
+        op if op.is_numeric() => {
+            let ok = n == 1 && req.values[0].parse::<u64>().is_ok();
+            if !ok {
+                r.error(
+                    &format!("{at}.values"),
+                    format!("operator {op:?} needs exactly one non-negative integer value, got {:?}", req.values),
+                    "write one whole number, e.g. values: [\"2\"]",
+                );
+            }
+        }
+        _ => {}
+    }
+    if let Some(min) = req.min_values {
+        if !(1..=50).contains(&min) {
+            r.error(
+                &format!("{at}.minValues"),
+                format!("minValues {min} is outside 1–50"),
+                "use a number from 1 to 50",
+            );
+        } else if req.operator == Operator::In && (min as usize) > n {
+            r.error(
+                &format!("{at}.minValues"),
+                format!("minValues {min} is larger than the {n} values listed"),
+                "list at least minValues values, or lower minValues",
+            );
+        }
+    }
+}
+
+fn check_node_class(class: &EC2NodeClass, r: &mut Reporter) {
+    let s = &class.spec;
+    match (&s.role, &s.instance_profile) {
+        (Some(_), Some(_)) => r.error(
+            "spec.instanceProfile",
+            "role and instanceProfile are both set",
+            "set exactly one: role (an IAM role) or instanceProfile (an existing profile)",
+        ),
+        (None, None) => r.error(
+            "spec",
+            "neither role nor instanceProfile is set",
+            "set role (an IAM role) or instanceProfile (an existing instance profile)",
+        ),
+        _ => {}
+    }
+    check_ami_terms(&s.ami_selector_terms, s.ami_family.is_some(), r);
+    check_selector_terms(&s.subnet_selector_terms, "spec.subnetSelectorTerms", "subnet", r);
+    check_selector_terms(&s.security_group_selector_terms, "spec.securityGroupSelectorTerms", "security group", r);
+    for key in s.tags.keys() {
+        if key.is_empty() || super::translate::is_reserved_tag(key) {
+            r.error(&format!("spec.tags.{key}"), format!("tag `{key}` is reserved"), "capstan sets kubernetes.io/cluster/*, karpenter.sh/nodepool, karpenter.sh/nodeclaim and karpenter.k8s.aws/ec2nodeclass itself; remove it");
+        }
+    }
+    let roots = s.block_device_mappings.iter().filter(|b| b.root_volume == Some(true)).count();
+    if roots > 1 {
+        r.error(
+            "spec.blockDeviceMappings",
+            "more than one block device has rootVolume: true",
+            "mark only the root device",
+        );
+    }
+    for (i, b) in s.block_device_mappings.iter().enumerate() {
+        if let Some(ebs) = &b.ebs
+            && ebs.volume_size.is_none()
+            && ebs.snapshot_id.is_none()
+        {
+            r.error(
+                &format!("spec.blockDeviceMappings[{i}].ebs"),
+                "an EBS volume needs volumeSize or snapshotID",
+                "add volumeSize, e.g. 100Gi",
+            );
+        }
+    }
+    if let Some(k) = &s.kubelet
+        && let (Some(high), Some(low)) = (k.image_gc_high_threshold_percent, k.image_gc_low_threshold_percent)
+        && high <= low
+    {
+        r.error(
+            "spec.kubelet.imageGCHighThresholdPercent",
+            format!("imageGCHighThresholdPercent {high} must be above imageGCLowThresholdPercent {low}"),
+            "raise the high threshold or lower the low one",
+        );
+    }
+    if let Some(m) = &s.metadata_options
+        && let Some(hops) = m.http_put_response_hop_limit
+        && !(1..=64).contains(&hops)
+    {
+        r.error(
+            "spec.metadataOptions.httpPutResponseHopLimit",
+            format!("{hops} is outside 1–64"),
+            "use 1 (no container access to IMDS) or 2",
+        );
+    }
+    for (field, why) in IGNORED_NODE_CLASS_FIELDS {
+        if r.written(field) {
+            r.warning(
+                field,
+                format!("accepted but not acted on by capstan yet: {why}"),
+                "the field is kept in rendered output; launches do not use it",
+            );
+        }
+    }
+    if r.written("status") {
+        r.warning("status", "status is written by a controller and is ignored", "remove it from the config repository");
+    }
+}
+
+/// EC2NodeClass fields capstan accepts and keeps but does not use when launching.
+const IGNORED_NODE_CLASS_FIELDS: &[(&str, &str)] = &[
+    ("spec.capacityReservationSelectorTerms", "capacity reservations are not targeted"),
+    ("spec.instanceStorePolicy", "instance-store RAID0 is not configured"),
+    ("spec.context", "EC2 Fleet context is not passed"),
+    ("spec.ipPrefixCount", "IPv4 prefixes are not assigned"),
+    ("spec.connectionTracking", "connection-tracking timeouts are not set"),
+    ("spec.networkInterfaces", "custom network interfaces are not created"),
+    ("spec.placementGroupSelector", "placement groups are not used"),
+    ("spec.kubelet.evictionSoft", "soft eviction is not modelled"),
+    ("spec.kubelet.evictionSoftGracePeriod", "soft eviction is not modelled"),
+    ("spec.kubelet.evictionMaxPodGracePeriod", "soft eviction is not modelled"),
+    ("spec.kubelet.imageGCHighThresholdPercent", "image GC settings are passed to no bootstrap"),
+    ("spec.kubelet.imageGCLowThresholdPercent", "image GC settings are passed to no bootstrap"),
+    ("spec.kubelet.cpuCFSQuota", "CFS quota is passed to no bootstrap"),
+    ("spec.kubelet.clusterDNS", "cluster DNS is passed to no bootstrap"),
+];
+
+fn check_ami_terms(terms: &[AmiSelectorTerm], has_family: bool, r: &mut Reporter) {
+    let field = "spec.amiSelectorTerms";
+    if terms.is_empty() {
+        return r.error(
+            field,
+            "amiSelectorTerms is empty",
+            "select an AMI by alias (al2023@latest), id, name + owner, ssmParameter or tags",
+        );
+    }
+    let has_alias = terms.iter().any(|t| t.alias.is_some());
+    if has_alias && terms.len() > 1 {
+        r.error(field, "an alias term must be the only AMI selector term", "keep the alias term alone, or drop it");
+    }
+    if !has_alias && !has_family {
+        r.error(
+            "spec",
+            "amiFamily is required when no amiSelectorTerm uses an alias",
+            "set amiFamily (AL2023, Bottlerocket, Custom, …)",
+        );
+    }
+    for (i, t) in terms.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        let named =
+            t.alias.is_some() || t.id.is_some() || t.name.is_some() || t.ssm_parameter.is_some() || !t.tags.is_empty();
+        if !named {
+            r.error(&at, "the term selects nothing", "give it one of alias, id, name, ssmParameter or tags");
+        }
+        if t.id.is_some() && (t.alias.is_some() || !t.tags.is_empty() || t.name.is_some() || t.owner.is_some()) {
+            r.error(&at, "id cannot be combined with alias, tags, name or owner", "use id alone");
+        }
+        if let Some(alias) = &t.alias {
+            let family = alias.split_once('@').map(|(f, _)| f);
+            let known = ["al2", "al2023", "bottlerocket", "windows2019", "windows2022", "windows2025"];
+            if !family.is_some_and(|f| known.contains(&f)) {
+                r.error(
+                    &format!("{at}.alias"),
+                    format!("`{alias}` is not family@version"),
+                    "use e.g. al2023@latest or bottlerocket@v1.20.4",
+                );
+            }
+        }
+    }
+}
+
+fn check_selector_terms(terms: &[SelectorTerm], field: &str, what: &str, r: &mut Reporter) {
+    if terms.is_empty() {
+        return r.error(field, format!("no {what} selector terms"), format!("select {what}s by tags or id"));
+    }
+    for (i, t) in terms.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        if t.id.is_none() && t.tags.is_empty() && t.name.is_none() && t.cidr.is_none() {
+            r.error(&at, "the term selects nothing", "give it tags or an id");
+        }
+        if t.id.is_some() && (!t.tags.is_empty() || t.name.is_some()) {
+            r.error(&at, "id cannot be combined with other selectors", "use id alone");
+        }
+        if what == "subnet" && t.name.is_some() {
+            r.error(
+                &format!("{at}.name"),
+                "subnets are selected by tags, id or cidr, not name",
+                "select by a tag such as Name instead",
+            );
+        }
+        if what != "subnet" && t.cidr.is_some() {
+            r.error(&format!("{at}.cidr"), "security groups are not selected by cidr", "select by tags, id or name");
+        }
+        for (k, v) in &t.tags {
+            if k.is_empty() || v.is_empty() {
+                r.error(
+                    &format!("{at}.tags"),
+                    "selector tags need a non-empty key and value",
+                    "use \"*\" to match any value",
+                );
+            }
+        }
+    }
+}
+
+fn check_cluster_policy(p: &Located<ClusterPolicy>, diags: &mut Diagnostics) {
+    let mut r = Reporter { origin: &p.origin, object: format!("ClusterPolicy/{}", p.value.metadata.name), diags };
+    let spec = &p.value.spec;
+    if let Some(t) = spec.consolidation.as_ref().and_then(|c| c.utilization_threshold)
+        && !(0.0..=1.0).contains(&t)
+    {
+        r.error(
+            "spec.consolidation.utilizationThreshold",
+            format!("{t} is not a fraction"),
+            "use a number from 0 to 1, e.g. 0.5 like Cluster Autoscaler",
+        );
+    }
+    if let Some(b) = &spec.batching
+        && let (Some(idle), Some(max)) = (&b.idle_duration, &b.max_duration)
+        && idle.duration() > max.duration()
+    {
+        r.error(
+            "spec.batching.idleDuration",
+            format!("idleDuration {idle} is longer than maxDuration {max}"),
+            "keep idleDuration at or below maxDuration (defaults 1s and 10s)",
+        );
+    }
+}

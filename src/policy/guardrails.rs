@@ -1,0 +1,190 @@
+//! Guardrails: organisation-wide rules over every cluster's effective policy.
+//!
+//! The built-in set (`policies/guardrails.yaml`) ships inside the binary. A repository's own
+//! `guardrails.yaml` is merged rule by rule keeping the stricter value, so it can tighten the
+//! built-in rules but never loosen them.
+
+use std::collections::BTreeMap;
+
+use super::capstan::{Guardrails, GuardrailsSpec};
+use super::diag::{Diagnostics, Severity};
+use super::document::{self, Origin, steps};
+use super::effective::{EffectivePolicy, Located};
+use super::nodepool::{NodePool, Operator};
+use super::quantity::Quantity;
+use super::translate::{LABEL_CAPACITY_TYPE, LABEL_INSTANCE_TYPE};
+
+/// The built-in rules, as shipped.
+pub const BUILTIN_YAML: &str = include_str!("../../policies/guardrails.yaml");
+
+/// Parses the built-in rules. They are part of the binary, so failure is a build defect.
+pub fn builtin() -> GuardrailsSpec {
+    let docs =
+        document::parse_file("policies/guardrails.yaml", BUILTIN_YAML.as_bytes()).expect("built-in guardrails parse");
+    let origin = Origin::of(&docs[0]);
+    let g: Guardrails =
+        document::typed(&origin, "Guardrails/builtin", &docs[0].value).expect("built-in guardrails are valid");
+    g.spec
+}
+
+/// The stricter of the built-in rules and the repository's, with a warning for each attempt to
+/// loosen a rule.
+pub fn tighten(base: GuardrailsSpec, repo: Option<&(Guardrails, Origin)>, diags: &mut Diagnostics) -> GuardrailsSpec {
+    let Some((g, origin)) = repo else { return base };
+    let object = format!("Guardrails/{}", g.metadata.name);
+    let mut loosen = |field: &str, what: String| {
+        diags.push(origin.diag(
+            Severity::Warning,
+            &object,
+            &steps(field),
+            format!("cannot loosen a built-in guardrail: {what}; the built-in value stays"),
+            "a repository's guardrails.yaml may only tighten rules",
+        ));
+    };
+    let r = &g.spec;
+    let mut out = base.clone();
+    if let Some(v) = r.require_node_pool_limits {
+        if !v && base.require_node_pool_limits == Some(true) {
+            loosen("spec.requireNodePoolLimits", "NodePool limits are required".to_string());
+        }
+        out.require_node_pool_limits = Some(v || base.require_node_pool_limits.unwrap_or(false));
+    }
+    if let Some(v) = r.min_spot_instance_types {
+        let b = base.min_spot_instance_types.unwrap_or(0);
+        if v < b {
+            loosen("spec.minSpotInstanceTypes", format!("the minimum is {b}"));
+        }
+        out.min_spot_instance_types = Some(v.max(b));
+    }
+    for f in &r.forbidden_instance_families {
+        if !out.forbidden_instance_families.contains(f) {
+            out.forbidden_instance_families.push(f.clone());
+        }
+    }
+    out.max_cluster_cpu = stricter(base.max_cluster_cpu, r.max_cluster_cpu.clone());
+    let mut per: BTreeMap<String, Quantity> = base.cluster_cpu;
+    for (c, q) in &r.cluster_cpu {
+        let merged = stricter(per.get(c).cloned(), Some(q.clone()));
+        per.insert(c.clone(), merged.expect("one side is set"));
+    }
+    out.cluster_cpu = per;
+    out
+}
+
+fn stricter(a: Option<Quantity>, b: Option<Quantity>) -> Option<Quantity> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.milli() < a.milli() { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Applies the rules to one cluster.
+pub fn check(rules: &GuardrailsSpec, policy: &EffectivePolicy, diags: &mut Diagnostics) {
+    for pool in &policy.node_pools {
+        check_pool(rules, pool, diags);
+    }
+    check_cluster_cpu(rules, policy, diags);
+}
+
+fn error(pool: &Located<NodePool>, field: &str, message: String, hint: &str, diags: &mut Diagnostics) {
+    let object = format!("NodePool/{}", pool.value.metadata.name);
+    diags.push(pool.origin.diag(Severity::Error, &object, &steps(field), format!("guardrail: {message}"), hint));
+}
+
+fn values_of<'a>(pool: &'a NodePool, key: &str) -> Option<&'a [String]> {
+    let reqs = &pool.spec.template.spec.requirements;
+    reqs.iter().find(|r| r.key == key && r.operator == Operator::In).map(|r| r.values.as_slice())
+}
+
+/// True when the pool may launch spot: a capacity-type requirement allowing it. Without one,
+/// Karpenter launches on-demand only.
+fn allows_spot(pool: &NodePool) -> bool {
+    let reqs = &pool.spec.template.spec.requirements;
+    reqs.iter().filter(|r| r.key == LABEL_CAPACITY_TYPE).any(|r| match r.operator {
+        Operator::In => r.values.iter().any(|v| v == "spot"),
+        Operator::NotIn => !r.values.iter().any(|v| v == "spot"),
+        Operator::Exists => true,
+        _ => false,
+    })
+}
+
+fn check_pool(rules: &GuardrailsSpec, pool: &Located<NodePool>, diags: &mut Diagnostics) {
+    let p = &pool.value;
+    if rules.require_node_pool_limits == Some(true) && p.spec.limits.as_ref().is_none_or(BTreeMap::is_empty) {
+        error(
+            pool,
+            "spec.limits",
+            "the NodePool has no limits".to_string(),
+            "add spec.limits (cpu, memory or nodes) so the pool cannot grow without bound; for a kOps IG set maxSize",
+            diags,
+        );
+    }
+    if let Some(min) = rules.min_spot_instance_types
+        && allows_spot(p)
+        && let Some(types) = values_of(p, LABEL_INSTANCE_TYPE)
+        && types.len() < min as usize
+    {
+        error(
+            pool,
+            "spec.template.spec.requirements",
+            format!("a spot NodePool allows {} instance types; at least {min} are required", types.len()),
+            "allow more instance types (or select by instance-family / instance-category) so spot interruptions and shortages have somewhere to go",
+            diags,
+        );
+    }
+    let forbidden = &rules.forbidden_instance_families;
+    let named_families = values_of(p, "karpenter.k8s.aws/instance-family").into_iter().flatten().map(String::as_str);
+    let named_types = values_of(p, LABEL_INSTANCE_TYPE).into_iter().flatten().map(|t| t.split('.').next().unwrap_or(t));
+    for family in named_families.chain(named_types) {
+        if forbidden.iter().any(|f| f == family) {
+            error(
+                pool,
+                "spec.template.spec.requirements",
+                format!("instance family `{family}` is forbidden"),
+                "remove it; the forbidden families are listed in the guardrails",
+                diags,
+            );
+        }
+    }
+}
+
+fn check_cluster_cpu(rules: &GuardrailsSpec, policy: &EffectivePolicy, diags: &mut Diagnostics) {
+    let ceiling = stricter(rules.max_cluster_cpu.clone(), rules.cluster_cpu.get(&policy.cluster).cloned());
+    let Some(ceiling) = ceiling else { return };
+    let policy_cap = policy.cluster_policy.as_ref().and_then(|p| p.value.spec.limits.as_ref()?.get("cpu").cloned());
+    let pools_cap: Option<i128> =
+        policy.node_pools.iter().map(|p| p.value.spec.limits.as_ref()?.get("cpu").map(Quantity::milli)).sum();
+    let cap = match (policy_cap.as_ref().map(Quantity::milli), pools_cap) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if cap.is_some_and(|c| c <= ceiling.milli()) {
+        return;
+    }
+    let what = match cap {
+        Some(c) => format!("the cluster can reach {} cpu", Quantity::from_milli(c)),
+        None => "the cluster's cpu is unbounded (no ClusterPolicy spec.limits.cpu and not every NodePool limits cpu)"
+            .to_string(),
+    };
+    let message = format!("guardrail: {what}; the ceiling for cluster `{}` is {ceiling}", policy.cluster);
+    let hint = format!("set ClusterPolicy spec.limits.cpu to at most {ceiling}");
+    match &policy.cluster_policy {
+        Some(p) => diags.push(p.origin.diag(
+            Severity::Error,
+            &format!("ClusterPolicy/{}", p.value.metadata.name),
+            &steps("spec.limits.cpu"),
+            message,
+            hint,
+        )),
+        None => diags.push(super::diag::Diagnostic {
+            severity: Severity::Error,
+            file: "base/policy.yaml".to_string(),
+            line: 1,
+            column: 1,
+            object: None,
+            field: None,
+            message,
+            hint: format!("add a ClusterPolicy with spec.limits.cpu at most {ceiling}"),
+        }),
+    }
+}

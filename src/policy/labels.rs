@@ -1,0 +1,148 @@
+//! Label and requirement-key rules shared by NodePool checks and the translation.
+
+/// AWS instance labels Karpenter knows (`karpenter.k8s.aws/<name>`).
+pub const AWS_WELL_KNOWN: &[&str] = &[
+    "instance-category",
+    "instance-family",
+    "instance-generation",
+    "instance-size",
+    "instance-cpu",
+    "instance-cpu-manufacturer",
+    "instance-cpu-sustained-clock-speed-mhz",
+    "instance-memory",
+    "instance-ebs-bandwidth",
+    "instance-network-bandwidth",
+    "instance-hypervisor",
+    "instance-encryption-in-transit-supported",
+    "instance-local-nvme",
+    "instance-gpu-name",
+    "instance-gpu-manufacturer",
+    "instance-gpu-count",
+    "instance-gpu-memory",
+    "instance-accelerator-name",
+    "instance-accelerator-manufacturer",
+    "instance-accelerator-count",
+    "instance-capability-flex",
+    "instance-tenancy",
+    "capacity-reservation-id",
+    "capacity-reservation-type",
+    "capacity-reservation-interruptible",
+    "ec2nodeclass",
+    "placement-group-id",
+    "placement-group-partition",
+];
+
+/// Kubernetes and Karpenter labels usable as requirement keys.
+pub const WELL_KNOWN: &[&str] = &[
+    "karpenter.sh/capacity-type",
+    "topology.kubernetes.io/zone",
+    "topology.kubernetes.io/region",
+    "topology.k8s.aws/zone-id",
+    "node.kubernetes.io/instance-type",
+    "kubernetes.io/arch",
+    "kubernetes.io/os",
+    "node.kubernetes.io/windows-build",
+];
+
+fn domain(key: &str) -> &str {
+    key.split_once('/').map_or("", |(d, _)| d)
+}
+
+fn in_domain(d: &str, suffix: &str) -> bool {
+    d == suffix || d.ends_with(&format!(".{suffix}"))
+}
+
+pub fn is_well_known(key: &str) -> bool {
+    WELL_KNOWN.contains(&key)
+        || key.strip_prefix("karpenter.k8s.aws/").is_some_and(|rest| AWS_WELL_KNOWN.contains(&rest))
+}
+
+/// Why Karpenter refuses `key` as a NodePool label or requirement key, if it does.
+pub fn restricted_reason(key: &str) -> Option<String> {
+    if key == "kubernetes.io/hostname" {
+        return Some("`kubernetes.io/hostname` is set per node and cannot be required by a NodePool".to_string());
+    }
+    if key == "karpenter.sh/nodepool" {
+        return Some("`karpenter.sh/nodepool` is set by the autoscaler itself".to_string());
+    }
+    if is_well_known(key) {
+        return None;
+    }
+    let d = domain(key);
+    let exception =
+        ["kops.k8s.io", "node.kubernetes.io", "node-restriction.kubernetes.io"].iter().any(|s| in_domain(d, s));
+    if exception {
+        return None;
+    }
+    // Karpenter's current CRD no longer refuses the kubernetes.io and k8s.io domains (kOps itself
+    // puts node-role.kubernetes.io/node on translated pools); its own domains stay reserved.
+    let restricted = ["karpenter.sh", "karpenter.k8s.aws"];
+    restricted
+        .iter()
+        .find(|r| in_domain(d, r))
+        .map(|r| format!("the `{r}` label domain is reserved and `{key}` is not one of its well-known labels"))
+}
+
+/// A Kubernetes qualified name: optional DNS prefix and `/`, then a name of at most 63 chars.
+pub fn is_qualified_name(key: &str) -> bool {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    let name_ok = !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|part| {
+                !part.is_empty()
+                    && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && !part.starts_with('-')
+                    && !part.ends_with('-')
+            })
+    });
+    name_ok && prefix_ok
+}
+
+/// A label value: empty, or at most 63 alphanumerics, `-`, `_`, `.`, starting and ending
+/// alphanumeric.
+pub fn is_label_value(value: &str) -> bool {
+    value.is_empty()
+        || (value.len() <= 63
+            && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && value.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restricted_keys() {
+        assert!(restricted_reason("kubernetes.io/hostname").is_some());
+        assert!(restricted_reason("karpenter.sh/nodepool").is_some());
+        assert!(restricted_reason("karpenter.sh/foo").is_some());
+        assert!(restricted_reason("karpenter.k8s.aws/instance-family").is_none());
+        assert!(restricted_reason("karpenter.k8s.aws/made-up").is_some());
+        assert!(restricted_reason("node-role.kubernetes.io/node").is_none());
+        assert!(restricted_reason("kops.k8s.io/instancegroup").is_none());
+        assert!(restricted_reason("team").is_none());
+        assert!(restricted_reason("example.com/team").is_none());
+        assert!(restricted_reason("kubernetes.io/made-up").is_none());
+        assert!(restricted_reason("sub.karpenter.sh/x").is_some());
+    }
+
+    #[test]
+    fn names_and_values() {
+        assert!(is_qualified_name("example.com/special-taint"));
+        assert!(is_qualified_name("billing-team"));
+        assert!(!is_qualified_name("Bad_Prefix/x"));
+        assert!(!is_qualified_name(""));
+        assert!(is_label_value(""));
+        assert!(!is_label_value("-bad"));
+    }
+}

@@ -1,0 +1,271 @@
+//! Walks the config-repository layout and sorts its documents by scope.
+//!
+//! ```text
+//! fleet.yaml                 Fleet
+//! guardrails.yaml            Guardrails (optional; may only tighten the built-in rules)
+//! base/{nodepools,nodeclasses}/*.yaml, base/policy.yaml
+//! clusters/<c>/{cluster.yaml, instancegroups/*, nodepools/*, nodeclasses/*, policy.yaml}
+//! ```
+
+use std::collections::BTreeMap;
+
+use super::capstan::{Fleet, Guardrails};
+use super::diag::{Diagnostic, Diagnostics, Severity};
+use super::document::{self, Kind, Origin, RawDoc};
+use super::snapshot::{Snapshot, is_yaml};
+
+/// A document with its kind.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub kind: Kind,
+    pub doc: RawDoc,
+}
+
+impl Entry {
+    pub fn object(&self) -> String {
+        format!("{}/{}", self.kind.name(), self.doc.name())
+    }
+}
+
+/// Everything read from a repository, before any cluster's policy is computed.
+#[derive(Debug, Default)]
+pub struct Repo {
+    pub fleet: Option<(Fleet, Origin)>,
+    pub guardrails: Option<(Guardrails, Origin)>,
+    pub base: Vec<Entry>,
+    pub clusters: BTreeMap<String, Vec<Entry>>,
+    pub diagnostics: Diagnostics,
+}
+
+/// Where a file sits in the layout.
+enum Place {
+    Fleet,
+    Guardrails,
+    Base(&'static [Kind]),
+    Cluster(String, &'static [Kind]),
+}
+
+// Karpenter users often keep a NodePool and its EC2NodeClass in one file, so both folders take
+// both kinds.
+const POOLS: &[Kind] = &[Kind::NodePool, Kind::EC2NodeClass];
+const CLASSES: &[Kind] = &[Kind::EC2NodeClass, Kind::NodePool];
+const POLICY: &[Kind] = &[Kind::ClusterPolicy];
+const IGS: &[Kind] = &[Kind::InstanceGroup];
+const CLUSTER: &[Kind] = &[Kind::Cluster];
+
+fn place(path: &str) -> Option<Place> {
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["fleet.yaml" | "fleet.yml"] => Some(Place::Fleet),
+        ["guardrails.yaml" | "guardrails.yml"] => Some(Place::Guardrails),
+        ["base", "nodepools", _] => Some(Place::Base(POOLS)),
+        ["base", "nodeclasses", _] => Some(Place::Base(CLASSES)),
+        ["base", "policy.yaml" | "policy.yml"] => Some(Place::Base(POLICY)),
+        ["clusters", c, rest @ ..] => {
+            let kinds = match rest {
+                ["cluster.yaml" | "cluster.yml"] => CLUSTER,
+                ["instancegroups", _] => IGS,
+                ["nodepools", _] => POOLS,
+                ["nodeclasses", _] => CLASSES,
+                ["policy.yaml" | "policy.yml"] => POLICY,
+                _ => return None,
+            };
+            Some(Place::Cluster(c.to_string(), kinds))
+        }
+        _ => None,
+    }
+}
+
+/// Reads every file of the snapshot. Bad files are reported and skipped; the rest still load.
+pub fn load(snapshot: &Snapshot) -> Repo {
+    let mut repo = Repo::default();
+    for (path, bytes) in snapshot.files() {
+        if !is_yaml(path) {
+            continue;
+        }
+        let Some(place) = place(path) else {
+            repo.diagnostics.push(file_warning(
+                path,
+                "file is not part of the config-repository layout and is ignored",
+                "see the layout in the README: fleet.yaml, base/…, clusters/<name>/…",
+            ));
+            continue;
+        };
+        let docs = match document::parse_file(path, bytes) {
+            Ok(docs) => docs,
+            Err(d) => {
+                repo.diagnostics.push(*d);
+                continue;
+            }
+        };
+        for doc in docs {
+            add(&mut repo, &place, doc);
+        }
+    }
+    check_fleet(&mut repo);
+    repo
+}
+
+fn add(repo: &mut Repo, place: &Place, doc: RawDoc) {
+    let kind = match document::identify(&doc) {
+        Ok(kind) => kind,
+        Err(d) => return repo.diagnostics.push(*d),
+    };
+    let entry = Entry { kind, doc };
+    let allowed: &[Kind] = match place {
+        Place::Fleet => &[Kind::Fleet],
+        Place::Guardrails => &[Kind::Guardrails],
+        Place::Base(kinds) | Place::Cluster(_, kinds) => kinds,
+    };
+    if !allowed.contains(&kind) {
+        let names: Vec<&str> = allowed.iter().map(|k| k.name()).collect();
+        let d = Origin::of(&entry.doc).diag(
+            Severity::Error,
+            &entry.object(),
+            &document::steps("kind"),
+            format!("a {} does not belong in this file", kind.name()),
+            format!("this place holds {}; {}", names.join(", "), where_it_goes(kind)),
+        );
+        return repo.diagnostics.push(d);
+    }
+    let origin = Origin::of(&entry.doc);
+    match place {
+        Place::Fleet => set_single(&mut repo.fleet, &mut repo.diagnostics, &entry, origin),
+        Place::Guardrails => set_single(&mut repo.guardrails, &mut repo.diagnostics, &entry, origin),
+        Place::Base(_) => push_unique(&mut repo.base, &mut repo.diagnostics, entry),
+        Place::Cluster(c, _) => {
+            let list = repo.clusters.entry(c.clone()).or_default();
+            push_unique(list, &mut repo.diagnostics, entry)
+        }
+    }
+}
+
+fn where_it_goes(kind: Kind) -> &'static str {
+    match kind {
+        Kind::NodePool => "NodePools go in base/nodepools/ or clusters/<name>/nodepools/",
+        Kind::EC2NodeClass => "EC2NodeClasses go in base/nodeclasses/ or clusters/<name>/nodeclasses/",
+        Kind::InstanceGroup => "InstanceGroups go in clusters/<name>/instancegroups/",
+        Kind::Cluster => "the kOps Cluster spec goes in clusters/<name>/cluster.yaml",
+        Kind::ClusterPolicy => "the ClusterPolicy goes in base/policy.yaml or clusters/<name>/policy.yaml",
+        Kind::Fleet => "the Fleet goes in fleet.yaml",
+        Kind::Guardrails => "repository guardrails go in guardrails.yaml",
+    }
+}
+
+fn set_single<T: serde::de::DeserializeOwned>(
+    slot: &mut Option<(T, Origin)>,
+    diags: &mut Diagnostics,
+    entry: &Entry,
+    origin: Origin,
+) {
+    if slot.is_some() {
+        let d = origin.diag(
+            Severity::Error,
+            &entry.object(),
+            &[],
+            format!("a second {} document", entry.kind.name()),
+            "keep exactly one",
+        );
+        return diags.push(d);
+    }
+    match document::typed_all::<T>(&origin, &entry.object(), &entry.doc.value) {
+        Ok(value) => *slot = Some((value, origin)),
+        Err(errors) => errors.into_iter().for_each(|d| diags.push(d)),
+    }
+}
+
+fn push_unique(list: &mut Vec<Entry>, diags: &mut Diagnostics, entry: Entry) {
+    let same = |e: &&Entry| e.kind == entry.kind && e.doc.name() == entry.doc.name();
+    if let Some(first) = list.iter().find(same) {
+        let (file, span) = Origin::of(&first.doc).locate(&document::steps("metadata.name"));
+        let d = Origin::of(&entry.doc).diag(
+            Severity::Error,
+            &entry.object(),
+            &document::steps("metadata.name"),
+            format!("{} is defined twice; first at {file}:{}:{}", entry.object(), span.line, span.column),
+            "names are unique per kind within base/ and within each cluster folder; rename or remove one",
+        );
+        return diags.push(d);
+    }
+    list.push(entry);
+}
+
+fn check_fleet(repo: &mut Repo) {
+    let Some((fleet, origin)) = &repo.fleet else {
+        if !repo.diagnostics.iter().any(|d| d.file.starts_with("fleet.y")) {
+            repo.diagnostics.push(file_error(
+                "fleet.yaml",
+                "the repository has no fleet.yaml",
+                "add a capstan.io/v1alpha1 Fleet listing the clusters (see examples/fleet/fleet.yaml)",
+            ));
+        }
+        return;
+    };
+    let mut diags = Vec::new();
+    let object = format!("Fleet/{}", fleet.metadata.name);
+    for folder in repo.clusters.keys() {
+        if !fleet.spec.clusters.iter().any(|c| &c.name == folder) {
+            diags.push(origin.diag(
+                Severity::Error,
+                &object,
+                &document::steps("spec.clusters"),
+                format!("cluster folder `clusters/{folder}` is not listed in fleet.yaml"),
+                format!("add `- name: {folder}` with its kopsName, stateStore and region to spec.clusters, or remove the folder"),
+            ));
+        }
+    }
+    for (i, c) in fleet.spec.clusters.iter().enumerate() {
+        let at = |f: &str| document::steps(&format!("spec.clusters[{i}].{f}"));
+        if fleet.spec.clusters[..i].iter().any(|o| o.name == c.name) {
+            diags.push(origin.diag(
+                Severity::Error,
+                &object,
+                &at("name"),
+                format!("cluster `{}` is listed twice", c.name),
+                "list each cluster once",
+            ));
+        }
+        if !fleet.spec.waves.is_empty() && !fleet.spec.waves.iter().any(|w| w.wave == c.wave) {
+            diags.push(origin.diag(
+                Severity::Error,
+                &object,
+                &at("wave"),
+                format!("wave {} is not defined in spec.waves", c.wave),
+                "add the wave with its soakTime to spec.waves",
+            ));
+        }
+        if !(c.state_store.starts_with("s3://") || c.state_store.starts_with("file://")) {
+            diags.push(origin.diag(
+                Severity::Error,
+                &object,
+                &at("stateStore"),
+                format!("unsupported state store `{}`", c.state_store),
+                "use s3://bucket[/prefix] or file:///absolute/path",
+            ));
+        }
+    }
+    for d in diags {
+        repo.diagnostics.push(d);
+    }
+}
+
+fn file_diag(severity: Severity, file: &str, message: &str, hint: &str) -> Diagnostic {
+    Diagnostic {
+        severity,
+        file: file.to_string(),
+        line: 1,
+        column: 1,
+        object: None,
+        field: None,
+        message: message.to_string(),
+        hint: hint.to_string(),
+    }
+}
+
+fn file_error(file: &str, message: &str, hint: &str) -> Diagnostic {
+    file_diag(Severity::Error, file, message, hint)
+}
+
+fn file_warning(file: &str, message: &str, hint: &str) -> Diagnostic {
+    file_diag(Severity::Warning, file, message, hint)
+}

@@ -1,0 +1,25 @@
+//! The effective NodePools and EC2NodeClasses of a cluster as YAML, in a stable order:
+//! NodePools then EC2NodeClasses, each sorted by name.
+
+use super::effective::EffectivePolicy;
+
+/// Renders the cluster's effective policy. Header comments say where the kOps Cluster spec
+/// came from and what is still unresolved.
+pub fn render(policy: &EffectivePolicy) -> Result<String, serde_yaml::Error> {
+    let mut out = format!(
+        "# capstan render: cluster {} (kOps cluster {})\n# kOps Cluster spec: {}\n",
+        policy.cluster, policy.kops_name, policy.cluster_spec_source
+    );
+    for note in &policy.notes {
+        out.push_str(&format!("# note: {note}\n"));
+    }
+    for pool in &policy.node_pools {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&pool.value)?);
+    }
+    for class in &policy.node_classes {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&class.value)?);
+    }
+    Ok(out)
+}
