@@ -35,12 +35,42 @@ pub enum Command {
         #[arg(long)]
         cluster: String,
     },
+    /// Measure the scheduler or other parts; prints what it measured.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
     /// Write the JSON Schemas of every document kind.
     Schema {
         /// Folder to write into.
         #[arg(long, default_value = "policies/schema")]
         out: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Solve pending pods against an instance catalog, cost-optimal and Karpenter-style.
+    Scheduling {
+        #[arg(long, default_value_t = 1000)]
+        pods: usize,
+        /// A catalog JSON file (`capstan catalog export`); the built-in curated catalog otherwise.
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = MixArg::Karpenter)]
+        mix: MixArg,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// One JSON line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MixArg {
+    Karpenter,
+    Generic,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -55,6 +85,9 @@ pub fn main() -> ExitCode {
         Command::Validate { repo, cluster, format } => validate(&repo, cluster.as_deref(), format),
         Command::Render { repo, cluster } => render(&repo, &cluster),
         Command::Schema { out } => schema(&out),
+        Command::Bench { what: BenchCommand::Scheduling { pods, catalog, mix, seed, json } } => {
+            bench_scheduling(pods, catalog.as_deref(), mix, seed, json)
+        }
     }
 }
 
@@ -149,6 +182,38 @@ fn schema(out: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
         println!("wrote {}", path.display());
+    }
+    ExitCode::SUCCESS
+}
+
+fn bench_scheduling(pods: usize, catalog: Option<&Path>, mix: MixArg, seed: u64, json: bool) -> ExitCode {
+    let catalog = match catalog {
+        None => crate::scheduling::builtin::catalog(),
+        Some(path) => match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        {
+            Ok(c) => c,
+            Err(e) => return usage(format!("cannot read catalog {}: {e}", path.display())),
+        },
+    };
+    let which = match mix {
+        MixArg::Karpenter => crate::scheduling::mix::Mix::Karpenter,
+        MixArg::Generic => crate::scheduling::mix::Mix::Generic,
+    };
+    let r = crate::bench::scheduling(&catalog, pods, which, seed);
+    if json {
+        println!("{}", serde_json::to_string(&r).expect("json"));
+    } else {
+        println!("{} pods, {} instance types", r.pods, r.instance_types);
+        println!(
+            "  cost-optimal: {:.1} ms ({:.0} pods/s), {} nodes, ${:.4}/h, {:.4}× the LP bound ${:.4}/h, {} unschedulable",
+            r.solve_ms, r.pods_per_sec, r.nodes, r.cost_per_hour, r.cost_ratio, r.lower_bound_per_hour, r.unschedulable
+        );
+        println!(
+            "  karpenter-style FFD: {:.1} ms, {} nodes, ${:.4}/h, {:.4}× the bound, {} unschedulable",
+            r.ffd_solve_ms, r.ffd_nodes, r.ffd_cost_per_hour, r.ffd_ratio, r.ffd_unschedulable
+        );
     }
     ExitCode::SUCCESS
 }

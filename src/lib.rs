@@ -6,5 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod cli;
 pub mod policy;
+pub mod scheduling;

@@ -8,4 +8,5 @@ mod karpenter_docs;
 mod overlay;
 mod properties;
 mod roundtrip;
+mod sched;
 mod translation;

@@ -1,0 +1,30 @@
+//! The scheduling engine: pending pods, nodes and policy in, a [`Plan`] out. Pure: no I/O, no
+//! async, no clock; the same input gives the same plan.
+//!
+//! ```text
+//! Input { pods, nodes, daemonsets, pools, catalog, limits }
+//!   └─ solve ─► groups ─► topology (zones) ─► existing & in-flight nodes ─► new capacity
+//!                                                      (pack: cost-optimal │ ffd: baseline)
+//! ```
+
+pub mod allocatable;
+pub mod bound;
+pub mod builtin;
+pub mod catalog;
+pub mod ffd;
+pub mod groups;
+pub mod lp;
+pub mod mix;
+pub mod node;
+pub mod pack;
+pub mod plan;
+pub mod pod;
+pub mod pool;
+pub mod requirements;
+pub mod resources;
+pub mod solve;
+pub mod topology;
+pub mod view;
+
+pub use plan::Plan;
+pub use solve::{Input, Strategy, solve};

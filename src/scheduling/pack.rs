@@ -1,0 +1,491 @@
+//! Cost-optimal packing of new capacity.
+//!
+//! A greedy column choice guided by LP dual prices. The most constrained group with pods left
+//! seeds a node; for a shortlist of instance types (those whose capacity is worth the most per
+//! dollar at the current dual prices) and zones, the node is filled with the seed's pods and
+//! then every other compatible group's, largest first; the fill worth the most per dollar wins
+//! and is repeated while the same pods remain. Dual prices are refreshed as the demand shrinks.
+
+use std::cmp::Reverse;
+use std::sync::Arc;
+
+use super::catalog::{CAPACITY_TYPE, INSTANCE_TYPE, ZONE};
+use super::groups::{ExclCounts, Group};
+use super::lp::{self, Column, DIMS};
+use super::plan::{LaunchOption, MAX_OPTIONS, NewClaim, diverse_options};
+use super::requirements::{Requirements, ValueSet};
+use super::resources::{GIB, Resources};
+use super::solve::{Ctx, fit_count};
+use super::view::GroupFit;
+
+/// Instance types tried per seed (by dual efficiency), besides the cheapest that fits.
+const SHORTLIST: usize = 8;
+
+/// A simulated node.
+#[derive(Debug, Clone)]
+struct Fill {
+    pi: usize,
+    pt: usize,
+    zone: String,
+    capacity_type: String,
+    price: f64,
+    /// (group, pods taken).
+    takes: Vec<(usize, u32)>,
+    value: f64,
+    /// Pod requests placed (DaemonSets excluded).
+    requests: Resources,
+}
+
+struct State<'g> {
+    groups: &'g mut [Group],
+    /// Fit tables per pool, by group.
+    table: Vec<Vec<Option<GroupFit>>>,
+    /// Groups in seeding order.
+    order: Vec<usize>,
+    /// Orders in which a node is filled after its seed: cpu first, memory first.
+    fill_orders: Vec<Vec<usize>>,
+    rem: Vec<u32>,
+    taken: Vec<usize>,
+    failed: Vec<bool>,
+    /// Dual prices per dimension.
+    prices: [f64; DIMS],
+    pod_value: Vec<f64>,
+    /// Cheapest allowed on-pool price per pool type.
+    type_price: Vec<Vec<f64>>,
+    /// Pool types by that price, cheapest first.
+    by_price: Vec<Vec<usize>>,
+}
+
+fn cores(r: &Resources) -> f64 {
+    r.cpu as f64 / 1000.0
+}
+
+fn gib(r: &Resources) -> f64 {
+    r.memory as f64 / GIB as f64
+}
+
+pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize) {
+    let active: Vec<usize> =
+        (0..groups.len()).filter(|&gi| !groups[gi].pods.is_empty() && level < groups[gi].levels.len()).collect();
+    if active.is_empty() {
+        return;
+    }
+    let input = ctx.input;
+    let npools = input.pools.len();
+    let mut table = vec![vec![None; groups.len()]; npools];
+    for (pi, row) in table.iter_mut().enumerate() {
+        for &gi in &active {
+            row[gi] =
+                ctx.fits.get((gi, level, pi), &groups[gi], &input.pools[pi], &ctx.views[pi], input.catalog).cloned();
+        }
+    }
+    let mut order = active.clone();
+    order.sort_by_key(|&gi| {
+        let g = &groups[gi];
+        let exclusive = g.roles.iter().any(|r| r.term || r.cap.is_some());
+        (
+            Reverse(g.colocate),
+            Reverse(exclusive),
+            Reverse(!g.pinned.is_empty()),
+            Reverse(g.requests.cpu),
+            Reverse(g.requests.memory),
+        )
+    });
+    let type_price: Vec<Vec<f64>> = (0..npools)
+        .map(|pi| {
+            let reqs = &input.pools[pi].requirements;
+            ctx.views[pi]
+                .types
+                .iter()
+                .map(|pt| input.catalog.types[pt.t].cheapest(reqs).map_or(f64::INFINITY, |o| o.price))
+                .collect()
+        })
+        .collect();
+    let by_price = type_price
+        .iter()
+        .map(|prices| {
+            let mut idx: Vec<usize> = (0..prices.len()).collect();
+            idx.sort_by(|a, b| prices[*a].total_cmp(&prices[*b]));
+            idx
+        })
+        .collect();
+    let rem = groups.iter().map(|g| g.pods.len() as u32).collect();
+    let n = groups.len();
+    let mut by_memory = order.clone();
+    by_memory.sort_by_key(|&gi| (Reverse(groups[gi].requests.memory), Reverse(groups[gi].requests.cpu)));
+    let fill_orders = vec![order.clone(), by_memory];
+    let mut st = State {
+        groups,
+        table,
+        order,
+        fill_orders,
+        rem,
+        taken: vec![0; n],
+        failed: vec![false; n],
+        prices: [0.0; DIMS],
+        pod_value: vec![0.0; n],
+        type_price,
+        by_price,
+    };
+    refresh_prices(ctx, &mut st);
+    let total: u64 = st.rem.iter().map(|r| *r as u64).sum();
+    let mut since_refresh = 0u64;
+    while let Some(seed) = st.order.iter().copied().find(|&gi| st.rem[gi] > 0 && !st.failed[gi]) {
+        let Some(best) = best_fill(ctx, &st, seed) else {
+            st.failed[seed] = true;
+            continue;
+        };
+        since_refresh += commit(ctx, &mut st, &best);
+        if since_refresh * 10 > total {
+            refresh_prices(ctx, &mut st);
+            since_refresh = 0;
+        }
+    }
+    for (gi, g) in st.groups.iter_mut().enumerate() {
+        let t = st.taken[gi];
+        g.pods.drain(..t);
+    }
+}
+
+/// Recomputes the dual prices for the demand left.
+fn refresh_prices(ctx: &Ctx, st: &mut State) {
+    let mut demand = [0.0; DIMS];
+    for &gi in &st.order {
+        let r = st.rem[gi] as f64;
+        let req = &st.groups[gi].requests;
+        demand[0] += r * cores(req);
+        demand[1] += r * gib(req);
+        demand[2] += r * req.pods as f64;
+    }
+    demand[3] = min_nodes(ctx.keys.len(), st.groups, &st.order, &st.rem);
+    let mut columns = Vec::new();
+    for (pi, view) in ctx.views.iter().enumerate() {
+        for (pt, t) in view.types.iter().enumerate() {
+            if st.order.iter().any(|&gi| st.rem[gi] > 0 && st.table[pi][gi].as_ref().is_some_and(|f| f.any_type(pt))) {
+                let a = &t.alloc;
+                columns.push(Column { offers: [cores(a), gib(a), a.pods as f64, 1.0], price: st.type_price[pi][pt] });
+            }
+        }
+    }
+    if let Some(r) = lp::relax(&columns, demand) {
+        st.prices = r.prices;
+        if std::env::var("CAPSTAN_DEBUG_PACK").is_ok() {
+            eprintln!("duals {:?} demand {demand:?} bound {}", r.prices, r.bound);
+        }
+    }
+    if st.prices.iter().all(|p| *p == 0.0) {
+        st.prices = [0.04, 0.005, 0.0, 0.0];
+    }
+    for (gi, g) in st.groups.iter().enumerate() {
+        let r = &g.requests;
+        st.pod_value[gi] = st.prices[0] * cores(r) + st.prices[1] * gib(r) + st.prices[2] * r.pods as f64;
+    }
+}
+
+/// The fewest nodes the per-node exclusions allow: self anti-affinity puts one matching pod on
+/// a node, a hostname spread at most max-skew.
+pub fn min_nodes(keys: usize, groups: &[Group], order: &[usize], rem: &[u32]) -> f64 {
+    let mut most = 0.0f64;
+    for k in 0..keys {
+        let mut one_each = 0.0;
+        let mut capped: Option<(f64, u32)> = None;
+        for &gi in order {
+            for r in groups[gi].roles.iter().filter(|r| r.key == k) {
+                if r.term && r.counts {
+                    one_each += rem[gi] as f64;
+                }
+                if let Some(cap) = r.cap.filter(|_| r.counts) {
+                    let (n, c) = capped.unwrap_or((0.0, cap));
+                    capped = Some((n + rem[gi] as f64, c.min(cap)));
+                }
+            }
+        }
+        most = most.max(one_each);
+        if let Some((n, cap)) = capped {
+            most = most.max((n / cap.max(1) as f64).ceil());
+        }
+    }
+    most
+}
+
+/// The best node to open for `seed`, over the highest-weight pools that can take it.
+fn best_fill(ctx: &mut Ctx, st: &State, seed: usize) -> Option<Fill> {
+    let input = ctx.input;
+    let mut best: Option<Fill> = None;
+    let mut weight: Option<i64> = None;
+    for (pi, pool) in input.pools.iter().enumerate() {
+        if weight.is_some_and(|w| pool.weight < w) {
+            break;
+        }
+        let Some(fit) = &st.table[pi][seed] else { continue };
+        let view = &ctx.views[pi];
+        let mut usable: Vec<usize> = Vec::new();
+        let mut limit_reason = None;
+        for pt in 0..view.types.len() {
+            if !fit.any_type(pt) || !st.type_price[pi][pt].is_finite() {
+                continue;
+            }
+            match ctx.limit_room(pi, &view.types[pt].capacity) {
+                Ok(()) => usable.push(pt),
+                Err(r) => limit_reason = Some(r),
+            }
+        }
+        if usable.is_empty() {
+            if let Some(r) = limit_reason {
+                ctx.note(seed, r);
+            }
+            continue;
+        }
+        let eff = |pt: usize| {
+            let a = &view.types[pt].alloc;
+            (st.prices[0] * cores(a) + st.prices[1] * gib(a) + st.prices[2] * a.pods as f64 + st.prices[3])
+                / st.type_price[pi][pt]
+        };
+        let mut shortlist = usable.clone();
+        let g = &st.groups[seed];
+        if g.colocate {
+            // Pods that must share a node: the cheapest types that hold them all.
+            let all = st.rem[seed];
+            shortlist.retain(|&pt| fit_count(&view.types[pt].alloc, &g.requests) >= all);
+            shortlist.sort_by(|a, b| st.type_price[pi][*a].total_cmp(&st.type_price[pi][*b]));
+            if shortlist.is_empty() {
+                shortlist = usable.clone();
+                shortlist.sort_by(|a, b| view.types[*b].alloc.cpu.cmp(&view.types[*a].alloc.cpu));
+            }
+        } else {
+            shortlist.sort_by(|a, b| eff(*b).total_cmp(&eff(*a)));
+        }
+        shortlist.truncate(SHORTLIST);
+        if let Some(cheapest) =
+            usable.iter().copied().min_by(|a, b| st.type_price[pi][*a].total_cmp(&st.type_price[pi][*b]))
+            && !shortlist.contains(&cheapest)
+            && !g.colocate
+        {
+            shortlist.push(cheapest);
+        }
+        for pt in shortlist {
+            for (zone, cap, price) in offerings(ctx, fit, pi, pt) {
+                for fill_order in &st.fill_orders {
+                    if let Some(f) = simulate(ctx, st, fill_order, seed, pi, pt, &zone, &cap, price)
+                        && best.as_ref().is_none_or(|b| better(&f, b, st, seed))
+                    {
+                        best = Some(f);
+                    }
+                }
+            }
+        }
+        if best.is_some() {
+            weight = Some(pool.weight);
+        }
+    }
+    best
+}
+
+/// Whether fill `a` beats `b`: more value per dollar, except that pods which must share a node
+/// prefer the fill that takes more of them.
+fn better(a: &Fill, b: &Fill, st: &State, seed: usize) -> bool {
+    if st.groups[seed].colocate && a.takes[0].1 != b.takes[0].1 {
+        return a.takes[0].1 > b.takes[0].1;
+    }
+    a.value / a.price > b.value / b.price + 1e-12
+}
+
+/// The cheapest allowed offering per zone for a type, under the seed's requirements.
+fn offerings(ctx: &Ctx, fit: &GroupFit, pi: usize, pt: usize) -> Vec<(String, String, f64)> {
+    let t = &ctx.catalog().types[ctx.views[pi].types[pt].t];
+    let mut out: Vec<(String, String, f64)> = Vec::new();
+    for alt in fit.alts.iter().filter(|a| a.types[pt]) {
+        for o in t.offerings_for(&alt.reqs) {
+            match out.iter_mut().find(|(z, _, _)| *z == o.zone) {
+                Some(e) if o.price < e.2 => *e = (o.zone.clone(), o.capacity_type.label().to_string(), o.price),
+                Some(_) => {}
+                None => out.push((o.zone.clone(), o.capacity_type.label().to_string(), o.price)),
+            }
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn simulate(
+    ctx: &Ctx,
+    st: &State,
+    order: &[usize],
+    seed: usize,
+    pi: usize,
+    pt: usize,
+    zone: &str,
+    cap: &str,
+    price: f64,
+) -> Option<Fill> {
+    let pool_type = &ctx.views[pi].types[pt];
+    let mut free = pool_type.alloc.clone();
+    let mut excl = ExclCounts::new(ctx.keys.len());
+    let mut takes = Vec::new();
+    let mut value = st.prices[3];
+    let g = &st.groups[seed];
+    let n = fit_count(&free, &g.requests).min(excl.room(&g.roles)).min(st.rem[seed]);
+    if n == 0 {
+        return None;
+    }
+    free.sub_times(&g.requests, n as i64);
+    excl.add(&g.roles, n);
+    takes.push((seed, n));
+    value += n as f64 * st.pod_value[seed];
+    for &gi in order {
+        if gi == seed || st.rem[gi] == 0 || st.groups[gi].colocate {
+            continue;
+        }
+        let Some(fit) = &st.table[pi][gi] else { continue };
+        if fit.alt_for(pt, zone, cap).is_none() {
+            continue;
+        }
+        let h = &st.groups[gi];
+        let n = fit_count(&free, &h.requests).min(excl.room(&h.roles)).min(st.rem[gi]);
+        if n == 0 {
+            continue;
+        }
+        free.sub_times(&h.requests, n as i64);
+        excl.add(&h.roles, n);
+        takes.push((gi, n));
+        value += n as f64 * st.pod_value[gi];
+    }
+    let requests = &pool_type.alloc - &free;
+    Some(Fill { pi, pt, zone: zone.to_string(), capacity_type: cap.to_string(), price, takes, value, requests })
+}
+
+/// Emits the fill as claims, as many times as the same pods remain and limits allow. Returns
+/// the pods placed.
+fn commit(ctx: &mut Ctx, st: &mut State, f: &Fill) -> u64 {
+    let colocate = f.takes.iter().any(|(gi, _)| st.groups[*gi].colocate);
+    let repeats = if colocate { 1 } else { f.takes.iter().map(|(gi, n)| st.rem[*gi] / n).min().unwrap_or(1).max(1) };
+    let (options, requirements) = match launch_options(ctx, st, f) {
+        Ok(o) => o,
+        Err(reason) => {
+            ctx.note(f.takes[0].0, format!("NodePool {}: {reason}", ctx.input.pools[f.pi].name));
+            st.failed[f.takes[0].0] = true;
+            return 0;
+        }
+    };
+    let input = ctx.input;
+    let pool = &input.pools[f.pi];
+    let pool_type = ctx.views[f.pi].types[f.pt].clone();
+    let capacity = pool_type.capacity.clone();
+    let name = ctx.catalog().types[pool_type.t].name.clone();
+    let mut placed = 0u64;
+    if std::env::var("CAPSTAN_DEBUG_PACK").is_ok() {
+        eprintln!(
+            "commit {} {} x{repeats} takes {:?} value/price {:.3}",
+            ctx.catalog().types[pool_type.t].name,
+            f.zone,
+            f.takes.iter().map(|(g, n)| (*g, *n, st.rem[*g])).collect::<Vec<_>>(),
+            f.value / f.price
+        );
+    }
+    for _ in 0..repeats {
+        if let Err(r) = ctx.limit_room(f.pi, &capacity) {
+            for (gi, _) in &f.takes {
+                ctx.note(*gi, r.clone());
+            }
+            st.failed[f.takes[0].0] = true;
+            break;
+        }
+        ctx.use_capacity(f.pi, &capacity);
+        let mut pods = Vec::new();
+        for &(gi, n) in &f.takes {
+            let start = st.taken[gi];
+            for &p in &st.groups[gi].pods[start..start + n as usize] {
+                pods.push(ctx.input.pods[p].name.clone());
+            }
+            st.taken[gi] += n as usize;
+            st.rem[gi] -= n;
+            placed += n as u64;
+        }
+        let seq = ctx.plan.claims.len();
+        ctx.plan.claims.push(NewClaim {
+            name: format!("{}-{seq:05}", pool.name),
+            node_pool: pool.name.clone(),
+            instance_type: name.clone(),
+            zone: f.zone.clone(),
+            capacity_type: if f.capacity_type == "spot" {
+                super::catalog::CapacityType::Spot
+            } else {
+                super::catalog::CapacityType::OnDemand
+            },
+            price: f.price,
+            options: options.clone(),
+            requirements: requirements.clone(),
+            pods,
+            requests: &f.requests + &pool_type.overhead,
+            allocatable: &pool_type.alloc + &pool_type.overhead,
+        });
+        if colocate {
+            for (gi, _) in &f.takes {
+                if st.groups[*gi].colocate && st.rem[*gi] > 0 {
+                    ctx.note(
+                        *gi,
+                        "pod affinity on hostname: the pods that must share a node do not fit on one".to_string(),
+                    );
+                    st.failed[*gi] = true;
+                }
+            }
+        }
+    }
+    placed
+}
+
+/// Up to 60 offerings, cheapest first, that can hold the fill's pods; the chosen one first.
+fn launch_options(ctx: &Ctx, st: &State, f: &Fill) -> Result<(Arc<Vec<LaunchOption>>, Requirements), String> {
+    let catalog = ctx.catalog();
+    let view = &ctx.views[f.pi];
+    let chosen = &catalog.types[view.types[f.pt].t];
+    let mut options = vec![LaunchOption {
+        instance_type: chosen.name.clone(),
+        zone: f.zone.clone(),
+        capacity_type: cap_type(&f.capacity_type),
+        price: f.price,
+    }];
+    let mut reqs = ctx.input.pools[f.pi].requirements.clone();
+    for (gi, _) in &f.takes {
+        if let Some(alt) = st.table[f.pi][*gi].as_ref().and_then(|fit| fit.alt_for(f.pt, &f.zone, &f.capacity_type)) {
+            reqs = reqs.intersect(&alt.reqs);
+        }
+    }
+    let want_all = reqs.min_values().next().is_some();
+    for &pt in &st.by_price[f.pi] {
+        if options.len() >= MAX_OPTIONS && !want_all {
+            break;
+        }
+        let t = &view.types[pt];
+        if !f.requests.fits(&t.alloc) {
+            continue;
+        }
+        let it = &catalog.types[t.t];
+        for o in it.offerings_for(&reqs) {
+            let same = it.name == chosen.name && o.zone == f.zone && o.capacity_type.label() == f.capacity_type;
+            let all_ok = f.takes.iter().all(|(gi, _)| {
+                st.table[f.pi][*gi]
+                    .as_ref()
+                    .is_some_and(|fit| fit.alt_for(pt, &o.zone, o.capacity_type.label()).is_some())
+            });
+            if !same && all_ok {
+                options.push(LaunchOption {
+                    instance_type: it.name.clone(),
+                    zone: o.zone.clone(),
+                    capacity_type: o.capacity_type,
+                    price: o.price,
+                });
+            }
+        }
+    }
+    let options = diverse_options(options, &reqs, catalog)?;
+    let mut narrowed = reqs;
+    narrowed.add(INSTANCE_TYPE, ValueSet::of(false, options.iter().map(|o| o.instance_type.as_str())));
+    narrowed.add(ZONE, ValueSet::of(false, options.iter().map(|o| o.zone.as_str())));
+    narrowed.add(CAPACITY_TYPE, ValueSet::of(false, options.iter().map(|o| o.capacity_type.label())));
+    Ok((Arc::new(options), narrowed))
+}
+
+fn cap_type(label: &str) -> super::catalog::CapacityType {
+    if label == "spot" { super::catalog::CapacityType::Spot } else { super::catalog::CapacityType::OnDemand }
+}

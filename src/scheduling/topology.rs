@@ -1,0 +1,268 @@
+//! Zone-level topology, decided before packing: topology spread over zones (and capacity
+//! types), zonal pod affinity and zonal anti-affinity become a pinned domain per pod.
+//!
+//! Hostname-level rules are per-node exclusions (see `groups`).
+
+use std::collections::BTreeMap;
+
+use super::catalog::{CAPACITY_TYPE, ZONE};
+use super::groups::Group;
+use super::node::Node;
+use super::pod::{Constraints, Selector, WhenUnsatisfiable};
+use super::requirements::{Requirements, ValueSet};
+
+/// Where each domain's pods stand, and which domains a pod may use.
+pub struct Domains<'a> {
+    pub nodes: &'a [Node],
+    /// Every zone the catalog and pools offer, sorted.
+    pub zones: Vec<String>,
+}
+
+fn pin(key: &str, value: &str) -> Requirements {
+    let mut r = Requirements::new();
+    r.add(key, ValueSet::one(value));
+    r
+}
+
+impl Domains<'_> {
+    fn values(&self, key: &str) -> Vec<String> {
+        if key == ZONE { self.zones.clone() } else { vec!["on-demand".to_string(), "spot".to_string()] }
+    }
+
+    /// Existing pods matching `selector` (in `namespace`) per domain of `key`.
+    fn existing(&self, key: &str, selector: &Selector, namespace: &str) -> BTreeMap<String, u32> {
+        let mut counts = BTreeMap::new();
+        for n in self.nodes {
+            let Some(domain) = n.label(key) else { continue };
+            let c = n.pods.iter().filter(|p| p.namespace == namespace && selector.matches(&p.labels)).count() as u32;
+            *counts.entry(domain.to_string()).or_insert(0) += c;
+        }
+        counts
+    }
+
+    /// Domains of `key` a group's pods may use under its first requirement alternative.
+    fn eligible(&self, key: &str, g: &Group) -> Vec<String> {
+        let alts = g.alternatives(0);
+        self.values(key).into_iter().filter(|d| alts.iter().any(|a| a.get(key).is_none_or(|s| s.has(d)))).collect()
+    }
+}
+
+/// The outcome for pods that no domain can take.
+pub struct Rejected {
+    pub pods: Vec<usize>,
+    pub reason: String,
+}
+
+/// Pins pods with zone or capacity-type spread (DoNotSchedule), zonal affinity and zonal
+/// anti-affinity to a domain each. Returns the groups (split as needed) and rejected pods.
+pub fn pin_domains(groups: Vec<Group>, domains: &Domains) -> (Vec<Group>, Vec<Rejected>) {
+    let mut rejected = Vec::new();
+    let mut out = Vec::new();
+    // Spread: water-fill per (key, selector), across every group carrying the constraint.
+    let mut spread_keys: Vec<(String, Selector, u32)> = Vec::new();
+    for g in &groups {
+        for s in &g.constraints.spread {
+            let domain_key = s.topology_key == ZONE || s.topology_key == CAPACITY_TYPE;
+            if domain_key && s.when_unsatisfiable == WhenUnsatisfiable::DoNotSchedule {
+                let k = (s.topology_key.clone(), s.selector.clone(), s.max_skew);
+                if !spread_keys.contains(&k) {
+                    spread_keys.push(k);
+                }
+            }
+        }
+    }
+    let mut groups = groups;
+    for (key, selector, _skew) in &spread_keys {
+        let carries = |c: &Constraints| c.spread.iter().any(|s| s.topology_key == *key && s.selector == *selector);
+        let members: Vec<usize> = (0..groups.len()).filter(|&i| carries(&groups[i].constraints)).collect();
+        let Some(&first) = members.first() else { continue };
+        let namespace = groups[first].constraints.namespace.clone();
+        let mut counts = domains.existing(key, selector, &namespace);
+        let mut splits: Vec<(usize, String, Vec<usize>)> = Vec::new();
+        for &gi in &members {
+            let eligible = domains.eligible(key, &groups[gi]);
+            if eligible.is_empty() {
+                rejected.push(Rejected {
+                    pods: groups[gi].pods.clone(),
+                    reason: format!("topology spread on {key}: no eligible domain"),
+                });
+                groups[gi].pods.clear();
+                continue;
+            }
+            let mut per: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+            for &p in &groups[gi].pods {
+                let d = eligible
+                    .iter()
+                    .min_by_key(|d| (counts.get(*d).copied().unwrap_or(0), (*d).clone()))
+                    .unwrap()
+                    .clone();
+                *counts.entry(d.clone()).or_insert(0) += 1;
+                per.entry(d).or_default().push(p);
+            }
+            for (d, pods) in per {
+                splits.push((gi, d, pods));
+            }
+        }
+        for (gi, d, pods) in splits {
+            let g = groups[gi].split(pods, &pin(key, &d));
+            groups.push(g);
+        }
+        groups.retain(|g| !g.pods.is_empty());
+    }
+    // Zonal affinity and anti-affinity.
+    let mut affinity_zone: BTreeMap<String, String> = BTreeMap::new();
+    let mut anti_taken: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut next_zone = 0usize;
+    for mut g in groups {
+        let c = g.constraints.clone();
+        if let Some(t) = c.pod_affinity.iter().find(|t| t.topology_key == ZONE) {
+            let ns = t.namespaces.first().cloned().unwrap_or_else(|| c.namespace.clone());
+            let existing = domains.existing(ZONE, &t.selector, &ns);
+            let key = format!("{:?}/{ns}", t.selector);
+            let chosen = existing.iter().filter(|(_, n)| **n > 0).max_by_key(|(_, n)| **n).map(|(z, _)| z.clone());
+            let eligible = domains.eligible(ZONE, &g);
+            let zone = match (chosen, affinity_zone.get(&key)) {
+                (Some(z), _) => Some(z),
+                (None, Some(z)) => Some(z.clone()),
+                (None, None) if t.selector.matches(&c.labels) && !eligible.is_empty() => {
+                    let z = eligible[next_zone % eligible.len()].clone();
+                    next_zone += 1;
+                    Some(z)
+                }
+                _ => None,
+            };
+            match zone {
+                Some(z) => {
+                    affinity_zone.insert(key, z.clone());
+                    g.pinned = g.pinned.intersect(&pin(ZONE, &z));
+                }
+                None => {
+                    rejected.push(Rejected {
+                        pods: std::mem::take(&mut g.pods),
+                        reason: "pod affinity on zone: no pod matches the selector".to_string(),
+                    });
+                    continue;
+                }
+            }
+        }
+        if let Some(t) = c.pod_anti_affinity.iter().find(|t| t.topology_key == ZONE) {
+            let ns = t.namespaces.first().cloned().unwrap_or_else(|| c.namespace.clone());
+            let taken = domains.existing(ZONE, &t.selector, &ns);
+            let key = format!("{:?}/{ns}", t.selector);
+            let used = anti_taken.entry(key).or_default();
+            let free: Vec<String> = domains
+                .eligible(ZONE, &g)
+                .into_iter()
+                .filter(|z| taken.get(z).copied().unwrap_or(0) == 0 && !used.contains(z))
+                .collect();
+            let self_match = t.selector.matches(&c.labels);
+            if self_match {
+                let pods = std::mem::take(&mut g.pods);
+                let n = pods.len().min(free.len());
+                used.extend(free[..n].iter().cloned());
+                for (p, z) in pods[..n].iter().zip(&free) {
+                    let mut one = g.clone();
+                    one.pods = vec![*p];
+                    one.pinned = one.pinned.intersect(&pin(ZONE, z));
+                    out.push(one);
+                }
+                if pods.len() > n {
+                    rejected.push(Rejected {
+                        pods: pods[n..].to_vec(),
+                        reason: format!("pod anti-affinity on zone: only {} zone(s) free of matching pods", free.len()),
+                    });
+                }
+                continue;
+            }
+            let mut allowed = Requirements::new();
+            allowed.add(ZONE, ValueSet::of(false, free.iter().map(String::as_str)));
+            g.pinned = g.pinned.intersect(&allowed);
+        }
+        out.push(g);
+    }
+    (out, rejected)
+}
+
+/// After packing: where a pinned domain could not get capacity (limits, shortages), the pods
+/// placed in other domains may now break their spread. Kubernetes would leave such pods
+/// pending rather than skew, so they are taken back out of the plan with the reason.
+pub fn enforce_spread(plan: &mut super::plan::Plan, input: &super::solve::Input, zones: &[String]) {
+    use super::plan::Unschedulable;
+    let mut keys: Vec<(String, Selector, u32, String)> = Vec::new();
+    for p in &input.pods {
+        for s in &p.constraints.spread {
+            let domain_key = s.topology_key == ZONE || s.topology_key == CAPACITY_TYPE;
+            if domain_key && s.when_unsatisfiable == WhenUnsatisfiable::DoNotSchedule {
+                let k = (s.topology_key.clone(), s.selector.clone(), s.max_skew, p.constraints.namespace.clone());
+                if !keys.contains(&k) {
+                    keys.push(k);
+                }
+            }
+        }
+    }
+    if keys.is_empty() {
+        return;
+    }
+    let by_name: std::collections::HashMap<&str, &super::pod::Pod> =
+        input.pods.iter().map(|p| (p.name.as_str(), p)).collect();
+    for (key, selector, skew, ns) in keys {
+        let carries = |c: &Constraints| c.spread.iter().any(|s| s.topology_key == key && s.selector == selector);
+        let domains = Domains { nodes: &input.nodes, zones: zones.to_vec() };
+        let first = input.pods.iter().find(|p| carries(&p.constraints)).expect("a carrier");
+        let alts = super::groups::levels(&first.constraints).pop().unwrap_or_default();
+        let eligible: Vec<String> = domains
+            .values(&key)
+            .into_iter()
+            .filter(|d| alts.iter().any(|a| a.get(&key).is_none_or(|s| s.has(d))))
+            .collect();
+        let mut counts = domains.existing(&key, &selector, &ns);
+        let domain_of_claim =
+            |c: &super::plan::NewClaim| if key == ZONE { c.zone.clone() } else { c.capacity_type.label().to_string() };
+        for b in &plan.bindings {
+            let node = input.nodes.iter().find(|n| n.name == b.node);
+            if let (Some(d), Some(p)) = (node.and_then(|n| n.label(&key)), by_name.get(b.pod.as_str()))
+                && p.namespace() == ns
+                && selector.matches(p.labels())
+            {
+                *counts.entry(d.to_string()).or_insert(0) += 1;
+            }
+        }
+        for c in &plan.claims {
+            let n = c
+                .pods
+                .iter()
+                .filter(|p| {
+                    by_name.get(p.as_str()).is_some_and(|p| p.namespace() == ns && selector.matches(p.labels()))
+                })
+                .count() as u32;
+            *counts.entry(domain_of_claim(c)).or_insert(0) += n;
+        }
+        loop {
+            let count = |d: &String| counts.get(d).copied().unwrap_or(0);
+            let (Some(min), Some(max)) =
+                (eligible.iter().map(count).min(), eligible.iter().max_by_key(|d| count(d)).cloned())
+            else {
+                break;
+            };
+            if count(&max) <= min + skew {
+                break;
+            }
+            // Take back the newest carrier placed in the fullest domain.
+            let found = plan.claims.iter().enumerate().rev().find_map(|(ci, c)| {
+                (domain_of_claim(c) == max).then(|| {
+                    c.pods
+                        .iter()
+                        .rposition(|p| by_name.get(p.as_str()).is_some_and(|p| carries(&p.constraints)))
+                        .map(|pi| (ci, pi))
+                })?
+            });
+            let Some((ci, pi)) = found else { break };
+            let name = plan.claims[ci].pods.remove(pi);
+            let pod = by_name[name.as_str()];
+            plan.claims[ci].requests -= &pod.requests;
+            *counts.entry(max.clone()).or_insert(0) -= 1;
+            plan.unschedulable.push(Unschedulable { pod: name, reason: format!("topology spread on {key}: another {key} could not get capacity for its share, so this pod would exceed max skew {skew}") });
+        }
+    }
+    plan.claims.retain(|c| !c.pods.is_empty());
+}
