@@ -136,6 +136,10 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize) {
             continue;
         };
         since_refresh += commit(ctx, &mut st, &best);
+        let rem = &st.rem;
+        for order in st.fill_orders.iter_mut() {
+            order.retain(|&gi| rem[gi] > 0);
+        }
         if since_refresh * 10 > total {
             refresh_prices(ctx, &mut st);
             since_refresh = 0;
@@ -263,16 +267,34 @@ fn best_fill(ctx: &mut Ctx, st: &State, seed: usize) -> Option<Fill> {
         {
             shortlist.push(cheapest);
         }
+        // First pass: each shortlisted type in its cheapest zone, filled largest-cpu first.
+        let mut ranked: Vec<(Fill, Vec<(String, String, f64)>)> = Vec::new();
         for pt in shortlist {
-            for (zone, cap, price) in offerings(ctx, fit, pi, pt) {
+            let mut zones = offerings(ctx, fit, pi, pt);
+            zones.sort_by(|a, b| a.2.total_cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
+            let Some((zone, cap, price)) = zones.first().cloned() else { continue };
+            if let Some(f) = simulate(ctx, st, &st.fill_orders[0], seed, pi, pt, &zone, &cap, price) {
+                ranked.push((f, zones));
+            }
+        }
+        ranked.sort_by(|a, b| if better(&a.0, &b.0, st, seed) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater });
+        // Second pass: the two best types in their other zones and with the other fill order.
+        for (first, zones) in ranked.iter().take(2) {
+            for (zone, cap, price) in zones {
                 for fill_order in &st.fill_orders {
-                    if let Some(f) = simulate(ctx, st, fill_order, seed, pi, pt, &zone, &cap, price)
+                    if let Some(f) = simulate(ctx, st, fill_order, seed, pi, first.pt, zone, cap, *price)
+                        && better(&f, first, st, seed)
                         && best.as_ref().is_none_or(|b| better(&f, b, st, seed))
                     {
                         best = Some(f);
                     }
                 }
             }
+        }
+        if let Some((f, _)) = ranked.into_iter().next()
+            && best.as_ref().is_none_or(|b| better(&f, b, st, seed))
+        {
+            best = Some(f);
         }
         if best.is_some() {
             weight = Some(pool.weight);

@@ -74,9 +74,12 @@ pub fn pin_domains(groups: Vec<Group>, domains: &Domains) -> (Vec<Group>, Vec<Re
     let mut groups = groups;
     for (key, selector, _skew) in &spread_keys {
         let carries = |c: &Constraints| c.spread.iter().any(|s| s.topology_key == *key && s.selector == *selector);
-        let members: Vec<usize> = (0..groups.len()).filter(|&i| carries(&groups[i].constraints)).collect();
-        let Some(&first) = members.first() else { continue };
+        let Some(first) = groups.iter().position(|g| carries(&g.constraints)) else { continue };
         let namespace = groups[first].constraints.namespace.clone();
+        // Pods that match the selector count towards the spread wherever they land, so they
+        // are spread with the pods that carry it.
+        let counted = |c: &Constraints| carries(c) || (c.namespace == namespace && selector.matches(&c.labels));
+        let members: Vec<usize> = (0..groups.len()).filter(|&i| counted(&groups[i].constraints) && !groups[i].pods.is_empty()).collect();
         let mut counts = domains.existing(key, selector, &namespace);
         let mut splits: Vec<(usize, String, Vec<usize>)> = Vec::new();
         for &gi in &members {
