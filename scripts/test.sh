@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what the tests need, then runs formatting, lint and every test.
-# Safe to run again: builds are cached under target/.
+# The whole test suite: installs what the tests need (moto's EC2/S3 server in a virtualenv),
+# starts it on 127.0.0.1, then runs formatting, lint and every test. Safe to run again:
+# builds and installs are cached under target/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+ENV_DIR=target/test-env
+MOTO_VERSION=5.1.22
+mkdir -p "$ENV_DIR"
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -11,8 +16,59 @@ need_rust() {
     echo "error: cargo not found; install Rust (https://rustup.rs) and run again" >&2
     exit 1
   fi
-  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy
+  if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+    rustup component add rustfmt clippy
+  fi
 }
+
+need_python_venv() {
+  if python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    return
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+  else
+    echo "error: python3 with venv is needed for moto; install python3-venv" >&2
+    exit 1
+  fi
+}
+
+install_moto() {
+  local venv="$ENV_DIR/moto-$MOTO_VERSION"
+  if [ ! -x "$venv/bin/moto_server" ]; then
+    need_python_venv
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  fi
+  MOTO_BIN="$venv/bin/moto_server"
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+start_moto() {
+  local port
+  port=$(free_port)
+  "$MOTO_BIN" -H 127.0.0.1 -p "$port" >"$ENV_DIR/moto.log" 2>&1 &
+  MOTO_PID=$!
+  for _ in $(seq 1 100); do
+    if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" >/dev/null 2>&1; then
+      export CAPSTAN_TEST_MOTO="http://127.0.0.1:$port"
+      echo "moto $MOTO_VERSION on $CAPSTAN_TEST_MOTO"
+      return
+    fi
+    sleep 0.1
+  done
+  echo "error: moto did not start; see $ENV_DIR/moto.log" >&2
+  exit 1
+}
+
+cleanup() {
+  if [ -n "${MOTO_PID:-}" ]; then kill "$MOTO_PID" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
 
 step "toolchain"
 need_rust
@@ -23,6 +79,11 @@ cargo fmt --all -- --check
 
 step "lint"
 cargo clippy --all-targets --locked -- -D warnings
+
+step "test services"
+install_moto
+start_moto
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 
 step "tests"
 cargo test --locked

@@ -40,6 +40,11 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
+    /// Instance catalogs.
+    Catalog {
+        #[command(subcommand)]
+        what: CatalogCommand,
+    },
     /// Write the JSON Schemas of every document kind.
     Schema {
         /// Folder to write into.
@@ -67,6 +72,24 @@ pub enum BenchCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Read every instance type and offering from EC2, price them, and write a catalog file.
+    Export {
+        /// CSV of on-demand prices: instance_type,usd_per_hour.
+        #[arg(long)]
+        prices: PathBuf,
+        /// EC2 endpoint (default: the AWS chain's).
+        #[arg(long)]
+        endpoint: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MixArg {
     Karpenter,
@@ -85,6 +108,9 @@ pub fn main() -> ExitCode {
         Command::Validate { repo, cluster, format } => validate(&repo, cluster.as_deref(), format),
         Command::Render { repo, cluster } => render(&repo, &cluster),
         Command::Schema { out } => schema(&out),
+        Command::Catalog { what: CatalogCommand::Export { prices, endpoint, region, out } } => {
+            catalog_export(&prices, endpoint, region, out.as_deref())
+        }
         Command::Bench { what: BenchCommand::Scheduling { pods, catalog, mix, seed, json } } => {
             bench_scheduling(pods, catalog.as_deref(), mix, seed, json)
         }
@@ -215,5 +241,46 @@ fn bench_scheduling(pods: usize, catalog: Option<&Path>, mix: MixArg, seed: u64,
             r.ffd_solve_ms, r.ffd_nodes, r.ffd_cost_per_hour, r.ffd_ratio, r.ffd_unschedulable
         );
     }
+    ExitCode::SUCCESS
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
+}
+
+fn catalog_export(prices: &Path, url: Option<String>, region: Option<String>, out: Option<&Path>) -> ExitCode {
+    let prices = match crate::cloud::prices::read(prices) {
+        Ok(p) => p,
+        Err(e) => return usage(e),
+    };
+    let endpoint = crate::cloud::aws::Endpoint { url, region };
+    let result = runtime().block_on(async {
+        let client = crate::cloud::aws::ec2(&endpoint).await;
+        crate::cloud::aws::catalog::fetch(&client, &prices).await
+    });
+    let (catalog, report) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let text = serde_json::to_string(&catalog).expect("catalog serialises");
+    match out {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, text) {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                return ExitCode::from(1);
+            }
+        }
+        None => println!("{text}"),
+    }
+    eprintln!(
+        "catalog: {} instance types described, {} exported; {} without a price, {} skipped (no 64-bit architecture or no offering)",
+        report.described,
+        report.exported,
+        report.unpriced.len(),
+        report.skipped.len()
+    );
     ExitCode::SUCCESS
 }

@@ -8,5 +8,6 @@
 
 pub mod bench;
 pub mod cli;
+pub mod cloud;
 pub mod policy;
 pub mod scheduling;

@@ -268,7 +268,7 @@ fn best_fill(ctx: &mut Ctx, st: &State, seed: usize) -> Option<Fill> {
             shortlist.push(cheapest);
         }
         // First pass: each shortlisted type in its cheapest zone, filled largest-cpu first.
-        let mut ranked: Vec<(Fill, Vec<(String, String, f64)>)> = Vec::new();
+        let mut ranked: Vec<(Fill, Vec<ZoneOffer>)> = Vec::new();
         for pt in shortlist {
             let mut zones = offerings(ctx, fit, pi, pt);
             zones.sort_by(|a, b| a.2.total_cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
@@ -277,7 +277,9 @@ fn best_fill(ctx: &mut Ctx, st: &State, seed: usize) -> Option<Fill> {
                 ranked.push((f, zones));
             }
         }
-        ranked.sort_by(|a, b| if better(&a.0, &b.0, st, seed) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater });
+        ranked.sort_by(|a, b| {
+            if better(&a.0, &b.0, st, seed) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater }
+        });
         // Second pass: the two best types in their other zones and with the other fill order.
         for (first, zones) in ranked.iter().take(2) {
             for (zone, cap, price) in zones {
@@ -312,10 +314,13 @@ fn better(a: &Fill, b: &Fill, st: &State, seed: usize) -> bool {
     a.value / a.price > b.value / b.price + 1e-12
 }
 
+/// A zone, a capacity type and the price there.
+type ZoneOffer = (String, String, f64);
+
 /// The cheapest allowed offering per zone for a type, under the seed's requirements.
-fn offerings(ctx: &Ctx, fit: &GroupFit, pi: usize, pt: usize) -> Vec<(String, String, f64)> {
+fn offerings(ctx: &Ctx, fit: &GroupFit, pi: usize, pt: usize) -> Vec<ZoneOffer> {
     let t = &ctx.catalog().types[ctx.views[pi].types[pt].t];
-    let mut out: Vec<(String, String, f64)> = Vec::new();
+    let mut out: Vec<ZoneOffer> = Vec::new();
     for alt in fit.alts.iter().filter(|a| a.types[pt]) {
         for o in t.offerings_for(&alt.reqs) {
             match out.iter_mut().find(|(z, _, _)| *z == o.zone) {

@@ -79,7 +79,8 @@ pub fn pin_domains(groups: Vec<Group>, domains: &Domains) -> (Vec<Group>, Vec<Re
         // Pods that match the selector count towards the spread wherever they land, so they
         // are spread with the pods that carry it.
         let counted = |c: &Constraints| carries(c) || (c.namespace == namespace && selector.matches(&c.labels));
-        let members: Vec<usize> = (0..groups.len()).filter(|&i| counted(&groups[i].constraints) && !groups[i].pods.is_empty()).collect();
+        let members: Vec<usize> =
+            (0..groups.len()).filter(|&i| counted(&groups[i].constraints) && !groups[i].pods.is_empty()).collect();
         let mut counts = domains.existing(key, selector, &namespace);
         let mut splits: Vec<(usize, String, Vec<usize>)> = Vec::new();
         for &gi in &members {

@@ -1,5 +1,6 @@
 //! Integration tests, one binary: each module is one concern.
 
+mod aws_catalog;
 mod bad_input;
 mod common;
 mod examples;

@@ -1,0 +1,8 @@
+//! The cloud side: instance catalog and launches. The AWS implementation talks to EC2; the
+//! simulator implements the same contract on a virtual clock.
+
+pub mod aws;
+pub mod error;
+pub mod prices;
+
+pub use error::CloudError;
