@@ -33,7 +33,9 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize) {
             continue;
         }
         let fits: Vec<Option<GroupFit>> = (0..input.pools.len())
-            .map(|pi| ctx.fits.get((gi, level, pi), g, &input.pools[pi], &ctx.views[pi], input.catalog).cloned())
+            .map(|pi| {
+                ctx.fits.get((gi, level, pi), g, &input.pools[pi], &ctx.views[pi], input.catalog, &ctx.zones).cloned()
+            })
             .collect();
         let mut start = 0usize;
         let mut placed = 0usize;

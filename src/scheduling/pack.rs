@@ -9,7 +9,7 @@
 use std::cmp::Reverse;
 use std::sync::Arc;
 
-use super::catalog::{CAPACITY_TYPE, INSTANCE_TYPE, ZONE};
+use super::catalog::{CAPACITY_TYPE, CapacityType, INSTANCE_TYPE, ZONE};
 use super::groups::{ExclCounts, Group};
 use super::lp::{self, Column, DIMS};
 use super::plan::{LaunchOption, MAX_OPTIONS, NewClaim, diverse_options};
@@ -26,8 +26,8 @@ const SHORTLIST: usize = 8;
 struct Fill {
     pi: usize,
     pt: usize,
-    zone: String,
-    capacity_type: String,
+    zone: usize,
+    capacity_type: CapacityType,
     price: f64,
     /// (group, pods taken).
     takes: Vec<(usize, u32)>,
@@ -54,6 +54,10 @@ struct State<'g> {
     type_price: Vec<Vec<f64>>,
     /// Pool types by that price, cheapest first.
     by_price: Vec<Vec<usize>>,
+    /// Available offerings per pool type, zones by index.
+    offers: Vec<Vec<Vec<ZoneOffer>>>,
+    /// The smallest cpu and memory any group requests: a node with less free is full.
+    smallest: (i64, i64),
 }
 
 fn cores(r: &Resources) -> f64 {
@@ -71,12 +75,16 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize) {
         return;
     }
     let input = ctx.input;
+    let timing = std::env::var("CAPSTAN_DEBUG_PACK").is_ok();
+    let t0 = std::time::Instant::now();
     let npools = input.pools.len();
     let mut table = vec![vec![None; groups.len()]; npools];
     for (pi, row) in table.iter_mut().enumerate() {
         for &gi in &active {
-            row[gi] =
-                ctx.fits.get((gi, level, pi), &groups[gi], &input.pools[pi], &ctx.views[pi], input.catalog).cloned();
+            row[gi] = ctx
+                .fits
+                .get((gi, level, pi), &groups[gi], &input.pools[pi], &ctx.views[pi], input.catalog, &ctx.zones)
+                .cloned();
         }
     }
     let mut order = active.clone();
@@ -109,6 +117,26 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize) {
             idx
         })
         .collect();
+    let offers = (0..npools)
+        .map(|pi| {
+            ctx.views[pi]
+                .types
+                .iter()
+                .map(|pt| {
+                    let t = &input.catalog.types[pt.t];
+                    t.offerings
+                        .iter()
+                        .filter(|o| o.available)
+                        .map(|o| (ctx.zone_index(&o.zone), o.capacity_type, o.price))
+                        .collect()
+                })
+                .collect()
+        })
+        .collect();
+    let smallest = (
+        active.iter().map(|&gi| groups[gi].requests.cpu).min().unwrap_or(0),
+        active.iter().map(|&gi| groups[gi].requests.memory).min().unwrap_or(0),
+    );
     let rem = groups.iter().map(|g| g.pods.len() as u32).collect();
     let n = groups.len();
     let mut by_memory = order.clone();
@@ -126,8 +154,16 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize) {
         pod_value: vec![0.0; n],
         type_price,
         by_price,
+        offers,
+        smallest,
     };
+    if timing {
+        eprintln!("pack: {} groups, tables {:?}", st.order.len(), t0.elapsed());
+    }
     refresh_prices(ctx, &mut st);
+    if timing {
+        eprintln!("pack: first prices {:?}", t0.elapsed());
+    }
     let total: u64 = st.rem.iter().map(|r| *r as u64).sum();
     let mut since_refresh = 0u64;
     while let Some(seed) = st.order.iter().copied().find(|&gi| st.rem[gi] > 0 && !st.failed[gi]) {
@@ -144,6 +180,9 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize) {
             refresh_prices(ctx, &mut st);
             since_refresh = 0;
         }
+    }
+    if timing {
+        eprintln!("pack: done {:?}, {} claims", t0.elapsed(), ctx.plan.claims.len());
     }
     for (gi, g) in st.groups.iter_mut().enumerate() {
         let t = st.taken[gi];
@@ -173,9 +212,6 @@ fn refresh_prices(ctx: &Ctx, st: &mut State) {
     }
     if let Some(r) = lp::relax(&columns, demand) {
         st.prices = r.prices;
-        if std::env::var("CAPSTAN_DEBUG_PACK").is_ok() {
-            eprintln!("duals {:?} demand {demand:?} bound {}", r.prices, r.bound);
-        }
     }
     if st.prices.iter().all(|p| *p == 0.0) {
         st.prices = [0.04, 0.005, 0.0, 0.0];
@@ -270,10 +306,10 @@ fn best_fill(ctx: &mut Ctx, st: &State, seed: usize) -> Option<Fill> {
         // First pass: each shortlisted type in its cheapest zone, filled largest-cpu first.
         let mut ranked: Vec<(Fill, Vec<ZoneOffer>)> = Vec::new();
         for pt in shortlist {
-            let mut zones = offerings(ctx, fit, pi, pt);
+            let mut zones = offerings(st, fit, pi, pt);
             zones.sort_by(|a, b| a.2.total_cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
             let Some((zone, cap, price)) = zones.first().cloned() else { continue };
-            if let Some(f) = simulate(ctx, st, &st.fill_orders[0], seed, pi, pt, &zone, &cap, price) {
+            if let Some(f) = simulate(ctx, st, &st.fill_orders[0], seed, pi, pt, zone, cap, price) {
                 ranked.push((f, zones));
             }
         }
@@ -284,7 +320,7 @@ fn best_fill(ctx: &mut Ctx, st: &State, seed: usize) -> Option<Fill> {
         for (first, zones) in ranked.iter().take(2) {
             for (zone, cap, price) in zones {
                 for fill_order in &st.fill_orders {
-                    if let Some(f) = simulate(ctx, st, fill_order, seed, pi, first.pt, zone, cap, *price)
+                    if let Some(f) = simulate(ctx, st, fill_order, seed, pi, first.pt, *zone, *cap, *price)
                         && better(&f, first, st, seed)
                         && best.as_ref().is_none_or(|b| better(&f, b, st, seed))
                     {
@@ -315,18 +351,20 @@ fn better(a: &Fill, b: &Fill, st: &State, seed: usize) -> bool {
 }
 
 /// A zone, a capacity type and the price there.
-type ZoneOffer = (String, String, f64);
+type ZoneOffer = (usize, CapacityType, f64);
 
 /// The cheapest allowed offering per zone for a type, under the seed's requirements.
-fn offerings(ctx: &Ctx, fit: &GroupFit, pi: usize, pt: usize) -> Vec<ZoneOffer> {
-    let t = &ctx.catalog().types[ctx.views[pi].types[pt].t];
+fn offerings(st: &State, fit: &GroupFit, pi: usize, pt: usize) -> Vec<ZoneOffer> {
     let mut out: Vec<ZoneOffer> = Vec::new();
     for alt in fit.alts.iter().filter(|a| a.types[pt]) {
-        for o in t.offerings_for(&alt.reqs) {
-            match out.iter_mut().find(|(z, _, _)| *z == o.zone) {
-                Some(e) if o.price < e.2 => *e = (o.zone.clone(), o.capacity_type.label().to_string(), o.price),
+        for &(z, cap, price) in &st.offers[pi][pt] {
+            if !alt.zones.get(z).copied().unwrap_or(false) || !alt.caps[super::view::cap_index(cap)] {
+                continue;
+            }
+            match out.iter_mut().find(|(zone, _, _)| *zone == z) {
+                Some(e) if price < e.2 => *e = (z, cap, price),
                 Some(_) => {}
-                None => out.push((o.zone.clone(), o.capacity_type.label().to_string(), o.price)),
+                None => out.push((z, cap, price)),
             }
         }
     }
@@ -341,8 +379,8 @@ fn simulate(
     seed: usize,
     pi: usize,
     pt: usize,
-    zone: &str,
-    cap: &str,
+    zone: usize,
+    cap: CapacityType,
     price: f64,
 ) -> Option<Fill> {
     let pool_type = &ctx.views[pi].types[pt];
@@ -360,6 +398,9 @@ fn simulate(
     takes.push((seed, n));
     value += n as f64 * st.pod_value[seed];
     for &gi in order {
+        if free.pods < 1 || free.cpu < st.smallest.0 || free.memory < st.smallest.1 {
+            break;
+        }
         if gi == seed || st.rem[gi] == 0 || st.groups[gi].colocate {
             continue;
         }
@@ -378,7 +419,7 @@ fn simulate(
         value += n as f64 * st.pod_value[gi];
     }
     let requests = &pool_type.alloc - &free;
-    Some(Fill { pi, pt, zone: zone.to_string(), capacity_type: cap.to_string(), price, takes, value, requests })
+    Some(Fill { pi, pt, zone, capacity_type: cap, price, takes, value, requests })
 }
 
 /// Emits the fill as claims, as many times as the same pods remain and limits allow. Returns
@@ -400,15 +441,6 @@ fn commit(ctx: &mut Ctx, st: &mut State, f: &Fill) -> u64 {
     let capacity = pool_type.capacity.clone();
     let name = ctx.catalog().types[pool_type.t].name.clone();
     let mut placed = 0u64;
-    if std::env::var("CAPSTAN_DEBUG_PACK").is_ok() {
-        eprintln!(
-            "commit {} {} x{repeats} takes {:?} value/price {:.3}",
-            ctx.catalog().types[pool_type.t].name,
-            f.zone,
-            f.takes.iter().map(|(g, n)| (*g, *n, st.rem[*g])).collect::<Vec<_>>(),
-            f.value / f.price
-        );
-    }
     for _ in 0..repeats {
         if let Err(r) = ctx.limit_room(f.pi, &capacity) {
             for (gi, _) in &f.takes {
@@ -433,12 +465,8 @@ fn commit(ctx: &mut Ctx, st: &mut State, f: &Fill) -> u64 {
             name: format!("{}-{seq:05}", pool.name),
             node_pool: pool.name.clone(),
             instance_type: name.clone(),
-            zone: f.zone.clone(),
-            capacity_type: if f.capacity_type == "spot" {
-                super::catalog::CapacityType::Spot
-            } else {
-                super::catalog::CapacityType::OnDemand
-            },
+            zone: ctx.zones[f.zone].clone(),
+            capacity_type: f.capacity_type,
             price: f.price,
             options: options.clone(),
             requirements: requirements.clone(),
@@ -468,13 +496,13 @@ fn launch_options(ctx: &Ctx, st: &State, f: &Fill) -> Result<(Arc<Vec<LaunchOpti
     let chosen = &catalog.types[view.types[f.pt].t];
     let mut options = vec![LaunchOption {
         instance_type: chosen.name.clone(),
-        zone: f.zone.clone(),
-        capacity_type: cap_type(&f.capacity_type),
+        zone: ctx.zones[f.zone].clone(),
+        capacity_type: f.capacity_type,
         price: f.price,
     }];
     let mut reqs = ctx.input.pools[f.pi].requirements.clone();
     for (gi, _) in &f.takes {
-        if let Some(alt) = st.table[f.pi][*gi].as_ref().and_then(|fit| fit.alt_for(f.pt, &f.zone, &f.capacity_type)) {
+        if let Some(alt) = st.table[f.pi][*gi].as_ref().and_then(|fit| fit.alt_for(f.pt, f.zone, f.capacity_type)) {
             reqs = reqs.intersect(&alt.reqs);
         }
     }
@@ -488,19 +516,18 @@ fn launch_options(ctx: &Ctx, st: &State, f: &Fill) -> Result<(Arc<Vec<LaunchOpti
             continue;
         }
         let it = &catalog.types[t.t];
-        for o in it.offerings_for(&reqs) {
-            let same = it.name == chosen.name && o.zone == f.zone && o.capacity_type.label() == f.capacity_type;
-            let all_ok = f.takes.iter().all(|(gi, _)| {
-                st.table[f.pi][*gi]
-                    .as_ref()
-                    .is_some_and(|fit| fit.alt_for(pt, &o.zone, o.capacity_type.label()).is_some())
-            });
+        for &(z, cap, price) in &st.offers[f.pi][pt] {
+            let same = pt == f.pt && z == f.zone && cap == f.capacity_type;
+            let all_ok = f
+                .takes
+                .iter()
+                .all(|(gi, _)| st.table[f.pi][*gi].as_ref().is_some_and(|fit| fit.alt_for(pt, z, cap).is_some()));
             if !same && all_ok {
                 options.push(LaunchOption {
                     instance_type: it.name.clone(),
-                    zone: o.zone.clone(),
-                    capacity_type: o.capacity_type,
-                    price: o.price,
+                    zone: ctx.zones[z].clone(),
+                    capacity_type: cap,
+                    price,
                 });
             }
         }
@@ -511,8 +538,4 @@ fn launch_options(ctx: &Ctx, st: &State, f: &Fill) -> Result<(Arc<Vec<LaunchOpti
     narrowed.add(ZONE, ValueSet::of(false, options.iter().map(|o| o.zone.as_str())));
     narrowed.add(CAPACITY_TYPE, ValueSet::of(false, options.iter().map(|o| o.capacity_type.label())));
     Ok((Arc::new(options), narrowed))
-}
-
-fn cap_type(label: &str) -> super::catalog::CapacityType {
-    if label == "spot" { super::catalog::CapacityType::Spot } else { super::catalog::CapacityType::OnDemand }
 }

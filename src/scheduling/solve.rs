@@ -50,6 +50,8 @@ pub struct Ctx<'a> {
     pub views: Vec<PoolView>,
     pub keys: Vec<ExclKey>,
     pub fits: FitCache,
+    /// Every zone in play, sorted; zones are referred to by their index here.
+    pub zones: Vec<String>,
     pub pool_usage: Vec<Usage>,
     pub cluster_usage: Usage,
     pub plan: Plan,
@@ -90,6 +92,10 @@ impl<'a> Ctx<'a> {
         self.cluster_usage.add(capacity);
     }
 
+    pub fn zone_index(&self, zone: &str) -> usize {
+        self.zones.iter().position(|z| z == zone).unwrap_or(usize::MAX)
+    }
+
     pub fn note(&mut self, gi: usize, reason: String) {
         if !self.reasons[gi].contains(&reason) {
             self.reasons[gi].push(reason);
@@ -115,17 +121,23 @@ fn usage(input: &Input) -> (Vec<Usage>, Usage) {
 
 /// Places pending pods. Pure: the same input gives the same plan.
 pub fn solve(input: &Input) -> Plan {
+    let timing = std::env::var("CAPSTAN_DEBUG_PACK").is_ok();
+    let t0 = std::time::Instant::now();
     let mut groups = groups::group(&input.pods);
     let keys = groups::exclusion_keys(&mut groups, HOSTNAME);
     let all_zones = zones(input);
     let domains = Domains { nodes: &input.nodes, zones: all_zones.clone() };
     let (mut groups, rejected) = topology::pin_domains(groups, &domains);
+    if timing {
+        eprintln!("solve: grouped and pinned {:?}", t0.elapsed());
+    }
     let (pool_usage, cluster_usage) = usage(input);
     let mut ctx = Ctx {
         input,
         views: input.pools.iter().map(|p| view::pool_view(p, input.catalog, &input.daemonsets)).collect(),
         keys,
         fits: FitCache::default(),
+        zones: all_zones.clone(),
         pool_usage,
         cluster_usage,
         plan: Plan::default(),
@@ -149,7 +161,10 @@ pub fn solve(input: &Input) -> Plan {
             Strategy::FirstFitDecreasing => ffd::pack(&mut ctx, &mut groups, level),
         }
     }
-    topology::enforce_spread(&mut ctx.plan, input, &all_zones);
+    // Only a pod left unplaced can leave its spread partners skewed.
+    if groups.iter().any(|g| !g.pods.is_empty()) || !ctx.plan.unschedulable.is_empty() {
+        topology::enforce_spread(&mut ctx.plan, input, &all_zones);
+    }
     for (gi, g) in groups.iter().enumerate() {
         if g.pods.is_empty() {
             continue;

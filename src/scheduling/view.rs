@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use crate::policy::meta::Taint;
 
 use super::allocatable::allocatable;
-use super::catalog::{CAPACITY_TYPE, Catalog, InstanceType, ZONE};
+use super::catalog::{CAPACITY_TYPE, CapacityType, Catalog, InstanceType, ZONE};
 use super::groups::Group;
 use super::pod::{Pod, untolerated};
 use super::pool::PoolSpec;
@@ -86,6 +86,10 @@ pub struct AltFit {
     pub reqs: Requirements,
     /// Per pool-type index: the type meets the requirements and has an allowed offering.
     pub types: Vec<bool>,
+    /// Per zone index (of the solve's zone list): allowed.
+    pub zones: Vec<bool>,
+    /// On-demand, spot: allowed.
+    pub caps: [bool; 2],
 }
 
 /// Compatibility of a group with a pool at one relaxation level.
@@ -96,16 +100,20 @@ pub struct GroupFit {
 
 impl GroupFit {
     /// The first alternative allowing pool type `pt` in `zone` at `capacity_type`.
-    pub fn alt_for(&self, pt: usize, zone: &str, capacity_type: &str) -> Option<&AltFit> {
-        self.alts.iter().find(|a| {
-            a.types[pt]
-                && a.reqs.get(ZONE).is_none_or(|z| z.has(zone))
-                && a.reqs.get(CAPACITY_TYPE).is_none_or(|c| c.has(capacity_type))
-        })
+    pub fn alt_for(&self, pt: usize, zone: usize, capacity_type: CapacityType) -> Option<&AltFit> {
+        let cap = cap_index(capacity_type);
+        self.alts.iter().find(|a| a.types[pt] && a.zones.get(zone).copied().unwrap_or(false) && a.caps[cap])
     }
 
     pub fn any_type(&self, pt: usize) -> bool {
         self.alts.iter().any(|a| a.types[pt])
+    }
+}
+
+pub fn cap_index(c: CapacityType) -> usize {
+    match c {
+        CapacityType::OnDemand => 0,
+        CapacityType::Spot => 1,
     }
 }
 
@@ -135,6 +143,8 @@ pub fn pool_mismatch(g: &Group, level: usize, pool: &PoolSpec) -> Option<String>
 #[derive(Default)]
 pub struct FitCache {
     cache: HashMap<(usize, usize, usize), Option<GroupFit>>,
+    /// Types meeting a set of requirements, per pool: many groups share requirements.
+    meets: HashMap<(usize, Requirements), Vec<bool>>,
 }
 
 impl FitCache {
@@ -146,8 +156,10 @@ impl FitCache {
         pool: &PoolSpec,
         view: &PoolView,
         catalog: &Catalog,
+        zones: &[String],
     ) -> Option<&GroupFit> {
         let level = key.1;
+        let meets = &mut self.meets;
         self.cache
             .entry(key)
             .or_insert_with(|| {
@@ -177,15 +189,27 @@ impl FitCache {
                     if !label_ok {
                         continue;
                     }
+                    let meeting = meets.entry((key.2, reqs.clone())).or_insert_with(|| {
+                        view.types
+                            .iter()
+                            .map(|pt| {
+                                let t = &catalog.types[pt.t];
+                                t.meets(&reqs) && t.offerings_for(&reqs).next().is_some()
+                            })
+                            .collect()
+                    });
                     let types = view
                         .types
                         .iter()
-                        .map(|pt| {
-                            let t = &catalog.types[pt.t];
-                            g.requests.fits(&pt.alloc) && t.meets(&reqs) && t.offerings_for(&reqs).next().is_some()
-                        })
+                        .zip(meeting.iter())
+                        .map(|(pt, ok)| *ok && g.requests.fits(&pt.alloc))
                         .collect();
-                    alts.push(AltFit { reqs, types });
+                    let zone_set = reqs.get(ZONE);
+                    let zones = zones.iter().map(|z| zone_set.is_none_or(|s| s.has(z))).collect();
+                    let cap_set = reqs.get(CAPACITY_TYPE);
+                    let caps =
+                        [CapacityType::OnDemand, CapacityType::Spot].map(|c| cap_set.is_none_or(|s| s.has(c.label())));
+                    alts.push(AltFit { reqs, types, zones, caps });
                 }
                 (!alts.is_empty()).then_some(GroupFit { alts })
             })

@@ -563,3 +563,45 @@ fn pods_on_one_claim_share_its_zone_and_fit_it() {
         }
     }
 }
+
+#[test]
+fn node_pools_come_from_the_effective_policy() {
+    let snapshot = capstan::policy::Snapshot::from_dir(&crate::common::root().join("examples/fleet")).unwrap();
+    let v = capstan::policy::validate(&snapshot, Some("dev")).unwrap();
+    let pools = capstan::scheduling::pool::pools(&v.policies[0]);
+    let names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["spot", "arm64", "default", "karpenter-nodes"], "highest weight first, then by name");
+    let spot = &pools[0];
+    assert_eq!(spot.weight, 50);
+    assert!(spot.requirements.get(CAPACITY_TYPE).unwrap().has("spot"));
+    assert_eq!(spot.taints[0].key, "example.com/spot");
+    let default = pools.iter().find(|p| p.name == "default").unwrap();
+    assert!(
+        default.requirements.get("example.com/pool").unwrap().has("general"),
+        "template labels become requirements"
+    );
+    assert_eq!(default.limits.cpu, Some(200_000));
+    assert_eq!(default.kubelet.root_volume, Some(100 * GIB), "from the EC2NodeClass root volume");
+    let kops = pools.iter().find(|p| p.name == "karpenter-nodes").unwrap();
+    assert_eq!(kops.kubelet.max_pods, Some(58));
+    assert_eq!(kops.limits.nodes, Some(10));
+    // The whole chain: a pod that tolerates the kOps IG's taint and selects its label lands there.
+    let c = catalog();
+    let p = pod()
+        .name("batch")
+        .cpu("1")
+        .node_selector("example.com/pool", "kops-karpenter")
+        .tolerate("example.com/dedicated", "batch", None)
+        .build();
+    let mut case = Case::new(&c, vec![p]);
+    case.pools = pools;
+    for (s, plan) in case.solve() {
+        let claim = claim_of(&plan, "batch").unwrap_or_else(|| panic!("{s:?}: {plan:?}"));
+        assert_eq!(claim.node_pool, "karpenter-nodes", "{s:?}");
+        assert!(
+            ["m5.large", "m5.xlarge", "m6a.large", "m6a.xlarge", "m6i.large", "m6i.xlarge"]
+                .contains(&claim.instance_type.as_str()),
+            "{s:?}"
+        );
+    }
+}
