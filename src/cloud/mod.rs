@@ -3,6 +3,9 @@
 
 pub mod aws;
 pub mod error;
+pub mod metered;
 pub mod prices;
+pub mod provider;
+pub mod sim;
 
 pub use error::CloudError;

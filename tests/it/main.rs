@@ -2,6 +2,7 @@
 
 mod aws_catalog;
 mod bad_input;
+mod cloud_sim;
 mod common;
 mod examples;
 mod guardrails;

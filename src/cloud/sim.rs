@@ -1,0 +1,241 @@
+//! The simulated cloud: the same contract as EC2 on a virtual clock, with the built-in catalog.
+//! Instances launch, run after a short delay, and their nodes turn Ready about two minutes
+//! after launch, as in the kOps + Karpenter proof of concept. Faults can be injected:
+//! insufficient capacity per offering, failures of the next calls, spot interruptions. Every
+//! call is recorded.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::CloudError;
+use super::provider::{CloudProvider, Instance, InstanceState, NodeClaim, tags};
+use crate::scheduling::builtin;
+use crate::scheduling::catalog::{CapacityType, Catalog};
+
+/// A clock that only moves when told to. Shared by the simulated cloud and cluster.
+#[derive(Debug, Clone, Default)]
+pub struct VirtualClock {
+    now: Arc<Mutex<Duration>>,
+}
+
+impl VirtualClock {
+    pub fn now(&self) -> Duration {
+        *self.now.lock().expect("clock")
+    }
+
+    pub fn advance(&self, by: Duration) {
+        *self.now.lock().expect("clock") += by;
+    }
+
+    pub fn set(&self, to: Duration) {
+        let mut now = self.now.lock().expect("clock");
+        if to > *now {
+            *now = to;
+        }
+    }
+}
+
+/// Timing of the simulated launch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// Launch → `running`.
+    pub running_after: Duration,
+    /// Launch → node Ready (used by the simulated kubelet).
+    pub ready_after: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing { running_after: Duration::from_secs(15), ready_after: Duration::from_secs(120) }
+    }
+}
+
+/// One recorded call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call {
+    Catalog,
+    Create { claim: String },
+    Delete { id: String },
+    Get { id: String },
+    List,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    instances: BTreeMap<String, Instance>,
+    next_id: u64,
+    /// (type, zone, capacity type) with no capacity.
+    no_capacity: BTreeSet<(String, String, CapacityType)>,
+    failures: VecDeque<CloudError>,
+    calls: Vec<Call>,
+}
+
+/// The simulated EC2.
+#[derive(Debug, Clone)]
+pub struct SimCloud {
+    cluster: String,
+    catalog: Catalog,
+    clock: VirtualClock,
+    timing: Timing,
+    state: Arc<Mutex<State>>,
+}
+
+impl SimCloud {
+    pub fn new(cluster: &str, clock: VirtualClock) -> SimCloud {
+        SimCloud::with_catalog(cluster, clock, builtin::catalog())
+    }
+
+    pub fn with_catalog(cluster: &str, clock: VirtualClock, catalog: Catalog) -> SimCloud {
+        SimCloud { cluster: cluster.to_string(), catalog, clock, timing: Timing::default(), state: Arc::default() }
+    }
+
+    pub fn with_timing(mut self, timing: Timing) -> SimCloud {
+        self.timing = timing;
+        self
+    }
+
+    pub fn timing(&self) -> Timing {
+        self.timing
+    }
+
+    pub fn clock(&self) -> &VirtualClock {
+        &self.clock
+    }
+
+    /// Makes an offering report insufficient capacity until `restore_capacity`.
+    pub fn exhaust(&self, instance_type: &str, zone: &str, capacity_type: CapacityType) {
+        self.lock().no_capacity.insert((instance_type.to_string(), zone.to_string(), capacity_type));
+    }
+
+    pub fn restore_capacity(&self) {
+        self.lock().no_capacity.clear();
+    }
+
+    /// The next call fails with `error` (queued in order).
+    pub fn fail_next(&self, error: CloudError) {
+        self.lock().failures.push_back(error);
+    }
+
+    /// A spot interruption: the instance terminates now.
+    pub fn interrupt(&self, id: &str) {
+        if let Some(i) = self.lock().instances.get_mut(id) {
+            i.state = InstanceState::Terminated;
+        }
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// When the node of `instance` turns Ready.
+    pub fn ready_at(&self, instance: &Instance) -> Duration {
+        instance.launched_at + self.timing.ready_after
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("sim state")
+    }
+
+    fn begin(&self, call: Call) -> Result<std::sync::MutexGuard<'_, State>, CloudError> {
+        let mut s = self.lock();
+        s.calls.push(call);
+        match s.failures.pop_front() {
+            Some(e) => Err(e),
+            None => Ok(s),
+        }
+    }
+
+    fn refresh(&self, i: &mut Instance) {
+        if i.state == InstanceState::Pending && self.clock.now() >= i.launched_at + self.timing.running_after {
+            i.state = InstanceState::Running;
+        }
+    }
+}
+
+impl CloudProvider for SimCloud {
+    async fn catalog(&self) -> Result<Catalog, CloudError> {
+        let s = self.begin(Call::Catalog)?;
+        let mut c = self.catalog.clone();
+        for t in &mut c.types {
+            for o in &mut t.offerings {
+                o.available = !s.no_capacity.contains(&(t.name.clone(), o.zone.clone(), o.capacity_type));
+            }
+        }
+        Ok(c)
+    }
+
+    async fn create(&self, claim: &NodeClaim) -> Result<Instance, CloudError> {
+        let mut s = self.begin(Call::Create { claim: claim.name.clone() })?;
+        if let Some(existing) =
+            s.instances.values().find(|i| i.claim == claim.name && i.state != InstanceState::Terminated)
+        {
+            return Ok(existing.clone());
+        }
+        let mut failed = Vec::new();
+        for o in &claim.options {
+            if self.catalog.get(&o.instance_type).is_none() {
+                return Err(CloudError::InvalidConfig(format!(
+                    "unknown instance type {} in NodeClaim {}",
+                    o.instance_type, claim.name
+                )));
+            }
+            if s.no_capacity.contains(&(o.instance_type.clone(), o.zone.clone(), o.capacity_type)) {
+                failed.push(format!("{}/{}/{}", o.instance_type, o.zone, o.capacity_type));
+                continue;
+            }
+            s.next_id += 1;
+            let id = format!("i-{:017x}", s.next_id);
+            let mut tag_map = BTreeMap::new();
+            tag_map.insert(tags::cluster(&self.cluster), "owned".to_string());
+            tag_map.insert(tags::NODE_POOL.to_string(), claim.node_pool.clone());
+            tag_map.insert(tags::NODE_CLAIM.to_string(), claim.name.clone());
+            tag_map.insert(tags::POLICY_REVISION.to_string(), claim.policy_revision.clone());
+            let instance = Instance {
+                id: id.clone(),
+                claim: claim.name.clone(),
+                node_pool: claim.node_pool.clone(),
+                instance_type: o.instance_type.clone(),
+                zone: o.zone.clone(),
+                capacity_type: o.capacity_type,
+                price: o.price,
+                state: InstanceState::Pending,
+                launched_at: self.clock.now(),
+                tags: tag_map,
+            };
+            s.instances.insert(id, instance.clone());
+            return Ok(instance);
+        }
+        if claim.options.is_empty() {
+            return Err(CloudError::InvalidConfig(format!("NodeClaim {} has no launch options", claim.name)));
+        }
+        Err(CloudError::InsufficientCapacity { offerings: failed })
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), CloudError> {
+        let mut s = self.begin(Call::Delete { id: id.to_string() })?;
+        if let Some(i) = s.instances.get_mut(id) {
+            i.state = InstanceState::Terminated;
+        }
+        Ok(())
+    }
+
+    async fn get(&self, id: &str) -> Result<Instance, CloudError> {
+        let mut s = self.begin(Call::Get { id: id.to_string() })?;
+        let i = s.instances.get_mut(id).ok_or_else(|| CloudError::NotFound(format!("instance {id}")))?;
+        self.refresh(i);
+        Ok(i.clone())
+    }
+
+    async fn list(&self) -> Result<Vec<Instance>, CloudError> {
+        let mut s = self.begin(Call::List)?;
+        let mut out = Vec::new();
+        for i in s.instances.values_mut() {
+            self.refresh(i);
+            if i.state != InstanceState::Terminated {
+                out.push(i.clone());
+            }
+        }
+        Ok(out)
+    }
+}
