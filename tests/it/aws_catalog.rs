@@ -10,8 +10,12 @@ pub fn moto() -> String {
     std::env::var("CAPSTAN_TEST_MOTO").expect("CAPSTAN_TEST_MOTO is not set: run ./scripts/test.sh, which starts moto")
 }
 
+/// The shared price file beside the repository (or where CAPSTAN_PRICE_FILE says).
 pub fn price_file() -> std::path::PathBuf {
-    common::root().join("../shared/data/aws-ondemand-prices-us-east-1.csv")
+    match std::env::var_os("CAPSTAN_PRICE_FILE") {
+        Some(p) => p.into(),
+        None => common::root().join("../shared/data/aws-ondemand-prices-us-east-1.csv"),
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {

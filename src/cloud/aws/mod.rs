@@ -2,6 +2,7 @@
 //! with an endpoint override for tests and other EC2-compatible endpoints.
 
 pub mod catalog;
+pub mod resolve;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
@@ -67,4 +68,27 @@ pub fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
 
 fn short(text: &str) -> String {
     text.chars().take(300).collect()
+}
+
+/// An SSM client from the same chain.
+pub async fn ssm(endpoint: &Endpoint) -> aws_sdk_ssm::Client {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(r) = &endpoint.region {
+        loader = loader.region(Region::new(r.clone()));
+    }
+    if let Some(u) = &endpoint.url {
+        loader = loader.endpoint_url(u);
+    }
+    aws_sdk_ssm::Client::new(&loader.load().await)
+}
+
+/// The value of an SSM parameter (an AMI id); `None` when it does not exist.
+pub async fn ssm_parameter(client: &aws_sdk_ssm::Client, name: &str) -> Result<Option<String>, CloudError> {
+    match client.get_parameter().name(name).send().await {
+        Ok(out) => Ok(out.parameter().and_then(|p| p.value()).map(str::to_string)),
+        Err(e) => match classify("GetParameter", e) {
+            CloudError::Api(m) if m.contains("ParameterNotFound") => Ok(None),
+            other => Err(other),
+        },
+    }
 }
