@@ -17,8 +17,8 @@ pub struct Endpoint {
     pub region: Option<String>,
 }
 
-/// An EC2 client from the standard chain plus overrides.
-pub async fn ec2(endpoint: &Endpoint) -> aws_sdk_ec2::Client {
+/// SDK configuration from the standard chain plus overrides.
+pub async fn sdk_config(endpoint: &Endpoint) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
     if let Some(r) = &endpoint.region {
         loader = loader.region(Region::new(r.clone()));
@@ -26,7 +26,12 @@ pub async fn ec2(endpoint: &Endpoint) -> aws_sdk_ec2::Client {
     if let Some(u) = &endpoint.url {
         loader = loader.endpoint_url(u);
     }
-    aws_sdk_ec2::Client::new(&loader.load().await)
+    loader.load().await
+}
+
+/// An EC2 client from the standard chain plus overrides.
+pub async fn ec2(endpoint: &Endpoint) -> aws_sdk_ec2::Client {
+    aws_sdk_ec2::Client::new(&sdk_config(endpoint).await)
 }
 
 /// Maps an SDK error to a typed one, naming the call.
@@ -72,14 +77,7 @@ fn short(text: &str) -> String {
 
 /// An SSM client from the same chain.
 pub async fn ssm(endpoint: &Endpoint) -> aws_sdk_ssm::Client {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(r) = &endpoint.region {
-        loader = loader.region(Region::new(r.clone()));
-    }
-    if let Some(u) = &endpoint.url {
-        loader = loader.endpoint_url(u);
-    }
-    aws_sdk_ssm::Client::new(&loader.load().await)
+    aws_sdk_ssm::Client::new(&sdk_config(endpoint).await)
 }
 
 /// The value of an SSM parameter (an AMI id); `None` when it does not exist.
