@@ -16,13 +16,13 @@ fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
-fn class(yaml: &str) -> EC2NodeClass {
+pub fn class(yaml: &str) -> EC2NodeClass {
     let docs = document::parse_file("class.yaml", yaml.as_bytes()).unwrap();
     document::typed(&Origin::of(&docs[0]), "EC2NodeClass", &docs[0].value).unwrap()
 }
 
 /// A VPC with two tagged subnets (zones a and b) and a tagged security group, for `cluster`.
-async fn network(ec2: &aws_sdk_ec2::Client, cluster: &str) -> (Vec<String>, String) {
+pub async fn network(ec2: &aws_sdk_ec2::Client, cluster: &str) -> (Vec<String>, String) {
     use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
     let tagged = |kind: ResourceType, tags: &[(&str, &str)]| {
         let mut spec = TagSpecification::builder().resource_type(kind);
@@ -62,7 +62,7 @@ async fn network(ec2: &aws_sdk_ec2::Client, cluster: &str) -> (Vec<String>, Stri
     (subnets, sg.group_id().unwrap().to_string())
 }
 
-fn unique(prefix: &str) -> String {
+pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     format!("{prefix}-{nanos}.example.com")
 }
@@ -109,7 +109,7 @@ fn amis_by_id_name_owner_ssm_parameter_and_alias() {
         let ep = endpoint();
         let ec2 = aws::ec2(&ep).await;
         let ssm = aws::ssm(&ep).await;
-        let lookup = async |name: &str| aws::ssm_parameter(&ssm, name).await;
+        let lookup = &ssm;
         let amazon = ec2.describe_images().owners("amazon").send().await.unwrap();
         let any = amazon.images().iter().find(|i| i.name().is_some() && i.architecture().map(|a| a.as_str()) == Some("x86_64")).expect("moto ships Amazon AMIs");
         let (id, name) = (any.image_id().unwrap().to_string(), any.name().unwrap().to_string());

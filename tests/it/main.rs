@@ -1,6 +1,7 @@
 //! Integration tests, one binary: each module is one concern.
 
 mod aws_catalog;
+mod aws_cloud;
 mod aws_resolve;
 mod bad_input;
 mod cloud_sim;

@@ -2,6 +2,7 @@
 //! with an endpoint override for tests and other EC2-compatible endpoints.
 
 pub mod catalog;
+pub mod provider;
 pub mod resolve;
 
 use aws_config::{BehaviorVersion, Region};

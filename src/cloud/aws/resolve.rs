@@ -147,18 +147,18 @@ fn describe_ami(term: &AmiSelectorTerm) -> String {
 }
 
 /// AMIs matching the class's AMI selector terms, newest first. Aliases and SSM parameters are
-/// resolved by `ssm` (the parameter name → AMI id).
+/// resolved through SSM (the parameter's value is an AMI id).
 pub async fn images(
     client: &aws_sdk_ec2::Client,
     class: &EC2NodeClass,
-    ssm: impl AsyncFn(&str) -> Result<Option<String>, CloudError>,
+    ssm: &aws_sdk_ssm::Client,
 ) -> Result<Vec<Image>, CloudError> {
     let mut out: Vec<Image> = Vec::new();
     for term in &class.spec.ami_selector_terms {
         let mut req = client.describe_images();
         let mut id = term.id.clone();
         if let Some(param) = term.ssm_parameter.clone().or_else(|| term.alias.as_deref().and_then(alias_parameter)) {
-            match ssm(&param).await? {
+            match super::ssm_parameter(ssm, &param).await? {
                 Some(resolved) => id = Some(resolved),
                 None => continue,
             }

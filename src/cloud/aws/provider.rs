@@ -1,0 +1,286 @@
+//! `AwsCloud`: the CloudProvider contract on EC2.
+//!
+//! ```text
+//! create(claim) ─ instance tagged with the claim? ─yes─► return it (a retry launches nothing)
+//!      │ no
+//!      ├─ resolve subnets, security groups, AMI (EC2NodeClass selector terms)
+//!      ├─ ensure the launch template (named from a hash of its content)
+//!      └─ CreateFleet instant, 1 instance, ≤ 60 overrides (type × subnet), ClientToken = claim
+//! ```
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::types::{
+    DefaultTargetCapacityType, Filter, FleetLaunchTemplateConfigRequest, FleetLaunchTemplateOverridesRequest,
+    FleetLaunchTemplateSpecificationRequest, FleetOnDemandAllocationStrategy, FleetType,
+    LaunchTemplateIamInstanceProfileSpecificationRequest, OnDemandOptionsRequest, RequestLaunchTemplateData,
+    ResourceType, SpotAllocationStrategy, SpotOptionsRequest, Tag, TagSpecification,
+    TargetCapacitySpecificationRequest,
+};
+
+use super::super::CloudError;
+use super::super::provider::{CloudProvider, Instance, InstanceState, NodeClaim, tags};
+use super::{classify, resolve};
+use crate::policy::nodeclass::EC2NodeClass;
+use crate::scheduling::catalog::{CapacityType, Catalog};
+
+/// EC2 behind the CloudProvider contract, for one cluster.
+pub struct AwsCloud {
+    pub ec2: aws_sdk_ec2::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    /// The kOps cluster name, tagged `kubernetes.io/cluster/<cluster>: owned`.
+    pub cluster: String,
+    /// EC2NodeClasses by name.
+    pub classes: BTreeMap<String, EC2NodeClass>,
+    /// Served by `catalog()`; refreshed by the owner.
+    pub catalog: Catalog,
+}
+
+/// A stable 64-bit FNV-1a hash: launch-template names must not change between releases, which
+/// the standard library's hasher does not promise.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+}
+
+fn state(name: Option<&aws_sdk_ec2::types::InstanceStateName>) -> InstanceState {
+    match name.map(|s| s.as_str()) {
+        Some("pending") => InstanceState::Pending,
+        Some("running") => InstanceState::Running,
+        Some("terminated") => InstanceState::Terminated,
+        _ => InstanceState::ShuttingDown,
+    }
+}
+
+impl AwsCloud {
+    fn class(&self, claim: &NodeClaim) -> Result<&EC2NodeClass, CloudError> {
+        self.classes.get(&claim.node_class).ok_or_else(|| {
+            CloudError::InvalidConfig(format!(
+                "NodeClaim {} names EC2NodeClass {}, which the policy does not define",
+                claim.name, claim.node_class
+            ))
+        })
+    }
+
+    fn instance(&self, i: &aws_sdk_ec2::types::Instance) -> Instance {
+        let tags: BTreeMap<String, String> = i
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+            .collect();
+        let instance_type = i.instance_type().map(|t| t.as_str().to_string()).unwrap_or_default();
+        let zone = i.placement().and_then(|p| p.availability_zone()).unwrap_or_default().to_string();
+        let spot = i.instance_lifecycle().is_some_and(|l| l.as_str() == "spot");
+        let capacity_type = if spot { CapacityType::Spot } else { CapacityType::OnDemand };
+        let price = self
+            .catalog
+            .get(&instance_type)
+            .and_then(|t| t.offerings.iter().find(|o| o.zone == zone && o.capacity_type == capacity_type))
+            .map_or(0.0, |o| o.price);
+        let launched_at = i.launch_time().map_or(0, |t| t.secs().max(0) as u64);
+        Instance {
+            id: i.instance_id().unwrap_or_default().to_string(),
+            claim: tags.get(tags::NODE_CLAIM).cloned().unwrap_or_default(),
+            node_pool: tags.get(tags::NODE_POOL).cloned().unwrap_or_default(),
+            instance_type,
+            zone,
+            capacity_type,
+            price,
+            state: state(i.state().and_then(|s| s.name())),
+            launched_at: std::time::Duration::from_secs(launched_at),
+            tags,
+        }
+    }
+
+    /// Instances matching `filters`, not terminated.
+    async fn describe(&self, filters: Vec<Filter>, ids: Vec<String>) -> Result<Vec<Instance>, CloudError> {
+        let live = Filter::builder()
+            .name("instance-state-name")
+            .set_values(Some(vec![
+                "pending".into(),
+                "running".into(),
+                "stopping".into(),
+                "stopped".into(),
+                "shutting-down".into(),
+            ]))
+            .build();
+        let mut req = self.ec2.describe_instances().filters(live).set_instance_ids((!ids.is_empty()).then_some(ids));
+        for f in filters {
+            req = req.filters(f);
+        }
+        let pages: Vec<_> = req
+            .into_paginator()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| classify("DescribeInstances", e))?;
+        Ok(pages.iter().flat_map(|p| p.reservations()).flat_map(|r| r.instances()).map(|i| self.instance(i)).collect())
+    }
+
+    fn tags(&self, claim: &NodeClaim, class: &EC2NodeClass) -> Vec<Tag> {
+        let mut all: BTreeMap<String, String> = class.spec.tags.clone();
+        all.insert(tags::cluster(&self.cluster), "owned".into());
+        all.insert(tags::NODE_POOL.into(), claim.node_pool.clone());
+        all.insert(tags::NODE_CLAIM.into(), claim.name.clone());
+        all.insert(tags::POLICY_REVISION.into(), claim.policy_revision.clone());
+        all.into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+    }
+
+    /// The launch template for this class and image, created when missing.
+    async fn launch_template(
+        &self,
+        class: &EC2NodeClass,
+        image: &str,
+        security_groups: &[String],
+    ) -> Result<String, CloudError> {
+        let profile = class.spec.instance_profile.clone().ok_or_else(|| {
+            CloudError::InvalidConfig(format!("EC2NodeClass {}: capstan launches with an existing instanceProfile (kOps: nodes.<cluster>); set spec.instanceProfile", class.metadata.name))
+        })?;
+        let user_data = class.spec.user_data.clone().unwrap_or_default();
+        let identity = format!("{}|{image}|{}|{profile}|{user_data}", class.metadata.name, security_groups.join(","));
+        let name = format!("capstan-{}-{:016x}", self.cluster.replace('.', "-"), fnv(&identity));
+        let existing = self.ec2.describe_launch_templates().launch_template_names(&name).send().await;
+        if existing.is_ok_and(|o| !o.launch_templates().is_empty()) {
+            return Ok(name);
+        }
+        use base64::Engine;
+        let data = RequestLaunchTemplateData::builder()
+            .image_id(image)
+            .set_security_group_ids(Some(security_groups.to_vec()))
+            .iam_instance_profile(LaunchTemplateIamInstanceProfileSpecificationRequest::builder().name(profile).build())
+            .user_data(base64::engine::general_purpose::STANDARD.encode(user_data))
+            .build();
+        match self.ec2.create_launch_template().launch_template_name(&name).launch_template_data(data).send().await {
+            Ok(_) => Ok(name),
+            Err(e) => match classify("CreateLaunchTemplate", e) {
+                CloudError::Api(m) if m.contains("AlreadyExists") => Ok(name),
+                other => Err(other),
+            },
+        }
+    }
+}
+
+impl CloudProvider for AwsCloud {
+    async fn catalog(&self) -> Result<Catalog, CloudError> {
+        Ok(self.catalog.clone())
+    }
+
+    async fn create(&self, claim: &NodeClaim) -> Result<Instance, CloudError> {
+        let mine = Filter::builder().name(format!("tag:{}", tags::NODE_CLAIM)).values(&claim.name).build();
+        if let Some(existing) = self.describe(vec![mine], Vec::new()).await?.into_iter().next() {
+            return Ok(existing);
+        }
+        let class = self.class(claim)?;
+        let subnets = resolve::subnets(&self.ec2, class).await?;
+        let groups = resolve::security_groups(&self.ec2, class).await?;
+        let images = resolve::images(&self.ec2, class, &self.ssm).await?;
+        let arch = |t: &str| self.catalog.get(t).map(|t| t.arch.clone());
+        let first_arch = claim.options.first().and_then(|o| arch(&o.instance_type));
+        let image = images.iter().find(|i| Some(&i.arch) == first_arch.as_ref()).unwrap_or(&images[0]);
+        let template = self.launch_template(class, &image.id, &groups).await?;
+        let capacity = claim.options.first().map_or(CapacityType::OnDemand, |o| o.capacity_type);
+        let mut overrides = Vec::new();
+        for o in claim
+            .options
+            .iter()
+            .filter(|o| o.capacity_type == capacity && arch(&o.instance_type) == Some(image.arch.clone()))
+        {
+            for s in subnets.iter().filter(|s| s.zone == o.zone) {
+                if overrides.len() < crate::scheduling::plan::MAX_OPTIONS {
+                    overrides.push(
+                        FleetLaunchTemplateOverridesRequest::builder()
+                            .instance_type(o.instance_type.as_str().into())
+                            .subnet_id(&s.id)
+                            .build(),
+                    );
+                }
+            }
+        }
+        if overrides.is_empty() {
+            return Err(CloudError::InvalidConfig(format!(
+                "NodeClaim {}: no option's zone has a subnet of EC2NodeClass {}",
+                claim.name, class.metadata.name
+            )));
+        }
+        let config = FleetLaunchTemplateConfigRequest::builder()
+            .launch_template_specification(
+                FleetLaunchTemplateSpecificationRequest::builder()
+                    .launch_template_name(&template)
+                    .version("$Latest")
+                    .build(),
+            )
+            .set_overrides(Some(overrides))
+            .build();
+        let target = TargetCapacitySpecificationRequest::builder()
+            .total_target_capacity(1)
+            .default_target_capacity_type(if capacity == CapacityType::Spot {
+                DefaultTargetCapacityType::Spot
+            } else {
+                DefaultTargetCapacityType::OnDemand
+            })
+            .build();
+        let out = self
+            .ec2
+            .create_fleet()
+            .r#type(FleetType::Instant)
+            .client_token(&claim.name)
+            .launch_template_configs(config)
+            .target_capacity_specification(target)
+            .on_demand_options(
+                OnDemandOptionsRequest::builder()
+                    .allocation_strategy(FleetOnDemandAllocationStrategy::LowestPrice)
+                    .build(),
+            )
+            .spot_options(
+                SpotOptionsRequest::builder()
+                    .allocation_strategy(SpotAllocationStrategy::PriceCapacityOptimized)
+                    .build(),
+            )
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Instance)
+                    .set_tags(Some(self.tags(claim, class)))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| classify("CreateFleet", e))?;
+        let id = out.instances().iter().flat_map(|i| i.instance_ids()).next().cloned();
+        let Some(id) = id else {
+            let failed: Vec<String> = out
+                .errors()
+                .iter()
+                .map(|e| format!("{}: {}", e.error_code().unwrap_or_default(), e.error_message().unwrap_or_default()))
+                .collect();
+            return Err(CloudError::InsufficientCapacity { offerings: failed });
+        };
+        self.get(&id).await
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), CloudError> {
+        match self.ec2.terminate_instances().instance_ids(id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match classify("TerminateInstances", e) {
+                CloudError::NotFound(_) => Ok(()),
+                CloudError::Api(m) if m.contains("InvalidInstanceID") => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn get(&self, id: &str) -> Result<Instance, CloudError> {
+        let found = match self.ec2.describe_instances().instance_ids(id).send().await {
+            Ok(out) => out.reservations().iter().flat_map(|r| r.instances()).map(|i| self.instance(i)).next(),
+            Err(e) => match classify("DescribeInstances", e) {
+                CloudError::Api(m) if m.contains("InvalidInstanceID") => None,
+                CloudError::NotFound(_) => None,
+                other => return Err(other),
+            },
+        };
+        found.ok_or_else(|| CloudError::NotFound(format!("instance {id}")))
+    }
+
+    async fn list(&self) -> Result<Vec<Instance>, CloudError> {
+        let owned = Filter::builder().name(format!("tag:{}", tags::cluster(&self.cluster))).values("owned").build();
+        self.describe(vec![owned], Vec::new()).await
+    }
+}

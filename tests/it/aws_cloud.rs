@@ -1,0 +1,111 @@
+//! `AwsCloud` against a real EC2 API (moto): CreateFleet with overrides and tags, idempotent
+//! retries, listing by cluster tag, delete, and NotFound.
+
+use std::collections::BTreeMap;
+
+use capstan::cloud::CloudError;
+use capstan::cloud::aws::provider::AwsCloud;
+use capstan::cloud::aws::{self, Endpoint};
+use capstan::cloud::provider::{CloudProvider, InstanceState, NodeClaim, tags};
+use capstan::scheduling::builtin;
+use capstan::scheduling::catalog::CapacityType;
+use capstan::scheduling::plan::LaunchOption;
+
+use crate::aws_catalog::moto;
+use crate::aws_resolve::{class, network, unique};
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+async fn cloud(cluster: &str) -> AwsCloud {
+    let ep = Endpoint { url: Some(moto()), region: Some("us-east-1".into()) };
+    let ec2 = aws::ec2(&ep).await;
+    network(&ec2, cluster).await;
+    let amazon = ec2.describe_images().owners("amazon").send().await.unwrap();
+    let image = amazon
+        .images()
+        .iter()
+        .find(|i| i.architecture().map(|a| a.as_str()) == Some("x86_64"))
+        .unwrap()
+        .image_id()
+        .unwrap()
+        .to_string();
+    let c = class(&format!(
+        "apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata:\n  name: nodes\nspec:\n  amiFamily: Custom\n  amiSelectorTerms: [{{id: {image}}}]\n  instanceProfile: nodes.{cluster}\n  userData: \"#!/bin/bash\\necho nodeup\"\n  tags:\n    team: platform\n  subnetSelectorTerms:\n    - tags: {{KubernetesCluster: {cluster}}}\n  securityGroupSelectorTerms:\n    - tags: {{KubernetesCluster: {cluster}}}\n"
+    ));
+    AwsCloud {
+        ec2,
+        ssm: aws::ssm(&ep).await,
+        cluster: cluster.to_string(),
+        classes: BTreeMap::from([("nodes".to_string(), c)]),
+        catalog: builtin::catalog(),
+    }
+}
+
+fn claim(name: &str) -> NodeClaim {
+    let opt = |t: &str, z: &str| LaunchOption {
+        instance_type: t.into(),
+        zone: z.into(),
+        capacity_type: CapacityType::OnDemand,
+        price: 0.1,
+    };
+    NodeClaim {
+        name: name.into(),
+        node_pool: "default".into(),
+        node_class: "nodes".into(),
+        options: vec![opt("m6i.large", "us-east-1b"), opt("m5.large", "us-east-1a")],
+        policy_revision: "main@sha1:0123abcd".into(),
+    }
+}
+
+#[test]
+fn create_launches_one_tagged_instance_and_a_retry_launches_none() {
+    let cluster = unique("fleet");
+    rt().block_on(async {
+        let cloud = cloud(&cluster).await;
+        let name = format!("default-{}", unique("c"));
+        let i = cloud.create(&claim(&name)).await.unwrap();
+        assert!(i.id.starts_with("i-"));
+        assert_eq!((i.instance_type.as_str(), i.zone.as_str()), ("m6i.large", "us-east-1b"), "the first override");
+        assert_eq!(i.tags[&tags::cluster(&cluster)], "owned");
+        assert_eq!(i.tags[tags::NODE_POOL], "default");
+        assert_eq!(i.tags[tags::NODE_CLAIM], name);
+        assert_eq!(i.tags[tags::POLICY_REVISION], "main@sha1:0123abcd");
+        assert_eq!(i.tags["team"], "platform");
+        assert_eq!(i.claim, name);
+        let again = cloud.create(&claim(&name)).await.unwrap();
+        assert_eq!(again.id, i.id, "a retried create returns the same instance");
+        let listed = cloud.list().await.unwrap();
+        assert_eq!(listed.len(), 1, "{listed:?}");
+        assert_eq!(cloud.get(&i.id).await.unwrap().id, i.id);
+        cloud.delete(&i.id).await.unwrap();
+        cloud.delete(&i.id).await.unwrap();
+        let after = cloud.get(&i.id).await;
+        assert!(
+            matches!(after, Ok(ref x) if x.state == InstanceState::Terminated)
+                || matches!(after, Err(CloudError::NotFound(_))),
+            "{after:?}"
+        );
+        assert!(cloud.list().await.unwrap().is_empty());
+        assert!(matches!(cloud.get("i-0000000000000dead").await, Err(CloudError::NotFound(_))));
+    });
+}
+
+#[test]
+fn a_claim_naming_a_missing_node_class_or_zone_is_invalid_config() {
+    let cluster = unique("bad");
+    rt().block_on(async {
+        let cloud = cloud(&cluster).await;
+        let mut c = claim(&unique("x"));
+        c.node_class = "gpu".into();
+        let err = cloud.create(&c).await.unwrap_err().to_string();
+        assert!(err.contains("EC2NodeClass gpu"), "{err}");
+        let mut c = claim(&unique("y"));
+        for o in &mut c.options {
+            o.zone = "us-east-1f".into();
+        }
+        let err = cloud.create(&c).await.unwrap_err().to_string();
+        assert!(err.contains("no option's zone has a subnet"), "{err}");
+    });
+}
