@@ -7,5 +7,6 @@ pub mod metered;
 pub mod prices;
 pub mod provider;
 pub mod sim;
+pub mod unavailable;
 
 pub use error::CloudError;

@@ -34,13 +34,7 @@ async fn cloud(cluster: &str) -> AwsCloud {
     let c = class(&format!(
         "apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata:\n  name: nodes\nspec:\n  amiFamily: Custom\n  amiSelectorTerms: [{{id: {image}}}]\n  instanceProfile: nodes.{cluster}\n  userData: \"#!/bin/bash\\necho nodeup\"\n  tags:\n    team: platform\n  subnetSelectorTerms:\n    - tags: {{KubernetesCluster: {cluster}}}\n  securityGroupSelectorTerms:\n    - tags: {{KubernetesCluster: {cluster}}}\n"
     ));
-    AwsCloud {
-        ec2,
-        ssm: aws::ssm(&ep).await,
-        cluster: cluster.to_string(),
-        classes: BTreeMap::from([("nodes".to_string(), c)]),
-        catalog: builtin::catalog(),
-    }
+    AwsCloud::new(ec2, aws::ssm(&ep).await, cluster, BTreeMap::from([("nodes".to_string(), c)]), builtin::catalog())
 }
 
 fn claim(name: &str) -> NodeClaim {
@@ -107,5 +101,45 @@ fn a_claim_naming_a_missing_node_class_or_zone_is_invalid_config() {
         }
         let err = cloud.create(&c).await.unwrap_err().to_string();
         assert!(err.contains("no option's zone has a subnet"), "{err}");
+    });
+}
+
+#[test]
+fn offerings_out_of_capacity_are_avoided_for_three_minutes() {
+    let cluster = unique("ice");
+    rt().block_on(async {
+        let mut cloud = cloud(&cluster).await;
+        let now = std::sync::Arc::new(std::sync::Mutex::new(std::time::Duration::from_secs(10_000)));
+        let clock = now.clone();
+        cloud.clock = std::sync::Arc::new(move || *clock.lock().unwrap());
+        cloud.unavailable.lock().unwrap().mark(
+            "m6i.large",
+            "us-east-1b",
+            CapacityType::OnDemand,
+            std::time::Duration::from_secs(10_000),
+        );
+        let cat = cloud.catalog().await.unwrap();
+        let off = cat
+            .get("m6i.large")
+            .unwrap()
+            .offerings
+            .iter()
+            .find(|o| o.zone == "us-east-1b" && o.capacity_type == CapacityType::OnDemand)
+            .unwrap()
+            .clone();
+        assert!(!off.available, "the catalog shows it unavailable");
+        let i = cloud.create(&claim(&unique("ice-a"))).await.unwrap();
+        assert_eq!(
+            (i.instance_type.as_str(), i.zone.as_str()),
+            ("m5.large", "us-east-1a"),
+            "the avoided first option is skipped"
+        );
+        *now.lock().unwrap() += capstan::cloud::unavailable::UNAVAILABLE_FOR;
+        let j = cloud.create(&claim(&unique("ice-b"))).await.unwrap();
+        assert_eq!(j.instance_type, "m6i.large", "tried again after three minutes");
+        cloud.unavailable.lock().unwrap().mark("m6i.large", "us-east-1b", CapacityType::OnDemand, *now.lock().unwrap());
+        cloud.unavailable.lock().unwrap().mark("m5.large", "us-east-1a", CapacityType::OnDemand, *now.lock().unwrap());
+        let err = cloud.create(&claim(&unique("ice-c"))).await.unwrap_err();
+        assert!(matches!(err, CloudError::InsufficientCapacity { ref offerings } if offerings.len() == 2), "{err:?}");
     });
 }

@@ -9,6 +9,8 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_ec2::types::{
     DefaultTargetCapacityType, Filter, FleetLaunchTemplateConfigRequest, FleetLaunchTemplateOverridesRequest,
@@ -20,6 +22,7 @@ use aws_sdk_ec2::types::{
 
 use super::super::CloudError;
 use super::super::provider::{CloudProvider, Instance, InstanceState, NodeClaim, tags};
+use super::super::unavailable::Unavailable;
 use super::{classify, resolve};
 use crate::policy::nodeclass::EC2NodeClass;
 use crate::scheduling::catalog::{CapacityType, Catalog};
@@ -34,7 +37,25 @@ pub struct AwsCloud {
     pub classes: BTreeMap<String, EC2NodeClass>,
     /// Served by `catalog()`; refreshed by the owner.
     pub catalog: Catalog,
+    /// Offerings that recently ran out of capacity.
+    pub unavailable: Mutex<Unavailable>,
+    /// Time since the epoch; the wall clock unless a test sets another.
+    pub clock: Arc<dyn Fn() -> Duration + Send + Sync>,
 }
+
+/// The wall clock as time since the epoch.
+pub fn wall_clock() -> Duration {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+/// Error codes that mean an offering has no capacity right now.
+const NO_CAPACITY: &[&str] = &[
+    "InsufficientInstanceCapacity",
+    "InsufficientCapacity",
+    "UnfulfillableCapacity",
+    "MaxSpotInstanceCountExceeded",
+    "SpotMaxPriceTooLow",
+];
 
 /// A stable 64-bit FNV-1a hash: launch-template names must not change between releases, which
 /// the standard library's hasher does not promise.
@@ -52,6 +73,28 @@ fn state(name: Option<&aws_sdk_ec2::types::InstanceStateName>) -> InstanceState 
 }
 
 impl AwsCloud {
+    pub fn new(
+        ec2: aws_sdk_ec2::Client,
+        ssm: aws_sdk_ssm::Client,
+        cluster: &str,
+        classes: BTreeMap<String, EC2NodeClass>,
+        catalog: Catalog,
+    ) -> AwsCloud {
+        AwsCloud {
+            ec2,
+            ssm,
+            cluster: cluster.to_string(),
+            classes,
+            catalog,
+            unavailable: Mutex::default(),
+            clock: Arc::new(wall_clock),
+        }
+    }
+
+    fn avoided(&self) -> std::sync::MutexGuard<'_, Unavailable> {
+        self.unavailable.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn class(&self, claim: &NodeClaim) -> Result<&EC2NodeClass, CloudError> {
         self.classes.get(&claim.node_class).ok_or_else(|| {
             CloudError::InvalidConfig(format!(
@@ -161,9 +204,12 @@ impl AwsCloud {
 
 impl CloudProvider for AwsCloud {
     async fn catalog(&self) -> Result<Catalog, CloudError> {
-        Ok(self.catalog.clone())
+        let mut c = self.catalog.clone();
+        self.avoided().apply(&mut c, (self.clock)());
+        Ok(c)
     }
 
+    #[tracing::instrument(skip_all, fields(cluster = %self.cluster, claim = %claim.name, node_pool = %claim.node_pool))]
     async fn create(&self, claim: &NodeClaim) -> Result<Instance, CloudError> {
         let mine = Filter::builder().name(format!("tag:{}", tags::NODE_CLAIM)).values(&claim.name).build();
         if let Some(existing) = self.describe(vec![mine], Vec::new()).await?.into_iter().next() {
@@ -177,12 +223,27 @@ impl CloudProvider for AwsCloud {
         let first_arch = claim.options.first().and_then(|o| arch(&o.instance_type));
         let image = images.iter().find(|i| Some(&i.arch) == first_arch.as_ref()).unwrap_or(&images[0]);
         let template = self.launch_template(class, &image.id, &groups).await?;
-        let capacity = claim.options.first().map_or(CapacityType::OnDemand, |o| o.capacity_type);
+        let now = (self.clock)();
+        let options: Vec<_> = {
+            let avoided = self.avoided();
+            claim
+                .options
+                .iter()
+                .filter(|o| !avoided.contains(&o.instance_type, &o.zone, o.capacity_type, now))
+                .collect()
+        };
+        if options.is_empty() {
+            let offerings = claim
+                .options
+                .iter()
+                .map(|o| format!("{}/{}/{} (recently out of capacity)", o.instance_type, o.zone, o.capacity_type))
+                .collect();
+            return Err(CloudError::InsufficientCapacity { offerings });
+        }
+        let capacity = options[0].capacity_type;
         let mut overrides = Vec::new();
-        for o in claim
-            .options
-            .iter()
-            .filter(|o| o.capacity_type == capacity && arch(&o.instance_type) == Some(image.arch.clone()))
+        for o in
+            options.iter().filter(|o| o.capacity_type == capacity && arch(&o.instance_type) == Some(image.arch.clone()))
         {
             for s in subnets.iter().filter(|s| s.zone == o.zone) {
                 if overrides.len() < crate::scheduling::plan::MAX_OPTIONS {
@@ -244,6 +305,20 @@ impl CloudProvider for AwsCloud {
             .send()
             .await
             .map_err(|e| classify("CreateFleet", e))?;
+        // Per-override errors: avoid those offerings for a while.
+        for e in out.errors() {
+            if !NO_CAPACITY.contains(&e.error_code().unwrap_or_default()) {
+                continue;
+            }
+            let Some(o) = e.launch_template_and_overrides().and_then(|l| l.overrides()) else { continue };
+            let zone = o.availability_zone().map(str::to_string).or_else(|| {
+                let subnet = o.subnet_id()?;
+                subnets.iter().find(|s| s.id == subnet).map(|s| s.zone.clone())
+            });
+            if let (Some(t), Some(z)) = (o.instance_type(), zone) {
+                self.avoided().mark(t.as_str(), &z, capacity, now);
+            }
+        }
         let id = out.instances().iter().flat_map(|i| i.instance_ids()).next().cloned();
         let Some(id) = id else {
             let failed: Vec<String> = out
@@ -256,6 +331,7 @@ impl CloudProvider for AwsCloud {
         self.get(&id).await
     }
 
+    #[tracing::instrument(skip(self), fields(cluster = %self.cluster))]
     async fn delete(&self, id: &str) -> Result<(), CloudError> {
         match self.ec2.terminate_instances().instance_ids(id).send().await {
             Ok(_) => Ok(()),
@@ -267,6 +343,7 @@ impl CloudProvider for AwsCloud {
         }
     }
 
+    #[tracing::instrument(skip(self), fields(cluster = %self.cluster))]
     async fn get(&self, id: &str) -> Result<Instance, CloudError> {
         let found = match self.ec2.describe_instances().instance_ids(id).send().await {
             Ok(out) => out.reservations().iter().flat_map(|r| r.instances()).map(|i| self.instance(i)).next(),
@@ -279,6 +356,7 @@ impl CloudProvider for AwsCloud {
         found.ok_or_else(|| CloudError::NotFound(format!("instance {id}")))
     }
 
+    #[tracing::instrument(skip(self), fields(cluster = %self.cluster))]
     async fn list(&self) -> Result<Vec<Instance>, CloudError> {
         let owned = Filter::builder().name(format!("tag:{}", tags::cluster(&self.cluster))).values("owned").build();
         self.describe(vec![owned], Vec::new()).await

@@ -1,0 +1,69 @@
+//! Offerings that recently ran out of capacity. EC2's InsufficientInstanceCapacity is usually
+//! short-lived, so an offering is avoided for three minutes and then tried again. The clock is
+//! passed in, so the cache is plain data.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::scheduling::catalog::{CapacityType, Catalog};
+
+/// How long an offering that ran out of capacity is avoided.
+pub const UNAVAILABLE_FOR: Duration = Duration::from_secs(180);
+
+/// (instance type, zone, capacity type) → when it ran out.
+#[derive(Debug, Clone, Default)]
+pub struct Unavailable {
+    since: HashMap<(String, String, CapacityType), Duration>,
+}
+
+impl Unavailable {
+    pub fn mark(&mut self, instance_type: &str, zone: &str, capacity_type: CapacityType, now: Duration) {
+        self.since.insert((instance_type.to_string(), zone.to_string(), capacity_type), now);
+    }
+
+    /// Whether the offering is still being avoided at `now`.
+    pub fn contains(&self, instance_type: &str, zone: &str, capacity_type: CapacityType, now: Duration) -> bool {
+        let key = (instance_type.to_string(), zone.to_string(), capacity_type);
+        self.since.get(&key).is_some_and(|at| now < *at + UNAVAILABLE_FOR)
+    }
+
+    /// Forgets entries that have expired.
+    pub fn expire(&mut self, now: Duration) {
+        self.since.retain(|_, at| now < *at + UNAVAILABLE_FOR);
+    }
+
+    /// Marks the catalog's offerings that are being avoided.
+    pub fn apply(&self, catalog: &mut Catalog, now: Duration) {
+        for t in &mut catalog.types {
+            for o in &mut t.offerings {
+                if self.contains(&t.name, &o.zone, o.capacity_type, now) {
+                    o.available = false;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_offering_is_avoided_for_three_minutes() {
+        let mut u = Unavailable::default();
+        let t0 = Duration::from_secs(1000);
+        u.mark("m5.large", "us-east-1a", CapacityType::Spot, t0);
+        assert!(u.contains("m5.large", "us-east-1a", CapacityType::Spot, t0 + Duration::from_secs(179)));
+        assert!(!u.contains("m5.large", "us-east-1a", CapacityType::OnDemand, t0));
+        assert!(!u.contains("m5.large", "us-east-1b", CapacityType::Spot, t0));
+        assert!(!u.contains("m5.large", "us-east-1a", CapacityType::Spot, t0 + UNAVAILABLE_FOR));
+        let mut c = crate::scheduling::builtin::catalog();
+        u.apply(&mut c, t0);
+        let t = c.get("m5.large").unwrap();
+        let off = |z: &str, cap| t.offerings.iter().find(|o| o.zone == z && o.capacity_type == cap).unwrap().available;
+        assert!(!off("us-east-1a", CapacityType::Spot));
+        assert!(off("us-east-1a", CapacityType::OnDemand));
+        u.expire(t0 + UNAVAILABLE_FOR);
+        assert!(u.since.is_empty());
+    }
+}
