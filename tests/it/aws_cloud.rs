@@ -143,3 +143,85 @@ fn offerings_out_of_capacity_are_avoided_for_three_minutes() {
         assert!(matches!(err, CloudError::InsufficientCapacity { ref offerings } if offerings.len() == 2), "{err:?}");
     });
 }
+
+/// The cloud with its EC2 calls going through a fault-injecting proxy in front of moto.
+async fn behind_proxy(cluster: &str) -> (AwsCloud, crate::fault_proxy::Proxy) {
+    let mut cloud = cloud(cluster).await;
+    let upstream = moto().trim_start_matches("http://").to_string();
+    let proxy = crate::fault_proxy::start(&upstream).await;
+    cloud.ec2 = aws::ec2(&Endpoint { url: Some(proxy.url.clone()), region: Some("us-east-1".into()) }).await;
+    (cloud, proxy)
+}
+
+#[test]
+fn insufficient_capacity_on_the_first_offering_uses_the_second_and_avoids_the_first() {
+    let cluster = unique("ice-proxy");
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
+        let (mut cloud, proxy) = behind_proxy(&cluster).await;
+        let now = std::sync::Arc::new(std::sync::Mutex::new(std::time::Duration::from_secs(50_000)));
+        let clock = now.clone();
+        cloud.clock = std::sync::Arc::new(move || *clock.lock().unwrap());
+        proxy.faults.lock().unwrap().no_capacity = vec!["m6i.large".into()];
+        let i = cloud.create(&claim(&unique("ice-1"))).await.unwrap();
+        assert_eq!((i.instance_type.as_str(), i.zone.as_str()), ("m5.large", "us-east-1a"), "the second offering");
+        let cat = cloud.catalog().await.unwrap();
+        let avoided = |cat: &capstan::scheduling::catalog::Catalog| {
+            !cat.get("m6i.large")
+                .unwrap()
+                .offerings
+                .iter()
+                .find(|o| o.zone == "us-east-1b" && o.capacity_type == CapacityType::OnDemand)
+                .unwrap()
+                .available
+        };
+        assert!(avoided(&cat), "marked unavailable from the CreateFleet error");
+        // The next create does not even offer it to EC2.
+        proxy.faults.lock().unwrap().no_capacity.clear();
+        let j = cloud.create(&claim(&unique("ice-2"))).await.unwrap();
+        assert_eq!(j.instance_type, "m5.large");
+        *now.lock().unwrap() += capstan::cloud::unavailable::UNAVAILABLE_FOR;
+        assert!(!avoided(&cloud.catalog().await.unwrap()), "available again after three minutes");
+        let k = cloud.create(&claim(&unique("ice-3"))).await.unwrap();
+        assert_eq!(k.instance_type, "m6i.large");
+        // Every offering out of capacity: a typed error naming them.
+        proxy.faults.lock().unwrap().no_capacity = vec!["m6i.large".into(), "m5.large".into()];
+        *now.lock().unwrap() += capstan::cloud::unavailable::UNAVAILABLE_FOR;
+        match cloud.create(&claim(&unique("ice-4"))).await {
+            Err(CloudError::InsufficientCapacity { offerings }) => assert_eq!(offerings.len(), 2, "{offerings:?}"),
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+#[test]
+fn throttling_is_retried() {
+    let cluster = unique("throttle");
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
+        let (cloud, proxy) = behind_proxy(&cluster).await;
+        proxy.faults.lock().unwrap().throttle.insert("DescribeInstances".into(), 2);
+        let listed = cloud.list().await.unwrap();
+        assert!(listed.is_empty());
+        assert_eq!(proxy.faults.lock().unwrap().seen["DescribeInstances"], 3, "two throttled, the third answered");
+    });
+}
+
+#[test]
+fn a_lost_create_fleet_answer_then_a_retry_yields_exactly_one_instance() {
+    let cluster = unique("lost");
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
+        let (cloud, proxy) = behind_proxy(&cluster).await;
+        proxy.faults.lock().unwrap().drop_answer.insert("CreateFleet".into(), 1);
+        let c = claim(&unique("lost-1"));
+        let first = cloud.create(&c).await;
+        assert!(first.is_err(), "the answer was lost: {first:?}");
+        let retried = cloud.create(&c).await.unwrap();
+        let all = cloud.list().await.unwrap();
+        assert_eq!(all.len(), 1, "exactly one instance: {all:?}");
+        assert_eq!(all[0].id, retried.id);
+        assert_eq!(
+            proxy.faults.lock().unwrap().seen["CreateFleet"],
+            1,
+            "the retry found the instance instead of launching"
+        );
+    });
+}

@@ -7,6 +7,7 @@ mod bad_input;
 mod cloud_sim;
 mod common;
 mod examples;
+mod fault_proxy;
 mod guardrails;
 mod karpenter_docs;
 mod overlay;

@@ -279,6 +279,10 @@ impl CloudProvider for AwsCloud {
                 DefaultTargetCapacityType::OnDemand
             })
             .build();
+        // Never resent by the SDK: a lost answer is resolved by the tag lookup above on the
+        // caller's retry, which holds even where the ClientToken is not honoured.
+        let no_retry =
+            aws_sdk_ec2::config::Builder::default().retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled());
         let out = self
             .ec2
             .create_fleet()
@@ -302,6 +306,8 @@ impl CloudProvider for AwsCloud {
                     .set_tags(Some(self.tags(claim, class)))
                     .build(),
             )
+            .customize()
+            .config_override(no_retry)
             .send()
             .await
             .map_err(|e| classify("CreateFleet", e))?;
