@@ -225,3 +225,28 @@ fn a_lost_create_fleet_answer_then_a_retry_yields_exactly_one_instance() {
         );
     });
 }
+
+#[test]
+fn the_catalog_is_read_from_ec2_and_refreshed_when_stale() {
+    let cluster = unique("refresh");
+    rt().block_on(async {
+        let mut cloud = cloud(&cluster).await;
+        *cloud.catalog.lock().unwrap() = capstan::scheduling::catalog::Catalog::default();
+        cloud.prices = Some(capstan::cloud::prices::read(&crate::aws_catalog::price_file()).unwrap());
+        let now = std::sync::Arc::new(std::sync::Mutex::new(std::time::Duration::from_secs(1_000)));
+        let clock = now.clone();
+        cloud.clock = std::sync::Arc::new(move || *clock.lock().unwrap());
+        let first = cloud.catalog().await.unwrap();
+        assert!(first.types.len() > 500, "read from EC2: {}", first.types.len());
+        // Cached: the served catalog is not re-read before refresh_every.
+        cloud.catalog.lock().unwrap().types.truncate(3);
+        assert_eq!(cloud.catalog().await.unwrap().types.len(), 3);
+        *now.lock().unwrap() += cloud.refresh_every;
+        assert!(cloud.catalog().await.unwrap().types.len() > 500, "refreshed once stale");
+        // An option outside the catalog is a configuration error that says what to check.
+        let mut c = claim(&unique("odd"));
+        c.options[0].instance_type = "z9.huge".into();
+        let err = cloud.create(&c).await.unwrap_err().to_string();
+        assert!(err.contains("z9.huge is not in the catalog") && err.contains("EC2NodeClass nodes"), "{err}");
+    });
+}

@@ -8,7 +8,7 @@
 //!      └─ CreateFleet instant, 1 instance, ≤ 60 overrides (type × subnet), ClientToken = claim
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -35,8 +35,12 @@ pub struct AwsCloud {
     pub cluster: String,
     /// EC2NodeClasses by name.
     pub classes: BTreeMap<String, EC2NodeClass>,
-    /// Served by `catalog()`; refreshed by the owner.
-    pub catalog: Catalog,
+    /// Served by `catalog()`, refreshed from EC2 every `refresh_every` when `prices` is set.
+    pub catalog: Mutex<Catalog>,
+    /// On-demand prices (from the price file); `None` serves the given catalog as is.
+    pub prices: Option<HashMap<String, f64>>,
+    pub refresh_every: Duration,
+    refreshed_at: Mutex<Option<Duration>>,
     /// Offerings that recently ran out of capacity.
     pub unavailable: Mutex<Unavailable>,
     /// Time since the epoch; the wall clock unless a test sets another.
@@ -85,9 +89,41 @@ impl AwsCloud {
             ssm,
             cluster: cluster.to_string(),
             classes,
-            catalog,
+            catalog: Mutex::new(catalog),
+            prices: None,
+            refresh_every: Duration::from_secs(3600),
+            refreshed_at: Mutex::default(),
             unavailable: Mutex::default(),
             clock: Arc::new(wall_clock),
+        }
+    }
+
+    fn current(&self) -> std::sync::MutexGuard<'_, Catalog> {
+        self.catalog.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Re-reads the catalog from EC2 when it is older than `refresh_every`. A failed refresh
+    /// keeps serving the last catalog (and is logged); with none yet, it is an error.
+    async fn refresh(&self) -> Result<(), CloudError> {
+        let Some(prices) = &self.prices else { return Ok(()) };
+        let now = (self.clock)();
+        let due =
+            self.refreshed_at.lock().unwrap_or_else(|p| p.into_inner()).is_none_or(|at| now >= at + self.refresh_every);
+        if !due {
+            return Ok(());
+        }
+        match super::catalog::fetch(&self.ec2, prices).await {
+            Ok((fresh, report)) => {
+                tracing::info!(types = report.exported, unpriced = report.unpriced.len(), "instance catalog refreshed");
+                *self.current() = fresh;
+                *self.refreshed_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
+                Ok(())
+            }
+            Err(e) if !self.current().types.is_empty() => {
+                tracing::warn!(error = %e, "instance catalog refresh failed; serving the previous one");
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -115,7 +151,7 @@ impl AwsCloud {
         let spot = i.instance_lifecycle().is_some_and(|l| l.as_str() == "spot");
         let capacity_type = if spot { CapacityType::Spot } else { CapacityType::OnDemand };
         let price = self
-            .catalog
+            .current()
             .get(&instance_type)
             .and_then(|t| t.offerings.iter().find(|o| o.zone == zone && o.capacity_type == capacity_type))
             .map_or(0.0, |o| o.price);
@@ -204,7 +240,8 @@ impl AwsCloud {
 
 impl CloudProvider for AwsCloud {
     async fn catalog(&self) -> Result<Catalog, CloudError> {
-        let mut c = self.catalog.clone();
+        self.refresh().await?;
+        let mut c = self.current().clone();
         self.avoided().apply(&mut c, (self.clock)());
         Ok(c)
     }
@@ -219,7 +256,21 @@ impl CloudProvider for AwsCloud {
         let subnets = resolve::subnets(&self.ec2, class).await?;
         let groups = resolve::security_groups(&self.ec2, class).await?;
         let images = resolve::images(&self.ec2, class, &self.ssm).await?;
-        let arch = |t: &str| self.catalog.get(t).map(|t| t.arch.clone());
+        let arches: HashMap<String, String> = {
+            let cat = self.current();
+            let mut out = HashMap::new();
+            for o in &claim.options {
+                let t = cat.get(&o.instance_type).ok_or_else(|| {
+                    CloudError::InvalidConfig(format!(
+                        "NodeClaim {} (EC2NodeClass {}): instance type {} is not in the catalog; check the NodePool requirements and the region",
+                        claim.name, class.metadata.name, o.instance_type
+                    ))
+                })?;
+                out.insert(t.name.clone(), t.arch.clone());
+            }
+            out
+        };
+        let arch = |t: &str| arches.get(t).cloned();
         let first_arch = claim.options.first().and_then(|o| arch(&o.instance_type));
         let image = images.iter().find(|i| Some(&i.arch) == first_arch.as_ref()).unwrap_or(&images[0]);
         let template = self.launch_template(class, &image.id, &groups).await?;
