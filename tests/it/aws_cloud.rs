@@ -250,3 +250,37 @@ fn the_catalog_is_read_from_ec2_and_refreshed_when_stale() {
         assert!(err.contains("z9.huge is not in the catalog") && err.contains("EC2NodeClass nodes"), "{err}");
     });
 }
+
+#[test]
+fn the_launch_template_carries_the_root_volume_imds_settings_and_user_data() {
+    let cluster = unique("template");
+    rt().block_on(async {
+        let mut cloud = cloud(&cluster).await;
+        let mut c = cloud.classes["nodes"].clone();
+        let extra = class("apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata:\n  name: x\nspec:\n  amiSelectorTerms: [{id: ami-x}]\n  role: r\n  subnetSelectorTerms: [{id: s}]\n  securityGroupSelectorTerms: [{id: g}]\n  blockDeviceMappings:\n    - deviceName: /dev/xvda\n      rootVolume: true\n      ebs: {volumeSize: 64Gi, volumeType: gp3, iops: 3000, throughput: 125, encrypted: true, deleteOnTermination: true}\n  metadataOptions: {httpTokens: required, httpPutResponseHopLimit: 2}\n  detailedMonitoring: true\n");
+        c.spec.block_device_mappings = extra.spec.block_device_mappings;
+        c.spec.metadata_options = extra.spec.metadata_options;
+        c.spec.detailed_monitoring = extra.spec.detailed_monitoring;
+        cloud.classes.insert("nodes".into(), c);
+        cloud.create(&claim(&unique("lt"))).await.unwrap();
+        let prefix = format!("capstan-{}-", cluster.replace('.', "-"));
+        // moto answers 15 templates a page unless asked for more, and gives no next token.
+        let page = cloud.ec2.describe_launch_templates().max_results(1000).send().await.unwrap();
+        let templates = page.launch_templates();
+        let lt = templates.iter().find(|t| t.launch_template_name().is_some_and(|n| n.starts_with(&prefix))).expect("a launch template for the cluster");
+        let versions = cloud.ec2.describe_launch_template_versions().launch_template_id(lt.launch_template_id().unwrap()).send().await.unwrap();
+        let data = versions.launch_template_versions()[0].launch_template_data().unwrap();
+        let root = &data.block_device_mappings()[0];
+        let ebs = root.ebs().unwrap();
+        assert_eq!((ebs.volume_size(), ebs.volume_type().map(|t| t.as_str())), (Some(64), Some("gp3")));
+        assert_eq!(ebs.encrypted(), Some(true));
+        assert!(root.device_name().is_some_and(|d| d.starts_with("/dev/")), "the AMI's root device: {root:?}");
+        let imds = data.metadata_options().unwrap();
+        assert_eq!(imds.http_put_response_hop_limit(), Some(2));
+        assert_eq!(imds.http_tokens().map(|t| t.as_str()), Some("required"));
+        use base64::Engine;
+        let user_data = base64::engine::general_purpose::STANDARD.decode(data.user_data().unwrap()).unwrap();
+        assert_eq!(String::from_utf8(user_data).unwrap(), "#!/bin/bash\necho nodeup");
+        assert_eq!(data.iam_instance_profile().and_then(|p| p.name()), Some(format!("nodes.{cluster}").as_str()));
+    });
+}

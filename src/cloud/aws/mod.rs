@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod provider;
 pub mod resolve;
+pub mod template;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};

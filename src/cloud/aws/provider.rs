@@ -14,8 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_ec2::types::{
     DefaultTargetCapacityType, Filter, FleetLaunchTemplateConfigRequest, FleetLaunchTemplateOverridesRequest,
-    FleetLaunchTemplateSpecificationRequest, FleetOnDemandAllocationStrategy, FleetType,
-    LaunchTemplateIamInstanceProfileSpecificationRequest, OnDemandOptionsRequest, RequestLaunchTemplateData,
+    FleetLaunchTemplateSpecificationRequest, FleetOnDemandAllocationStrategy, FleetType, OnDemandOptionsRequest,
     ResourceType, SpotAllocationStrategy, SpotOptionsRequest, Tag, TagSpecification,
     TargetCapacitySpecificationRequest,
 };
@@ -23,7 +22,7 @@ use aws_sdk_ec2::types::{
 use super::super::CloudError;
 use super::super::provider::{CloudProvider, Instance, InstanceState, NodeClaim, tags};
 use super::super::unavailable::Unavailable;
-use super::{classify, resolve};
+use super::{classify, resolve, template};
 use crate::policy::nodeclass::EC2NodeClass;
 use crate::scheduling::catalog::{CapacityType, Catalog};
 
@@ -60,12 +59,6 @@ const NO_CAPACITY: &[&str] = &[
     "MaxSpotInstanceCountExceeded",
     "SpotMaxPriceTooLow",
 ];
-
-/// A stable 64-bit FNV-1a hash: launch-template names must not change between releases, which
-/// the standard library's hasher does not promise.
-fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
-}
 
 fn state(name: Option<&aws_sdk_ec2::types::InstanceStateName>) -> InstanceState {
     match name.map(|s| s.as_str()) {
@@ -208,26 +201,16 @@ impl AwsCloud {
     async fn launch_template(
         &self,
         class: &EC2NodeClass,
-        image: &str,
+        image: &resolve::Image,
         security_groups: &[String],
     ) -> Result<String, CloudError> {
-        let profile = class.spec.instance_profile.clone().ok_or_else(|| {
-            CloudError::InvalidConfig(format!("EC2NodeClass {}: capstan launches with an existing instanceProfile (kOps: nodes.<cluster>); set spec.instanceProfile", class.metadata.name))
-        })?;
-        let user_data = class.spec.user_data.clone().unwrap_or_default();
-        let identity = format!("{}|{image}|{}|{profile}|{user_data}", class.metadata.name, security_groups.join(","));
-        let name = format!("capstan-{}-{:016x}", self.cluster.replace('.', "-"), fnv(&identity));
+        let name = template::name(&self.cluster, class, image, security_groups);
         let existing = self.ec2.describe_launch_templates().launch_template_names(&name).send().await;
-        if existing.is_ok_and(|o| !o.launch_templates().is_empty()) {
+        if existing.is_ok_and(|o| o.launch_templates().iter().any(|t| t.launch_template_name() == Some(name.as_str())))
+        {
             return Ok(name);
         }
-        use base64::Engine;
-        let data = RequestLaunchTemplateData::builder()
-            .image_id(image)
-            .set_security_group_ids(Some(security_groups.to_vec()))
-            .iam_instance_profile(LaunchTemplateIamInstanceProfileSpecificationRequest::builder().name(profile).build())
-            .user_data(base64::engine::general_purpose::STANDARD.encode(user_data))
-            .build();
+        let data = template::data(class, image, security_groups)?;
         match self.ec2.create_launch_template().launch_template_name(&name).launch_template_data(data).send().await {
             Ok(_) => Ok(name),
             Err(e) => match classify("CreateLaunchTemplate", e) {
@@ -273,7 +256,7 @@ impl CloudProvider for AwsCloud {
         let arch = |t: &str| arches.get(t).cloned();
         let first_arch = claim.options.first().and_then(|o| arch(&o.instance_type));
         let image = images.iter().find(|i| Some(&i.arch) == first_arch.as_ref()).unwrap_or(&images[0]);
-        let template = self.launch_template(class, &image.id, &groups).await?;
+        let template = self.launch_template(class, image, &groups).await?;
         let now = (self.clock)();
         let options: Vec<_> = {
             let avoided = self.avoided();
