@@ -9,5 +9,6 @@
 pub mod bench;
 pub mod cli;
 pub mod cloud;
+pub mod kops;
 pub mod policy;
 pub mod scheduling;

@@ -14,4 +14,5 @@ mod overlay;
 mod properties;
 mod roundtrip;
 mod sched;
+mod state_store;
 mod translation;
