@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod cli;
 pub mod cloud;
+pub mod digest;
 pub mod kops;
 pub mod policy;
 pub mod scheduling;

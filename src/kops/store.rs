@@ -58,7 +58,7 @@ pub trait StateStore: Send + Sync {
 
 /// The ETag of some content: a quoted FNV-1a digest, stable across releases and processes.
 pub fn etag(bytes: &[u8]) -> String {
-    let h = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ *b as u64).wrapping_mul(0x100_0000_01b3));
+    let h = crate::digest::fnv64(bytes);
     format!("\"{h:016x}-{}\"", bytes.len())
 }
 

@@ -246,7 +246,7 @@ pub fn typed_all<T: DeserializeOwned>(origin: &Origin, object: &str, value: &Val
     let mut removed_items: Vec<(Vec<Step>, usize)> = Vec::new();
     let mut last_removed: Option<(Vec<Step>, String)> = None;
     while errors.len() < MAX_ERRORS_PER_DOCUMENT {
-        let failure = match typed_at::<T>(origin, object, &value) {
+        let failure = match typed_at::<T>(&value) {
             Ok(t) if errors.is_empty() => return Ok(t),
             Ok(_) => break,
             Err(f) => f,
@@ -361,7 +361,7 @@ impl Failure {
 
 /// Deserialises `value` into `T`, reporting the first error at its field.
 pub fn typed<T: DeserializeOwned>(origin: &Origin, object: &str, value: &Value) -> Result<T, Box<Diagnostic>> {
-    typed_at(origin, object, value).map_err(|f| Box::new(f.diagnostic(origin, object, &f.path)))
+    typed_at(value).map_err(|f| Box::new(f.diagnostic(origin, object, &f.path)))
 }
 
 fn value_at<'a>(value: &'a Value, path: &[Step]) -> Option<&'a Value> {
@@ -371,7 +371,7 @@ fn value_at<'a>(value: &'a Value, path: &[Step]) -> Option<&'a Value> {
     })
 }
 
-fn typed_at<T: DeserializeOwned>(_origin: &Origin, _object: &str, value: &Value) -> Result<T, Failure> {
+fn typed_at<T: DeserializeOwned>(value: &Value) -> Result<T, Failure> {
     serde_path_to_error::deserialize(value).map_err(|err| {
         let mut path: Vec<Step> = err
             .path()

@@ -115,7 +115,6 @@ fn try_add(ctx: &mut Ctx, claim: &mut Claim, g: &Group, fit: Option<&GroupFit>, 
 }
 
 fn open(ctx: &mut Ctx, g: &Group, gi: usize, fits: &[Option<GroupFit>], p: usize) -> Option<Claim> {
-    let input = ctx.input;
     for (pi, fit) in fits.iter().enumerate() {
         let Some(fit) = fit else { continue };
         for alt in &fit.alts {
@@ -137,7 +136,6 @@ fn open(ctx: &mut Ctx, g: &Group, gi: usize, fits: &[Option<GroupFit>], p: usize
             ctx.use_capacity(pi, &reserved);
             let mut excl = ExclCounts::new(ctx.keys.len());
             excl.add(&g.roles, 1);
-            let _ = input;
             return Some(Claim {
                 pi,
                 reqs: alt.reqs.clone(),

@@ -4,9 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::catalog::ZONE;
 use super::pod::{Constraints, Pod, Selector, WhenUnsatisfiable};
-use super::requirements::{Requirements, ValueSet};
+use super::requirements::Requirements;
 use super::resources::Resources;
 
 /// A per-node exclusion: at most so many pods of a kind on one node.
@@ -234,11 +233,4 @@ impl ExclCounts {
             }
         }
     }
-}
-
-/// Requirements pinning a zone.
-pub fn zone_pin(zone: &str) -> Requirements {
-    let mut r = Requirements::new();
-    r.add(ZONE, ValueSet::one(zone));
-    r
 }

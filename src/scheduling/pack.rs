@@ -75,8 +75,6 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize) {
         return;
     }
     let input = ctx.input;
-    let timing = std::env::var("CAPSTAN_DEBUG_PACK").is_ok();
-    let t0 = std::time::Instant::now();
     let npools = input.pools.len();
     let mut table = vec![vec![None; groups.len()]; npools];
     for (pi, row) in table.iter_mut().enumerate() {
@@ -157,13 +155,7 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize) {
         offers,
         smallest,
     };
-    if timing {
-        eprintln!("pack: {} groups, tables {:?}", st.order.len(), t0.elapsed());
-    }
     refresh_prices(ctx, &mut st);
-    if timing {
-        eprintln!("pack: first prices {:?}", t0.elapsed());
-    }
     let total: u64 = st.rem.iter().map(|r| *r as u64).sum();
     let mut since_refresh = 0u64;
     while let Some(seed) = st.order.iter().copied().find(|&gi| st.rem[gi] > 0 && !st.failed[gi]) {
@@ -180,9 +172,6 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize) {
             refresh_prices(ctx, &mut st);
             since_refresh = 0;
         }
-    }
-    if timing {
-        eprintln!("pack: done {:?}, {} claims", t0.elapsed(), ctx.plan.claims.len());
     }
     for (gi, g) in st.groups.iter_mut().enumerate() {
         let t = st.taken[gi];

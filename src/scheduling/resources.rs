@@ -98,12 +98,6 @@ impl Resources {
         })
     }
 
-    pub fn is_zero(&self) -> bool {
-        *self == Resources::default()
-            || (self.cpu, self.memory, self.storage, self.pods, self.gpu) == (0, 0, 0, 0, 0)
-                && self.extended.values().all(|v| *v == 0)
-    }
-
     /// Subtracts `n` times `o`.
     pub fn sub_times(&mut self, o: &Resources, n: i64) {
         self.cpu -= o.cpu * n;
@@ -114,23 +108,6 @@ impl Resources {
         for (k, v) in &o.extended {
             *self.extended.entry(k.clone()).or_insert(0) -= v * n;
         }
-    }
-
-    /// Element-wise maximum.
-    pub fn max(&self, other: &Resources) -> Resources {
-        let mut out = Resources {
-            cpu: self.cpu.max(other.cpu),
-            memory: self.memory.max(other.memory),
-            storage: self.storage.max(other.storage),
-            pods: self.pods.max(other.pods),
-            gpu: self.gpu.max(other.gpu),
-            extended: self.extended.clone(),
-        };
-        for (k, v) in &other.extended {
-            let e = out.extended.entry(k.clone()).or_insert(0);
-            *e = (*e).max(*v);
-        }
-        out
     }
 }
 

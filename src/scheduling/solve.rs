@@ -7,12 +7,12 @@
 //!                                   (cost-optimal packing or Karpenter-style FFD)
 //! ```
 
-use super::catalog::{CAPACITY_TYPE, Catalog, HOSTNAME, INSTANCE_TYPE, ZONE};
+use super::catalog::{Catalog, HOSTNAME, INSTANCE_TYPE, ZONE};
 use super::groups::{self, ExclCounts, ExclKey, Group};
 use super::node::Node;
 use super::plan::{Binding, Plan, Unschedulable};
 use super::pod::{Pod, untolerated};
-use super::pool::{Limits, NODE_POOL_LABEL, PoolSpec, Usage};
+use super::pool::{Limits, PoolSpec, Usage};
 use super::resources::Resources;
 use super::topology::{self, Domains};
 use super::view::{self, FitCache, PoolView};
@@ -121,16 +121,11 @@ fn usage(input: &Input) -> (Vec<Usage>, Usage) {
 
 /// Places pending pods. Pure: the same input gives the same plan.
 pub fn solve(input: &Input) -> Plan {
-    let timing = std::env::var("CAPSTAN_DEBUG_PACK").is_ok();
-    let t0 = std::time::Instant::now();
     let mut groups = groups::group(&input.pods);
     let keys = groups::exclusion_keys(&mut groups, HOSTNAME);
     let all_zones = zones(input);
     let domains = Domains { nodes: &input.nodes, zones: all_zones.clone() };
     let (mut groups, rejected) = topology::pin_domains(groups, &domains);
-    if timing {
-        eprintln!("solve: grouped and pinned {:?}", t0.elapsed());
-    }
     let (pool_usage, cluster_usage) = usage(input);
     let mut ctx = Ctx {
         input,
@@ -332,22 +327,4 @@ fn explain(ctx: &Ctx, g: &Group, gi: usize) -> String {
         reasons.push("no instance type meets the pod's node requirements together with a NodePool's".to_string());
     }
     reasons.join("; ")
-}
-
-/// Node labels a new claim carries.
-pub fn claim_labels(
-    pool: &PoolSpec,
-    instance_type: &str,
-    zone: &str,
-    capacity_type: &str,
-    arch: &str,
-) -> crate::policy::meta::Labels {
-    let mut labels = pool.labels.clone();
-    labels.insert(NODE_POOL_LABEL.to_string(), pool.name.clone());
-    labels.insert(INSTANCE_TYPE.to_string(), instance_type.to_string());
-    labels.insert(ZONE.to_string(), zone.to_string());
-    labels.insert(CAPACITY_TYPE.to_string(), capacity_type.to_string());
-    labels.insert("kubernetes.io/arch".to_string(), arch.to_string());
-    labels.insert("kubernetes.io/os".to_string(), "linux".to_string());
-    labels
 }

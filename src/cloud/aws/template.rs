@@ -13,17 +13,11 @@ use super::super::CloudError;
 use super::resolve::Image;
 use crate::policy::nodeclass::EC2NodeClass;
 
-/// A stable 64-bit FNV-1a hash: launch-template names must not change between releases, which
-/// the standard library's hasher does not promise.
-pub fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
-}
-
 /// The template's name: the cluster and a hash of everything in it.
 pub fn name(cluster: &str, class: &EC2NodeClass, image: &Image, security_groups: &[String]) -> String {
     let spec = serde_json::to_string(&class.spec).unwrap_or_default();
     let identity = format!("{}|{}|{}|{spec}", class.metadata.name, image.id, security_groups.join(","));
-    format!("capstan-{}-{:016x}", cluster.replace('.', "-"), fnv(&identity))
+    format!("capstan-{}-{:016x}", cluster.replace('.', "-"), crate::digest::fnv64(identity.as_bytes()))
 }
 
 /// Launch-template data: AMI, security groups, instance profile, userData, block devices

@@ -80,7 +80,7 @@ fn check(case: &Case, strategy: Packing) -> Result<(), TestCaseError> {
                 _ => t.label(k).or_else(|| pool.labels.get(k).cloned()),
             }
         };
-        prop_assert!(pool.requirements.unmet_by(|k| label(k).map(|v| &*Box::leak(v.into_boxed_str()))).is_none());
+        prop_assert!(meets(&pool.requirements, &label), "{} breaks NodePool {} ({strategy:?})", cl.name, pool.name);
         let mut ports = Vec::new();
         let mut hosts: BTreeMap<String, i32> = BTreeMap::new();
         let mut anti = 0;
@@ -121,15 +121,17 @@ fn check(case: &Case, strategy: Packing) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Whether a node with these labels meets the requirements.
+fn meets(reqs: &capstan::scheduling::requirements::Requirements, label: &dyn Fn(&str) -> Option<String>) -> bool {
+    reqs.iter().all(|(k, set)| match label(k) {
+        Some(v) => set.has(&v),
+        None => set.allows_absent(),
+    })
+}
+
 fn groups_ok(c: &capstan::scheduling::pod::Constraints, label: &dyn Fn(&str) -> Option<String>) -> bool {
     let levels = capstan::scheduling::groups::levels(c);
-    let alts = levels.last().unwrap();
-    alts.iter().any(|a| {
-        a.iter().all(|(k, set)| match label(k) {
-            Some(v) => set.has(&v),
-            None => set.allows_absent(),
-        })
-    })
+    levels.last().unwrap().iter().any(|a| meets(a, label))
 }
 
 proptest! {

@@ -21,8 +21,6 @@ fn a_pending_pod_gets_a_new_claim_of_the_cheapest_fitting_type() {
         assert!(claim.options.windows(2).skip(1).all(|w| w[0].price <= w[1].price), "{s:?}: cheapest first");
         assert!(claim.options.len() <= MAX_OPTIONS);
         assert!(claim.requests.fits(&claim.allocatable));
-        let cheapest_fit = c.types.iter().filter(|t| t.vcpu >= 2 || t.memory_mib >= 4096).count();
-        assert!(cheapest_fit > 0);
         assert!(claim.price <= 0.0336 + 1e-9, "{s:?}: {} at {}", claim.instance_type, claim.price);
     }
 }
@@ -551,14 +549,13 @@ fn claim_requirements_are_the_pool_narrowed_by_the_pods() {
 }
 
 #[test]
-fn pods_on_one_claim_share_its_zone_and_fit_it() {
+fn pods_on_one_claim_fit_its_allocatable() {
     let c = catalog();
     let case = Case::new(&c, many(40, "p", || pod().cpu("250m").memory("256Mi")));
     for (s, plan) in case.solve() {
         for claim in &plan.claims {
             let pods = claim.pods.len() as i64;
-            let mut need = Resources { cpu: 250 * pods, memory: 256 * (1 << 20) * pods, pods, ..Resources::default() };
-            need.storage = 0;
+            let need = Resources { cpu: 250 * pods, memory: 256 * (1 << 20) * pods, pods, ..Resources::default() };
             assert!(need.fits(&claim.allocatable), "{s:?}");
         }
     }
