@@ -54,6 +54,18 @@ pub trait StateStore: Send + Sync {
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
     fn delete_if_match(&self, key: &str, etag: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// The keys under a prefix with their ETags, sorted by key: what changed since a previous
+    /// read, without reading what did not.
+    fn list_tagged(&self, prefix: &str) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
+}
+
+/// Refuses a key that would leave the store: empty, absolute, or with `.`, `..` or empty parts.
+pub fn valid_key(key: &str) -> Result<(), StoreError> {
+    let bad = key.is_empty() || key.starts_with('/') || key.split('/').any(|p| p == ".." || p == "." || p.is_empty());
+    if bad {
+        return Err(StoreError::InvalidKey(key.to_string()));
+    }
+    Ok(())
 }
 
 /// The ETag of some content: a quoted FNV-1a digest, stable across releases and processes.
@@ -114,6 +126,10 @@ impl StateStore for MemoryStore {
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         Ok(self.with(|m| m.keys().filter(|k| k.starts_with(prefix)).cloned().collect()))
     }
+
+    async fn list_tagged(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(self.with(|m| m.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(k, b)| (k.clone(), etag(b))).collect()))
+    }
 }
 
 /// The store in a folder. Compare-and-swap holds between processes: every write takes an
@@ -143,11 +159,7 @@ impl FileStore {
     }
 
     fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
-        let bad =
-            key.is_empty() || key.starts_with('/') || key.split('/').any(|p| p == ".." || p == "." || p.is_empty());
-        if bad {
-            return Err(StoreError::InvalidKey(key.to_string()));
-        }
+        valid_key(key)?;
         Ok(self.root.join(key))
     }
 
@@ -236,10 +248,25 @@ impl StateStore for FileStore {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        // Walk only the folder the prefix names, not the whole store.
+        let dir = prefix.rfind('/').map_or("", |i| &prefix[..i]);
         let mut out = Vec::new();
-        walk(&self.root, "", &mut out).map_err(io)?;
+        if dir.is_empty() || valid_key(dir).is_ok() {
+            walk(&self.root.join(dir), dir, &mut out).map_err(io)?;
+        }
         out.retain(|k| k.starts_with(prefix));
         out.sort();
+        Ok(out)
+    }
+
+    async fn list_tagged(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        for key in self.list(prefix).await? {
+            // A file removed since the listing is simply not listed.
+            if let Some(b) = FileStore::read(&self.path(&key)?)? {
+                out.push((key, etag(&b)));
+            }
+        }
         Ok(out)
     }
 }
@@ -247,7 +274,7 @@ impl StateStore for FileStore {
 fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) -> std::io::Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => return Ok(()),
         Err(e) => return Err(e),
     };
     for entry in entries {

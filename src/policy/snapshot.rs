@@ -28,6 +28,18 @@ impl Snapshot {
         self.files.iter().map(|(p, b)| (p.as_str(), b.as_slice()))
     }
 
+    /// A digest of every path and its content, for naming a revision read from a folder.
+    pub fn digest(&self) -> String {
+        let mut all = Vec::new();
+        for (path, bytes) in &self.files {
+            all.extend_from_slice(path.as_bytes());
+            all.push(0);
+            all.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+            all.extend_from_slice(bytes);
+        }
+        format!("fnv64:{:016x}", crate::digest::fnv64(&all))
+    }
+
     /// Reads the YAML files under `root`, skipping hidden entries such as `.git`.
     pub fn from_dir(root: &Path) -> io::Result<Snapshot> {
         let mut snapshot = Snapshot::default();

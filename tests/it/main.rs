@@ -10,6 +10,7 @@ mod examples;
 mod fault_proxy;
 mod guardrails;
 mod karpenter_docs;
+mod kops;
 mod overlay;
 mod properties;
 mod roundtrip;

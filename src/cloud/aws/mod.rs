@@ -63,14 +63,25 @@ pub fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
         };
     }
     let text = format!("{err:?}");
-    let no_credentials =
-        ["no credentials", "CredentialsNotLoaded", "NoCredentials", "NoIdentityResolver", "NoMatchingAuthScheme"];
-    if no_credentials.iter().any(|m| text.contains(m)) {
+    if lacks_credentials(&text) {
         return CloudError::Unauthorized(format!(
             "{call}: no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or IRSA"
         ));
     }
     CloudError::Api(format!("{call}: {}", short(&text)))
+}
+
+/// Whether an SDK error (its debug text) means no credentials could be found in the chain.
+pub fn lacks_credentials(text: &str) -> bool {
+    let markers = [
+        "no credentials",
+        "CredentialsNotLoaded",
+        "NoCredentials",
+        "NoIdentityResolver",
+        "NoMatchingAuthScheme",
+        "FailedToLoadToken",
+    ];
+    markers.iter().any(|m| text.contains(m))
 }
 
 fn short(text: &str) -> String {

@@ -1,5 +1,7 @@
 //! Benchmarks run from the command line, printing what they measured.
 
+pub mod state_store;
+
 use std::time::Instant;
 
 use serde::Serialize;

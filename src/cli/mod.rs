@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::policy::{self, Snapshot, Validation};
 
+mod state;
+
 #[derive(Debug, Parser)]
 #[command(name = "capstan", version, about = "Node autoscaler for kOps clusters on AWS, run as a GitOps reconciler")]
 pub struct Cli {
@@ -35,6 +37,23 @@ pub enum Command {
         #[arg(long)]
         cluster: String,
     },
+    /// Show what reconcile would change in the kOps state store, terraform-style. Exit 0 when
+    /// nothing would change, 2 when something would, 1 on error.
+    Plan {
+        #[command(flatten)]
+        store: state::StoreArgs,
+    },
+    /// Apply the repository's InstanceGroups to the kOps state store with conditional writes.
+    Reconcile {
+        #[command(flatten)]
+        store: state::StoreArgs,
+        /// One pass, then exit (0 applied or nothing to do, 1 conflict or error).
+        #[arg(long)]
+        once: bool,
+        /// Time between passes without --once (Go duration, e.g. 30s).
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        interval: std::time::Duration,
+    },
     /// Measure the scheduler or other parts; prints what it measured.
     Bench {
         #[command(subcommand)]
@@ -55,6 +74,25 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Plan and apply InstanceGroups of many clusters against a state store (creates, a pass
+    /// with nothing to do, updates). Writes under fresh `bench-*` cluster names.
+    StateStore {
+        #[arg(long, default_value_t = 50)]
+        clusters: usize,
+        /// InstanceGroups in all, spread over the clusters.
+        #[arg(long, default_value_t = 1000)]
+        igs: usize,
+        #[arg(long)]
+        state_store: String,
+        #[arg(long)]
+        s3_endpoint: Option<String>,
+        #[arg(long)]
+        s3_path_style: bool,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Solve pending pods against an instance catalog, cost-optimal and Karpenter-style.
     Scheduling {
         #[arg(long, default_value_t = 1000)]
@@ -108,13 +146,27 @@ pub fn main() -> ExitCode {
         Command::Validate { repo, cluster, format } => validate(&repo, cluster.as_deref(), format),
         Command::Render { repo, cluster } => render(&repo, &cluster),
         Command::Schema { out } => schema(&out),
+        Command::Plan { store } => state::plan(&store),
+        Command::Reconcile { store, once, interval } => state::reconcile(&store, once, interval),
         Command::Catalog { what: CatalogCommand::Export { prices, endpoint, region, out } } => {
             catalog_export(&prices, endpoint, region, out.as_deref())
+        }
+        Command::Bench {
+            what: BenchCommand::StateStore { clusters, igs, state_store, s3_endpoint, s3_path_style, region, json },
+        } => {
+            let s3 = crate::kops::S3Options { endpoint: s3_endpoint, region, path_style: s3_path_style };
+            state::bench(&state_store, &s3, clusters, igs, json)
         }
         Command::Bench { what: BenchCommand::Scheduling { pods, catalog, mix, seed, json } } => {
             bench_scheduling(pods, catalog.as_deref(), mix, seed, json)
         }
     }
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    policy::duration::GoDuration::parse(text)
+        .map(|d| d.duration())
+        .ok_or_else(|| format!("`{text}` is not a duration such as 30s, 5m or 1h"))
 }
 
 /// Exit code for a usage problem.

@@ -1,0 +1,123 @@
+//! Reads what one cluster's state store holds: the Cluster spec, the InstanceGroups (each
+//! unreadable object reported by key and set aside), and what capstan last applied.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use futures_util::stream::{self, StreamExt};
+use serde_json::Value;
+
+use super::object::{self, Corrupt};
+use super::plan::Current;
+use super::store::{StateStore, StoreError};
+use crate::policy::kops::Cluster;
+
+/// Objects read at once.
+const CONCURRENCY: usize = 16;
+
+#[derive(Debug, Default)]
+pub struct ClusterState {
+    /// `None` when `<cluster>/config` does not exist.
+    pub spec: Option<Result<Cluster, Corrupt>>,
+    pub current: Vec<Current>,
+    /// Unreadable IG objects by name, with why.
+    pub unreadable: BTreeMap<String, Corrupt>,
+    pub last_applied: BTreeMap<String, Value>,
+    pub warnings: Vec<String>,
+}
+
+impl ClusterState {
+    pub fn unreadable_names(&self) -> BTreeSet<String> {
+        self.unreadable.keys().cloned().collect()
+    }
+}
+
+/// An InstanceGroup object, read: usable, or why not.
+type Parsed = Result<Current, Corrupt>;
+
+/// InstanceGroups read before, by key: an object whose listed ETag is unchanged is not read
+/// again. Safe because every write is conditional on the ETag anyway.
+#[derive(Debug, Default)]
+pub struct Cache {
+    objects: Mutex<HashMap<String, (String, Parsed)>>,
+}
+
+impl Cache {
+    fn lookup(&self, key: &str, etag: &str) -> Option<Parsed> {
+        let map = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key).filter(|(e, _)| e == etag).map(|(_, v)| v.clone())
+    }
+
+    /// Records what this process just wrote, under the ETag the store answered with.
+    pub fn remember(&self, key: &str, current: Current) {
+        let etag = current.etag.clone();
+        self.keep(key, &etag, Ok(current));
+    }
+
+    fn keep(&self, key: &str, etag: &str, value: Parsed) {
+        let mut map = self.objects.lock().unwrap_or_else(|p| p.into_inner());
+        map.insert(key.to_string(), (etag.to_string(), value));
+    }
+}
+
+/// One InstanceGroup: from the cache when its ETag is unchanged, else read and parsed.
+async fn instance_group<S: StateStore>(
+    store: &S,
+    cache: &Cache,
+    key: &str,
+    name: &str,
+    listed_etag: &str,
+) -> Result<Option<Parsed>, StoreError> {
+    if let Some(hit) = cache.lookup(key, listed_etag) {
+        return Ok(Some(hit));
+    }
+    let Some(found) = store.get(key).await? else { return Ok(None) }; // deleted since the listing
+    let parsed = object::read_instance_group(key, &found.bytes).map(|value| Current {
+        name: name.to_string(),
+        value,
+        bytes: found.bytes,
+        etag: found.etag.clone(),
+    });
+    cache.keep(key, &found.etag, parsed.clone());
+    Ok(Some(parsed))
+}
+
+pub async fn read<S: StateStore>(store: &S, cluster: &str, cache: &Cache) -> Result<ClusterState, StoreError> {
+    let mut state = ClusterState::default();
+    let config_key = object::config_key(cluster);
+    state.spec = store.get(&config_key).await?.map(|o| object::read_cluster(&config_key, &o.bytes));
+
+    let prefix = object::instance_groups_prefix(cluster);
+    let listed: Vec<(String, String)> =
+        store.list_tagged(&prefix).await?.into_iter().filter(|(k, _)| !k[prefix.len()..].contains('/')).collect();
+    let skip = prefix.len();
+    let objects: Vec<(String, Result<Option<Parsed>, StoreError>)> = stream::iter(listed)
+        .map(|(key, etag)| async move {
+            let name = key[skip..].to_string();
+            let got = instance_group(store, cache, &key, &name, &etag).await;
+            (name, got)
+        })
+        .buffered(CONCURRENCY)
+        .collect()
+        .await;
+    for (name, got) in objects {
+        match got? {
+            None => {}
+            Some(Ok(current)) => state.current.push(current),
+            Some(Err(e)) => {
+                state.unreadable.insert(name, e);
+            }
+        }
+    }
+
+    let applied_key = object::last_applied_key(cluster);
+    if let Some(o) = store.get(&applied_key).await? {
+        match serde_json::from_slice::<BTreeMap<String, Value>>(&o.bytes) {
+            Ok(map) => state.last_applied = map,
+            Err(e) => state.warnings.push(format!(
+                "{applied_key} is unreadable ({e}); fields removed from the repository are not removed from the store until it is rewritten by this pass"
+            )),
+        }
+    }
+    Ok(state)
+}

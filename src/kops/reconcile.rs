@@ -1,0 +1,225 @@
+//! One reconcile pass for one cluster: read the store, plan against the repository's
+//! InstanceGroups, apply, and record what was applied and the outcome under
+//! `<cluster>/capstan/`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::apply::{self, Outcome};
+use super::object;
+use super::plan::{self, Inputs, Plan};
+use super::read::{self, Cache};
+use super::store::{StateStore, StoreError};
+use crate::policy::EffectivePolicy;
+use crate::policy::kops::Cluster;
+
+/// What the repository wants for one cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// The kOps cluster name: the store folder.
+    pub cluster: String,
+    /// The policy revision, e.g. `main@sha1:…`.
+    pub revision: String,
+    /// Desired InstanceGroup documents by name (`plan::desired_document`).
+    pub desired: BTreeMap<String, Value>,
+    /// ClusterPolicy `spec.pruneInstanceGroups`.
+    pub prune: bool,
+}
+
+impl Target {
+    /// The target a cluster's effective policy sets: its InstanceGroups and its pruning rule.
+    pub fn from_policy(policy: &EffectivePolicy, revision: &str) -> Target {
+        let desired = policy
+            .instance_groups
+            .iter()
+            .map(|ig| (ig.value.metadata.name.clone(), plan::desired_document(&ig.value, &policy.kops_name)))
+            .collect();
+        let prune = policy.cluster_policy.as_ref().and_then(|p| p.value.spec.prune_instance_groups).unwrap_or(false);
+        Target { cluster: policy.kops_name.clone(), revision: revision.to_string(), desired, prune }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(
+        "no kOps cluster at {key} in the state store: check the cluster's kopsName in fleet.yaml and the state store URL (capstan never creates a cluster; run `kops create cluster` first)"
+    )]
+    NoCluster { key: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub async fn plan_cluster<S: StateStore>(store: &S, target: &Target, cache: &Cache) -> Result<Plan, ReconcileError> {
+    let state = read::read(store, &target.cluster, cache).await?;
+    let Some(spec) = &state.spec else {
+        return Err(ReconcileError::NoCluster { key: object::config_key(&target.cluster) });
+    };
+    let inputs = Inputs {
+        cluster: target.cluster.clone(),
+        revision: target.revision.clone(),
+        desired: target.desired.clone(),
+        current: state.current.clone(),
+        unreadable: state.unreadable_names(),
+        last_applied: state.last_applied.clone(),
+        prune: target.prune,
+    };
+    let mut plan = plan::plan(&inputs);
+    plan.warnings.extend(state.warnings.iter().cloned());
+    for e in state.unreadable.values() {
+        plan.errors.push(format!("{e}\n  left untouched"));
+    }
+    match spec {
+        Ok(spec) => plan.warnings.extend(cluster_spec_warnings(spec, &target.desired)),
+        Err(e) => plan.warnings.push(format!("the Cluster spec cannot be read, so it was not checked: {e}")),
+    }
+    Ok(plan)
+}
+
+/// What the Cluster spec must enable for the Karpenter-managed IGs the repository declares.
+pub fn cluster_spec_warnings(spec: &Cluster, desired: &BTreeMap<String, Value>) -> Vec<String> {
+    let karpenter: Vec<&str> = desired
+        .iter()
+        .filter(|(_, v)| v["spec"]["manager"] == "Karpenter" && v["spec"]["role"].as_str().unwrap_or("Node") == "Node")
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let mut warnings = Vec::new();
+    if karpenter.is_empty() {
+        return warnings;
+    }
+    let igs = karpenter.join(", ");
+    if !spec.karpenter_enabled() {
+        warnings.push(format!(
+            "Karpenter-managed InstanceGroups ({igs}) but the Cluster spec does not set spec.karpenter.enabled: true; set it with `kops edit cluster` (kOps 1.24–1.26 also need KOPS_FEATURE_FLAGS=Karpenter)"
+        ));
+    }
+    if !spec.irsa_enabled() {
+        warnings.push(format!(
+            "Karpenter-managed InstanceGroups ({igs}) need IRSA on kOps 1.34+; set spec.serviceAccountIssuerDiscovery.enableAWSOIDCProvider: true"
+        ));
+    }
+    warnings
+}
+
+/// The result of one pass.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub plan: Plan,
+    pub outcome: Outcome,
+    /// `applied`, `unchanged`, `conflict` or `error`.
+    pub result: &'static str,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.outcome.conflicts.is_empty() && self.outcome.errors.is_empty() && self.plan.errors.is_empty()
+    }
+}
+
+/// Plans, applies and records one pass.
+pub async fn reconcile_once<S: StateStore>(
+    store: &S,
+    target: &Target,
+    cache: &Cache,
+    now: DateTime<Utc>,
+) -> Result<Report, ReconcileError> {
+    let plan = plan_cluster(store, target, cache).await?;
+    let outcome = apply::apply(store, &plan, cache, now).await;
+    let result = if !outcome.errors.is_empty() || !plan.errors.is_empty() {
+        "error"
+    } else if !outcome.conflicts.is_empty() {
+        "conflict"
+    } else if outcome.applied.is_empty() {
+        "unchanged"
+    } else {
+        "applied"
+    };
+    let report = Report { plan, outcome, result };
+    record_last_applied(store, &report).await?;
+    record_status(store, &report, now).await?;
+    Ok(report)
+}
+
+/// Last-applied documents: the repository's version of every IG now in sync with it.
+async fn record_last_applied<S: StateStore>(store: &S, report: &Report) -> Result<(), StoreError> {
+    let plan = &report.plan;
+    let mut in_sync: Vec<&str> = plan.unchanged.iter().map(String::as_str).collect();
+    let mut deleted = Vec::new();
+    for a in &report.outcome.applied {
+        match a.action {
+            plan::Action::Delete => deleted.push(a.name.as_str()),
+            _ => in_sync.push(a.name.as_str()),
+        }
+    }
+    update_json(store, &object::last_applied_key(&plan.cluster), |doc| {
+        if !doc.is_object() {
+            *doc = json!({});
+        }
+        let map = doc.as_object_mut().expect("made an object above");
+        for name in &in_sync {
+            map.insert(name.to_string(), plan.desired[*name].clone());
+        }
+        for name in &deleted {
+            map.shift_remove(*name);
+        }
+        map.sort_keys();
+    })
+    .await
+}
+
+/// `<cluster>/capstan/status.json`, section `instanceGroups`; other sections are kept.
+async fn record_status<S: StateStore>(store: &S, report: &Report, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let plan = &report.plan;
+    let count = |a| report.outcome.applied.iter().filter(|x| x.action == a).count();
+    let section = json!({
+        "revision": plan.revision,
+        "time": now.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "outcome": report.result,
+        "created": count(plan::Action::Create),
+        "updated": count(plan::Action::Update),
+        "deleted": count(plan::Action::Delete),
+        "unchanged": plan.unchanged.len(),
+        "kept": plan.kept,
+        "conflicts": report.outcome.conflicts,
+        "errors": plan.errors.iter().chain(&report.outcome.errors).collect::<Vec<_>>(),
+        "warnings": plan.warnings,
+    });
+    update_json(store, &object::status_key(&plan.cluster), |doc| {
+        if !doc.is_object() {
+            *doc = json!({});
+        }
+        doc["instanceGroups"] = section.clone();
+    })
+    .await
+}
+
+/// Read-modify-write of one of capstan's JSON objects with compare-and-swap; an unreadable
+/// object is replaced (it is capstan's own).
+pub async fn update_json<S: StateStore>(
+    store: &S,
+    key: &str,
+    mut edit: impl FnMut(&mut Value),
+) -> Result<(), StoreError> {
+    for _ in 0..apply::MAX_ATTEMPTS * 4 {
+        let current = store.get(key).await?;
+        let mut doc = current.as_ref().and_then(|o| serde_json::from_slice(&o.bytes).ok()).unwrap_or(Value::Null);
+        let before = doc.clone();
+        edit(&mut doc);
+        if current.is_some() && doc == before {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec_pretty(&doc).expect("JSON values serialise");
+        let written = match &current {
+            Some(o) => store.put_if_match(key, &bytes, &o.etag).await,
+            None => store.put_if_absent(key, &bytes).await,
+        };
+        match written {
+            Ok(_) => return Ok(()),
+            Err(StoreError::PreconditionFailed(_) | StoreError::NotFound(_)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::PreconditionFailed(format!("{key} (too many concurrent writers)")))
+}
