@@ -33,6 +33,23 @@ need_python_venv() {
   fi
 }
 
+# git (with git-daemon) and ssh-keygen for the GitOps tests; perl and make build the vendored
+# OpenSSL that libgit2 uses.
+need_tools() {
+  local missing=()
+  command -v git >/dev/null || missing+=(git)
+  command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+  command -v perl >/dev/null || missing+=(perl)
+  command -v make >/dev/null || missing+=(make)
+  [ ${#missing[@]} -eq 0 ] && return
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "error: the tests need: ${missing[*]}; install them" >&2
+    exit 1
+  fi
+}
+
 install_moto() {
   local venv="$ENV_DIR/moto-$MOTO_VERSION"
   if [ ! -x "$venv/bin/moto_server" ]; then
@@ -72,6 +89,7 @@ trap cleanup EXIT
 
 step "toolchain"
 need_rust
+need_tools
 cargo --version
 
 step "format"

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod cli;
 pub mod cloud;
 pub mod digest;
+pub mod gitops;
 pub mod kops;
 pub mod policy;
 pub mod scheduling;

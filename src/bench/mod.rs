@@ -1,5 +1,6 @@
 //! Benchmarks run from the command line, printing what they measured.
 
+pub mod gitops;
 pub mod state_store;
 
 use std::time::Instant;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::policy::{self, Snapshot, Validation};
 
+mod audit;
 mod state;
 
 #[derive(Debug, Parser)]
@@ -54,6 +55,8 @@ pub enum Command {
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         interval: std::time::Duration,
     },
+    /// The commits that changed a cluster's effective policy, with their field-level changes.
+    Audit(audit::AuditArgs),
     /// Measure the scheduler or other parts; prints what it measured.
     Bench {
         #[command(subcommand)]
@@ -74,6 +77,20 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Commit → revision validated and in force, through the file watch or a signed webhook,
+    /// on a copy of a config repository in a fresh Git repository.
+    Gitops {
+        #[arg(long, default_value = "examples/fleet")]
+        repo: PathBuf,
+        #[arg(long, default_value = "dev")]
+        cluster: String,
+        #[arg(long, default_value_t = 20)]
+        commits: usize,
+        #[arg(long, value_enum, default_value_t = crate::bench::gitops::Trigger::Watch)]
+        trigger: crate::bench::gitops::Trigger,
+        #[arg(long)]
+        json: bool,
+    },
     /// Plan and apply InstanceGroups of many clusters against a state store (creates, a pass
     /// with nothing to do, updates). Writes under fresh `bench-*` cluster names.
     StateStore {
@@ -147,6 +164,7 @@ pub fn main() -> ExitCode {
         Command::Render { repo, cluster } => render(&repo, &cluster),
         Command::Schema { out } => schema(&out),
         Command::Plan { store } => state::plan(&store),
+        Command::Audit(args) => audit::run(&args),
         Command::Reconcile { store, once, interval } => state::reconcile(&store, once, interval),
         Command::Catalog { what: CatalogCommand::Export { prices, endpoint, region, out } } => {
             catalog_export(&prices, endpoint, region, out.as_deref())
@@ -156,6 +174,20 @@ pub fn main() -> ExitCode {
         } => {
             let s3 = crate::kops::S3Options { endpoint: s3_endpoint, region, path_style: s3_path_style };
             state::bench(&state_store, &s3, clusters, igs, json)
+        }
+        Command::Bench { what: BenchCommand::Gitops { repo, cluster, commits, trigger, json } } => {
+            match runtime().block_on(crate::bench::gitops::run(&repo, &cluster, commits, trigger)) {
+                Ok(r) if json => println!("{}", serde_json::to_string(&r).expect("json")),
+                Ok(r) => println!(
+                    "{} commits, {:?}: commit → in force median {:.0} ms, p90 {:.0} ms, max {:.0} ms",
+                    r.commits, r.trigger, r.median_ms, r.p90_ms, r.max_ms
+                ),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+            ExitCode::SUCCESS
         }
         Command::Bench { what: BenchCommand::Scheduling { pods, catalog, mix, seed, json } } => {
             bench_scheduling(pods, catalog.as_deref(), mix, seed, json)

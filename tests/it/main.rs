@@ -8,6 +8,7 @@ mod cloud_sim;
 mod common;
 mod examples;
 mod fault_proxy;
+mod gitops;
 mod guardrails;
 mod karpenter_docs;
 mod kops;

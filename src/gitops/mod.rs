@@ -1,0 +1,58 @@
+//! Git → policy: follow a config repository, judge each new revision (signature, validation for
+//! this cluster), and keep the last good one in force.
+//!
+//! ```text
+//! triggers (poll, webhook, file watch) ─► ConfigSource::fetch ─► gate (signed? valid?) ─► in force
+//!                                                                  └─ rejected: recorded, last-known-good stays
+//! ```
+
+pub mod audit;
+pub mod auth;
+pub mod follow;
+pub mod known_hosts;
+pub mod signature;
+pub mod source;
+pub mod watch;
+pub mod webhook;
+
+use std::fmt;
+
+pub use follow::{Follower, GitStatus};
+pub use source::{ConfigSource, Fetched, GitSource, Reference, SourceConfig};
+
+/// A policy revision, shown the Flux way: `main@sha1:0123…`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Revision {
+    /// The branch or tag followed (`commit` for a pinned commit).
+    pub reference: String,
+    pub sha: String,
+}
+
+impl fmt::Display for Revision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@sha1:{}", self.reference, self.sha)
+    }
+}
+
+impl serde::Serialize for Revision {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Why a fetch failed. Messages name what to check and never carry credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot fetch {url}: {message}; check the repository URL and that this host can reach it")]
+    Url { url: String, message: String },
+    #[error("authentication to {url} failed: {message}")]
+    Auth { url: String, message: String },
+    #[error("{url}: {message}")]
+    Reference { url: String, message: String },
+    #[error(
+        "history was rewritten: {to} does not descend from {from}, the last revision seen; refused (set allowRewrite to accept force-pushes)"
+    )]
+    NotFastForward { from: String, to: String },
+    #[error("git: {0}")]
+    Git(String),
+}

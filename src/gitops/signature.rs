@@ -1,0 +1,96 @@
+//! Signed-commit checks: the tip commit's SSH signature (`gpg.format ssh`) verified against an
+//! allowed-signers list (the format `ssh-keygen -Y verify` reads), with the `git` namespace.
+
+use std::path::Path;
+
+use git2::{Oid, Repository};
+use ssh_key::{PublicKey, SshSig};
+
+/// The keys whose signatures are trusted.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    pub signers: Vec<Signer>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Signer {
+    pub principal: String,
+    pub key: PublicKey,
+}
+
+/// What the signature check found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "verdict", rename_all = "lowercase")]
+pub enum Verdict {
+    /// Signed by a trusted key.
+    Trusted {
+        signer: String,
+        fingerprint: String,
+    },
+    Unsigned,
+    /// Signed, but not by a trusted key, or not validly.
+    Untrusted {
+        reason: String,
+    },
+}
+
+impl Trust {
+    /// Reads an allowed-signers file: `principal[,principal…] [options] key-type base64 [comment]`.
+    pub fn from_allowed_signers(path: &Path) -> Result<Trust, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("allowed signers file {}: {e}", path.display()))?;
+        let mut signers = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // The key starts at the first field that parses as `type base64`; options come before.
+            let key = (1..fields.len().saturating_sub(1))
+                .find_map(|i| PublicKey::from_openssh(&format!("{} {}", fields[i], fields[i + 1])).ok());
+            let Some(key) = key else {
+                return Err(format!(
+                    "{}:{}: no public key found; write `principal ssh-ed25519 AAAA…` as ssh-keygen's ALLOWED SIGNERS format",
+                    path.display(),
+                    n + 1
+                ));
+            };
+            for principal in fields[0].split(',') {
+                signers.push(Signer { principal: principal.to_string(), key: key.clone() });
+            }
+        }
+        if signers.is_empty() {
+            return Err(format!("allowed signers file {} lists no key", path.display()));
+        }
+        Ok(Trust { signers })
+    }
+}
+
+/// Checks the signature of `commit`.
+pub fn verify(repo: &Repository, commit: Oid, trust: &Trust) -> Verdict {
+    let Ok((signature, signed)) = repo.extract_signature(&commit, None) else {
+        return Verdict::Unsigned;
+    };
+    let text = String::from_utf8_lossy(&signature);
+    if text.contains("BEGIN PGP SIGNATURE") {
+        return Verdict::Untrusted {
+            reason: "signed with OpenPGP; capstan verifies SSH signatures (git config gpg.format ssh)".to_string(),
+        };
+    }
+    let sig = match SshSig::from_pem(text.as_bytes()) {
+        Ok(s) => s,
+        Err(e) => return Verdict::Untrusted { reason: format!("the signature cannot be read: {e}") },
+    };
+    let Some(signer) = trust.signers.iter().find(|s| s.key.key_data() == sig.public_key()) else {
+        let fingerprint = PublicKey::from(sig.public_key().clone()).fingerprint(Default::default());
+        return Verdict::Untrusted { reason: format!("signed by {fingerprint}, which is not an allowed signer") };
+    };
+    match signer.key.verify("git", &signed, &sig) {
+        Ok(()) => Verdict::Trusted {
+            signer: signer.principal.clone(),
+            fingerprint: signer.key.fingerprint(Default::default()).to_string(),
+        },
+        Err(e) => Verdict::Untrusted { reason: format!("the signature of {} does not verify: {e}", signer.principal) },
+    }
+}

@@ -1,0 +1,223 @@
+//! Where policy comes from: a Git repository followed by branch, tag or pinned commit, fetched
+//! into a local bare mirror with libgit2 and read straight from the object database (no working
+//! tree to go stale). Fast-forward only: a tip that does not descend from the last one seen is
+//! refused unless the configuration allows rewrites.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use git2::{FetchOptions, Oid, RemoteCallbacks, Repository};
+
+use super::auth::{self, Auth};
+use super::signature::{self, Trust, Verdict};
+use super::{Revision, SourceError};
+use crate::policy::Snapshot;
+use crate::policy::snapshot::is_yaml;
+
+/// What a source follows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    Branch(String),
+    Tag(String),
+    Commit(String),
+}
+
+impl Reference {
+    pub fn name(&self) -> &str {
+        match self {
+            Reference::Branch(b) => b,
+            Reference::Tag(t) => t,
+            Reference::Commit(_) => "commit",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// A path, `file://`, `git://`, `https://` or `ssh://` URL (credentials in it are used, never
+    /// shown).
+    pub url: String,
+    pub reference: Reference,
+    /// The folder inside the repository that holds `fleet.yaml` (empty: the root).
+    pub path: String,
+    pub auth: Auth,
+    /// Accept a tip that is not a descendant of the last one (a force-push).
+    pub allow_rewrite: bool,
+    /// Require the tip commit to be signed by a trusted key.
+    pub trust: Option<Trust>,
+    /// The local mirror (a bare repository capstan owns).
+    pub mirror: PathBuf,
+}
+
+/// The commit a revision points at, for status and audit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CommitInfo {
+    pub sha: String,
+    pub author: String,
+    pub time: i64,
+    pub subject: String,
+}
+
+/// A fetched revision, not yet judged.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub revision: Revision,
+    pub commit: CommitInfo,
+    pub snapshot: Snapshot,
+    /// The tip's signature, when the source requires one.
+    pub signature: Option<Verdict>,
+}
+
+/// A source of policy revisions.
+pub trait ConfigSource: Send + Sync {
+    /// Fetches and returns the newest revision the source follows.
+    fn fetch(&self) -> impl std::future::Future<Output = Result<Fetched, SourceError>> + Send;
+}
+
+/// A Git repository through libgit2.
+#[derive(Debug, Clone)]
+pub struct GitSource {
+    config: Arc<SourceConfig>,
+    /// The last tip seen, for the fast-forward check.
+    last: Arc<Mutex<Option<Oid>>>,
+}
+
+impl GitSource {
+    /// `known`: the last revision accepted before (after a restart), for the fast-forward check.
+    pub fn new(config: SourceConfig, known: Option<&str>) -> GitSource {
+        let last = known.and_then(|s| Oid::from_str(s).ok());
+        GitSource { config: Arc::new(config), last: Arc::new(Mutex::new(last)) }
+    }
+
+    pub fn config(&self) -> &SourceConfig {
+        &self.config
+    }
+
+    fn fetch_blocking(&self) -> Result<Fetched, SourceError> {
+        let c = &self.config;
+        let (url, from_url) = auth::split_url(&c.url);
+        let shown = auth::redact(&c.url);
+        let repo = open_mirror(&c.mirror)?;
+        let auth = c.auth.clone().or(from_url);
+        let mut callbacks = RemoteCallbacks::new();
+        auth::install(&mut callbacks, &auth);
+        let mut options = FetchOptions::new();
+        options.remote_callbacks(callbacks);
+        let refspecs = match &c.reference {
+            Reference::Branch(b) => vec![format!("+refs/heads/{b}:refs/remotes/origin/{b}")],
+            Reference::Tag(t) => vec![format!("+refs/tags/{t}:refs/tags/{t}")],
+            Reference::Commit(_) => vec!["+refs/heads/*:refs/remotes/origin/*".to_string()],
+        };
+        let mut remote = repo
+            .remote_anonymous(&url)
+            .map_err(|e| SourceError::Url { url: shown.clone(), message: e.message().to_string() })?;
+        remote.fetch(&refspecs, Some(&mut options), None).map_err(|e| auth::fetch_error(&shown, &auth, &e))?;
+        let tip = resolve(&repo, &c.reference, &shown)?;
+        self.check_fast_forward(&repo, tip)?;
+        let commit = repo.find_commit(tip).map_err(|e| SourceError::Git(e.message().to_string()))?;
+        let info = CommitInfo {
+            sha: tip.to_string(),
+            author: format!("{} <{}>", commit.author().name().unwrap_or("?"), commit.author().email().unwrap_or("?")),
+            time: commit.time().seconds(),
+            subject: commit.summary().ok().flatten().unwrap_or_default().to_string(),
+        };
+        let snapshot = snapshot_at(&repo, tip, &c.path)?;
+        let signature = c.trust.as_ref().map(|t| signature::verify(&repo, tip, t));
+        let revision = Revision { reference: c.reference.name().to_string(), sha: tip.to_string() };
+        Ok(Fetched { revision, commit: info, snapshot, signature })
+    }
+
+    fn check_fast_forward(&self, repo: &Repository, tip: Oid) -> Result<(), SourceError> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(prev) = *last
+            && prev != tip
+            && !self.config.allow_rewrite
+            && !matches!(self.config.reference, Reference::Commit(_))
+        {
+            let descends = repo.graph_descendant_of(tip, prev).unwrap_or(false);
+            if !descends {
+                return Err(SourceError::NotFastForward { from: prev.to_string(), to: tip.to_string() });
+            }
+        }
+        *last = Some(tip);
+        Ok(())
+    }
+}
+
+impl ConfigSource for GitSource {
+    async fn fetch(&self) -> Result<Fetched, SourceError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.fetch_blocking())
+            .await
+            .unwrap_or_else(|e| Err(SourceError::Git(format!("fetch task failed: {e}"))))
+    }
+}
+
+fn open_mirror(path: &Path) -> Result<Repository, SourceError> {
+    let opened = if path.join("HEAD").exists() { Repository::open_bare(path) } else { Repository::init_bare(path) };
+    opened.map_err(|e| SourceError::Git(format!("local mirror {}: {}", path.display(), e.message())))
+}
+
+fn resolve(repo: &Repository, reference: &Reference, url: &str) -> Result<Oid, SourceError> {
+    let name = match reference {
+        Reference::Branch(b) => format!("refs/remotes/origin/{b}"),
+        Reference::Tag(t) => format!("refs/tags/{t}"),
+        Reference::Commit(sha) => {
+            let oid = Oid::from_str(sha).map_err(|_| SourceError::Reference {
+                url: url.to_string(),
+                message: format!("`{sha}` is not a commit id; write the full 40-character sha"),
+            })?;
+            return repo.find_commit(oid).map(|c| c.id()).map_err(|_| SourceError::Reference {
+                url: url.to_string(),
+                message: format!("commit {sha} is not on any branch of the repository; check the pinned commit"),
+            });
+        }
+    };
+    let found = repo.find_reference(&name).and_then(|r| r.peel_to_commit());
+    found.map(|c| c.id()).map_err(|_| SourceError::Reference {
+        url: url.to_string(),
+        message: format!("{} `{}` not found; check the name and that it was pushed", kind(reference), reference.name()),
+    })
+}
+
+fn kind(reference: &Reference) -> &'static str {
+    match reference {
+        Reference::Branch(_) => "branch",
+        Reference::Tag(_) => "tag",
+        Reference::Commit(_) => "commit",
+    }
+}
+
+/// The YAML files under `path` in a commit's tree, as a snapshot relative to `path`.
+pub fn snapshot_at(repo: &Repository, commit: Oid, path: &str) -> Result<Snapshot, SourceError> {
+    let git = |e: git2::Error| SourceError::Git(e.message().to_string());
+    let tree = repo.find_commit(commit).and_then(|c| c.tree()).map_err(git)?;
+    let tree = if path.is_empty() {
+        tree
+    } else {
+        match tree.get_path(Path::new(path)) {
+            Ok(entry) => repo.find_tree(entry.id()).map_err(git)?,
+            Err(_) => return Ok(Snapshot::default()),
+        }
+    };
+    let mut snapshot = Snapshot::default();
+    let mut failure = None;
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        let name = entry.name().unwrap_or_default();
+        if name.starts_with('.') {
+            return git2::TreeWalkResult::Skip;
+        }
+        if entry.kind() == Some(git2::ObjectType::Blob) && is_yaml(name) {
+            match repo.find_blob(entry.id()) {
+                Ok(blob) => snapshot.insert(format!("{dir}{name}"), blob.content()),
+                Err(e) => failure = Some(e),
+            }
+        }
+        git2::TreeWalkResult::Ok
+    })
+    .map_err(git)?;
+    match failure {
+        Some(e) => Err(git(e)),
+        None => Ok(snapshot),
+    }
+}
