@@ -33,12 +33,13 @@ need_python_venv() {
   fi
 }
 
-# git (with git-daemon) and ssh-keygen for the GitOps tests; perl and make build the vendored
+# git (with git-daemon), ssh-keygen and gpg for the GitOps tests; perl and make build the vendored
 # OpenSSL that libgit2 uses.
 need_tools() {
   local missing=()
   command -v git >/dev/null || missing+=(git)
   command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+  command -v gpg >/dev/null || missing+=(gpg)
   command -v perl >/dev/null || missing+=(perl)
   command -v make >/dev/null || missing+=(make)
   [ ${#missing[@]} -eq 0 ] && return

@@ -8,7 +8,7 @@ use git2::{Cred, CredentialType, RemoteCallbacks};
 use super::SourceError;
 use super::known_hosts;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Auth {
     /// https: user name sent with the token (`git` when unset; GitHub and GitLab accept any).
     pub username: Option<String>,
@@ -22,6 +22,20 @@ pub struct Auth {
     pub ssh_key: Option<PathBuf>,
     /// ssh: the known_hosts file the server's host key must be in.
     pub known_hosts: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Auth {
+    /// Names where secrets come from; never the secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("username", &self.username)
+            .field("token_env", &self.token_env)
+            .field("token_file", &self.token_file)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("ssh_key", &self.ssh_key)
+            .field("known_hosts", &self.known_hosts)
+            .finish()
+    }
 }
 
 impl Auth {
@@ -129,5 +143,7 @@ mod tests {
         assert_eq!(redact("https://ghp_abc@github.com/o/r"), "https://github.com/o/r");
         assert_eq!(redact("/srv/git/policy"), "/srv/git/policy");
         assert_eq!(split_url("ssh://git@host/r.git").0, "ssh://git@host/r.git");
+        let auth = split_url("https://bot:s3cr3t@h/r").1.unwrap();
+        assert!(!format!("{auth:?}").contains("s3cr3t"));
     }
 }

@@ -1,15 +1,20 @@
-//! Signed-commit checks: the tip commit's SSH signature (`gpg.format ssh`) verified against an
-//! allowed-signers list (the format `ssh-keygen -Y verify` reads), with the `git` namespace.
+//! Signed-commit checks on the tip commit: an SSH signature (`gpg.format ssh`) verified against
+//! an allowed-signers list (the format `ssh-keygen -Y verify` reads) in the `git` namespace, or
+//! an OpenPGP signature verified against a keyring of armored public keys (rpgp).
 
 use std::path::Path;
 
 use git2::{Oid, Repository};
+use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
+use pgp::types::KeyDetails;
 use ssh_key::{PublicKey, SshSig};
 
 /// The keys whose signatures are trusted.
 #[derive(Debug, Clone, Default)]
 pub struct Trust {
     pub signers: Vec<Signer>,
+    /// OpenPGP public keys (primary keys with their subkeys).
+    pub pgp_keys: Vec<SignedPublicKey>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,8 +68,45 @@ impl Trust {
         if signers.is_empty() {
             return Err(format!("allowed signers file {} lists no key", path.display()));
         }
-        Ok(Trust { signers })
+        Ok(Trust { signers, pgp_keys: Vec::new() })
     }
+
+    /// Adds the OpenPGP public keys of an armored keyring (`gpg --export --armor`).
+    pub fn with_pgp_keyring(mut self, path: &Path) -> Result<Trust, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("OpenPGP keyring {}: {e}", path.display()))?;
+        let (keys, _) = SignedPublicKey::from_string_many(&text)
+            .map_err(|e| format!("OpenPGP keyring {}: {e}; export it with `gpg --export --armor`", path.display()))?;
+        for key in keys {
+            let key = key.map_err(|e| format!("OpenPGP keyring {}: {e}", path.display()))?;
+            // A subkey counts only when the primary key really bound it.
+            key.verify_bindings().map_err(|e| {
+                format!("OpenPGP keyring {}: a key's self-signatures do not verify: {e}", path.display())
+            })?;
+            self.pgp_keys.push(key);
+        }
+        if self.pgp_keys.is_empty() {
+            return Err(format!("OpenPGP keyring {} holds no public key", path.display()));
+        }
+        Ok(self)
+    }
+}
+
+/// Checks an OpenPGP signature against the keyring: the primary key or any subkey may sign.
+fn verify_pgp(armored: &str, signed: &[u8], trust: &Trust) -> Verdict {
+    let sig = match DetachedSignature::from_string(armored) {
+        Ok((s, _)) => s,
+        Err(e) => return Verdict::Untrusted { reason: format!("the OpenPGP signature cannot be read: {e}") },
+    };
+    for key in &trust.pgp_keys {
+        let by_primary = sig.verify(key, signed).is_ok();
+        let by_subkey = key.public_subkeys.iter().any(|sub| sig.verify(sub, signed).is_ok());
+        if by_primary || by_subkey {
+            let user = key.details.users.first().map(|u| String::from_utf8_lossy(u.id.id()).into_owned());
+            let fingerprint = format!("{:X}", key.fingerprint());
+            return Verdict::Trusted { signer: user.unwrap_or_else(|| fingerprint.clone()), fingerprint };
+        }
+    }
+    Verdict::Untrusted { reason: "signed with OpenPGP by a key that is not in the keyring".to_string() }
 }
 
 /// Checks the signature of `commit`.
@@ -74,9 +116,7 @@ pub fn verify(repo: &Repository, commit: Oid, trust: &Trust) -> Verdict {
     };
     let text = String::from_utf8_lossy(&signature);
     if text.contains("BEGIN PGP SIGNATURE") {
-        return Verdict::Untrusted {
-            reason: "signed with OpenPGP; capstan verifies SSH signatures (git config gpg.format ssh)".to_string(),
-        };
+        return verify_pgp(&text, &signed, trust);
     }
     let sig = match SshSig::from_pem(text.as_bytes()) {
         Ok(s) => s,

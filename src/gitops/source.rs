@@ -32,7 +32,7 @@ impl Reference {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SourceConfig {
     /// A path, `file://`, `git://`, `https://` or `ssh://` URL (credentials in it are used, never
     /// shown).
@@ -47,6 +47,20 @@ pub struct SourceConfig {
     pub trust: Option<Trust>,
     /// The local mirror (a bare repository capstan owns).
     pub mirror: PathBuf,
+}
+
+impl std::fmt::Debug for SourceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceConfig")
+            .field("url", &auth::redact(&self.url))
+            .field("reference", &self.reference)
+            .field("path", &self.path)
+            .field("auth", &self.auth)
+            .field("allow_rewrite", &self.allow_rewrite)
+            .field("trust", &self.trust.as_ref().map(|t| t.signers.len()))
+            .field("mirror", &self.mirror)
+            .finish()
+    }
 }
 
 /// The commit a revision points at, for status and audit.

@@ -162,3 +162,142 @@ fn a_wrong_url_branch_or_credential_says_which_and_never_shows_the_secret() {
     let e = SourceError::Auth { url: "u".into(), message: "m".into() };
     assert!(e.to_string().starts_with("authentication to u failed"));
 }
+
+/// `git http-backend` behind basic auth, in a test-owned Python process.
+struct HttpGit {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HttpGit {
+    fn serve(root: &Path, user: &str, token: &str) -> HttpGit {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let script = crate::common::root().join("tests/support/git_http_server.py");
+        let child = Command::new("python3")
+            .arg(script)
+            .arg(root)
+            .args([&port.to_string(), user, token])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 runs");
+        let server = HttpGit { child, port };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the git HTTP server did not listen on {port}");
+    }
+}
+
+impl Drop for HttpGit {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_token_authenticates_over_http_and_a_wrong_one_is_named_but_never_shown() {
+    let repos = Repos::new();
+    let server = HttpGit::serve(repos.dir.path(), "bot", "right-token-123");
+    let url = format!("http://127.0.0.1:{}/remote.git", server.port);
+    let token_file = repos.dir.path().join("token");
+    rt().block_on(async {
+        std::fs::write(&token_file, "wrong-token-456\n").unwrap();
+        let mut config = repos.source(&url, &repos.dir.path().join("mirror.git"));
+        config.auth.username = Some("bot".into());
+        config.auth.token_file = Some(token_file.clone());
+        let f = follower(config.clone());
+        f.sync_once().await;
+        let e = f.status().last_error.unwrap();
+        assert!(e.contains(&format!("authentication to {url} failed")), "{e}");
+        assert!(e.contains(&format!("check the token in {}", token_file.display())), "{e}");
+        assert!(!e.contains("wrong-token-456") && !e.contains("right-token-123"), "{e}");
+
+        std::fs::write(&token_file, "right-token-123\n").unwrap();
+        let f = follower(config);
+        assert!(f.sync_once().await, "{:?}", f.status().last_error);
+
+        let with_creds = format!("http://bot:right-token-123@127.0.0.1:{}/remote.git", server.port);
+        let f = follower(repos.source(&with_creds, &repos.dir.path().join("mirror2.git")));
+        assert!(f.sync_once().await, "{:?}", f.status().last_error);
+        let shown = format!("{:?}", f.status());
+        assert!(!shown.contains("right-token-123"), "{shown}");
+    });
+}
+
+/// A throwaway GnuPG home with one ed25519 signing key; returns (home, fingerprint).
+fn gpg_key(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
+    let home = dir.join(format!("gnupg-{name}"));
+    std::fs::create_dir_all(&home).unwrap();
+    let gpg = |args: &[&str]| {
+        let out = Command::new("gpg").env("GNUPGHOME", &home).args(["--batch", "--quiet"]).args(args).output().unwrap();
+        assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    gpg(&["--passphrase", "", "--quick-gen-key", &format!("{name} <{name}@example.com>"), "ed25519", "sign", "never"]);
+    let listing = gpg(&["--with-colons", "--list-keys"]);
+    let fpr = listing.lines().find(|l| l.starts_with("fpr:")).unwrap().split(':').nth(9).unwrap().to_string();
+    (home, fpr)
+}
+
+#[test]
+fn openpgp_signatures_are_checked_against_the_keyring() {
+    let repos = Repos::new();
+    let dir = repos.dir.path();
+    let (bob_home, bob) = gpg_key(dir, "bob");
+    let (eve_home, eve) = gpg_key(dir, "eve");
+    let export = Command::new("gpg")
+        .env("GNUPGHOME", &bob_home)
+        .args(["--batch", "--armor", "--export", &bob])
+        .output()
+        .unwrap();
+    let keyring = dir.join("keyring.asc");
+    std::fs::write(&keyring, export.stdout).unwrap();
+    let ssh_allowed = dir.join("allowed_signers");
+    let trusted_ssh = keygen(dir, "ssh-trusted");
+    std::fs::write(
+        &ssh_allowed,
+        format!("alice@example.com {}", std::fs::read_to_string(trusted_ssh.with_extension("pub")).unwrap()),
+    )
+    .unwrap();
+    let trust = Trust::from_allowed_signers(&ssh_allowed).unwrap().with_pgp_keyring(&keyring).unwrap();
+    let mut config = repos.source(&repos.remote().display().to_string(), &dir.join("mirror.git"));
+    config.trust = Some(trust);
+    let f = follower(config);
+    let signed_commit = |home: &Path, fpr: &str, message: &str| {
+        let w = repos.work();
+        git(&w, &["add", "-A"]);
+        let out = Command::new("git")
+            .current_dir(&w)
+            .env("GNUPGHOME", home)
+            .args([
+                "-c",
+                "gpg.format=openpgp",
+                "-c",
+                &format!("user.signingkey={fpr}"),
+                "commit",
+                "-q",
+                "-S",
+                "-m",
+                message,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        git(&w, &["push", "-q", "origin", "main"]);
+        git(&w, &["rev-parse", "HEAD"])
+    };
+    rt().block_on(async {
+        repos.set_cpu_limit("200");
+        signed_commit(&eve_home, &eve, "Signed by Eve");
+        assert!(!f.sync_once().await);
+        assert!(f.status().last_errors[0].contains("not in the keyring"), "{:?}", f.status().last_errors);
+        repos.set_cpu_limit("300");
+        let good = signed_commit(&bob_home, &bob, "Signed by Bob");
+        assert!(f.sync_once().await, "{:?}", f.status().last_errors);
+        assert_eq!(f.status().applied_revision.unwrap().sha, good);
+    });
+}
