@@ -181,13 +181,8 @@ impl HttpGit {
             .spawn()
             .expect("python3 runs");
         let server = HttpGit { child, port };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return server;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("the git HTTP server did not listen on {port}");
+        super::wait_listening(port, "the git HTTP server");
+        server
     }
 }
 

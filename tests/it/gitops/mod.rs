@@ -111,13 +111,8 @@ impl Daemon {
             .expect("git daemon starts");
         // Dropped (killed and waited for) even when it never listens.
         let daemon = Daemon { child, port };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return daemon;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("git daemon did not listen on {port}");
+        wait_listening(port, "git daemon");
+        daemon
     }
 
     pub fn url(&self, repo: &str) -> String {
@@ -130,6 +125,17 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Waits up to 5 s for something to accept connections on 127.0.0.1:`port`.
+pub fn wait_listening(port: u16, what: &str) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on {port}");
 }
 
 pub fn follower(config: SourceConfig) -> Follower<GitSource> {
