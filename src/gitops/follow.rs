@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
+use super::metrics::{GitMetrics, ReasonLabels, RevisionLabels};
 use super::signature::Verdict;
 use super::{ConfigSource, Fetched, Revision, SourceError};
 use crate::policy::{self, EffectivePolicy, Snapshot};
@@ -60,6 +61,7 @@ pub struct Follower<S> {
     status: watch::Sender<GitStatus>,
     /// Wakes the loop at once (webhook, file watch).
     pub trigger: Arc<Notify>,
+    metrics: GitMetrics,
 }
 
 impl<S: ConfigSource> Follower<S> {
@@ -69,7 +71,14 @@ impl<S: ConfigSource> Follower<S> {
             cluster: cluster.to_string(),
             status: watch::Sender::new(GitStatus::default()),
             trigger: Arc::new(Notify::new()),
+            metrics: GitMetrics::default(),
         }
+    }
+
+    /// Reports into these metric families (see [`GitMetrics::register`]).
+    pub fn with_metrics(mut self, metrics: GitMetrics) -> Follower<S> {
+        self.metrics = metrics;
+        self
     }
 
     pub fn subscribe(&self) -> watch::Receiver<GitStatus> {
@@ -83,22 +92,41 @@ impl<S: ConfigSource> Follower<S> {
     /// One fetch and judgement. Returns whether a new revision was put in force.
     pub async fn sync_once(&self) -> bool {
         let fetched = self.source.fetch().await;
+        self.metrics.fetches.inc();
         let mut changed = false;
+        let mut replaced = None;
         self.status.send_modify(|st| {
             st.fetches += 1;
+            replaced = st.applied_revision.clone();
             match fetched {
-                Err(e) => record_failure(st, None, &e),
+                Err(e) => {
+                    self.metrics.failures.get_or_create(&ReasonLabels { reason: "fetch" }).inc();
+                    record_failure(st, None, &e)
+                }
                 Ok(f) => changed = self.consider(st, f),
             }
         });
+        if changed {
+            if let Some(old) = replaced {
+                self.metrics.applied.get_or_create(&RevisionLabels { revision: old.to_string() }).set(0);
+            }
+            if let Some(new) = self.status.borrow().applied_revision.as_ref() {
+                self.metrics.applied.get_or_create(&RevisionLabels { revision: new.to_string() }).set(1);
+            }
+        }
         changed
     }
 
     fn consider(&self, st: &mut GitStatus, fetched: Fetched) -> bool {
         let revision = fetched.revision.clone();
-        st.last_revision = Some(revision.clone());
+        let seen = st.last_revision.replace(revision.clone());
         if st.applied_revision.as_ref() == Some(&revision) {
+            st.last_error = None;
+            st.last_errors.clear();
             return false;
+        }
+        if seen.as_ref() == Some(&revision) && !st.last_errors.is_empty() {
+            return false; // already judged and rejected; its errors stay on record
         }
         match judge(&fetched, &self.cluster) {
             Ok(policy) => {
@@ -117,6 +145,7 @@ impl<S: ConfigSource> Follower<S> {
             Err(errors) => {
                 let kept = st.applied_revision.as_ref().map_or("none".to_string(), ToString::to_string);
                 tracing::warn!(revision = %revision, errors = errors.len(), kept = %kept, "policy revision rejected");
+                self.metrics.failures.get_or_create(&ReasonLabels { reason: "rejected" }).inc();
                 st.last_error = Some(format!("{revision} rejected ({} error(s)); {kept} stays in force", errors.len()));
                 st.last_errors = errors;
                 false

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod follow;
 pub mod known_hosts;
+pub mod metrics;
 pub mod signature;
 pub mod source;
 pub mod watch;

@@ -7,7 +7,7 @@ use crate::common::{NODE_POOL, capstan, karpenter_ig};
 fn audit_lists_the_commits_and_field_changes_that_shaped_a_cluster() {
     let repos = Repos::new();
     repos.set_cpu_limit("200");
-    repos.commit("Raise the cpu limit");
+    let raised = repos.commit("Raise the cpu limit");
     repos.write(
         "base/nodepools/default.yaml",
         &NODE_POOL.replace("cpu: \"100\"", "cpu: \"200\"").replace("values: [on-demand]", "values: [on-demand, spot]"),
@@ -59,6 +59,23 @@ fn audit_lists_the_commits_and_field_changes_that_shaped_a_cluster() {
     assert_eq!(entries.len(), 2, "{json}");
     assert_eq!(entries[0]["clusters"][0]["objects"][0]["fields"][0]["path"], "spec.maxSize");
     assert_eq!(entries[0]["sha"], git(&work, &["rev-parse", "HEAD~1"]));
+
+    // Decisions recorded in the state store join the commit whose revision caused them.
+    let store = tempfile::tempdir().unwrap();
+    let decisions = store.path().join("dev.example.com/capstan/decisions");
+    std::fs::create_dir_all(&decisions).unwrap();
+    let line = format!("{{\"t\":\"2026-11-24T10:00:00Z\",\"event\":\"launch\",\"revision\":\"main@sha1:{raised}\"}}\n");
+    std::fs::write(decisions.join("2026-11-24.jsonl"), format!("{line}not json\n")).unwrap();
+    let url = format!("file://{}", store.path().display());
+    let joined =
+        capstan(&["audit", work.to_str().unwrap(), "--cluster", "dev", "--state-store", &url, "--format", "json"]);
+    assert_eq!(joined.code, 0, "{}", joined.stderr);
+    let entries = joined.json();
+    let with: Vec<&serde_json::Value> =
+        entries.as_array().unwrap().iter().filter(|e| e.get("decisions").is_some()).collect();
+    assert_eq!(with.len(), 1, "{entries}");
+    assert_eq!(with[0]["sha"], raised.as_str());
+    assert_eq!(with[0]["decisions"][0]["event"], "launch");
 
     let future = capstan(&["audit", work.to_str().unwrap(), "--since", "2999-01-01"]);
     assert!(future.stdout.contains("no commit changed the effective policy"), "{}", future.stdout);

@@ -15,7 +15,9 @@ fn pushed_commits_are_followed_and_a_bad_one_keeps_the_last_known_good() {
     let repos = Repos::new();
     let daemon = Daemon::serve(repos.dir.path());
     let mirror = repos.dir.path().join("mirror.git");
-    let f = follower(repos.source(&daemon.url("remote.git"), &mirror));
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = capstan::gitops::metrics::GitMetrics::register(&mut registry);
+    let f = follower(repos.source(&daemon.url("remote.git"), &mirror)).with_metrics(metrics);
     rt().block_on(async {
         let first = git(&repos.work(), &["rev-parse", "HEAD"]);
         assert!(f.sync_once().await, "{:?}", f.status().last_error);
@@ -42,6 +44,19 @@ fn pushed_commits_are_followed_and_a_bad_one_keeps_the_last_known_good() {
             "{:?}",
             st.last_errors
         );
+        assert!(!f.sync_once().await, "still rejected");
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(&format!("capstan_policy_revision_applied{{revision=\"main@sha1:{second}\"}} 1")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("capstan_policy_revision_applied{{revision=\"main@sha1:{first}\"}} 0")),
+            "{text}"
+        );
+        assert!(text.contains("capstan_policy_failures_total{reason=\"rejected\"} 1"), "judged once: {text}");
+        assert!(text.contains("capstan_policy_fetches_total 5"), "{text}");
 
         repos.set_cpu_limit("300");
         let fixed = repos.commit("Fix the cpu limit");
