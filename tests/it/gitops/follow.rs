@@ -311,3 +311,33 @@ fn openpgp_signatures_are_checked_against_the_keyring() {
         assert_eq!(f.status().applied_revision.unwrap().sha, good);
     });
 }
+
+#[test]
+fn a_tag_or_a_pinned_commit_is_followed_instead_of_the_branch() {
+    let repos = Repos::new();
+    let remote = repos.remote().display().to_string();
+    let first = git(&repos.work(), &["rev-parse", "HEAD"]);
+    git(&repos.work(), &["tag", "v1"]);
+    git(&repos.work(), &["push", "-q", "origin", "v1"]);
+    repos.set_cpu_limit("200");
+    let second = repos.commit("Raise the cpu limit");
+    rt().block_on(async {
+        let mut tagged = repos.source(&remote, &repos.dir.path().join("m1.git"));
+        tagged.reference = Reference::Tag("v1".into());
+        let f = follower(tagged);
+        assert!(f.sync_once().await, "{:?}", f.status().last_error);
+        assert_eq!(f.status().applied_revision.unwrap().to_string(), format!("v1@sha1:{first}"));
+
+        let mut pinned = repos.source(&remote, &repos.dir.path().join("m2.git"));
+        pinned.reference = Reference::Commit(first.clone());
+        let f = follower(pinned);
+        assert!(f.sync_once().await, "{:?}", f.status().last_error);
+        assert_eq!(f.status().applied_revision.unwrap().sha, first, "not the newer {second}");
+
+        let mut unknown = repos.source(&remote, &repos.dir.path().join("m3.git"));
+        unknown.reference = Reference::Commit("0123456789012345678901234567890123456789".into());
+        let f = follower(unknown);
+        f.sync_once().await;
+        assert!(f.status().last_error.unwrap().contains("check the pinned commit"));
+    });
+}
