@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::policy::{self, Snapshot, Validation};
 
 mod audit;
+mod bench;
 mod state;
 
 #[derive(Debug, Parser)]
@@ -60,7 +61,7 @@ pub enum Command {
     /// Measure the scheduler or other parts; prints what it measured.
     Bench {
         #[command(subcommand)]
-        what: BenchCommand,
+        what: bench::BenchCommand,
     },
     /// Instance catalogs.
     Catalog {
@@ -72,58 +73,6 @@ pub enum Command {
         /// Folder to write into.
         #[arg(long, default_value = "policies/schema")]
         out: PathBuf,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Commit → revision validated and in force, through the file watch or a signed webhook,
-    /// on a copy of a config repository in a fresh Git repository.
-    Gitops {
-        #[arg(long, default_value = "examples/fleet")]
-        repo: PathBuf,
-        #[arg(long, default_value = "dev")]
-        cluster: String,
-        #[arg(long, default_value_t = 20)]
-        commits: usize,
-        #[arg(long, value_enum, default_value_t = crate::bench::gitops::Trigger::Watch)]
-        trigger: crate::bench::gitops::Trigger,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Plan and apply InstanceGroups of many clusters against a state store (creates, a pass
-    /// with nothing to do, updates). Writes under fresh `bench-*` cluster names.
-    StateStore {
-        #[arg(long, default_value_t = 50)]
-        clusters: usize,
-        /// InstanceGroups in all, spread over the clusters.
-        #[arg(long, default_value_t = 1000)]
-        igs: usize,
-        #[arg(long)]
-        state_store: String,
-        #[arg(long)]
-        s3_endpoint: Option<String>,
-        #[arg(long)]
-        s3_path_style: bool,
-        #[arg(long)]
-        region: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Solve pending pods against an instance catalog, cost-optimal and Karpenter-style.
-    Scheduling {
-        #[arg(long, default_value_t = 1000)]
-        pods: usize,
-        /// A catalog JSON file (`capstan catalog export`); the built-in curated catalog otherwise.
-        #[arg(long)]
-        catalog: Option<PathBuf>,
-        #[arg(long, value_enum, default_value_t = MixArg::Karpenter)]
-        mix: MixArg,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// One JSON line instead of text.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -146,12 +95,6 @@ pub enum CatalogCommand {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MixArg {
-    Karpenter,
-    Generic,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
     Json,
@@ -169,29 +112,7 @@ pub fn main() -> ExitCode {
         Command::Catalog { what: CatalogCommand::Export { prices, endpoint, region, out } } => {
             catalog_export(&prices, endpoint, region, out.as_deref())
         }
-        Command::Bench {
-            what: BenchCommand::StateStore { clusters, igs, state_store, s3_endpoint, s3_path_style, region, json },
-        } => {
-            let s3 = crate::kops::S3Options { endpoint: s3_endpoint, region, path_style: s3_path_style };
-            state::bench(&state_store, &s3, clusters, igs, json)
-        }
-        Command::Bench { what: BenchCommand::Gitops { repo, cluster, commits, trigger, json } } => {
-            match runtime().block_on(crate::bench::gitops::run(&repo, &cluster, commits, trigger)) {
-                Ok(r) if json => println!("{}", serde_json::to_string(&r).expect("json")),
-                Ok(r) => println!(
-                    "{} commits, {:?}: commit → in force median {:.0} ms, p90 {:.0} ms, max {:.0} ms",
-                    r.commits, r.trigger, r.median_ms, r.p90_ms, r.max_ms
-                ),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(1);
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Command::Bench { what: BenchCommand::Scheduling { pods, catalog, mix, seed, json } } => {
-            bench_scheduling(pods, catalog.as_deref(), mix, seed, json)
-        }
+        Command::Bench { what } => bench::run(what),
     }
 }
 
@@ -202,7 +123,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 /// Exit code for a usage problem.
-fn usage(message: impl std::fmt::Display) -> ExitCode {
+pub(crate) fn usage(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(2)
 }
@@ -296,39 +217,7 @@ fn schema(out: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn bench_scheduling(pods: usize, catalog: Option<&Path>, mix: MixArg, seed: u64, json: bool) -> ExitCode {
-    let catalog = match catalog {
-        None => crate::scheduling::builtin::catalog(),
-        Some(path) => match std::fs::read(path)
-            .map_err(|e| e.to_string())
-            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-        {
-            Ok(c) => c,
-            Err(e) => return usage(format!("cannot read catalog {}: {e}", path.display())),
-        },
-    };
-    let which = match mix {
-        MixArg::Karpenter => crate::scheduling::mix::Mix::Karpenter,
-        MixArg::Generic => crate::scheduling::mix::Mix::Generic,
-    };
-    let r = crate::bench::scheduling(&catalog, pods, which, seed);
-    if json {
-        println!("{}", serde_json::to_string(&r).expect("json"));
-    } else {
-        println!("{} pods, {} instance types", r.pods, r.instance_types);
-        println!(
-            "  cost-optimal: {:.1} ms ({:.0} pods/s), {} nodes, ${:.4}/h, {:.4}× the LP bound ${:.4}/h, {} unschedulable",
-            r.solve_ms, r.pods_per_sec, r.nodes, r.cost_per_hour, r.cost_ratio, r.lower_bound_per_hour, r.unschedulable
-        );
-        println!(
-            "  karpenter-style FFD: {:.1} ms, {} nodes, ${:.4}/h, {:.4}× the bound, {} unschedulable",
-            r.ffd_solve_ms, r.ffd_nodes, r.ffd_cost_per_hour, r.ffd_ratio, r.ffd_unschedulable
-        );
-    }
-    ExitCode::SUCCESS
-}
-
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
 }
 

@@ -162,29 +162,3 @@ async fn pass(p: &Prepared, format: Format) -> ExitCode {
     }
     if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
-
-pub fn bench(url: &str, s3: &S3Options, clusters: usize, igs: usize, json: bool) -> ExitCode {
-    super::runtime().block_on(async {
-        let store = match Store::open(url, s3).await {
-            Ok(s) => s,
-            Err(e) => return super::usage(e),
-        };
-        if let Store::S3(s) = &store {
-            let (bucket, _) = kops::s3::parse_url(url).expect("opened above");
-            // Made if missing; an existing bucket answers with an error that is fine here.
-            let _ = s.client().create_bucket().bucket(bucket).send().await;
-        }
-        match crate::bench::state_store::run(&store, clusters, igs).await {
-            Ok(r) if json => println!("{}", serde_json::to_string(&r).expect("json")),
-            Ok(r) => println!(
-                "{} InstanceGroups in {} clusters on {url}: create {:.0} ms, no-op pass {:.0} ms (cold {:.0} ms), update {:.0} ms",
-                r.instance_groups, r.clusters, r.create_ms, r.noop_ms, r.cold_noop_ms, r.update_ms
-            ),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(1);
-            }
-        }
-        ExitCode::SUCCESS
-    })
-}

@@ -1,0 +1,150 @@
+//! `capstan bench …`: measurements run from the command line, printing what they measured.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Subcommand, ValueEnum};
+
+use crate::kops::{self, S3Options, Store};
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Commit → revision validated and in force, through the file watch or a signed webhook,
+    /// on a copy of a config repository in a fresh Git repository.
+    Gitops {
+        #[arg(long, default_value = "examples/fleet")]
+        repo: PathBuf,
+        #[arg(long, default_value = "dev")]
+        cluster: String,
+        #[arg(long, default_value_t = 20)]
+        commits: usize,
+        #[arg(long, value_enum, default_value_t = crate::bench::gitops::Trigger::Watch)]
+        trigger: crate::bench::gitops::Trigger,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Plan and apply InstanceGroups of many clusters against a state store (creates, a pass
+    /// with nothing to do, updates). Writes under fresh `bench-*` cluster names.
+    StateStore {
+        #[arg(long, default_value_t = 50)]
+        clusters: usize,
+        /// InstanceGroups in all, spread over the clusters.
+        #[arg(long, default_value_t = 1000)]
+        igs: usize,
+        #[arg(long)]
+        state_store: String,
+        #[arg(long)]
+        s3_endpoint: Option<String>,
+        #[arg(long)]
+        s3_path_style: bool,
+        #[arg(long)]
+        region: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Solve pending pods against an instance catalog, cost-optimal and Karpenter-style.
+    Scheduling {
+        #[arg(long, default_value_t = 1000)]
+        pods: usize,
+        /// A catalog JSON file (`capstan catalog export`); the built-in curated catalog otherwise.
+        #[arg(long)]
+        catalog: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = MixArg::Karpenter)]
+        mix: MixArg,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// One JSON line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MixArg {
+    Karpenter,
+    Generic,
+}
+
+pub fn run(what: BenchCommand) -> ExitCode {
+    match what {
+        BenchCommand::StateStore { clusters, igs, state_store, s3_endpoint, s3_path_style, region, json } => {
+            let s3 = crate::kops::S3Options { endpoint: s3_endpoint, region, path_style: s3_path_style };
+            bench_state_store(&state_store, &s3, clusters, igs, json)
+        }
+        BenchCommand::Gitops { repo, cluster, commits, trigger, json } => {
+            match super::runtime().block_on(crate::bench::gitops::run(&repo, &cluster, commits, trigger)) {
+                Ok(r) if json => println!("{}", serde_json::to_string(&r).expect("json")),
+                Ok(r) => println!(
+                    "{} commits, {:?}: commit → in force median {:.0} ms, p90 {:.0} ms, max {:.0} ms",
+                    r.commits, r.trigger, r.median_ms, r.p90_ms, r.max_ms
+                ),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        BenchCommand::Scheduling { pods, catalog, mix, seed, json } => {
+            scheduling(pods, catalog.as_deref(), mix, seed, json)
+        }
+    }
+}
+
+fn scheduling(pods: usize, catalog: Option<&Path>, mix: MixArg, seed: u64, json: bool) -> ExitCode {
+    let catalog = match catalog {
+        None => crate::scheduling::builtin::catalog(),
+        Some(path) => match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        {
+            Ok(c) => c,
+            Err(e) => return super::usage(format!("cannot read catalog {}: {e}", path.display())),
+        },
+    };
+    let which = match mix {
+        MixArg::Karpenter => crate::scheduling::mix::Mix::Karpenter,
+        MixArg::Generic => crate::scheduling::mix::Mix::Generic,
+    };
+    let r = crate::bench::scheduling(&catalog, pods, which, seed);
+    if json {
+        println!("{}", serde_json::to_string(&r).expect("json"));
+    } else {
+        println!("{} pods, {} instance types", r.pods, r.instance_types);
+        println!(
+            "  cost-optimal: {:.1} ms ({:.0} pods/s), {} nodes, ${:.4}/h, {:.4}× the LP bound ${:.4}/h, {} unschedulable",
+            r.solve_ms, r.pods_per_sec, r.nodes, r.cost_per_hour, r.cost_ratio, r.lower_bound_per_hour, r.unschedulable
+        );
+        println!(
+            "  karpenter-style FFD: {:.1} ms, {} nodes, ${:.4}/h, {:.4}× the bound, {} unschedulable",
+            r.ffd_solve_ms, r.ffd_nodes, r.ffd_cost_per_hour, r.ffd_ratio, r.ffd_unschedulable
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn bench_state_store(url: &str, s3: &S3Options, clusters: usize, igs: usize, json: bool) -> ExitCode {
+    super::runtime().block_on(async {
+        let store = match Store::open(url, s3).await {
+            Ok(s) => s,
+            Err(e) => return super::usage(e),
+        };
+        if let Store::S3(s) = &store {
+            let (bucket, _) = kops::s3::parse_url(url).expect("opened above");
+            // Made if missing; an existing bucket answers with an error that is fine here.
+            let _ = s.client().create_bucket().bucket(bucket).send().await;
+        }
+        match crate::bench::state_store::run(&store, clusters, igs).await {
+            Ok(r) if json => println!("{}", serde_json::to_string(&r).expect("json")),
+            Ok(r) => println!(
+                "{} InstanceGroups in {} clusters on {url}: create {:.0} ms, no-op pass {:.0} ms (cold {:.0} ms), update {:.0} ms",
+                r.instance_groups, r.clusters, r.create_ms, r.noop_ms, r.cold_noop_ms, r.update_ms
+            ),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        ExitCode::SUCCESS
+    })
+}
