@@ -71,6 +71,16 @@ pub async fn plan_cluster<S: StateStore>(store: &S, target: &Target, cache: &Cac
     for e in state.unreadable.values() {
         plan.errors.push(format!("{e}\n  left untouched"));
     }
+    for (name, doc) in &target.desired {
+        let labelled = doc["metadata"]["labels"][object::CLUSTER_LABEL].as_str().unwrap_or_default();
+        if labelled != target.cluster {
+            plan.warnings.push(format!(
+                "InstanceGroup/{name} is labelled {}: {labelled} but is written to cluster {}; fix metadata.labels in the repository",
+                object::CLUSTER_LABEL,
+                target.cluster
+            ));
+        }
+    }
     match spec {
         Ok(spec) => plan.warnings.extend(cluster_spec_warnings(spec, &target.desired)),
         Err(e) => plan.warnings.push(format!("the Cluster spec cannot be read, so it was not checked: {e}")),

@@ -250,6 +250,18 @@ async fn cluster_checks(backend: Backend) {
         warnings.contains("spec.karpenter.enabled: true") && warnings.contains("gpu, karpenter-nodes"),
         "{warnings}"
     );
+    assert!(!warnings.contains("is labelled"), "{warnings}");
+
+    let ig =
+        crate::common::karpenter_ig("gpu", "  image: ami-0123456789abcdef0\n  maxSize: 1\n  subnets: [us-east-1a]\n")
+            .replace(
+                "metadata:\n  name: gpu\n",
+                "metadata:\n  name: gpu\n  labels:\n    kops.k8s.io/cluster: prod.example.com\n",
+            );
+    repo.write("clusters/dev/instancegroups/gpu.yaml", ig);
+    let (_, plan) = plan_json(&repo, &store);
+    let warnings = plan["warnings"].to_string();
+    assert!(warnings.contains("InstanceGroup/gpu is labelled kops.k8s.io/cluster: prod.example.com"), "{warnings}");
 }
 
 impl TestStore {
