@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use serde_json::Value;
 
 use super::Format;
 use crate::gitops::audit::{self, AuditOptions, Entry};
-use crate::kops::{S3Options, StateStore, Store};
+use crate::kops::{S3Options, Store, decisions};
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
@@ -67,24 +66,21 @@ pub fn run(args: &AuditArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Attaches each decision (a JSON line with a `revision` naming a commit) to its commit.
+/// Attaches each recorded decision to the commit whose revision caused it.
 async fn join_decisions(repo: &std::path::Path, url: &str, entries: &mut [Entry]) -> Result<(), String> {
     let store = Store::open(url, &S3Options::default()).await.map_err(|e| e.to_string())?;
     let snapshot = crate::policy::Snapshot::from_dir(repo).map_err(|e| e.to_string())?;
     let v = crate::policy::validate(&snapshot, None).map_err(|e| e.to_string())?;
-    let mut decisions: Vec<Value> = Vec::new();
+    let mut all = Vec::new();
     for p in &v.policies {
-        let prefix = format!("{}/capstan/decisions/", p.kops_name);
-        for key in store.list(&prefix).await.map_err(|e| e.to_string())? {
-            let Some(o) = store.get(&key).await.map_err(|e| e.to_string())? else { continue };
-            let text = String::from_utf8_lossy(&o.bytes).into_owned();
-            decisions.extend(text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()));
+        let (found, skipped) = decisions::read(&store, &p.kops_name).await.map_err(|e| e.to_string())?;
+        if skipped > 0 {
+            eprintln!("warning: {skipped} unreadable line(s) under {}", decisions::prefix(&p.kops_name));
         }
+        all.extend(found);
     }
     for e in entries.iter_mut() {
-        let sha = format!("sha1:{}", e.sha);
-        e.decisions =
-            decisions.iter().filter(|d| d["revision"].as_str().is_some_and(|r| r.ends_with(&sha))).cloned().collect();
+        e.decisions = all.iter().filter(|d| d.caused_by(&e.sha)).cloned().collect();
     }
     Ok(())
 }

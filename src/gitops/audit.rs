@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::source::snapshot_at;
+use crate::kops::decisions::Decision;
 use crate::kops::diff::{self, FieldChange};
 use crate::policy::{self, EffectivePolicy};
 
@@ -31,7 +32,7 @@ pub struct Entry {
     pub clusters: Vec<ClusterChanges>,
     /// Decisions this revision caused (from the state store), when asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub decisions: Vec<Value>,
+    pub decisions: Vec<Decision>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -219,7 +220,7 @@ pub fn text(entries: &[Entry]) -> String {
             }
         }
         for d in &e.decisions {
-            let _ = writeln!(out, "    decision: {d}");
+            let _ = writeln!(out, "    decision {} {} {} ({})", d.time, d.action, d.object, d.reason);
         }
     }
     if entries.is_empty() {

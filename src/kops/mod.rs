@@ -10,6 +10,7 @@
 
 pub mod any;
 pub mod apply;
+pub mod decisions;
 pub mod diff;
 pub mod emit;
 pub mod object;

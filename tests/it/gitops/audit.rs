@@ -64,8 +64,11 @@ fn audit_lists_the_commits_and_field_changes_that_shaped_a_cluster() {
     let store = tempfile::tempdir().unwrap();
     let decisions = store.path().join("dev.example.com/capstan/decisions");
     std::fs::create_dir_all(&decisions).unwrap();
-    let line = format!("{{\"t\":\"2026-11-24T10:00:00Z\",\"event\":\"launch\",\"revision\":\"main@sha1:{raised}\"}}\n");
-    std::fs::write(decisions.join("2026-11-24.jsonl"), format!("{line}not json\n")).unwrap();
+    let line = format!(
+        "{{\"time\":\"2026-11-24T10:00:00Z\",\"action\":\"launch\",\"reason\":\"provisioning\",\"object\":\"NodeClaim/default-x\",\"revision\":\"main@sha1:{raised}\",\"instanceType\":\"m6i.large\"}}\n"
+    );
+    std::fs::create_dir_all(decisions.join("2026-11-24")).unwrap();
+    std::fs::write(decisions.join("2026-11-24/100000.000000-0.jsonl"), format!("{line}not json\n")).unwrap();
     let url = format!("file://{}", store.path().display());
     let joined =
         capstan(&["audit", work.to_str().unwrap(), "--cluster", "dev", "--state-store", &url, "--format", "json"]);
@@ -75,7 +78,9 @@ fn audit_lists_the_commits_and_field_changes_that_shaped_a_cluster() {
         entries.as_array().unwrap().iter().filter(|e| e.get("decisions").is_some()).collect();
     assert_eq!(with.len(), 1, "{entries}");
     assert_eq!(with[0]["sha"], raised.as_str());
-    assert_eq!(with[0]["decisions"][0]["event"], "launch");
+    assert_eq!(with[0]["decisions"][0]["action"], "launch");
+    assert_eq!(with[0]["decisions"][0]["instanceType"], "m6i.large", "details are kept");
+    assert!(joined.stderr.contains("1 unreadable line(s)"), "{}", joined.stderr);
 
     let future = capstan(&["audit", work.to_str().unwrap(), "--since", "2999-01-01"]);
     assert!(future.stdout.contains("no commit changed the effective policy"), "{}", future.stdout);
