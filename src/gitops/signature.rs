@@ -134,3 +134,29 @@ pub fn verify(repo: &Repository, commit: Oid, trust: &Trust) -> Verdict {
         Err(e) => Verdict::Untrusted { reason: format!("the signature of {} does not verify: {e}", signer.principal) },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrong_trust_file_says_which_file_and_line() {
+        let dir = std::env::temp_dir().join(format!("capstan-signers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = Trust::from_allowed_signers(&dir.join("nope")).unwrap_err();
+        assert!(missing.contains("allowed signers file") && missing.contains("nope"), "{missing}");
+        let bad = dir.join("allowed_signers");
+        std::fs::write(&bad, "# team keys\nalice@example.com ssh-ed25519 not-base64\n").unwrap();
+        let e = Trust::from_allowed_signers(&bad).unwrap_err();
+        assert!(e.contains(&format!("{}:2: no public key found", bad.display())), "{e}");
+        let ok =
+            "bob@example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIGHtj39k4fCmIJ22ewu1UueQsbQlCt7Uz3LnJgeBaLz bob\n";
+        std::fs::write(&bad, ok).unwrap();
+        let trust = Trust::from_allowed_signers(&bad).unwrap();
+        assert_eq!(trust.signers[0].principal, "bob@example.com");
+        std::fs::write(dir.join("keyring.asc"), "not a keyring").unwrap();
+        let e = trust.with_pgp_keyring(&dir.join("keyring.asc")).unwrap_err();
+        assert!(e.contains("keyring.asc"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
