@@ -128,10 +128,12 @@ pub(crate) fn usage(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+fn read_repo(repo: &Path) -> Result<Snapshot, ExitCode> {
+    Snapshot::from_dir(repo).map_err(|e| usage(format!("cannot read config repository {}: {e}", repo.display())))
+}
+
 fn load(repo: &Path, cluster: Option<&str>) -> Result<Validation, ExitCode> {
-    let snapshot = Snapshot::from_dir(repo)
-        .map_err(|e| usage(format!("cannot read config repository {}: {e}", repo.display())))?;
-    policy::validate(&snapshot, cluster).map_err(usage)
+    policy::validate(&read_repo(repo)?, cluster).map_err(usage)
 }
 
 fn validate(repo: &Path, cluster: Option<&str>, format: Format) -> ExitCode {

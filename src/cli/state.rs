@@ -2,16 +2,16 @@
 //! state store.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
 
-use super::{Format, load};
+use super::{Format, read_repo};
 use crate::kops::show::{self, Style};
 use crate::kops::{self, Cache, S3Options, Store, Target};
-use crate::policy::{EffectivePolicy, Snapshot};
+use crate::policy::EffectivePolicy;
 
 #[derive(Debug, Args)]
 pub struct StoreArgs {
@@ -51,7 +51,8 @@ fn style() -> Style {
 }
 
 async fn prepare(args: &StoreArgs) -> Result<Prepared, ExitCode> {
-    let v = load(&args.repo, Some(&args.cluster))?;
+    let snapshot = read_repo(&args.repo)?;
+    let v = crate::policy::validate(&snapshot, Some(&args.cluster)).map_err(super::usage)?;
     if v.diagnostics.has_errors() {
         for d in v.diagnostics.sorted().iter().filter(|d| d.is_error()) {
             eprintln!("{}: {d}", args.repo.display());
@@ -73,10 +74,6 @@ async fn prepare(args: &StoreArgs) -> Result<Prepared, ExitCode> {
     let store = Store::open(&url, &s3).await.map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
-    })?;
-    let snapshot = Snapshot::from_dir(&args.repo).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(1)
     })?;
     let revision = format!("{}@{}", args.repo.display(), snapshot.digest());
     let target = Target::from_policy(&policy, &revision);
@@ -154,9 +151,10 @@ async fn pass(p: &Prepared, format: Format) -> ExitCode {
             print!("{}", show::plan_text(&report.plan, style()));
             print!("{}", show::outcome_text(&report.outcome, style()));
             println!(
-                "Reconcile: {}; status in {}",
+                "Reconcile: {}; status in {}/{}",
                 report.result,
-                Path::new(&p.url).join(kops::object::status_key(&p.target.cluster)).display()
+                p.url.trim_end_matches('/'),
+                kops::object::status_key(&p.target.cluster)
             );
         }
     }

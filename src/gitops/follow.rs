@@ -101,7 +101,7 @@ impl<S: ConfigSource> Follower<S> {
             match fetched {
                 Err(e) => {
                     self.metrics.failures.get_or_create(&ReasonLabels { reason: "fetch" }).inc();
-                    record_failure(st, None, &e)
+                    record_failure(st, &e)
                 }
                 Ok(f) => changed = self.consider(st, f),
             }
@@ -166,12 +166,9 @@ impl<S: ConfigSource> Follower<S> {
     }
 }
 
-fn record_failure(st: &mut GitStatus, revision: Option<Revision>, e: &SourceError) {
+fn record_failure(st: &mut GitStatus, e: &SourceError) {
     let kept = st.applied_revision.as_ref().map_or("none".to_string(), ToString::to_string);
     tracing::warn!(error = %e, kept = %kept, "fetch failed");
-    if revision.is_some() {
-        st.last_revision = revision;
-    }
     st.last_error = Some(format!("{e}; {kept} stays in force"));
     st.last_errors = vec![e.to_string()];
 }

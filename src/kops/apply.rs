@@ -70,7 +70,7 @@ pub async fn apply<S: StateStore>(store: &S, plan: &Plan, cache: &Cache, now: Da
             Result1::Failed(e) => outcome.errors.push(e),
         }
     }
-    let replaced = plan.changes.iter().any(|c| c.base.is_some() || c.action != Action::Create);
+    let replaced = plan.changes.iter().any(|c| c.base.is_some());
     if replaced && let Err(e) = prune_backups(store, &plan.cluster).await {
         outcome.errors.push(format!("pruning old backups: {e}"));
     }

@@ -1,7 +1,7 @@
 //! Reads what one cluster's state store holds: the Cluster spec, the InstanceGroups (each
 //! unreadable object reported by key and set aside), and what capstan last applied.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use futures_util::stream::{self, StreamExt};
@@ -24,12 +24,6 @@ pub struct ClusterState {
     pub unreadable: BTreeMap<String, Corrupt>,
     pub last_applied: BTreeMap<String, Value>,
     pub warnings: Vec<String>,
-}
-
-impl ClusterState {
-    pub fn unreadable_names(&self) -> BTreeSet<String> {
-        self.unreadable.keys().cloned().collect()
-    }
 }
 
 /// An InstanceGroup object, read: usable, or why not.

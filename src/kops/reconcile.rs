@@ -53,22 +53,23 @@ pub enum ReconcileError {
 }
 
 pub async fn plan_cluster<S: StateStore>(store: &S, target: &Target, cache: &Cache) -> Result<Plan, ReconcileError> {
-    let state = read::read(store, &target.cluster, cache).await?;
-    let Some(spec) = &state.spec else {
+    let read::ClusterState { spec, current, unreadable, last_applied, warnings } =
+        read::read(store, &target.cluster, cache).await?;
+    let Some(spec) = spec else {
         return Err(ReconcileError::NoCluster { key: object::config_key(&target.cluster) });
     };
     let inputs = Inputs {
         cluster: target.cluster.clone(),
         revision: target.revision.clone(),
         desired: target.desired.clone(),
-        current: state.current.clone(),
-        unreadable: state.unreadable_names(),
-        last_applied: state.last_applied.clone(),
+        current,
+        unreadable: unreadable.keys().cloned().collect(),
+        last_applied,
         prune: target.prune,
     };
     let mut plan = plan::plan(&inputs);
-    plan.warnings.extend(state.warnings.iter().cloned());
-    for e in state.unreadable.values() {
+    plan.warnings.extend(warnings);
+    for e in unreadable.values() {
         plan.errors.push(format!("{e}\n  left untouched"));
     }
     for (name, doc) in &target.desired {
@@ -82,7 +83,7 @@ pub async fn plan_cluster<S: StateStore>(store: &S, target: &Target, cache: &Cac
         }
     }
     match spec {
-        Ok(spec) => plan.warnings.extend(cluster_spec_warnings(spec, &target.desired)),
+        Ok(spec) => plan.warnings.extend(cluster_spec_warnings(&spec, &target.desired)),
         Err(e) => plan.warnings.push(format!("the Cluster spec cannot be read, so it was not checked: {e}")),
     }
     Ok(plan)

@@ -2,12 +2,12 @@
 //! and deletes `If-Match: <etag>`, so S3 itself refuses a write over a version we did not read
 //! (412 Precondition Failed, or 409 when two conditional writes race).
 
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 
 use super::store::{Object, StateStore, StoreError, valid_key};
+use crate::cloud::aws::{Endpoint, sdk_config};
 
 /// Where S3 is. Region, endpoint and credentials come from the standard AWS chain unless set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,14 +42,8 @@ pub fn parse_url(url: &str) -> Result<(String, String), StoreError> {
 impl S3Store {
     /// A store on `s3://bucket[/prefix]` with a client from the AWS chain and `options`.
     pub async fn connect(url: &str, options: &S3Options) -> Result<S3Store, StoreError> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        if let Some(r) = &options.region {
-            loader = loader.region(Region::new(r.clone()));
-        }
-        if let Some(e) = &options.endpoint {
-            loader = loader.endpoint_url(e);
-        }
-        let shared = loader.load().await;
+        let endpoint = Endpoint { url: options.endpoint.clone(), region: options.region.clone() };
+        let shared = sdk_config(&endpoint).await;
         let config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(options.path_style).build();
         S3Store::new(aws_sdk_s3::Client::from_conf(config), url)
     }

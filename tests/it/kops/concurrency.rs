@@ -12,7 +12,7 @@ use capstan::kops::{Cache, StateStore, Store, Target, reconcile_once};
 use capstan::policy::kops::InstanceGroup;
 use serde_json::{Value, json};
 
-use super::{BACKENDS, Backend, CLUSTER, TestStore, kops_ig, rt};
+use super::{Backend, CLUSTER, TestStore, kops_ig, on_each_backend, rt};
 use crate::common::{TempRepo, capstan, karpenter_ig};
 
 type Edit = Box<dyn FnOnce(&mut Value) + Send>;
@@ -77,9 +77,7 @@ fn target(max_size: u32) -> Target {
 
 #[test]
 fn an_edit_between_read_and_write_is_kept_or_reported_100_times() {
-    for backend in BACKENDS {
-        rt().block_on(interleaved(backend));
-    }
+    on_each_backend(interleaved);
 }
 
 async fn interleaved(backend: Backend) {
@@ -139,9 +137,7 @@ fn repo_with(igs: usize, max_size: usize) -> TempRepo {
 
 #[test]
 fn two_processes_and_a_third_writer_lose_nothing() {
-    for backend in BACKENDS {
-        rt().block_on(two_processes(backend));
-    }
+    on_each_backend(two_processes);
 }
 
 async fn two_processes(backend: Backend) {

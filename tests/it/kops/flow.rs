@@ -5,7 +5,7 @@ use capstan::kops::StateStore;
 use capstan::kops::object;
 use serde_json::Value;
 
-use super::{BACKENDS, Backend, CLUSTER, TestStore, kops_ig, rt};
+use super::{Backend, CLUSTER, TestStore, kops_ig, on_each_backend};
 use crate::common::{CLUSTER_SPEC, Run, TempRepo, capstan};
 
 const IMAGE: &str = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250305";
@@ -48,9 +48,7 @@ fn field_paths(change: &Value) -> Vec<String> {
 
 #[test]
 fn plan_apply_then_nothing_left_to_do() {
-    for backend in BACKENDS {
-        rt().block_on(plan_apply_idempotent(backend));
-    }
+    on_each_backend(plan_apply_idempotent);
 }
 
 async fn plan_apply_idempotent(backend: Backend) {
@@ -111,9 +109,7 @@ async fn plan_apply_idempotent(backend: Backend) {
 
 #[test]
 fn pruning_follows_ownership_role_and_policy() {
-    for backend in BACKENDS {
-        rt().block_on(pruning(backend));
-    }
+    on_each_backend(pruning);
 }
 
 async fn pruning(backend: Backend) {
@@ -157,9 +153,7 @@ async fn pruning(backend: Backend) {
 
 #[test]
 fn a_field_removed_from_git_is_removed_and_drift_is_named() {
-    for backend in BACKENDS {
-        rt().block_on(removal_and_drift(backend));
-    }
+    on_each_backend(removal_and_drift);
 }
 
 async fn removal_and_drift(backend: Backend) {
@@ -195,9 +189,7 @@ async fn removal_and_drift(backend: Backend) {
 
 #[test]
 fn corrupt_objects_are_named_and_left_alone_while_the_rest_reconciles() {
-    for backend in BACKENDS {
-        rt().block_on(corrupt(backend));
-    }
+    on_each_backend(corrupt);
 }
 
 async fn corrupt(backend: Backend) {
@@ -228,9 +220,7 @@ async fn corrupt(backend: Backend) {
 
 #[test]
 fn a_missing_cluster_is_refused_and_the_cluster_spec_is_checked() {
-    for backend in BACKENDS {
-        rt().block_on(cluster_checks(backend));
-    }
+    on_each_backend(cluster_checks);
 }
 
 async fn cluster_checks(backend: Backend) {

@@ -32,6 +32,13 @@ pub fn s3_options() -> S3Options {
     S3Options { endpoint: Some(moto()), region: Some("us-east-1".into()), path_style: true }
 }
 
+/// Runs `scenario` once on each backend.
+pub fn on_each_backend<F: std::future::Future<Output = ()>>(scenario: impl Fn(Backend) -> F) {
+    for backend in BACKENDS {
+        rt().block_on(scenario(backend));
+    }
+}
+
 pub fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
