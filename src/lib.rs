@@ -7,10 +7,15 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod capacity;
 pub mod cli;
 pub mod cloud;
+pub mod cluster;
 pub mod digest;
+pub mod disruption;
 pub mod gitops;
 pub mod kops;
 pub mod policy;
+pub mod provisioning;
 pub mod scheduling;
+pub mod sim;

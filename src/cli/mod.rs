@@ -10,6 +10,7 @@ use crate::policy::{self, Snapshot, Validation};
 
 mod audit;
 mod bench;
+mod demo;
 mod state;
 
 #[derive(Debug, Parser)]
@@ -21,6 +22,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Replay the kOps + Karpenter proof of concept on simulated EC2 and Kubernetes: scale
+    /// `inflate` 0 → 16 → 0 under the example policy and print the timeline.
+    Demo(demo::DemoArgs),
     /// Check a config repository: syntax, schema, references, the kOps translation and guardrails.
     Validate {
         /// The config repository (a folder).
@@ -103,6 +107,7 @@ pub enum Format {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo(args) => demo::run(args),
         Command::Validate { repo, cluster, format } => validate(&repo, cluster.as_deref(), format),
         Command::Render { repo, cluster } => render(&repo, &cluster),
         Command::Schema { out } => schema(&out),

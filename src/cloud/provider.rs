@@ -42,6 +42,8 @@ pub struct NodeClaim {
     pub options: Vec<LaunchOption>,
     /// The policy revision that decided the launch (`main@sha1:…`), tagged on the instance.
     pub policy_revision: String,
+    /// Further tags for the instance (the NodePool's drift digest).
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

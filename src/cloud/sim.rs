@@ -124,6 +124,19 @@ impl SimCloud {
         }
     }
 
+    /// Every instance as EC2 itself sees it, without recording a call (the simulated kubelet
+    /// and the hypervisor use this).
+    pub fn instances(&self) -> Vec<Instance> {
+        let mut s = self.lock();
+        s.instances
+            .values_mut()
+            .map(|i| {
+                self.refresh(i);
+                i.clone()
+            })
+            .collect()
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()
     }
@@ -186,7 +199,7 @@ impl CloudProvider for SimCloud {
             }
             s.next_id += 1;
             let id = format!("i-{:017x}", s.next_id);
-            let mut tag_map = BTreeMap::new();
+            let mut tag_map = claim.tags.clone();
             tag_map.insert(tags::cluster(&self.cluster), "owned".to_string());
             tag_map.insert(tags::NODE_POOL.to_string(), claim.node_pool.clone());
             tag_map.insert(tags::NODE_CLAIM.to_string(), claim.name.clone());

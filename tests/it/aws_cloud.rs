@@ -50,6 +50,7 @@ fn claim(name: &str) -> NodeClaim {
         node_class: "nodes".into(),
         options: vec![opt("m6i.large", "us-east-1b"), opt("m5.large", "us-east-1a")],
         policy_revision: "main@sha1:0123abcd".into(),
+        tags: Default::default(),
     }
 }
 

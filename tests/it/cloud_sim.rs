@@ -25,6 +25,7 @@ fn claim(name: &str) -> NodeClaim {
         node_class: "default".into(),
         options: vec![option("m6i.xlarge", "us-east-1a", 0.192), option("m6a.xlarge", "us-east-1b", 0.1728)],
         policy_revision: "main@sha1:abc".into(),
+        tags: Default::default(),
     }
 }
 

@@ -4,6 +4,7 @@ mod aws_catalog;
 mod aws_cloud;
 mod aws_resolve;
 mod bad_input;
+mod capacity;
 mod cloud_sim;
 mod common;
 mod examples;

@@ -190,6 +190,7 @@ impl AwsCloud {
 
     fn tags(&self, claim: &NodeClaim, class: &EC2NodeClass) -> Vec<Tag> {
         let mut all: BTreeMap<String, String> = class.spec.tags.clone();
+        all.extend(claim.tags.clone());
         all.insert(tags::cluster(&self.cluster), "owned".into());
         all.insert(tags::NODE_POOL.into(), claim.node_pool.clone());
         all.insert(tags::NODE_CLAIM.into(), claim.name.clone());

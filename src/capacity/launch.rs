@@ -1,0 +1,246 @@
+//! Acting on provisioning and lifecycle decisions: launches, registration, timeouts.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::{CapacityLoop, claim_json};
+use crate::cloud::CloudError;
+use crate::cloud::provider::{CloudProvider, Instance};
+use crate::cluster::{ClusterApi, Snapshot, Subject};
+use crate::provisioning::lifecycle::{INITIALIZED_ANNOTATION, Step, steps};
+use crate::provisioning::{self, Launch, Request};
+use crate::scheduling::catalog::{CapacityType, Catalog};
+
+/// Provisioning passes re-solved in one step after offerings ran out of capacity.
+const ICE_RETRIES: usize = 3;
+
+fn capacity_type(text: &str) -> Option<CapacityType> {
+    match text {
+        "spot" => Some(CapacityType::Spot),
+        "on-demand" => Some(CapacityType::OnDemand),
+        _ => None,
+    }
+}
+
+impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
+    pub(super) async fn lifecycle(
+        &mut self,
+        snapshot: &Snapshot,
+        instances: &[Instance],
+        catalog: &Catalog,
+        now: Duration,
+    ) {
+        for step in steps(snapshot, instances, &self.rules.pools, catalog, now) {
+            match step {
+                Step::Register { node, claim, labels, taints, annotations } => {
+                    match self.cluster.register(&node, &labels, &taints, &annotations).await {
+                        Ok(()) => self.emit(
+                            now,
+                            "node-registered",
+                            format!("node {node} registered for NodeClaim {claim}; NodePool labels and taints applied"),
+                            json!({"node": node, "claim": claim}),
+                        ),
+                        Err(e) => tracing::warn!(%node, error = %e, "registering node"),
+                    }
+                }
+                Step::Initialized { node, claim, since_launch } => {
+                    let annotations = [(INITIALIZED_ANNOTATION.to_string(), "true".to_string())].into();
+                    if self.cluster.register(&node, &Default::default(), &[], &annotations).await.is_ok() {
+                        self.emit(
+                            now,
+                            "node-ready",
+                            format!("node {node} is Ready, {}s after launch", since_launch.as_secs()),
+                            json!({"node": node, "claim": claim, "secondsSinceLaunch": since_launch.as_secs_f64()}),
+                        );
+                    }
+                }
+                Step::Timeout { instance, claim, age } => {
+                    if self.rules.cluster.dry_run {
+                        continue;
+                    }
+                    if let Err(e) = self.cloud.delete(&instance).await {
+                        tracing::warn!(%instance, error = %e, "terminating an instance that never registered");
+                        continue;
+                    }
+                    let detail = json!({"instance": instance, "ageSeconds": age.as_secs()});
+                    let d = self.decision(
+                        now,
+                        "terminate",
+                        "registration-timeout",
+                        &format!("NodeClaim/{claim}"),
+                        detail.clone(),
+                    );
+                    self.decide(d);
+                    self.emit(
+                        now,
+                        "registration-timeout",
+                        format!("instance {instance} (NodeClaim {claim}) did not register as a node within 15 minutes; terminated"),
+                        detail,
+                    );
+                }
+            }
+        }
+    }
+
+    pub(super) async fn provision(
+        &mut self,
+        snapshot: &Snapshot,
+        instances: &[Instance],
+        catalog: &Catalog,
+        now: Duration,
+    ) {
+        let pending: Vec<String> = snapshot.pending().map(|p| p.key()).collect();
+        self.told.retain(|p| pending.contains(p));
+        let c = &self.rules.cluster;
+        if !self.batcher.observe(&pending, now, c.batch_idle, c.batch_max) {
+            return;
+        }
+        self.batcher.done(now);
+        let mut catalog = catalog.clone();
+        let mut instances = instances.to_vec();
+        for _ in 0..ICE_RETRIES {
+            let started = Instant::now();
+            let decided = provisioning::provision(Request {
+                snapshot,
+                instances: &instances,
+                rules: &self.rules,
+                catalog: &catalog,
+            });
+            if let Some(m) = &self.metrics {
+                m.solve_seconds.observe(started.elapsed().as_secs_f64());
+            }
+            self.report_unschedulable(snapshot, &decided, now).await;
+            if decided.launches.is_empty() {
+                return;
+            }
+            self.emit(
+                now,
+                "scale-up-decision",
+                format!(
+                    "{} pending pod(s): launch {} NodeClaim(s) at ${:.4}/h ({})",
+                    decided.pending,
+                    decided.launches.len(),
+                    decided.launches.iter().map(|l| l.plan.price).sum::<f64>(),
+                    decided
+                        .launches
+                        .iter()
+                        .map(|l| format!("{} × {} pods in {}", l.plan.instance_type, l.plan.pods.len(), l.plan.zone))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                json!({
+                    "pendingPods": decided.pending,
+                    "nominatedToExisting": decided.nominated.len(),
+                    "claims": decided.launches.iter().map(claim_json).collect::<Vec<_>>(),
+                }),
+            );
+            let mut exhausted = false;
+            for l in &decided.launches {
+                match self.launch(l, "provisioning", snapshot, now).await {
+                    Ok(i) => instances.push(i),
+                    Err(CloudError::InsufficientCapacity { offerings }) => {
+                        for o in &offerings {
+                            let mut parts = o.split('/');
+                            if let (Some(t), Some(z), Some(cap)) =
+                                (parts.next(), parts.next(), parts.next().and_then(capacity_type))
+                            {
+                                self.unavailable.mark(t, z, cap, now);
+                            }
+                        }
+                        exhausted = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+            if !exhausted {
+                return;
+            }
+            catalog = self.catalog(now).await.unwrap_or(catalog);
+        }
+    }
+
+    async fn report_unschedulable(&mut self, snapshot: &Snapshot, decided: &provisioning::Provision, now: Duration) {
+        for u in &decided.unschedulable {
+            if !self.told.insert(u.pod.clone()) {
+                continue;
+            }
+            self.emit(
+                now,
+                "unschedulable",
+                format!("pod {} cannot be placed: {}", u.pod, u.reason),
+                json!({"pod": u.pod, "reason": u.reason}),
+            );
+            if let Some(p) = snapshot.pods.iter().find(|p| p.key() == u.pod) {
+                let subject = Subject::Pod { namespace: p.namespace.clone(), name: p.name.clone() };
+                self.cluster
+                    .event(
+                        &subject,
+                        "FailedScaleUp",
+                        &format!("capstan cannot launch a node for this pod: {}", u.reason),
+                    )
+                    .await;
+            }
+        }
+    }
+
+    /// Launches one claim and records the decision; `reason` is `provisioning` or the
+    /// disruption being replaced for.
+    pub(super) async fn launch(
+        &mut self,
+        l: &Launch,
+        reason: &str,
+        snapshot: &Snapshot,
+        now: Duration,
+    ) -> Result<Instance, CloudError> {
+        let mut detail = claim_json(l);
+        if self.rules.cluster.dry_run {
+            let d = self.decision(now, "launch (dry run)", reason, &format!("NodeClaim/{}", l.claim.name), detail);
+            self.decide(d);
+            return Err(CloudError::InvalidConfig("dry run".into()));
+        }
+        match self.cloud.create(&l.claim).await {
+            Ok(i) => {
+                detail["instance"] = json!(i.id);
+                detail["instanceType"] = json!(i.instance_type);
+                detail["zone"] = json!(i.zone);
+                detail["pricePerHour"] = json!(i.price);
+                let d = self.decision(now, "launch", reason, &format!("NodeClaim/{}", l.claim.name), detail.clone());
+                self.decide(d);
+                if let Some(m) = &self.metrics {
+                    m.launched.get_or_create(&super::report::PoolLabels { nodepool: l.claim.node_pool.clone() }).inc();
+                    for p in snapshot.pods.iter().filter(|p| l.plan.pods.contains(&p.key())) {
+                        m.decision_latency_seconds.observe(now.saturating_sub(p.created_at).as_secs_f64());
+                    }
+                }
+                self.emit(
+                    now,
+                    "launch",
+                    format!(
+                        "launched {} {} in {} (${:.4}/h) for NodeClaim {}",
+                        i.capacity_type.label(),
+                        i.instance_type,
+                        i.zone,
+                        i.price,
+                        l.claim.name
+                    ),
+                    detail,
+                );
+                for p in snapshot.pods.iter().filter(|p| l.plan.pods.contains(&p.key())) {
+                    let subject = Subject::Pod { namespace: p.namespace.clone(), name: p.name.clone() };
+                    let msg = format!(
+                        "Pod should schedule on NodeClaim {} ({} in {})",
+                        l.claim.name, i.instance_type, i.zone
+                    );
+                    self.cluster.event(&subject, "Nominated", &msg).await;
+                }
+                Ok(i)
+            }
+            Err(e) => {
+                detail["error"] = json!(e.to_string());
+                self.emit(now, "launch-failed", format!("NodeClaim {} not launched: {e}", l.claim.name), detail);
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The capacity loop: each pass reads the cluster and the cloud, decides with the pure
+//! functions of `provisioning` and `disruption`, and acts through the ports. Level-triggered:
+//! every pass re-derives state from the cloud (instance tags) and the cluster (node labels,
+//! taints and annotations), so a restart loses nothing and launches nothing twice. The only
+//! memory kept between passes is timing (the batch window, a decision waiting for validation,
+//! replacements being awaited), and losing it only delays a decision.
+//!
+//! ```text
+//! snapshot + instances ─► lifecycle (register, initialize, time out)
+//!                      ─► drains in progress (evict, then terminate)
+//!                      ─► provisioning (batched) ─► CreateFleet
+//!                      ─► disruption (every 10 s; validated after 15 s) ─► replace / cordon
+//! decisions ─► tracing, the state store's decision log, /status, metrics
+//! ```
+
+mod drain;
+mod launch;
+pub mod report;
+pub mod rules;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::cloud::CloudError;
+use crate::cloud::provider::{CloudProvider, Instance};
+use crate::cloud::unavailable::Unavailable;
+use crate::cluster::{ClusterApi, ClusterError, Snapshot};
+use crate::disruption::Command;
+use crate::kops::any::Store;
+use crate::kops::decisions::{self, Decision};
+use crate::provisioning::batch::Batcher;
+use crate::scheduling::catalog::Catalog;
+use crate::scheduling::pool::NODE_POOL_LABEL;
+
+use report::{LoopEvent, LoopMetrics, LoopStatus, RECENT_DECISIONS};
+use rules::Rules;
+
+/// How long a fetched catalog is used before it is fetched again.
+const CATALOG_TTL: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoopError {
+    /// The cluster could not be read; the pass is retried.
+    #[error("reading the cluster: {0}")]
+    Cluster(#[from] ClusterError),
+    /// The cloud could not be read; the pass is retried.
+    #[error("reading the cloud: {0}")]
+    Cloud(#[from] CloudError),
+}
+
+/// Where decisions are kept: the kOps state store's `<cluster>/capstan/decisions/`.
+#[derive(Debug)]
+pub struct DecisionLog {
+    pub store: Store,
+    pub kops_name: String,
+}
+
+/// A disruption command waiting for validation, or for its replacements.
+#[derive(Debug, Clone)]
+struct Waiting {
+    command: Command,
+    since: Duration,
+}
+
+/// The capacity loop over a cloud `C` and a cluster `K`.
+pub struct CapacityLoop<C, K> {
+    cloud: C,
+    cluster: K,
+    rules: Arc<Rules>,
+    log: Option<DecisionLog>,
+    metrics: Option<LoopMetrics>,
+    catalog: Option<(Catalog, Duration)>,
+    unavailable: Unavailable,
+    batcher: Batcher,
+    next_disruption: Duration,
+    validating: Option<Waiting>,
+    replacing: Vec<Waiting>,
+    /// Pods already told they cannot be placed, so events are not repeated each pass.
+    told: BTreeSet<String>,
+    unsaved: Vec<Decision>,
+    events: Vec<LoopEvent>,
+    status: LoopStatus,
+}
+
+/// Wall-clock time of a loop time (time since the Unix epoch).
+pub fn wall(now: Duration) -> DateTime<Utc> {
+    DateTime::from_timestamp(now.as_secs() as i64, now.subsec_nanos()).unwrap_or_default()
+}
+
+impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
+    pub fn new(cloud: C, cluster: K, rules: Arc<Rules>) -> Self {
+        let status = LoopStatus { revision: rules.revision.clone(), ..LoopStatus::default() };
+        CapacityLoop {
+            cloud,
+            cluster,
+            rules,
+            log: None,
+            metrics: None,
+            catalog: None,
+            unavailable: Unavailable::default(),
+            batcher: Batcher::default(),
+            next_disruption: Duration::ZERO,
+            validating: None,
+            replacing: Vec::new(),
+            told: BTreeSet::new(),
+            unsaved: Vec::new(),
+            events: Vec::new(),
+            status,
+        }
+    }
+
+    pub fn with_decision_log(mut self, log: DecisionLog) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    pub fn with_metrics(mut self, metrics: LoopMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// A new policy revision takes effect from the next pass. A decision waiting for
+    /// validation is dropped: it was made under the old policy.
+    pub fn set_rules(&mut self, rules: Arc<Rules>) {
+        if rules.revision != self.rules.revision {
+            self.validating = None;
+            self.status.revision = rules.revision.clone();
+            self.rules = rules;
+        }
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    pub fn cloud(&self) -> &C {
+        &self.cloud
+    }
+
+    pub fn cluster(&self) -> &K {
+        &self.cluster
+    }
+
+    /// Events since the last call.
+    pub fn take_events(&mut self) -> Vec<LoopEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    pub fn status(&self) -> &LoopStatus {
+        &self.status
+    }
+
+    /// When the loop next has something timed to do (batch window, validation), so a caller
+    /// can sleep until then.
+    pub fn next_due(&self) -> Option<Duration> {
+        let c = &self.rules.cluster;
+        let batch = self.batcher.due(c.batch_idle, c.batch_max);
+        let validation = self.validating.as_ref().map(|w| w.since + crate::disruption::VALIDATION_DELAY);
+        [batch, validation, Some(self.next_disruption)].into_iter().flatten().min()
+    }
+
+    fn emit(&mut self, at: Duration, event: &str, message: String, detail: Value) {
+        tracing::info!(event, revision = %self.rules.revision, "{message}");
+        self.events.push(LoopEvent { at, event: event.to_string(), message, detail });
+    }
+
+    fn decide(&mut self, d: Decision) {
+        self.status.recent_decisions.push_back(d.clone());
+        while self.status.recent_decisions.len() > RECENT_DECISIONS {
+            self.status.recent_decisions.pop_front();
+        }
+        self.unsaved.push(d);
+    }
+
+    async fn catalog(&mut self, now: Duration) -> Result<Catalog, CloudError> {
+        let fresh = self.catalog.as_ref().is_some_and(|(_, at)| now < *at + CATALOG_TTL);
+        if !fresh {
+            let c = self.cloud.catalog().await?;
+            self.catalog = Some((c, now));
+        }
+        let mut c = self.catalog.as_ref().map(|(c, _)| c.clone()).unwrap_or_default();
+        self.unavailable.expire(now);
+        self.unavailable.apply(&mut c, now);
+        Ok(c)
+    }
+
+    /// One pass at time `now` (since the epoch of the loop's clock).
+    pub async fn step(&mut self, now: Duration) -> Result<(), LoopError> {
+        let result = self.pass(now).await;
+        self.status.last_error = result.as_ref().err().map(|e| e.to_string());
+        self.flush(now).await;
+        result
+    }
+
+    async fn pass(&mut self, now: Duration) -> Result<(), LoopError> {
+        let snapshot = self.cluster.snapshot().await?;
+        let instances = self.cloud.list().await?;
+        let catalog = self.catalog(now).await?;
+        self.observe(&snapshot, &instances);
+        self.lifecycle(&snapshot, &instances, &catalog, now).await;
+        self.drain(&snapshot, &instances, now).await;
+        self.await_replacements(&snapshot, now).await;
+        self.provision(&snapshot, &instances, &catalog, now).await;
+        if self.disruption_due(now) {
+            if now >= self.next_disruption {
+                self.next_disruption = now + crate::disruption::POLL;
+            }
+            self.disrupt(&snapshot, &instances, &catalog, now).await;
+        }
+        Ok(())
+    }
+
+    fn observe(&mut self, snapshot: &Snapshot, instances: &[Instance]) {
+        let s = &mut self.status;
+        s.pending_pods = snapshot.pending().count();
+        s.nodes_per_node_pool.clear();
+        for n in &snapshot.nodes {
+            if let Some(p) = n.labels.get(NODE_POOL_LABEL) {
+                *s.nodes_per_node_pool.entry(p.clone()).or_default() += 1;
+            }
+        }
+        let initialized: BTreeSet<&str> = snapshot
+            .nodes
+            .iter()
+            .filter(|n| n.annotations.contains_key(crate::provisioning::lifecycle::INITIALIZED_ANNOTATION))
+            .filter_map(|n| n.instance_id())
+            .collect();
+        s.in_flight =
+            instances.iter().filter(|i| !initialized.contains(i.id.as_str())).map(|i| i.claim.clone()).collect();
+        s.draining = snapshot
+            .nodes
+            .iter()
+            .filter(|n| crate::disruption::candidate::disrupting(n))
+            .map(|n| n.name.clone())
+            .collect();
+        if let Some(m) = &self.metrics {
+            m.pending_pods.set(s.pending_pods as i64);
+        }
+    }
+
+    /// Writes the pass's decisions to the state store; kept for the next pass on failure.
+    async fn flush(&mut self, now: Duration) {
+        if self.unsaved.is_empty() {
+            return;
+        }
+        let Some(log) = &self.log else {
+            self.unsaved.clear();
+            return;
+        };
+        match decisions::append(&log.store, &log.kops_name, &self.unsaved, wall(now)).await {
+            Ok(_) => self.unsaved.clear(),
+            Err(e) => {
+                tracing::warn!(error = %e, kept = self.unsaved.len(), "decisions not written to the state store; retrying next pass")
+            }
+        }
+    }
+
+    fn decision(&self, now: Duration, action: &str, reason: &str, object: &str, detail: Value) -> Decision {
+        let mut d = decisions::decision(wall(now), action, reason, object, &self.rules.revision);
+        if let Value::Object(map) = detail {
+            d.detail = map;
+        }
+        d
+    }
+}
+
+fn claim_json(l: &crate::provisioning::Launch) -> Value {
+    json!({
+        "claim": l.claim.name,
+        "nodePool": l.claim.node_pool,
+        "instanceType": l.plan.instance_type,
+        "zone": l.plan.zone,
+        "capacityType": l.plan.capacity_type.label(),
+        "pricePerHour": l.plan.price,
+        "options": l.claim.options.len(),
+        "pods": l.plan.pods.len(),
+    })
+}

@@ -1,0 +1,54 @@
+//! The `ClusterApi` contract: what the capacity loop reads from and does to Kubernetes.
+//!
+//! - **`snapshot`** reads pods, nodes, DaemonSets and PodDisruptionBudgets as they are now.
+//! - **`register`** merges labels, taints and annotations into a node that has just registered.
+//!   Idempotent: keys already present with the same value are left alone.
+//! - **`cordon`** marks a node unschedulable and taints it [`super::model::DISRUPTED_TAINT`].
+//!   Idempotent.
+//! - **`evict`** asks for a pod's eviction through the Eviction API. `Blocked` means a
+//!   PodDisruptionBudget refused it now (HTTP 429): retry later. A pod already gone is success.
+//! - **`delete_node`** removes the Node object; a node already gone is success.
+//! - **`event`** records a Kubernetes Event on a pod or node; best effort.
+
+use std::future::Future;
+
+use thiserror::Error;
+
+use super::model::Snapshot;
+use crate::policy::meta::{Labels, Taint};
+
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum ClusterError {
+    /// A PodDisruptionBudget does not allow the eviction now; retried on a later pass.
+    #[error("eviction blocked: {0}")]
+    Blocked(String),
+    /// The object does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Anything else the API server said; retried.
+    #[error("Kubernetes API call failed: {0}")]
+    Api(String),
+}
+
+/// The object an event is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Pod { namespace: String, name: String },
+    Node(String),
+}
+
+/// What the capacity loop needs from Kubernetes. See the module documentation for the contract.
+pub trait ClusterApi: Send + Sync {
+    fn snapshot(&self) -> impl Future<Output = Result<Snapshot, ClusterError>> + Send;
+    fn register(
+        &self,
+        node: &str,
+        labels: &Labels,
+        taints: &[Taint],
+        annotations: &Labels,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    fn cordon(&self, node: &str) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    fn evict(&self, namespace: &str, pod: &str) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    fn delete_node(&self, node: &str) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    fn event(&self, subject: &Subject, reason: &str, message: &str) -> impl Future<Output = ()> + Send;
+}

@@ -1,0 +1,170 @@
+//! The cluster as the capacity loop sees it: plain data, gathered by a [`super::ClusterApi`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::policy::meta::{Labels, Taint};
+use crate::scheduling::pod::{Pod, Selector};
+use crate::scheduling::resources::Resources;
+
+/// Pods and nodes carrying this annotation (value `"true"`) are never voluntarily disrupted.
+pub const DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
+/// The taint a node has until it is Ready.
+pub const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
+/// The taint put on a node being drained, so nothing new lands on it.
+pub const DISRUPTED_TAINT: &str = "karpenter.sh/disrupted";
+
+/// What controls a pod, which decides whether evicting it loses it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "name")]
+pub enum Owner {
+    /// A ReplicaSet, StatefulSet, Job…: the controller recreates the pod elsewhere.
+    Controller(String),
+    /// Runs on every node; never evicted by a drain.
+    DaemonSet(String),
+    /// A static pod of the kubelet, mirrored in the API; never evicted.
+    Mirror,
+    /// A bare pod: evicting it loses it, so it blocks voluntary disruption.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Phase {
+    Pending,
+    Running,
+}
+
+/// A pod with what the capacity loop needs to know about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterPod {
+    pub namespace: String,
+    pub name: String,
+    pub owner: Owner,
+    /// The node it is bound to.
+    pub node: Option<String>,
+    pub phase: Phase,
+    /// The scheduler marked it unschedulable (`PodScheduled=False`, reason `Unschedulable`).
+    pub unschedulable: bool,
+    /// The scheduler's view; its name is `namespace/name`.
+    pub spec: Pod,
+    pub do_not_disrupt: bool,
+    pub created_at: Duration,
+}
+
+impl ClusterPod {
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// DaemonSet and mirror pods stay with their node and are not evicted.
+    pub fn is_node_bound(&self) -> bool {
+        matches!(self.owner, Owner::DaemonSet(_) | Owner::Mirror)
+    }
+
+    /// Waiting for a node the scheduler could not find.
+    pub fn is_pending(&self) -> bool {
+        self.node.is_none() && self.phase == Phase::Pending && self.unschedulable
+    }
+}
+
+/// A registered node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterNode {
+    pub name: String,
+    /// `aws:///<zone>/<instance-id>`.
+    pub provider_id: String,
+    pub labels: Labels,
+    pub taints: Vec<Taint>,
+    pub annotations: BTreeMap<String, String>,
+    pub allocatable: Resources,
+    pub ready: bool,
+    /// Cordoned.
+    pub unschedulable: bool,
+    pub created_at: Duration,
+    /// The last time a pod was bound to or left the node; `consolidateAfter` counts from here.
+    pub pods_changed_at: Duration,
+}
+
+impl ClusterNode {
+    pub fn instance_id(&self) -> Option<&str> {
+        self.provider_id.rsplit('/').next().filter(|s| s.starts_with("i-"))
+    }
+
+    pub fn do_not_disrupt(&self) -> bool {
+        self.annotations.get(DO_NOT_DISRUPT).is_some_and(|v| v == "true")
+    }
+}
+
+/// A PodDisruptionBudget and how many of its pods may be evicted now (its status).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pdb {
+    pub namespace: String,
+    pub name: String,
+    pub selector: Selector,
+    pub disruptions_allowed: i64,
+}
+
+impl Pdb {
+    pub fn covers(&self, pod: &ClusterPod) -> bool {
+        pod.namespace == self.namespace && self.selector.matches(pod.spec.labels())
+    }
+}
+
+/// Everything read from the cluster in one pass.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub pods: Vec<ClusterPod>,
+    pub nodes: Vec<ClusterNode>,
+    /// One template pod per DaemonSet.
+    pub daemonsets: Vec<Pod>,
+    pub pdbs: Vec<Pdb>,
+}
+
+impl Snapshot {
+    pub fn pods_on<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a ClusterPod> + 'a {
+        self.pods.iter().filter(move |p| p.node.as_deref() == Some(node))
+    }
+
+    pub fn pending(&self) -> impl Iterator<Item = &ClusterPod> {
+        self.pods.iter().filter(|p| p.is_pending())
+    }
+
+    pub fn node(&self, name: &str) -> Option<&ClusterNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+}
+
+impl ClusterNode {
+    /// The scheduler's view of this node with `pods` bound to it.
+    pub fn scheduling_node<'a>(
+        &self,
+        pods: impl IntoIterator<Item = &'a ClusterPod>,
+        price: f64,
+    ) -> crate::scheduling::node::Node {
+        let mut requested = Resources::default();
+        let mut constraints = Vec::new();
+        let mut host_ports = Vec::new();
+        for p in pods {
+            requested += &p.spec.requests;
+            host_ports.extend(p.spec.constraints.host_ports.iter().cloned());
+            constraints.push(p.spec.constraints.clone());
+        }
+        let mut labels = self.labels.clone();
+        labels.entry(crate::scheduling::catalog::HOSTNAME.to_string()).or_insert_with(|| self.name.clone());
+        crate::scheduling::node::Node {
+            name: self.name.clone(),
+            node_pool: labels.get(crate::scheduling::pool::NODE_POOL_LABEL).cloned(),
+            labels,
+            taints: self.taints.clone(),
+            allocatable: self.allocatable.clone(),
+            requested,
+            pods: constraints,
+            host_ports,
+            in_flight: false,
+            unschedulable: self.unschedulable || !self.ready,
+            price,
+        }
+    }
+}

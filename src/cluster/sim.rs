@@ -1,0 +1,426 @@
+//! The simulated cluster: Deployments, DaemonSets, PodDisruptionBudgets, a scheduler and a
+//! kubelet, on the same virtual clock as the simulated EC2. [`SimCluster::tick`] runs the
+//! controllers in the order a real cluster converges:
+//!
+//! ```text
+//! kubelet (instances → Nodes, Ready after the delay; gone instances → Node deleted)
+//!   → DaemonSet and Deployment controllers (pods created / removed)
+//!   → scheduler (pending pods bound to Ready nodes with the engine's semantics, or marked
+//!     unschedulable) → kubelet starts bound pods
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::api::{ClusterApi, ClusterError, Subject};
+use super::model::{ClusterNode, ClusterPod, DISRUPTED_TAINT, NOT_READY_TAINT, Owner, Pdb, Phase, Snapshot};
+use super::workload::{DaemonSetSpec, DeploymentSpec, PdbSpec, Workload};
+use crate::cloud::provider::InstanceState;
+use crate::cloud::sim::{SimCloud, VirtualClock};
+use crate::policy::meta::{Labels, Taint, TaintEffect};
+use crate::scheduling::allocatable::{KubeletSettings, allocatable};
+use crate::scheduling::catalog::{Catalog, HOSTNAME, INSTANCE_TYPE, ZONE};
+use crate::scheduling::pod::{Pod, untolerated};
+use crate::scheduling::{Input, Strategy, solve};
+
+/// An event recorded by [`ClusterApi::event`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    pub at: Duration,
+    pub subject: Subject,
+    pub reason: String,
+    pub message: String,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    deployments: BTreeMap<String, DeploymentSpec>,
+    daemonsets: Vec<DaemonSetSpec>,
+    pdbs: Vec<PdbSpec>,
+    pods: BTreeMap<String, ClusterPod>,
+    nodes: BTreeMap<String, ClusterNode>,
+    /// Instances whose node was deleted: their kubelet does not register again.
+    retired: Vec<String>,
+    events: Vec<RecordedEvent>,
+    evictions: u64,
+    seq: u64,
+    /// Fault: kubelets of new instances never join (bad bootstrap, wrong security group).
+    kubelets_broken: bool,
+}
+
+/// The simulated Kubernetes cluster.
+#[derive(Debug, Clone)]
+pub struct SimCluster {
+    clock: VirtualClock,
+    cloud: SimCloud,
+    catalog: Catalog,
+    state: Arc<Mutex<State>>,
+}
+
+fn key(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
+}
+
+impl SimCluster {
+    /// A cluster whose kubelets join the instances `cloud` launches.
+    pub fn new(cloud: SimCloud, catalog: Catalog) -> SimCluster {
+        SimCluster { clock: cloud.clock().clone(), cloud, catalog, state: Arc::default() }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("sim cluster")
+    }
+
+    /// Creates or replaces workloads, as `kubectl apply` does.
+    pub fn apply(&self, workloads: Vec<Workload>) {
+        let mut s = self.lock();
+        for w in workloads {
+            match w {
+                Workload::Deployment(d) => {
+                    s.deployments.insert(key(&d.namespace, &d.name), d);
+                }
+                Workload::DaemonSet(d) => {
+                    s.daemonsets.retain(|x| (&x.namespace, &x.name) != (&d.namespace, &d.name));
+                    s.daemonsets.push(d);
+                }
+                Workload::Pdb(p) => {
+                    s.pdbs.retain(|x| (&x.namespace, &x.name) != (&p.namespace, &p.name));
+                    s.pdbs.push(p);
+                }
+            }
+        }
+    }
+
+    /// `kubectl scale deployment`; `Err` when there is no such Deployment.
+    pub fn scale(&self, namespace: &str, name: &str, replicas: u32) -> Result<(), ClusterError> {
+        let mut s = self.lock();
+        let d = s
+            .deployments
+            .get_mut(&key(namespace, name))
+            .ok_or_else(|| ClusterError::NotFound(format!("Deployment {namespace}/{name}")))?;
+        d.replicas = replicas;
+        Ok(())
+    }
+
+    /// Sets or clears an annotation on a pod (`karpenter.sh/do-not-disrupt`).
+    pub fn set_pod_do_not_disrupt(&self, namespace: &str, name: &str, value: bool) {
+        if let Some(p) = self.lock().pods.get_mut(&key(namespace, name)) {
+            p.do_not_disrupt = value;
+        }
+    }
+
+    /// Fault injection: while set, new instances never register as nodes.
+    pub fn break_kubelets(&self, broken: bool) {
+        self.lock().kubelets_broken = broken;
+    }
+
+    pub fn events(&self) -> Vec<RecordedEvent> {
+        self.lock().events.clone()
+    }
+
+    pub fn evictions(&self) -> u64 {
+        self.lock().evictions
+    }
+
+    /// Pods of a Deployment that are Running.
+    pub fn running(&self, namespace: &str, deployment: &str) -> usize {
+        let owner = Owner::Controller(format!("Deployment/{deployment}"));
+        self.lock()
+            .pods
+            .values()
+            .filter(|p| p.namespace == namespace && p.owner == owner && p.phase == Phase::Running)
+            .count()
+    }
+
+    /// Converges the cluster one step at the clock's current time.
+    pub fn tick(&self) {
+        let now = self.clock.now();
+        let instances = self.cloud.instances();
+        let mut s = self.lock();
+        kubelet(&mut s, &instances, &self.catalog, now, self.cloud.timing().ready_after);
+        daemonsets(&mut s, now);
+        deployments(&mut s, now);
+        schedule(&mut s, &self.catalog, now);
+    }
+
+    fn pdb_status(s: &State) -> Vec<Pdb> {
+        s.pdbs
+            .iter()
+            .map(|p| {
+                let matching: Vec<&ClusterPod> = s
+                    .pods
+                    .values()
+                    .filter(|x| x.namespace == p.namespace && p.selector.matches(x.spec.labels()))
+                    .collect();
+                let healthy = matching.iter().filter(|x| x.phase == Phase::Running).count() as i64;
+                let expected = matching.len() as i64;
+                let allowed = match (p.min_available, p.max_unavailable) {
+                    (Some(min), _) => healthy - min.of(expected),
+                    (None, Some(max)) => max.of(expected) - (expected - healthy),
+                    (None, None) => healthy,
+                };
+                Pdb {
+                    namespace: p.namespace.clone(),
+                    name: p.name.clone(),
+                    selector: p.selector.clone(),
+                    disruptions_allowed: allowed.max(0),
+                }
+            })
+            .collect()
+    }
+}
+
+fn kubelet(
+    s: &mut State,
+    instances: &[crate::cloud::provider::Instance],
+    catalog: &Catalog,
+    now: Duration,
+    ready_after: Duration,
+) {
+    for i in instances {
+        let live = matches!(i.state, InstanceState::Running);
+        if !live || s.kubelets_broken || s.nodes.contains_key(&i.id) || s.retired.contains(&i.id) {
+            continue;
+        }
+        let Some(t) = catalog.get(&i.instance_type) else { continue };
+        let labels = Labels::from([
+            (INSTANCE_TYPE.to_string(), i.instance_type.clone()),
+            (ZONE.to_string(), i.zone.clone()),
+            ("topology.kubernetes.io/region".to_string(), i.zone.trim_end_matches(char::is_alphabetic).to_string()),
+            ("kubernetes.io/arch".to_string(), t.arch.clone()),
+            ("kubernetes.io/os".to_string(), "linux".to_string()),
+            (HOSTNAME.to_string(), i.id.clone()),
+        ]);
+        let node = ClusterNode {
+            name: i.id.clone(),
+            provider_id: i.provider_id(),
+            labels,
+            taints: vec![Taint {
+                key: NOT_READY_TAINT.into(),
+                value: None,
+                effect: TaintEffect::NoSchedule,
+                time_added: None,
+            }],
+            annotations: BTreeMap::new(),
+            allocatable: allocatable(t, &KubeletSettings::default()),
+            ready: false,
+            unschedulable: false,
+            created_at: now,
+            pods_changed_at: now,
+        };
+        s.nodes.insert(i.id.clone(), node);
+    }
+    let alive: Vec<&str> = instances
+        .iter()
+        .filter(|i| i.state != InstanceState::Terminated && i.state != InstanceState::ShuttingDown)
+        .map(|i| i.id.as_str())
+        .collect();
+    let gone: Vec<String> = s.nodes.keys().filter(|n| !alive.contains(&n.as_str())).cloned().collect();
+    for n in gone {
+        remove_node(s, &n);
+    }
+    for i in instances {
+        if let Some(n) = s.nodes.get_mut(&i.id)
+            && !n.ready
+            && now >= i.launched_at + ready_after
+        {
+            n.ready = true;
+            n.taints.retain(|t| t.key != NOT_READY_TAINT);
+        }
+    }
+}
+
+fn remove_node(s: &mut State, node: &str) {
+    s.nodes.remove(node);
+    s.retired.push(node.to_string());
+    s.pods.retain(|_, p| p.node.as_deref() != Some(node));
+}
+
+fn new_pod(s: &mut State, namespace: &str, name: String, owner: Owner, template: &Pod, now: Duration) -> ClusterPod {
+    s.seq += 1;
+    let mut spec = template.clone();
+    spec.name = key(namespace, &name);
+    ClusterPod {
+        namespace: namespace.to_string(),
+        name,
+        owner,
+        node: None,
+        phase: Phase::Pending,
+        unschedulable: false,
+        spec,
+        do_not_disrupt: false,
+        created_at: now,
+    }
+}
+
+fn daemonsets(s: &mut State, now: Duration) {
+    let sets = s.daemonsets.clone();
+    let nodes: Vec<ClusterNode> = s.nodes.values().cloned().collect();
+    for ds in &sets {
+        for n in &nodes {
+            let name = format!("{}-{}", ds.name, n.name);
+            let k = key(&ds.namespace, &name);
+            let fits = untolerated(&n.taints, &ds.template.constraints.tolerations)
+                .is_none_or(|t| t.key == NOT_READY_TAINT || t.key == DISRUPTED_TAINT);
+            if !fits || s.pods.contains_key(&k) {
+                continue;
+            }
+            let mut p = new_pod(s, &ds.namespace, name, Owner::DaemonSet(ds.name.clone()), &ds.template, now);
+            p.node = Some(n.name.clone());
+            p.phase = Phase::Running;
+            s.pods.insert(k, p);
+        }
+    }
+}
+
+fn deployments(s: &mut State, now: Duration) {
+    let specs: Vec<DeploymentSpec> = s.deployments.values().cloned().collect();
+    for d in &specs {
+        let owner = Owner::Controller(format!("Deployment/{}", d.name));
+        let mut mine: Vec<(bool, Duration, String)> = s
+            .pods
+            .values()
+            .filter(|p| p.namespace == d.namespace && p.owner == owner)
+            .map(|p| (p.node.is_some(), p.created_at, p.key()))
+            .collect();
+        let have = mine.len() as u32;
+        if have > d.replicas {
+            // Scale down removes unscheduled pods first, then the newest.
+            mine.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+            for (_, _, k) in mine.into_iter().take((have - d.replicas) as usize) {
+                if let Some(p) = s.pods.remove(&k)
+                    && let Some(n) = p.node.and_then(|n| s.nodes.get_mut(&n))
+                {
+                    n.pods_changed_at = now;
+                }
+            }
+        }
+        for _ in have..d.replicas {
+            let seq = s.seq;
+            let name = format!("{}-{:05x}", d.name, seq);
+            let mut p = new_pod(s, &d.namespace, name, owner.clone(), &d.template, now);
+            p.do_not_disrupt = d.do_not_disrupt;
+            s.pods.insert(p.key(), p);
+        }
+    }
+}
+
+fn schedule(s: &mut State, catalog: &Catalog, now: Duration) {
+    let pending: Vec<Pod> = s.pods.values().filter(|p| p.node.is_none()).map(|p| p.spec.clone()).collect();
+    if pending.is_empty() {
+        return;
+    }
+    let nodes = s
+        .nodes
+        .values()
+        .map(|n| n.scheduling_node(s.pods.values().filter(|p| p.node.as_deref() == Some(&n.name)), 0.0))
+        .collect();
+    let input = Input {
+        pods: pending,
+        nodes,
+        daemonsets: Vec::new(),
+        pools: Vec::new(),
+        catalog,
+        cluster_limits: Default::default(),
+        strategy: Strategy::FirstFitDecreasing,
+    };
+    let plan = solve(&input);
+    for b in plan.bindings {
+        if let Some(p) = s.pods.get_mut(&b.pod) {
+            p.node = Some(b.node.clone());
+            p.phase = Phase::Running;
+            p.unschedulable = false;
+        }
+        if let Some(n) = s.nodes.get_mut(&b.node) {
+            n.pods_changed_at = now;
+        }
+    }
+    for u in plan.unschedulable {
+        if let Some(p) = s.pods.get_mut(&u.pod) {
+            p.unschedulable = true;
+        }
+    }
+}
+
+impl ClusterApi for SimCluster {
+    async fn snapshot(&self) -> Result<Snapshot, ClusterError> {
+        let s = self.lock();
+        Ok(Snapshot {
+            pods: s.pods.values().cloned().collect(),
+            nodes: s.nodes.values().cloned().collect(),
+            daemonsets: s.daemonsets.iter().map(|d| d.template.clone()).collect(),
+            pdbs: SimCluster::pdb_status(&s),
+        })
+    }
+
+    async fn register(
+        &self,
+        node: &str,
+        labels: &Labels,
+        taints: &[Taint],
+        annotations: &Labels,
+    ) -> Result<(), ClusterError> {
+        let mut s = self.lock();
+        let n = s.nodes.get_mut(node).ok_or_else(|| ClusterError::NotFound(format!("Node {node}")))?;
+        n.labels.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+        n.annotations.extend(annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for t in taints {
+            if !n.taints.iter().any(|x| x.key == t.key && x.effect == t.effect) {
+                n.taints.push(t.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn cordon(&self, node: &str) -> Result<(), ClusterError> {
+        let mut s = self.lock();
+        let n = s.nodes.get_mut(node).ok_or_else(|| ClusterError::NotFound(format!("Node {node}")))?;
+        n.unschedulable = true;
+        if !n.taints.iter().any(|t| t.key == DISRUPTED_TAINT) {
+            n.taints.push(Taint {
+                key: DISRUPTED_TAINT.into(),
+                value: None,
+                effect: TaintEffect::NoSchedule,
+                time_added: None,
+            });
+        }
+        Ok(())
+    }
+
+    async fn evict(&self, namespace: &str, pod: &str) -> Result<(), ClusterError> {
+        let now = self.clock.now();
+        let mut s = self.lock();
+        let k = key(namespace, pod);
+        let Some(p) = s.pods.get(&k) else { return Ok(()) };
+        for pdb in SimCluster::pdb_status(&s) {
+            if pdb.covers(p) && pdb.disruptions_allowed <= 0 {
+                return Err(ClusterError::Blocked(format!(
+                    "Cannot evict pod {k} as it would violate PodDisruptionBudget {}/{}",
+                    pdb.namespace, pdb.name
+                )));
+            }
+        }
+        let p = s.pods.remove(&k).expect("present");
+        s.evictions += 1;
+        if let Some(n) = p.node.and_then(|n| s.nodes.get_mut(&n)) {
+            n.pods_changed_at = now;
+        }
+        Ok(())
+    }
+
+    async fn delete_node(&self, node: &str) -> Result<(), ClusterError> {
+        remove_node(&mut self.lock(), node);
+        Ok(())
+    }
+
+    async fn event(&self, subject: &Subject, reason: &str, message: &str) {
+        let at = self.clock.now();
+        self.lock().events.push(RecordedEvent {
+            at,
+            subject: subject.clone(),
+            reason: reason.into(),
+            message: message.into(),
+        });
+    }
+}

@@ -1,0 +1,112 @@
+//! Disruption candidates: nodes capstan launched, Ready, not already being disrupted, with the
+//! facts each method needs (pods to move, idle time, age, utilization, drift) and what, if
+//! anything, forbids a voluntary disruption.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::capacity::rules::Rules;
+use crate::cloud::provider::Instance;
+use crate::cluster::model::{ClusterNode, ClusterPod, DISRUPTED_TAINT, Owner, Snapshot};
+use crate::provisioning::POOL_HASH_TAG;
+use crate::scheduling::pool::NODE_POOL_LABEL;
+
+#[derive(Debug, Clone)]
+pub struct Candidate<'a> {
+    pub node: &'a ClusterNode,
+    pub instance: &'a Instance,
+    /// Index into the rules' pools.
+    pub pool: usize,
+    /// Pods a drain would evict (DaemonSet and mirror pods excluded).
+    pub pods: Vec<&'a ClusterPod>,
+    /// Why voluntary disruption is not allowed now.
+    pub blocked: Option<String>,
+    pub age: Duration,
+    /// Time since a pod last arrived or left.
+    pub idle: Duration,
+    /// The larger of requested cpu and memory over allocatable, all pods counted.
+    pub utilization: f64,
+    /// Why the node differs from its pool's current spec.
+    pub drift: Option<String>,
+}
+
+/// Whether a node is being disrupted (cordoned by capstan).
+pub fn disrupting(node: &ClusterNode) -> bool {
+    node.taints.iter().any(|t| t.key == DISRUPTED_TAINT)
+}
+
+fn blocked(node: &ClusterNode, pods: &[&ClusterPod], snapshot: &Snapshot) -> Option<String> {
+    if node.do_not_disrupt() {
+        return Some(format!("node {} is annotated karpenter.sh/do-not-disrupt", node.name));
+    }
+    for p in pods {
+        if p.do_not_disrupt {
+            return Some(format!("pod {} is annotated karpenter.sh/do-not-disrupt", p.key()));
+        }
+        if p.owner == Owner::None {
+            return Some(format!("pod {} has no controller; evicting it would lose it", p.key()));
+        }
+        if let Some(pdb) = snapshot.pdbs.iter().find(|b| b.covers(p) && b.disruptions_allowed <= 0) {
+            return Some(format!(
+                "PodDisruptionBudget {}/{} allows no disruption of {} now",
+                pdb.namespace,
+                pdb.name,
+                p.key()
+            ));
+        }
+    }
+    None
+}
+
+/// Every node that could be disrupted, in the snapshot's order.
+pub fn candidates<'a>(
+    snapshot: &'a Snapshot,
+    instances: &'a [Instance],
+    rules: &Rules,
+    now: Duration,
+) -> Vec<Candidate<'a>> {
+    let by_id: HashMap<&str, &Instance> = instances.iter().map(|i| (i.id.as_str(), i)).collect();
+    let mut pods: HashMap<&str, Vec<&ClusterPod>> = HashMap::new();
+    for p in &snapshot.pods {
+        if let Some(n) = &p.node {
+            pods.entry(n.as_str()).or_default().push(p);
+        }
+    }
+    let mut out = Vec::new();
+    for node in &snapshot.nodes {
+        let Some(pool_name) = node.labels.get(NODE_POOL_LABEL) else { continue };
+        let Some((pool, _, pool_rules)) = rules.pool(pool_name) else { continue };
+        let Some(instance) = node.instance_id().and_then(|id| by_id.get(id)) else { continue };
+        if !node.ready || node.unschedulable || disrupting(node) {
+            continue;
+        }
+        let all = pods.get(node.name.as_str()).cloned().unwrap_or_default();
+        let mut requested = crate::scheduling::resources::Resources::default();
+        for p in &all {
+            requested += &p.spec.requests;
+        }
+        let ratio = |used: i64, have: i64| if have > 0 { used as f64 / have as f64 } else { 0.0 };
+        let utilization =
+            ratio(requested.cpu, node.allocatable.cpu).max(ratio(requested.memory, node.allocatable.memory));
+        let movable: Vec<&ClusterPod> = all.into_iter().filter(|p| !p.is_node_bound()).collect();
+        let drift = match instance.tags.get(POOL_HASH_TAG) {
+            Some(h) if *h != pool_rules.hash => Some(format!(
+                "NodePool {pool_name} or its EC2NodeClass changed since launch ({h} → {})",
+                pool_rules.hash
+            )),
+            _ => None,
+        };
+        out.push(Candidate {
+            node,
+            instance,
+            pool,
+            blocked: blocked(node, &movable, snapshot),
+            pods: movable,
+            age: now.saturating_sub(instance.launched_at),
+            idle: now.saturating_sub(node.pods_changed_at),
+            utilization,
+            drift,
+        });
+    }
+    out
+}

@@ -1,0 +1,80 @@
+//! The NodeClaim lifecycle, derived each pass from the cloud and the cluster:
+//! launched (an instance) → registered (a Node with its providerID; capstan applies the
+//! NodePool's labels and taints) → initialized (Ready, startup taints gone). An instance that
+//! does not register within [`REGISTRATION_TTL`] is terminated.
+
+use std::time::Duration;
+
+use crate::cloud::provider::{Instance, InstanceState, tags};
+use crate::cluster::model::Snapshot;
+use crate::policy::meta::{Labels, Taint};
+use crate::scheduling::catalog::Catalog;
+use crate::scheduling::pool::{NODE_POOL_LABEL, PoolSpec};
+
+use super::nodes::node_labels;
+
+/// How long a launched instance may take to become a Node.
+pub const REGISTRATION_TTL: Duration = Duration::from_secs(15 * 60);
+/// Node annotations capstan writes.
+pub const CLAIM_ANNOTATION: &str = "capstan.io/nodeclaim";
+pub const REVISION_ANNOTATION: &str = "capstan.io/policy-revision";
+pub const INITIALIZED_ANNOTATION: &str = "capstan.io/initialized";
+
+/// One lifecycle step to take.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// A node appeared for `instance`: give it its pool's labels, taints and annotations.
+    Register { node: String, claim: String, labels: Labels, taints: Vec<Taint>, annotations: Labels },
+    /// The node is Ready and its startup taints are gone.
+    Initialized { node: String, claim: String, since_launch: Duration },
+    /// The instance never registered: terminate it.
+    Timeout { instance: String, claim: String, age: Duration },
+}
+
+pub fn steps(
+    snapshot: &Snapshot,
+    instances: &[Instance],
+    pools: &[PoolSpec],
+    catalog: &Catalog,
+    now: Duration,
+) -> Vec<Step> {
+    let mut out = Vec::new();
+    for i in instances.iter().filter(|i| i.state != InstanceState::Terminated) {
+        let pool = pools.iter().find(|p| p.name == i.node_pool);
+        let node = snapshot.nodes.iter().find(|n| n.instance_id() == Some(i.id.as_str()));
+        match node {
+            None if now >= i.launched_at + REGISTRATION_TTL && i.state != InstanceState::ShuttingDown => {
+                out.push(Step::Timeout { instance: i.id.clone(), claim: i.claim.clone(), age: now - i.launched_at });
+            }
+            None => {}
+            Some(n) if !n.labels.contains_key(NODE_POOL_LABEL) => {
+                let mut annotations = Labels::new();
+                annotations.insert(CLAIM_ANNOTATION.into(), i.claim.clone());
+                if let Some(r) = i.tags.get(tags::POLICY_REVISION) {
+                    annotations.insert(REVISION_ANNOTATION.into(), r.clone());
+                }
+                let taints =
+                    pool.map(|p| p.taints.iter().chain(&p.startup_taints).cloned().collect()).unwrap_or_default();
+                out.push(Step::Register {
+                    node: n.name.clone(),
+                    claim: i.claim.clone(),
+                    labels: node_labels(i, catalog.get(&i.instance_type), pool),
+                    taints,
+                    annotations,
+                });
+            }
+            Some(n) => {
+                let startup_left =
+                    pool.is_some_and(|p| p.startup_taints.iter().any(|s| n.taints.iter().any(|t| t.key == s.key)));
+                if n.ready && !startup_left && !n.annotations.contains_key(INITIALIZED_ANNOTATION) {
+                    out.push(Step::Initialized {
+                        node: n.name.clone(),
+                        claim: i.claim.clone(),
+                        since_launch: now.saturating_sub(i.launched_at),
+                    });
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,284 @@
+//! `capstan demo`: the kOps + Karpenter proof of concept replayed on the simulated world. The
+//! example repository's policy governs a simulated cluster; a file state store receives the
+//! InstanceGroups and the decision log; `inflate` is scaled 0 → N → 0.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::World;
+use crate::capacity::report::LoopEvent;
+use crate::capacity::rules::Rules;
+use crate::capacity::{DecisionLog, wall};
+use crate::cluster::workload::{self, Workload};
+use crate::kops::any::Store;
+use crate::kops::object;
+use crate::kops::reconcile::{Target, reconcile_once};
+use crate::kops::s3::S3Options;
+use crate::kops::store::StateStore;
+use crate::policy::{self, EffectivePolicy};
+
+/// Monday 2026-01-05 06:00 UTC: outside the example's business-hours budget window.
+pub const START: Duration = Duration::from_secs(1_767_592_800);
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub repo: PathBuf,
+    pub cluster: String,
+    pub workload: PathBuf,
+    pub deployment: String,
+    pub replicas: u32,
+    /// Folder for the `file://` state store.
+    pub state_dir: PathBuf,
+}
+
+/// One line of the timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// Seconds since the start.
+    pub t: f64,
+    pub event: String,
+    pub message: String,
+    pub detail: Value,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub revision: String,
+    pub seconds_to_ready: Option<f64>,
+    pub seconds_to_running: Option<f64>,
+    pub seconds_to_scale_down: Option<f64>,
+    pub nodes_launched: usize,
+    pub instance_types: Vec<String>,
+    pub cost_usd: f64,
+    pub decisions_at: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("the story did not complete: {0}")]
+    Incomplete(String),
+}
+
+fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> DemoError + '_ {
+    move |e| DemoError::Setup(format!("{what}: {e}"))
+}
+
+/// `<branch>@sha1:<sha>` of the Git checkout holding `path`, or a content digest.
+pub fn local_revision(path: &Path, snapshot: &policy::Snapshot) -> String {
+    let found = git2::Repository::discover(path).ok().and_then(|r| {
+        let head = r.head().ok()?;
+        let sha = head.peel_to_commit().ok()?.id().to_string();
+        Some(format!("{}@sha1:{sha}", head.shorthand().unwrap_or("HEAD")))
+    });
+    found.unwrap_or_else(|| format!("local@digest:{}", snapshot.digest()))
+}
+
+/// Seeds the state store as `kops create cluster` and `kops update cluster` would: the Cluster
+/// spec from the repository's copy and a nodeup script per InstanceGroup.
+async fn seed(store: &Store, repo: &Path, policy: &EffectivePolicy) -> Result<(), DemoError> {
+    let copy = repo.join("clusters").join(&policy.cluster).join("cluster.yaml");
+    let spec = std::fs::read(&copy).map_err(setup(&format!("reading {}", copy.display())))?;
+    let key = object::config_key(&policy.kops_name);
+    store.put_if_absent(&key, &spec).await.map_err(setup("seeding the state store"))?;
+    for ig in &policy.instance_groups {
+        let key = object::nodeup_script_key(&policy.kops_name, &ig.value.metadata.name);
+        let script = format!(
+            "#!/bin/bash\n# nodeup bootstrap for {} (written by kops update cluster)\n",
+            ig.value.metadata.name
+        );
+        store.put_if_absent(&key, script.as_bytes()).await.map_err(setup("seeding the state store"))?;
+    }
+    Ok(())
+}
+
+struct Recorder {
+    entries: Vec<Entry>,
+}
+
+impl Recorder {
+    fn note(&mut self, world: &World, event: &str, message: String, detail: Value) {
+        let t = (world.now() - START).as_secs_f64();
+        self.entries.push(Entry { t, event: event.into(), message, detail });
+    }
+
+    fn take(&mut self, events: Vec<LoopEvent>) {
+        for e in events {
+            let t = (e.at - START).as_secs_f64();
+            self.entries.push(Entry { t, event: e.event, message: e.message, detail: e.detail });
+        }
+    }
+
+    fn first(&self, event: &str) -> Option<f64> {
+        self.entries.iter().find(|e| e.event == event).map(|e| e.t)
+    }
+}
+
+/// Runs the story; the timeline and summary are returned even when it did not complete.
+pub async fn run(opts: &Options) -> Result<(Vec<Entry>, Summary), (DemoError, Vec<Entry>)> {
+    let mut rec = Recorder { entries: Vec::new() };
+    match story(opts, &mut rec).await {
+        Ok(summary) => Ok((rec.entries, summary)),
+        Err(e) => Err((e, rec.entries)),
+    }
+}
+
+async fn story(opts: &Options, rec: &mut Recorder) -> Result<Summary, DemoError> {
+    let snapshot =
+        policy::Snapshot::from_dir(&opts.repo).map_err(setup(&format!("reading {}", opts.repo.display())))?;
+    let validation = policy::validate(&snapshot, Some(&opts.cluster)).map_err(setup("loading the policy"))?;
+    if validation.diagnostics.has_errors() {
+        let first = validation.diagnostics.sorted().into_iter().find(|d| d.is_error()).map(|d| d.to_string());
+        return Err(DemoError::Setup(format!(
+            "the repository has errors; run capstan validate ({})",
+            first.unwrap_or_default()
+        )));
+    }
+    let mut policy =
+        validation.policies.into_iter().next().ok_or_else(|| DemoError::Setup("no cluster policy".into()))?;
+    let revision = local_revision(&opts.repo, &snapshot);
+    let world = World::new(&policy.kops_name, START);
+    std::fs::create_dir_all(&opts.state_dir).map_err(setup("creating the state store folder"))?;
+    let url = format!("file://{}", opts.state_dir.display());
+    let store = Store::open(&url, &S3Options::default()).await.map_err(setup("opening the state store"))?;
+    seed(&store, &opts.repo, &policy).await?;
+    let report = reconcile_once(&store, &Target::from_policy(&policy, &revision), &Default::default(), wall(START))
+        .await
+        .map_err(setup("reconciling the state store"))?;
+    let igs: Vec<String> =
+        report.outcome.applied.iter().map(|a| format!("{:?} InstanceGroup/{}", a.action, a.name)).collect();
+    rec.note(
+        &world,
+        "state-store",
+        format!("{} InstanceGroup change(s) applied to {url}/{} ({})", igs.len(), policy.kops_name, report.result),
+        json!({"applied": igs, "revision": revision}),
+    );
+    let missing =
+        crate::kops::userdata::resolve_user_data(&store, &mut policy).await.map_err(setup("reading nodeup scripts"))?;
+    for m in missing {
+        rec.note(&world, "note", m, json!({}));
+    }
+
+    let rules = Arc::new(Rules::from_policy(&policy, &revision));
+    let log = DecisionLog {
+        store: Store::open(&url, &S3Options::default()).await.map_err(setup("opening the state store"))?,
+        kops_name: policy.kops_name.clone(),
+    };
+    let mut lp = world.capacity_loop(rules.clone()).with_decision_log(log);
+    let text =
+        std::fs::read_to_string(&opts.workload).map_err(setup(&format!("reading {}", opts.workload.display())))?;
+    let workloads =
+        workload::parse(&opts.workload.display().to_string(), &text).map_err(setup("loading the workload"))?;
+    let Some(Workload::Deployment(d)) =
+        workloads.iter().find(|w| matches!(w, Workload::Deployment(d) if d.name == opts.deployment)).cloned()
+    else {
+        return Err(DemoError::Setup(format!("{} has no Deployment {}", opts.workload.display(), opts.deployment)));
+    };
+    world.cluster.apply(workloads);
+    let pools: Vec<&str> = rules.pools.iter().map(|p| p.name.as_str()).collect();
+    rec.note(
+        &world,
+        "initial",
+        format!(
+            "0 nodes; Deployment {}/{} at 0 replicas; NodePools {} (policy {revision})",
+            d.namespace,
+            d.name,
+            pools.join(", ")
+        ),
+        json!({"nodes": 0, "nodePools": pools, "revision": revision}),
+    );
+    world.cluster.scale(&d.namespace, &d.name, 0).ok();
+    let mut events = Vec::new();
+    world.run_for(&mut lp, Duration::from_secs(5), &mut events).await;
+    rec.take(std::mem::take(&mut events));
+
+    let cpu = d.template.requests.cpu as f64 / 1000.0;
+    world.cluster.scale(&d.namespace, &d.name, opts.replicas).map_err(setup("scaling"))?;
+    rec.note(
+        &world,
+        "scale",
+        format!("Deployment {} scaled 0 → {} ({} pods × {cpu} cpu)", d.name, opts.replicas, opts.replicas),
+        json!({"replicas": opts.replicas}),
+    );
+    let scaled_up = world.now();
+    let n = opts.replicas as usize;
+    let ok = world
+        .run_until(&mut lp, Duration::from_secs(900), &mut events, |w| w.cluster.running(&d.namespace, &d.name) >= n)
+        .await;
+    rec.take(std::mem::take(&mut events));
+    if !ok {
+        return Err(DemoError::Incomplete(format!(
+            "{} of {n} pods Running after 15 simulated minutes",
+            world.cluster.running(&d.namespace, &d.name)
+        )));
+    }
+    let running_after = (world.now() - scaled_up).as_secs_f64();
+    rec.note(
+        &world,
+        "pods-running",
+        format!("{n}/{n} pods of {} Running", d.name),
+        json!({"running": n, "secondsAfterScale": running_after}),
+    );
+
+    world.run_for(&mut lp, Duration::from_secs(30), &mut events).await;
+    rec.take(std::mem::take(&mut events));
+    world.cluster.scale(&d.namespace, &d.name, 0).map_err(setup("scaling"))?;
+    rec.note(&world, "scale", format!("Deployment {} scaled {n} → 0", d.name), json!({"replicas": 0}));
+    let scaled_down = world.now();
+    let ok = world.run_until(&mut lp, Duration::from_secs(1200), &mut events, |w| w.nodes() == 0).await;
+    rec.take(std::mem::take(&mut events));
+    if !ok {
+        return Err(DemoError::Incomplete(format!(
+            "{} node(s) still running 20 simulated minutes after scale-down",
+            world.nodes()
+        )));
+    }
+    let down_after = (world.now() - scaled_down).as_secs_f64();
+    rec.note(&world, "scaled-down", format!("no nodes left, {down_after:.0}s after scaling to 0"), json!({"nodes": 0}));
+    Ok(summary(
+        rec,
+        &revision,
+        scaled_up,
+        running_after,
+        down_after,
+        &format!("{url}/{}", crate::kops::decisions::prefix(&policy.kops_name)),
+    ))
+}
+
+fn summary(
+    rec: &Recorder,
+    revision: &str,
+    scaled_up: Duration,
+    running: f64,
+    down: f64,
+    decisions_at: &str,
+) -> Summary {
+    let up = (scaled_up - START).as_secs_f64();
+    let launches: Vec<&Entry> = rec.entries.iter().filter(|e| e.event == "launch").collect();
+    let mut cost = 0.0;
+    for l in &launches {
+        let id = l.detail["instance"].as_str().unwrap_or_default();
+        let end = rec
+            .entries
+            .iter()
+            .find(|e| e.event == "terminate" && e.detail["instance"].as_str() == Some(id))
+            .map_or(l.t, |e| e.t);
+        cost += l.detail["pricePerHour"].as_f64().unwrap_or(0.0) * (end - l.t) / 3600.0;
+    }
+    Summary {
+        revision: revision.to_string(),
+        seconds_to_ready: rec.first("node-ready").map(|t| t - up),
+        seconds_to_running: Some(running),
+        seconds_to_scale_down: Some(down),
+        nodes_launched: launches.len(),
+        instance_types: launches.iter().filter_map(|l| l.detail["instanceType"].as_str().map(String::from)).collect(),
+        cost_usd: cost,
+        decisions_at: decisions_at.to_string(),
+    }
+}

@@ -1,0 +1,95 @@
+//! The simulated world: EC2 and a Kubernetes cluster on one virtual clock, driven in fixed
+//! steps together with a capacity loop. Used by `capstan demo`, `capstan run` with the sim
+//! backends, and the component tests.
+
+pub mod demo;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::capacity::CapacityLoop;
+use crate::capacity::report::LoopEvent;
+use crate::capacity::rules::Rules;
+use crate::cloud::sim::{SimCloud, VirtualClock};
+use crate::cluster::sim::SimCluster;
+use crate::scheduling::builtin;
+use crate::scheduling::catalog::Catalog;
+
+/// The step the world and the loop advance by.
+pub const STEP: Duration = Duration::from_secs(1);
+
+/// A capacity loop over the simulated world.
+pub type SimLoop = CapacityLoop<SimCloud, SimCluster>;
+
+/// Simulated EC2 and Kubernetes sharing a clock.
+#[derive(Debug, Clone)]
+pub struct World {
+    pub clock: VirtualClock,
+    pub cloud: SimCloud,
+    pub cluster: SimCluster,
+}
+
+impl World {
+    /// A world for `cluster` whose clock starts at `start` (time since the Unix epoch).
+    pub fn new(cluster: &str, start: Duration) -> World {
+        World::with_catalog(cluster, start, builtin::catalog())
+    }
+
+    pub fn with_catalog(cluster: &str, start: Duration, catalog: Catalog) -> World {
+        let clock = VirtualClock::default();
+        clock.set(start);
+        let cloud = SimCloud::with_catalog(cluster, clock.clone(), catalog.clone());
+        let cluster = SimCluster::new(cloud.clone(), catalog);
+        World { clock, cloud, cluster }
+    }
+
+    pub fn now(&self) -> Duration {
+        self.clock.now()
+    }
+
+    /// A capacity loop acting on this world.
+    pub fn capacity_loop(&self, rules: Arc<Rules>) -> SimLoop {
+        CapacityLoop::new(self.cloud.clone(), self.cluster.clone(), rules)
+    }
+
+    /// One step: the cluster converges, then the loop runs a pass.
+    pub async fn step(&self, lp: &mut SimLoop) -> Vec<LoopEvent> {
+        self.cluster.tick();
+        if let Err(e) = lp.step(self.now()).await {
+            tracing::warn!(error = %e, "capacity loop pass failed");
+        }
+        self.cluster.tick();
+        lp.take_events()
+    }
+
+    /// Steps until `done` holds (true) or `limit` has passed (false); events go to `sink`.
+    pub async fn run_until(
+        &self,
+        lp: &mut SimLoop,
+        limit: Duration,
+        sink: &mut Vec<LoopEvent>,
+        mut done: impl FnMut(&World) -> bool,
+    ) -> bool {
+        let end = self.now() + limit;
+        loop {
+            sink.extend(self.step(lp).await);
+            if done(self) {
+                return true;
+            }
+            if self.now() >= end {
+                return false;
+            }
+            self.clock.advance(STEP);
+        }
+    }
+
+    /// Steps for `span`.
+    pub async fn run_for(&self, lp: &mut SimLoop, span: Duration, sink: &mut Vec<LoopEvent>) {
+        self.run_until(lp, span, sink, |_| false).await;
+    }
+
+    /// Registered nodes and live instances.
+    pub fn nodes(&self) -> usize {
+        self.cloud.instances().iter().filter(|i| i.state != crate::cloud::provider::InstanceState::Terminated).count()
+    }
+}
