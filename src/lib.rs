@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod bench;
 pub mod capacity;
 pub mod cli;

@@ -1,6 +1,8 @@
 //! Benchmarks run from the command line, printing what they measured.
 
+pub mod consolidation;
 pub mod gitops;
+pub mod provisioning;
 pub mod state_store;
 
 use std::time::Instant;

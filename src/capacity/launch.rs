@@ -207,6 +207,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
                 detail["pricePerHour"] = json!(i.price);
                 let d = self.decision(now, "launch", reason, &format!("NodeClaim/{}", l.claim.name), detail.clone());
                 self.decide(d);
+                self.status.in_flight.push(l.claim.name.clone());
                 if let Some(m) = &self.metrics {
                     m.launched.get_or_create(&super::report::PoolLabels { nodepool: l.claim.node_pool.clone() }).inc();
                     for p in snapshot.pods.iter().filter(|p| l.plan.pods.contains(&p.key())) {

@@ -42,6 +42,34 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// One full disruption decision over a large synthetic cluster.
+    Consolidation {
+        #[arg(long, default_value_t = 5000)]
+        nodes: usize,
+        /// Average pods per node (150,000 pods for 5,000 nodes).
+        #[arg(long, default_value_t = 30)]
+        pods_per_node: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pending pod → CreateFleet request, with the daemon's simulated-backend driver on the wall
+    /// clock and a repository's policy.
+    Provisioning {
+        #[arg(long, default_value = "examples/fleet")]
+        repo: PathBuf,
+        #[arg(long, default_value = "dev")]
+        cluster: String,
+        #[arg(long, default_value = "examples/workloads/inflate.yaml")]
+        workload: PathBuf,
+        #[arg(long, default_value = "inflate")]
+        deployment: String,
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Solve pending pods against an instance catalog, cost-optimal and Karpenter-style.
     Scheduling {
         #[arg(long, default_value_t = 1000)]
@@ -82,6 +110,27 @@ pub fn run(what: BenchCommand) -> ExitCode {
                     eprintln!("error: {e}");
                     return ExitCode::from(1);
                 }
+            }
+            ExitCode::SUCCESS
+        }
+        BenchCommand::Provisioning { repo, cluster, workload, deployment, rounds, json } => {
+            provisioning(&repo, &cluster, &workload, &deployment, rounds, json)
+        }
+        BenchCommand::Consolidation { nodes, pods_per_node, seed, json } => {
+            let r = crate::bench::consolidation::run(nodes, pods_per_node, seed);
+            if json {
+                println!("{}", serde_json::to_string(&r).expect("json"));
+            } else {
+                println!(
+                    "{} nodes, {} pods: decided in {:.1} ms; {} node(s) removed ({}), {} replacement(s), saving ${:.4}/h",
+                    r.nodes,
+                    r.pods,
+                    r.decide_ms,
+                    r.nodes_removed,
+                    r.reason.as_deref().unwrap_or("nothing to do"),
+                    r.replacements,
+                    r.savings_per_hour
+                );
             }
             ExitCode::SUCCESS
         }
@@ -147,4 +196,31 @@ fn bench_state_store(url: &str, s3: &S3Options, clusters: usize, igs: usize, jso
         }
         ExitCode::SUCCESS
     })
+}
+
+fn provisioning(repo: &Path, cluster: &str, workload: &Path, deployment: &str, rounds: usize, json: bool) -> ExitCode {
+    let v = match super::load(repo, Some(cluster)) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    if v.diagnostics.has_errors() {
+        return super::usage(format!("{} has errors; run capstan validate", repo.display()));
+    }
+    let text = match std::fs::read_to_string(workload) {
+        Ok(t) => t,
+        Err(e) => return super::usage(format!("cannot read {}: {e}", workload.display())),
+    };
+    let rules = std::sync::Arc::new(crate::capacity::rules::Rules::from_policy(&v.policies[0], "bench@sha1:local"));
+    match super::runtime().block_on(crate::bench::provisioning::run(rules, &text, deployment, rounds)) {
+        Ok(r) if json => println!("{}", serde_json::to_string(&r).expect("json")),
+        Ok(r) => println!(
+            "{} rounds, batch idle {:.0} ms, tick {:.0} ms: pending → CreateFleet median {:.1} ms, p90 {:.1} ms, max {:.1} ms (max {:.1} ms over the idle time)",
+            r.rounds, r.batch_idle_ms, r.tick_ms, r.median_ms, r.p90_ms, r.max_ms, r.max_over_idle_ms
+        ),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    ExitCode::SUCCESS
 }

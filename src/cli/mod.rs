@@ -11,6 +11,7 @@ use crate::policy::{self, Snapshot, Validation};
 mod audit;
 mod bench;
 mod demo;
+mod run;
 mod state;
 
 #[derive(Debug, Parser)]
@@ -25,6 +26,9 @@ pub enum Command {
     /// Replay the kOps + Karpenter proof of concept on simulated EC2 and Kubernetes: scale
     /// `inflate` 0 → 16 → 0 under the example policy and print the timeline.
     Demo(demo::DemoArgs),
+    /// The daemon: follow the config repository, reconcile the kOps state store and run the
+    /// capacity loop; serves /metrics, /healthz, /readyz and /status.
+    Run(run::RunArgs),
     /// Check a config repository: syntax, schema, references, the kOps translation and guardrails.
     Validate {
         /// The config repository (a folder).
@@ -108,6 +112,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Run(args) => run::run(args),
         Command::Validate { repo, cluster, format } => validate(&repo, cluster.as_deref(), format),
         Command::Render { repo, cluster } => render(&repo, &cluster),
         Command::Schema { out } => schema(&out),
@@ -137,7 +142,7 @@ fn read_repo(repo: &Path) -> Result<Snapshot, ExitCode> {
     Snapshot::from_dir(repo).map_err(|e| usage(format!("cannot read config repository {}: {e}", repo.display())))
 }
 
-fn load(repo: &Path, cluster: Option<&str>) -> Result<Validation, ExitCode> {
+pub(crate) fn load(repo: &Path, cluster: Option<&str>) -> Result<Validation, ExitCode> {
     policy::validate(&read_repo(repo)?, cluster).map_err(usage)
 }
 

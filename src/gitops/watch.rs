@@ -13,7 +13,9 @@ pub fn watch_refs(path: &Path, trigger: Arc<Notify>) -> Result<notify::Recommend
         .map_err(|e| format!("{} is not a Git repository: {}", path.display(), e.message()))?;
     let git_dir = repo.path().to_path_buf();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Reads (a fetch opening the refs) are access events; only changes count.
         if let Ok(e) = event
+            && !matches!(e.kind, notify::EventKind::Access(_))
             && e.paths.iter().any(|p| !p.components().any(|c| c.as_os_str() == "objects"))
         {
             trigger.notify_one();

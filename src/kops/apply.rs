@@ -57,11 +57,12 @@ enum Result1 {
 
 /// Applies `plan`; what is written is remembered in `cache`, so the next pass need not read it.
 pub async fn apply<S: StateStore>(store: &S, plan: &Plan, cache: &Cache, now: DateTime<Utc>) -> Outcome {
-    let results: Vec<Result1> = stream::iter(plan.changes.iter())
-        .map(|change| apply_change(store, &plan.cluster, change, cache, now))
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
+    // The futures are made before the stream, not by a closure inside it: a closure over
+    // borrowed changes makes the pass's future not provably Send (rustc #64552), and the daemon
+    // runs passes in spawned tasks.
+    let pending: Vec<_> =
+        plan.changes.iter().map(|change| apply_change(store, &plan.cluster, change, cache, now)).collect();
+    let results: Vec<Result1> = stream::iter(pending).buffer_unordered(CONCURRENCY).collect().await;
     let mut outcome = Outcome::default();
     for r in results {
         match r {

@@ -15,11 +15,9 @@ use crate::capacity::rules::Rules;
 use crate::capacity::{DecisionLog, wall};
 use crate::cluster::workload::{self, Workload};
 use crate::kops::any::Store;
-use crate::kops::object;
 use crate::kops::reconcile::{Target, reconcile_once};
 use crate::kops::s3::S3Options;
-use crate::kops::store::StateStore;
-use crate::policy::{self, EffectivePolicy};
+use crate::policy;
 
 /// Monday 2026-01-05 06:00 UTC: outside the example's business-hours budget window.
 pub const START: Duration = Duration::from_secs(1_767_592_800);
@@ -80,24 +78,6 @@ pub fn local_revision(path: &Path, snapshot: &policy::Snapshot) -> String {
     found.unwrap_or_else(|| format!("local@digest:{}", snapshot.digest()))
 }
 
-/// Seeds the state store as `kops create cluster` and `kops update cluster` would: the Cluster
-/// spec from the repository's copy and a nodeup script per InstanceGroup.
-async fn seed(store: &Store, repo: &Path, policy: &EffectivePolicy) -> Result<(), DemoError> {
-    let copy = repo.join("clusters").join(&policy.cluster).join("cluster.yaml");
-    let spec = std::fs::read(&copy).map_err(setup(&format!("reading {}", copy.display())))?;
-    let key = object::config_key(&policy.kops_name);
-    store.put_if_absent(&key, &spec).await.map_err(setup("seeding the state store"))?;
-    for ig in &policy.instance_groups {
-        let key = object::nodeup_script_key(&policy.kops_name, &ig.value.metadata.name);
-        let script = format!(
-            "#!/bin/bash\n# nodeup bootstrap for {} (written by kops update cluster)\n",
-            ig.value.metadata.name
-        );
-        store.put_if_absent(&key, script.as_bytes()).await.map_err(setup("seeding the state store"))?;
-    }
-    Ok(())
-}
-
 struct Recorder {
     entries: Vec<Entry>,
 }
@@ -147,7 +127,9 @@ async fn story(opts: &Options, rec: &mut Recorder) -> Result<Summary, DemoError>
     std::fs::create_dir_all(&opts.state_dir).map_err(setup("creating the state store folder"))?;
     let url = format!("file://{}", opts.state_dir.display());
     let store = Store::open(&url, &S3Options::default()).await.map_err(setup("opening the state store"))?;
-    seed(&store, &opts.repo, &policy).await?;
+    let copy = opts.repo.join("clusters").join(&policy.cluster).join("cluster.yaml");
+    let spec = std::fs::read(&copy).map_err(setup(&format!("reading {}", copy.display())))?;
+    super::seed_state_store(&store, &spec, &policy).await.map_err(setup("seeding the state store"))?;
     let report = reconcile_once(&store, &Target::from_policy(&policy, &revision), &Default::default(), wall(START))
         .await
         .map_err(setup("reconciling the state store"))?;

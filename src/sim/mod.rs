@@ -10,10 +10,35 @@ use std::time::Duration;
 use crate::capacity::CapacityLoop;
 use crate::capacity::report::LoopEvent;
 use crate::capacity::rules::Rules;
+use crate::cloud::provider::CloudProvider;
 use crate::cloud::sim::{SimCloud, VirtualClock};
 use crate::cluster::sim::SimCluster;
+use crate::kops::object;
+use crate::kops::store::{StateStore, StoreError};
+use crate::policy::EffectivePolicy;
 use crate::scheduling::builtin;
 use crate::scheduling::catalog::Catalog;
+
+/// Seeds a state store as `kops create cluster` and `kops update cluster` would have: the
+/// Cluster spec (`spec`, the repository's copy) and a nodeup script per InstanceGroup. Objects
+/// already there are left alone.
+pub async fn seed_state_store<S: StateStore>(
+    store: &S,
+    spec: &[u8],
+    policy: &EffectivePolicy,
+) -> Result<(), StoreError> {
+    let created = |r: Result<String, StoreError>| match r {
+        Ok(_) | Err(StoreError::PreconditionFailed(_)) => Ok(()),
+        Err(e) => Err(e),
+    };
+    created(store.put_if_absent(&object::config_key(&policy.kops_name), spec).await)?;
+    for ig in &policy.instance_groups {
+        let name = &ig.value.metadata.name;
+        let script = format!("#!/bin/bash\n# nodeup bootstrap for {name} (written by kops update cluster)\n");
+        created(store.put_if_absent(&object::nodeup_script_key(&policy.kops_name, name), script.as_bytes()).await)?;
+    }
+    Ok(())
+}
 
 /// The step the world and the loop advance by.
 pub const STEP: Duration = Duration::from_secs(1);
@@ -53,7 +78,7 @@ impl World {
     }
 
     /// One step: the cluster converges, then the loop runs a pass.
-    pub async fn step(&self, lp: &mut SimLoop) -> Vec<LoopEvent> {
+    pub async fn step<C: CloudProvider>(&self, lp: &mut CapacityLoop<C, SimCluster>) -> Vec<LoopEvent> {
         self.cluster.tick();
         if let Err(e) = lp.step(self.now()).await {
             tracing::warn!(error = %e, "capacity loop pass failed");

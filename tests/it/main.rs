@@ -7,6 +7,8 @@ mod bad_input;
 mod capacity;
 mod cloud_sim;
 mod common;
+mod daemon;
+mod demo;
 mod examples;
 mod fault_proxy;
 mod gitops;

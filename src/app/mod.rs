@@ -1,0 +1,217 @@
+//! The daemon (`capstan run`): wiring and task supervision. Three tasks share one shutdown
+//! signal and one status:
+//!
+//! ```text
+//! Follower (poll | webhook | file watch) ──policy──► state-store reconcile (kOps IGs)
+//!                                          └──────► capacity loop (cluster + cloud backends)
+//! HTTP: /metrics /healthz /readyz /status /hooks/git (/sim/scale)
+//! ```
+//!
+//! SIGTERM or Ctrl-C: every task finishes the pass it is in (decisions are flushed to the state
+//! store) and the process exits 0.
+
+pub mod config;
+pub mod drive;
+pub mod http;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use crate::capacity::report::LoopMetrics;
+use crate::capacity::wall;
+use crate::cloud::aws::provider::wall_clock;
+use crate::gitops::auth::Auth;
+use crate::gitops::metrics::GitMetrics;
+use crate::gitops::{Follower, GitSource, GitStatus, Reference, SourceConfig};
+use crate::kops::any::Store;
+use crate::kops::reconcile::{Target, reconcile_once};
+use crate::kops::s3::S3Options;
+use crate::sim::World;
+
+use config::{CloudBackend, ClusterBackend, DaemonConfig};
+use http::Shared;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+}
+
+fn follower(cfg: &DaemonConfig, registry: &mut Registry) -> Follower<GitSource> {
+    let source = GitSource::new(
+        SourceConfig {
+            url: cfg.repository.url.clone(),
+            reference: Reference::Branch(cfg.repository.branch.clone()),
+            path: cfg.repository.path.clone(),
+            auth: Auth::default(),
+            allow_rewrite: false,
+            trust: None,
+            mirror: cfg.data_dir().join("mirror"),
+        },
+        None,
+    );
+    Follower::new(source, &cfg.cluster).with_metrics(GitMetrics::register(registry))
+}
+
+/// Resolves a shutdown when SIGTERM or Ctrl-C arrives.
+async fn signalled() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Runs the daemon until a signal; the listener is passed in so tests can bind port 0.
+pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppError> {
+    if cfg.backends.cloud != CloudBackend::Sim || cfg.backends.cluster != ClusterBackend::Sim {
+        return Err(AppError::Config(
+            "this build runs the capacity loop with `backends: {cloud: sim, cluster: sim}` only; the kube and aws backends are not wired into `capstan run` yet".into(),
+        ));
+    }
+    let mut registry = Registry::default();
+    let follower = Arc::new(follower(&cfg, &mut registry));
+    let metrics = LoopMetrics::register(&mut registry);
+    let cloud_metrics = crate::cloud::metered::CloudMetrics::register(&mut registry);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let world = World::new(&cfg.cluster, wall_clock());
+    let shared = Arc::new(Shared {
+        cluster: cfg.cluster.clone(),
+        git: follower.subscribe(),
+        capacity: Mutex::new(None),
+        state_store: Mutex::new(json!(null)),
+        ready: AtomicBool::new(false),
+        registry,
+        sim: Some(world.cluster.clone()),
+    });
+    for w in &cfg.sim.workloads {
+        let text = std::fs::read_to_string(w)
+            .map_err(|e| AppError::Config(format!("cannot read workload {}: {e}", w.display())))?;
+        let parsed = crate::cluster::workload::parse(&w.display().to_string(), &text)
+            .map_err(|e| AppError::Config(e.to_string()))?;
+        world.cluster.apply(parsed);
+    }
+    let mut router = http::router(shared.clone());
+    if let Some(path) = &cfg.repository.webhook_secret_file {
+        let secret = std::fs::read(path)
+            .map_err(|e| AppError::Config(format!("cannot read webhook secret {}: {e}", path.display())))?;
+        router = router.merge(crate::gitops::webhook::router(secret.trim_ascii().to_vec(), follower.trigger.clone()));
+    }
+    let _watcher = std::path::Path::new(&cfg.repository.url)
+        .is_dir()
+        .then(|| {
+            crate::gitops::watch::watch_refs(std::path::Path::new(&cfg.repository.url), follower.trigger.clone()).ok()
+        })
+        .flatten();
+    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), cluster = %cfg.cluster, "capstan listening");
+
+    let stop_git = Arc::new(Notify::new());
+    let git_task = {
+        let (f, stop, poll) = (follower.clone(), stop_git.clone(), cfg.poll());
+        tokio::spawn(async move { f.run(poll, stop).await })
+    };
+    let store_task = tokio::spawn(state_store_task(cfg.clone(), follower.subscribe(), shared.clone(), stop_rx.clone()));
+    let loop_task = tokio::spawn(drive::capacity(
+        cfg.clone(),
+        world,
+        follower.subscribe(),
+        shared.clone(),
+        metrics,
+        cloud_metrics,
+        stop_rx.clone(),
+    ));
+    let mut http_stop = stop_rx.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = http_stop.wait_for(|s| *s).await;
+    });
+    let http_task = tokio::spawn(async move { server.await });
+
+    signalled().await;
+    tracing::info!("shutting down: finishing the passes in progress");
+    let _ = stop_tx.send(true);
+    stop_git.notify_one();
+    let _ = tokio::join!(git_task, store_task, loop_task, http_task);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The state store for the policy's cluster: the config's, else its Fleet entry's.
+pub async fn open_store(cfg: &DaemonConfig, policy: &crate::policy::EffectivePolicy) -> Result<Store, String> {
+    let url =
+        cfg.state_store.clone().or_else(|| policy.fleet_entry.as_ref().map(|f| f.state_store.clone())).ok_or_else(
+            || format!("no state store: set stateStore in the config or in fleet.yaml for {}", cfg.cluster),
+        )?;
+    let region = policy.fleet_entry.as_ref().map(|f| f.region.clone());
+    Store::open(&url, &S3Options { region, ..S3Options::default() }).await.map_err(|e| e.to_string())
+}
+
+/// Reconciles the kOps InstanceGroups on every new revision and every interval.
+async fn state_store_task(
+    cfg: DaemonConfig,
+    mut git: watch::Receiver<GitStatus>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let cache = crate::kops::read::Cache::default();
+    let mut store: Option<Store> = None;
+    loop {
+        let accepted = git.borrow_and_update().accepted.clone();
+        if let Some(acc) = accepted {
+            let revision = acc.revision.to_string();
+            if store.is_none() {
+                match open_store(&cfg, &acc.policy).await {
+                    Ok(s) => store = Some(s),
+                    Err(e) => *shared.state_store.lock().expect("status") = json!({"error": e}),
+                }
+            }
+            if let Some(s) = &store {
+                if cfg.sim.seed_state_store {
+                    let spec_path = format!("clusters/{}/cluster.yaml", acc.policy.cluster);
+                    if let Some(spec) = acc.snapshot.get(&spec_path) {
+                        let spec = spec.to_vec();
+                        if let Err(e) = crate::sim::seed_state_store(s, &spec, &acc.policy).await {
+                            tracing::warn!(error = %e, "seeding the state store");
+                        }
+                    }
+                }
+                let target = Target::from_policy(&acc.policy, &revision);
+                let result = reconcile_once(s, &target, &cache, wall(wall_clock())).await;
+                let doc = match result {
+                    Ok(r) => {
+                        json!({"revision": revision, "result": r.result, "applied": r.outcome.applied.len(), "at": wall(wall_clock()).to_rfc3339()})
+                    }
+                    Err(e) => json!({"revision": revision, "result": "error", "error": e.to_string()}),
+                };
+                *shared.state_store.lock().expect("status") = doc;
+            }
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = git.changed() => {}
+            _ = tokio::time::sleep(cfg.reconcile_interval()) => {}
+        }
+    }
+}
+
+/// Sleeps `d` unless `stop` turns true first; false when stopping.
+pub async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = stop.wait_for(|s| *s) => false,
+        _ = tokio::time::sleep(d) => true,
+    }
+}

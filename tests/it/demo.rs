@@ -1,0 +1,61 @@
+//! `capstan demo`, the README's first command: the whole proof-of-concept story, as a process.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn demo(args: &[&str]) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("demo")
+        .args(["--state-dir", dir.path().to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn the_json_timeline_tells_the_whole_story_in_order() {
+    let (ok, stdout, stderr) = demo(&["--json"]);
+    assert!(ok, "{stderr}\n{stdout}");
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let at = |event: &str| {
+        lines.iter().position(|l| l["event"] == event).unwrap_or_else(|| panic!("no {event} event in\n{stdout}"))
+    };
+    let order =
+        ["scale-up-decision", "launch", "node-ready", "pods-running", "disruption-decision", "terminate", "summary"];
+    let positions: Vec<usize> = order.iter().map(|e| at(e)).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{order:?} at {positions:?}");
+    for l in &lines {
+        assert!(l["t"].is_number() && l["event"].is_string() && l["detail"].is_object(), "{l}");
+    }
+    assert_eq!(lines[at("pods-running")]["detail"]["running"], 16);
+    let decision = &lines[at("scale-up-decision")]["detail"];
+    let pods: u64 = decision["claims"].as_array().unwrap().iter().map(|c| c["pods"].as_u64().unwrap()).sum();
+    assert_eq!(pods, 16);
+    let summary = &lines[at("summary")]["detail"];
+    let ready = summary["secondsToReady"].as_f64().unwrap();
+    assert!((110.0..=130.0).contains(&ready), "node Ready in about two minutes: {ready}");
+    assert!(summary["secondsToScaleDown"].as_f64().unwrap() < 120.0);
+    assert!(summary["costUsd"].as_f64().unwrap() > 0.0);
+    assert!(summary["revision"].as_str().unwrap().contains("@"));
+}
+
+#[test]
+fn the_text_timeline_ends_with_a_summary() {
+    let (ok, stdout, stderr) = demo(&[]);
+    assert!(ok, "{stderr}\n{stdout}");
+    assert!(stdout.contains("16/16 pods of inflate Running"), "{stdout}");
+    assert!(stdout.contains("node Ready after scale-up:"), "{stdout}");
+    assert!(stdout.contains("terminate"), "{stdout}");
+}
+
+#[test]
+fn a_story_that_cannot_complete_fails() {
+    // 400 pods of 1 cpu exceed every limit of the example policy: they never all run.
+    let (ok, _, stderr) = demo(&["--replicas", "400"]);
+    assert!(!ok);
+    assert!(stderr.contains("did not complete"), "{stderr}");
+}
