@@ -34,7 +34,8 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         catalog: &Catalog,
         now: Duration,
     ) {
-        let req = disruption::Request { snapshot, instances, rules: &self.rules, catalog, now, wall: wall(now) };
+        let view = crate::provisioning::Request { snapshot, instances, rules: &self.rules, catalog };
+        let req = disruption::Request { view, now, wall: wall(now) };
         let plan = disruption::plan(req);
         for (node, why) in &plan.kept {
             tracing::debug!(%node, "not disrupted: {why}");

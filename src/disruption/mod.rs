@@ -74,16 +74,28 @@ impl Command {
     }
 }
 
-/// Everything a disruption decision is made from.
+/// Everything a disruption decision is made from: what provisioning sees, and the time.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
-    pub snapshot: &'a Snapshot,
-    pub instances: &'a [Instance],
-    pub rules: &'a Rules,
-    pub catalog: &'a Catalog,
+    pub view: crate::provisioning::Request<'a>,
     pub now: Duration,
     /// Wall-clock time for budget schedules.
     pub wall: DateTime<Utc>,
+}
+
+impl<'a> Request<'a> {
+    fn snapshot(&self) -> &'a Snapshot {
+        self.view.snapshot
+    }
+    fn instances(&self) -> &'a [Instance] {
+        self.view.instances
+    }
+    fn rules(&self) -> &'a Rules {
+        self.view.rules
+    }
+    fn catalog(&self) -> &'a Catalog {
+        self.view.catalog
+    }
 }
 
 /// The decision and the nodes kept for a stated reason.
@@ -117,7 +129,7 @@ impl Budgets {
     }
 
     fn take(&mut self, req: &Request, pool: usize, reason: Reason) -> bool {
-        let rules = &req.rules.pool_rules[pool];
+        let rules = &req.rules().pool_rules[pool];
         let (total, busy) = self.counts.get(&rules.name).copied().unwrap_or_default();
         let taken = self.taken.entry(rules.name.clone()).or_default();
         if budget::allowed(&rules.budgets, reason, total, busy + *taken, req.wall) == 0 {
@@ -132,7 +144,7 @@ fn target(c: &Candidate, req: &Request) -> Target {
     Target {
         node: c.node.name.clone(),
         instance: c.instance.id.clone(),
-        node_pool: req.rules.pools[c.pool].name.clone(),
+        node_pool: req.rules().pools[c.pool].name.clone(),
         instance_type: c.instance.instance_type.clone(),
         price: c.instance.price,
         pods: c.pods.len(),
@@ -147,7 +159,7 @@ fn command(
     detail: String,
 ) -> Command {
     let targets: Vec<Target> = chosen.iter().map(|c| target(c, req)).collect();
-    let replacements: Vec<Launch> = claims.into_iter().map(|c| crate::provisioning::launch(c, req.rules)).collect();
+    let replacements: Vec<Launch> = claims.into_iter().map(|c| crate::provisioning::launch(c, req.rules())).collect();
     let savings = targets.iter().map(|t| t.price).sum::<f64>() - replacements.iter().map(|l| l.plan.price).sum::<f64>();
     Command { reason, targets, replacements, savings, detail }
 }
@@ -159,11 +171,11 @@ fn pods_of<'a>(chosen: &[&Candidate<'a>]) -> Vec<&'a ClusterPod> {
 /// Decides which nodes to disrupt now.
 pub fn plan(req: Request) -> Plan {
     let mut out = Plan::default();
-    let all = candidates(req.snapshot, req.instances, req.rules, req.now);
-    let capacity = nodes::capacity(req.snapshot, req.instances, &req.rules.pools, req.catalog);
+    let all = candidates(req.snapshot(), req.instances(), req.rules(), req.now);
+    let capacity = nodes::capacity(req.snapshot(), req.instances(), &req.rules().pools, req.catalog());
     let world =
-        World { capacity: &capacity, daemonsets: &req.snapshot.daemonsets, rules: req.rules, catalog: req.catalog };
-    let mut budgets = Budgets::new(req.snapshot);
+        World { capacity: &capacity, daemonsets: &req.snapshot().daemonsets, rules: req.rules(), catalog: req.catalog() };
+    let mut budgets = Budgets::new(req.snapshot());
 
     if let Some(c) = replace_stale(&req, &all, &world, &mut budgets, &mut out) {
         out.commands.push(c);
@@ -173,7 +185,7 @@ pub fn plan(req: Request) -> Plan {
         out.commands.push(c);
         return out;
     }
-    if req.snapshot.pending().next().is_some() {
+    if req.snapshot().pending().next().is_some() {
         return out;
     }
     let consolidatable: Vec<&Candidate> = all.iter().filter(|c| underutilized(&req, c, &mut out)).collect();
@@ -199,7 +211,7 @@ fn replace_stale(
             if let Some(d) = &c.drift {
                 return Some((c, Reason::Drifted, d.clone()));
             }
-            let expire = req.rules.pool_rules[c.pool].expire_after?;
+            let expire = req.rules().pool_rules[c.pool].expire_after?;
             (c.age >= expire).then(|| (c, Reason::Expired, format!("older than expireAfter {}s", expire.as_secs())))
         })
         .collect();
@@ -218,7 +230,7 @@ fn replace_stale(
                 format!(
                     "{}: disruption budget of NodePool {} is used up",
                     reason.label(),
-                    req.rules.pools[c.pool].name
+                    req.rules().pools[c.pool].name
                 ),
             )),
             Err(e) => out.kept.push((c.node.name.clone(), format!("{}: {e}", reason.label()))),
@@ -231,7 +243,7 @@ fn replace_stale(
 fn empty(req: &Request, all: &[Candidate], budgets: &mut Budgets, out: &mut Plan) -> Option<Command> {
     let mut chosen = Vec::new();
     for c in all.iter().filter(|c| c.pods.is_empty()) {
-        let Some(after) = req.rules.pool_rules[c.pool].consolidate_after else { continue };
+        let Some(after) = req.rules().pool_rules[c.pool].consolidate_after else { continue };
         if c.idle < after {
             continue;
         }
@@ -242,7 +254,7 @@ fn empty(req: &Request, all: &[Candidate], budgets: &mut Budgets, out: &mut Plan
         } else {
             out.kept.push((
                 c.node.name.clone(),
-                format!("empty: disruption budget of NodePool {} is used up", req.rules.pools[c.pool].name),
+                format!("empty: disruption budget of NodePool {} is used up", req.rules().pools[c.pool].name),
             ));
         }
     }
@@ -259,7 +271,7 @@ fn empty(req: &Request, all: &[Candidate], budgets: &mut Budgets, out: &mut Plan
 }
 
 fn underutilized(req: &Request, c: &Candidate, out: &mut Plan) -> bool {
-    let rules = &req.rules.pool_rules[c.pool];
+    let rules = &req.rules().pool_rules[c.pool];
     if c.pods.is_empty() || rules.consolidation == ConsolidationPolicy::WhenEmpty {
         return false;
     }
@@ -267,7 +279,7 @@ fn underutilized(req: &Request, c: &Candidate, out: &mut Plan) -> bool {
     if c.idle < after {
         return false;
     }
-    let cluster = &req.rules.cluster;
+    let cluster = &req.rules().cluster;
     if let Some(min) = cluster.min_node_lifetime
         && c.age < min
     {
@@ -301,7 +313,7 @@ fn by_cost<'a, 'b>(cands: &[&'b Candidate<'a>]) -> Vec<&'b Candidate<'a>> {
 fn cheaper(req: &Request, chosen: &[&Candidate], claims: &[crate::scheduling::plan::NewClaim]) -> bool {
     let before: f64 = chosen.iter().map(|c| c.instance.price).sum();
     let after: f64 = claims.iter().map(|c| c.price).sum();
-    let balanced = chosen.iter().any(|c| req.rules.pool_rules[c.pool].consolidation == ConsolidationPolicy::Balanced);
+    let balanced = chosen.iter().any(|c| req.rules().pool_rules[c.pool].consolidation == ConsolidationPolicy::Balanced);
     let need = if balanced { before * (1.0 - BALANCED_SAVING) } else { before };
     claims.is_empty() || after < need - 1e-9
 }
@@ -362,7 +374,7 @@ fn single(
         if !budgets.take(req, c.pool, Reason::Underutilized) {
             out.kept.push((
                 c.node.name.clone(),
-                format!("underutilized: disruption budget of NodePool {} is used up", req.rules.pools[c.pool].name),
+                format!("underutilized: disruption budget of NodePool {} is used up", req.rules().pools[c.pool].name),
             ));
             continue;
         }
