@@ -171,7 +171,8 @@ pub fn run(nodes: usize, pods_per_node: usize, seed: u64) -> ConsolidationResult
     let rules = Arc::new(rules);
     let now = Duration::from_secs(1_767_592_800);
     let started = Instant::now();
-    let view = crate::provisioning::Request { snapshot: &snapshot, instances: &instances, rules: &rules, catalog: &catalog };
+    let view =
+        crate::provisioning::Request { snapshot: &snapshot, instances: &instances, rules: &rules, catalog: &catalog };
     let plan = disruption::plan(Request { view, now, wall: wall(now) });
     let decide_ms = started.elapsed().as_secs_f64() * 1000.0;
     let cmd = plan.commands.first();

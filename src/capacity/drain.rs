@@ -1,8 +1,11 @@
-//! Acting on disruption decisions: validation after the delay, replacements first, then
-//! cordon, evict (PodDisruptionBudgets respected through the Eviction API, retried each pass)
-//! and, once only DaemonSet and mirror pods are left, terminate the instance and remove the
-//! node. A node being drained carries the disrupted taint and the reason in annotations, so a
-//! restarted daemon finishes the drain.
+//! Acting on disruption decisions: validation after the delay; then the nodes are cordoned
+//! (tainted `karpenter.sh/disrupted`, so budgets count them at once) and their replacements
+//! launched; once every replacement is initialized the pods are evicted (PodDisruptionBudgets
+//! respected through the Eviction API, retried each pass) and, when only DaemonSet and mirror
+//! pods are left, the instance is terminated and the node removed.
+//!
+//! Everything a drain needs is on the node (taint, reason, revision, the replacements' claim
+//! names), so a restarted daemon finishes what the last one started.
 
 use std::time::Duration;
 
@@ -15,12 +18,47 @@ use crate::cluster::{ClusterApi, ClusterError, Snapshot, Subject};
 use crate::disruption::candidate::disrupting;
 use crate::disruption::{self, Command, VALIDATION_DELAY, still_valid};
 use crate::policy::meta::Labels;
-use crate::provisioning::lifecycle::{CLAIM_ANNOTATION, INITIALIZED_ANNOTATION, REGISTRATION_TTL};
+use crate::provisioning::lifecycle::{CLAIM_ANNOTATION, INITIALIZED_ANNOTATION};
 use crate::scheduling::catalog::Catalog;
 use crate::scheduling::pool::NODE_POOL_LABEL;
 
+// All start with `cluster::model::DISRUPTION_ANNOTATION_PREFIX`, so `uncordon` clears them.
 pub const REASON_ANNOTATION: &str = "capstan.io/disruption-reason";
 pub const DISRUPTION_REVISION_ANNOTATION: &str = "capstan.io/disruption-revision";
+/// Comma-separated claim names the node waits for before it is drained.
+pub const REPLACEMENTS_ANNOTATION: &str = "capstan.io/disruption-replacements";
+
+/// Where a drained node's replacements stand.
+enum Replacements {
+    /// None, or all initialized: drain.
+    Ready,
+    /// Still launching or registering.
+    Waiting,
+    /// A replacement is gone without becoming a node: give the node back.
+    Lost(String),
+}
+
+fn replacements(node: &ClusterNode, snapshot: &Snapshot, instances: &[Instance]) -> Replacements {
+    let Some(list) = node.annotations.get(REPLACEMENTS_ANNOTATION).filter(|l| !l.is_empty()) else {
+        return Replacements::Ready;
+    };
+    let mut waiting = false;
+    for claim in list.split(',') {
+        let initialized = snapshot.nodes.iter().any(|n| {
+            n.annotations.get(CLAIM_ANNOTATION).map(String::as_str) == Some(claim)
+                && n.annotations.contains_key(INITIALIZED_ANNOTATION)
+        });
+        if initialized {
+            continue;
+        }
+        if instances.iter().any(|i| i.claim == claim) {
+            waiting = true;
+        } else {
+            return Replacements::Lost(claim.to_string());
+        }
+    }
+    if waiting { Replacements::Waiting } else { Replacements::Ready }
+}
 
 impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
     pub(super) fn disruption_due(&self, now: Duration) -> bool {
@@ -35,8 +73,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         now: Duration,
     ) {
         let view = crate::provisioning::Request { snapshot, instances, rules: &self.rules, catalog };
-        let req = disruption::Request { view, now, wall: wall(now) };
-        let plan = disruption::plan(req);
+        let plan = disruption::plan(disruption::Request { view, now, wall: wall(now) });
         for (node, why) in &plan.kept {
             tracing::debug!(%node, "not disrupted: {why}");
         }
@@ -65,9 +102,6 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
                 return;
             }
             None => {}
-        }
-        if !self.replacing.is_empty() {
-            return;
         }
         if let Some(cmd) = plan.commands.into_iter().next() {
             let nodes: Vec<&str> = cmd.nodes().collect();
@@ -103,50 +137,26 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             }
             return;
         }
-        if cmd.replacements.is_empty() {
-            self.cordon(&cmd, now).await;
-            return;
-        }
+        self.cordon(&cmd, now).await;
         let reason = format!("replace-{}", cmd.reason.label());
         for l in &cmd.replacements {
             if self.launch(l, &reason, snapshot, now).await.is_err() {
+                for t in &cmd.targets {
+                    let _ = self.cluster.uncordon(&t.node).await;
+                }
                 self.emit(
                     now,
                     "disruption-cancelled",
-                    format!("replacement {} could not launch; nodes kept", l.claim.name),
-                    json!({}),
+                    format!("replacement {} could not launch; nodes returned to service", l.claim.name),
+                    json!({"claim": l.claim.name}),
                 );
                 return;
-            }
-        }
-        self.replacing.push(Waiting { command: cmd, since: now });
-    }
-
-    pub(super) async fn await_replacements(&mut self, snapshot: &Snapshot, now: Duration) {
-        let waiting = std::mem::take(&mut self.replacing);
-        for w in waiting {
-            let ready = w.command.replacements.iter().all(|l| {
-                snapshot.nodes.iter().any(|n| {
-                    n.annotations.get(CLAIM_ANNOTATION) == Some(&l.claim.name)
-                        && n.annotations.contains_key(INITIALIZED_ANNOTATION)
-                })
-            });
-            if ready {
-                self.cordon(&w.command, now).await;
-            } else if now >= w.since + REGISTRATION_TTL {
-                self.emit(
-                    now,
-                    "disruption-cancelled",
-                    "replacements did not initialize in time; nodes kept".into(),
-                    json!({}),
-                );
-            } else {
-                self.replacing.push(w);
             }
         }
     }
 
     async fn cordon(&mut self, cmd: &Command, now: Duration) {
+        let claims: Vec<&str> = cmd.replacements.iter().map(|l| l.claim.name.as_str()).collect();
         for t in &cmd.targets {
             if let Err(e) = self.cluster.cordon(&t.node).await {
                 tracing::warn!(node = %t.node, error = %e, "cordon");
@@ -155,23 +165,20 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             let annotations = Labels::from([
                 (REASON_ANNOTATION.to_string(), cmd.reason.label().to_string()),
                 (DISRUPTION_REVISION_ANNOTATION.to_string(), self.rules.revision.clone()),
+                (REPLACEMENTS_ANNOTATION.to_string(), claims.join(",")),
             ]);
             let _ = self.cluster.register(&t.node, &Labels::new(), &[], &annotations).await;
             let message =
                 format!("Disrupting node: {} ({}), policy {}", cmd.reason.label(), cmd.detail, self.rules.revision);
             self.cluster.event(&Subject::Node(t.node.clone()), "DisruptionCordoned", &message).await;
-            let d = self.decision(
-                now,
-                "disrupt",
-                cmd.reason.label(),
-                &format!("Node/{}", t.node),
-                json!({"target": t, "detail": cmd.detail}),
-            );
+            let detail = json!({"target": t, "detail": cmd.detail, "replacements": claims});
+            let d = self.decision(now, "disrupt", cmd.reason.label(), &format!("Node/{}", t.node), detail);
             self.decide(d);
+            let waits = if claims.is_empty() { String::new() } else { format!(" once {} is ready", claims.join(", ")) };
             self.emit(
                 now,
                 "cordon",
-                format!("node {} cordoned for {}; draining", t.node, cmd.reason.label()),
+                format!("node {} cordoned for {}; draining{waits}", t.node, cmd.reason.label()),
                 json!({"node": t.node}),
             );
         }
@@ -179,6 +186,20 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
 
     pub(super) async fn drain(&mut self, snapshot: &Snapshot, instances: &[Instance], now: Duration) {
         for node in snapshot.nodes.iter().filter(|n| disrupting(n)) {
+            match replacements(node, snapshot, instances) {
+                Replacements::Waiting => continue,
+                Replacements::Lost(claim) => {
+                    let _ = self.cluster.uncordon(&node.name).await;
+                    self.emit(
+                        now,
+                        "disruption-cancelled",
+                        format!("replacement {claim} for {} is gone; node returned to service", node.name),
+                        json!({"node": node.name, "claim": claim}),
+                    );
+                    continue;
+                }
+                Replacements::Ready => {}
+            }
             let pods: Vec<_> = snapshot.pods_on(&node.name).filter(|p| !p.is_node_bound()).collect();
             if pods.is_empty() {
                 self.terminate(node, instances, now).await;

@@ -59,7 +59,7 @@ pub struct DecisionLog {
     pub kops_name: String,
 }
 
-/// A disruption command waiting for validation, or for its replacements.
+/// A disruption command waiting for validation.
 #[derive(Debug, Clone)]
 struct Waiting {
     command: Command,
@@ -78,7 +78,6 @@ pub struct CapacityLoop<C, K> {
     batcher: Batcher,
     next_disruption: Duration,
     validating: Option<Waiting>,
-    replacing: Vec<Waiting>,
     /// Pods already told they cannot be placed, so events are not repeated each pass.
     told: BTreeSet<String>,
     unsaved: Vec<Decision>,
@@ -105,7 +104,6 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             batcher: Batcher::default(),
             next_disruption: Duration::ZERO,
             validating: None,
-            replacing: Vec::new(),
             told: BTreeSet::new(),
             unsaved: Vec::new(),
             events: Vec::new(),
@@ -203,7 +201,6 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         self.observe(&snapshot, &instances);
         self.lifecycle(&snapshot, &instances, &catalog, now).await;
         self.drain(&snapshot, &instances, now).await;
-        self.await_replacements(&snapshot, now).await;
         self.provision(&snapshot, &instances, &catalog, now).await;
         if self.disruption_due(now) {
             if now >= self.next_disruption {

@@ -5,6 +5,8 @@
 //!   Idempotent: keys already present with the same value are left alone.
 //! - **`cordon`** marks a node unschedulable and taints it [`super::model::DISRUPTED_TAINT`].
 //!   Idempotent.
+//! - **`uncordon`** undoes `cordon` and removes capstan's disruption annotations
+//!   (`capstan.io/disruption-*`). Idempotent.
 //! - **`evict`** asks for a pod's eviction through the Eviction API. `Blocked` means a
 //!   PodDisruptionBudget refused it now (HTTP 429): retry later. A pod already gone is success.
 //! - **`delete_node`** removes the Node object; a node already gone is success.
@@ -48,6 +50,7 @@ pub trait ClusterApi: Send + Sync {
         annotations: &Labels,
     ) -> impl Future<Output = Result<(), ClusterError>> + Send;
     fn cordon(&self, node: &str) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    fn uncordon(&self, node: &str) -> impl Future<Output = Result<(), ClusterError>> + Send;
     fn evict(&self, namespace: &str, pod: &str) -> impl Future<Output = Result<(), ClusterError>> + Send;
     fn delete_node(&self, node: &str) -> impl Future<Output = Result<(), ClusterError>> + Send;
     fn event(&self, subject: &Subject, reason: &str, message: &str) -> impl Future<Output = ()> + Send;

@@ -11,6 +11,8 @@ use crate::scheduling::resources::Resources;
 
 /// Pods and nodes carrying this annotation (value `"true"`) are never voluntarily disrupted.
 pub const DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
+/// Annotations capstan puts on a node it disrupts start with this; `uncordon` removes them.
+pub const DISRUPTION_ANNOTATION_PREFIX: &str = "capstan.io/disruption-";
 /// The taint a node has until it is Ready.
 pub const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
 /// The taint put on a node being drained, so nothing new lands on it.

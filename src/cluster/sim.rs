@@ -388,6 +388,15 @@ impl ClusterApi for SimCluster {
         Ok(())
     }
 
+    async fn uncordon(&self, node: &str) -> Result<(), ClusterError> {
+        let mut s = self.lock();
+        let n = s.nodes.get_mut(node).ok_or_else(|| ClusterError::NotFound(format!("Node {node}")))?;
+        n.unschedulable = false;
+        n.taints.retain(|t| t.key != DISRUPTED_TAINT);
+        n.annotations.retain(|k, _| !k.starts_with(super::model::DISRUPTION_ANNOTATION_PREFIX));
+        Ok(())
+    }
+
     async fn evict(&self, namespace: &str, pod: &str) -> Result<(), ClusterError> {
         let now = self.clock.now();
         let mut s = self.lock();

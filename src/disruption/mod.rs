@@ -173,8 +173,20 @@ pub fn plan(req: Request) -> Plan {
     let mut out = Plan::default();
     let all = candidates(req.snapshot(), req.instances(), req.rules(), req.now);
     let capacity = nodes::capacity(req.snapshot(), req.instances(), &req.rules().pools, req.catalog());
-    let world =
-        World { capacity: &capacity, daemonsets: &req.snapshot().daemonsets, rules: req.rules(), catalog: req.catalog() };
+    let snapshot = req.snapshot();
+    let displaced = snapshot
+        .nodes
+        .iter()
+        .filter(|n| disrupting(n))
+        .flat_map(|n| snapshot.pods_on(&n.name).filter(|p| !p.is_node_bound()))
+        .collect();
+    let world = World {
+        capacity: &capacity,
+        daemonsets: &snapshot.daemonsets,
+        rules: req.rules(),
+        catalog: req.catalog(),
+        displaced,
+    };
     let mut budgets = Budgets::new(req.snapshot());
 
     if let Some(c) = replace_stale(&req, &all, &world, &mut budgets, &mut out) {

@@ -16,6 +16,9 @@ pub struct World<'a> {
     pub daemonsets: &'a [Pod],
     pub rules: &'a Rules,
     pub catalog: &'a Catalog,
+    /// Pods of nodes already being disrupted: they need a place too, so capacity meant for
+    /// them (replacements in flight) is not counted twice.
+    pub displaced: Vec<&'a ClusterPod>,
 }
 
 /// New capacity needed to move `pods` off the `removed` nodes: `Ok` with the replacements
@@ -29,7 +32,7 @@ pub fn relocate(
     let nodes: Vec<Node> =
         world.capacity.iter().filter(|n| !n.unschedulable && !removed.contains(&n.name.as_str())).cloned().collect();
     let input = Input {
-        pods: pods.iter().map(|p| p.spec.clone()).collect(),
+        pods: pods.iter().chain(&world.displaced).map(|p| p.spec.clone()).collect(),
         nodes,
         daemonsets: world.daemonsets.to_vec(),
         pools: world.rules.pools.clone(),
