@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what the tests need (moto's EC2/S3 server in a virtualenv),
-# starts it on 127.0.0.1, then runs formatting, lint and every test. Safe to run again:
+# The whole test suite: installs what the tests need (moto's EC2/S3 server in a virtualenv, and a
+# Kubernetes control plane built once from Debian's source package), starts them on 127.0.0.1,
+# then runs formatting, lint and every test. Safe to run again:
 # builds and installs are cached under target/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,8 +84,12 @@ start_moto() {
   exit 1
 }
 
+# shellcheck source=scripts/kube-env.sh
+source scripts/kube-env.sh
+
 cleanup() {
   if [ -n "${MOTO_PID:-}" ]; then kill "$MOTO_PID" 2>/dev/null || true; fi
+  stop_kube
 }
 trap cleanup EXIT
 
@@ -102,6 +107,8 @@ cargo clippy --all-targets --locked -- -D warnings
 step "test services"
 install_moto
 start_moto
+install_kube
+start_kube
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 
 step "tests"

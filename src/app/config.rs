@@ -68,6 +68,40 @@ pub struct Sim {
     pub seed_state_store: bool,
 }
 
+/// The Kubernetes backend.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Kube {
+    /// A kubeconfig file; default: in-cluster service account, else `KUBECONFIG` or ~/.kube/config.
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Where the leader-election Lease lives (default `kube-system`).
+    #[serde(default)]
+    pub lease_namespace: Option<String>,
+    /// The Lease's name (default `capstan-<cluster>`).
+    #[serde(default)]
+    pub lease_name: Option<String>,
+    /// This replica's name in the Lease (default `POD_NAME`, else host name and process id).
+    #[serde(default)]
+    pub identity: Option<String>,
+}
+
+/// The EC2 backend.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Aws {
+    /// Default: the cluster's Fleet entry.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// An EC2 endpoint override (a test server, a VPC endpoint).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// CSV of on-demand prices, `instance_type,usd_per_hour`: the catalog is read from EC2 and
+    /// priced from it.
+    #[serde(default)]
+    pub prices_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DaemonConfig {
@@ -89,6 +123,10 @@ pub struct DaemonConfig {
     pub reconcile_interval: Option<GoDuration>,
     #[serde(default)]
     pub sim: Sim,
+    #[serde(default)]
+    pub kube: Kube,
+    #[serde(default)]
+    pub aws: Aws,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +169,11 @@ impl DaemonConfig {
                 *w = base.join(&*w);
             }
         }
+        for f in [&mut self.kube.kubeconfig, &mut self.aws.prices_file].into_iter().flatten() {
+            if f.is_relative() {
+                *f = base.join(&*f);
+            }
+        }
         if let Some(f) = &mut self.repository.webhook_secret_file
             && f.is_relative()
         {
@@ -157,5 +200,21 @@ impl DaemonConfig {
 
     pub fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("capstan-{}", self.cluster)))
+    }
+}
+
+impl DaemonConfig {
+    pub fn identity(&self) -> String {
+        self.kube.identity.clone().or_else(|| std::env::var("POD_NAME").ok()).unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "capstan".into());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+
+    pub fn lease(&self) -> (String, String) {
+        (
+            self.kube.lease_namespace.clone().unwrap_or_else(|| "kube-system".into()),
+            self.kube.lease_name.clone().unwrap_or_else(|| format!("capstan-{}", self.cluster)),
+        )
     }
 }

@@ -27,6 +27,8 @@ pub struct Shared {
     pub state_store: Mutex<Value>,
     /// A policy is in force and the last capacity pass succeeded.
     pub ready: AtomicBool,
+    /// This replica holds the leader Lease (always, with the simulated cluster).
+    pub leading: watch::Receiver<bool>,
     pub registry: Registry,
     pub sim: Option<SimCluster>,
 }
@@ -64,6 +66,7 @@ pub fn status_document(s: &Shared) -> Value {
     let capacity = s.capacity.lock().expect("status").clone().unwrap_or_default();
     json!({
         "cluster": s.cluster,
+        "leader": *s.leading.borrow(),
         "appliedRevision": git.applied_revision.as_ref().map(ToString::to_string),
         "lastKnownGood": git.applied_revision.as_ref().map(ToString::to_string),
         "lastRevision": git.last_revision.as_ref().map(ToString::to_string),

@@ -7,12 +7,16 @@
 //! HTTP: /metrics /healthz /readyz /status /hooks/git (/sim/scale)
 //! ```
 //!
+//! With `cluster: kube`, replicas elect a leader with a Lease; only the leader reconciles the
+//! state store and runs the capacity loop.
+//!
 //! SIGTERM or Ctrl-C: every task finishes the pass it is in (decisions are flushed to the state
 //! store) and the process exits 0.
 
 pub mod config;
 pub mod drive;
 pub mod http;
+pub mod real;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -32,6 +36,8 @@ use crate::gitops::{Follower, GitSource, GitStatus, Reference, SourceConfig};
 use crate::kops::any::Store;
 use crate::kops::reconcile::{Target, reconcile_once};
 use crate::kops::s3::S3Options;
+use crate::cluster::kube::KubeCluster;
+use crate::cluster::kube::lease::Elector;
 use crate::sim::World;
 
 use config::{CloudBackend, ClusterBackend, DaemonConfig};
@@ -77,46 +83,73 @@ async fn signalled() {
     }
 }
 
+/// The backends a config names, started.
+enum Backends {
+    Sim(World),
+    Real(Box<KubeCluster>, Elector),
+}
+
+async fn backends(cfg: &DaemonConfig) -> Result<Backends, AppError> {
+    match (cfg.backends.cloud, cfg.backends.cluster) {
+        (CloudBackend::Sim, ClusterBackend::Sim) => {
+            let world = World::new(&cfg.cluster, wall_clock());
+            for w in &cfg.sim.workloads {
+                let text = std::fs::read_to_string(w)
+                    .map_err(|e| AppError::Config(format!("cannot read workload {}: {e}", w.display())))?;
+                let parsed = crate::cluster::workload::parse(&w.display().to_string(), &text)
+                    .map_err(|e| AppError::Config(e.to_string()))?;
+                world.cluster.apply(parsed);
+            }
+            Ok(Backends::Sim(world))
+        }
+        (CloudBackend::Aws, ClusterBackend::Kube) => {
+            if cfg.aws.prices_file.is_none() {
+                return Err(AppError::Config("cloud: aws needs aws.pricesFile (CSV of instance_type,usd_per_hour)".into()));
+            }
+            let client = real::client(cfg).await.map_err(AppError::Config)?;
+            let identity = cfg.identity();
+            let cluster = KubeCluster::start(client.clone(), &identity)
+                .await
+                .map_err(|e| AppError::Config(format!("Kubernetes API: {e}")))?;
+            let (namespace, name) = cfg.lease();
+            Ok(Backends::Real(Box::new(cluster), Elector::new(client, &namespace, &name, &identity)))
+        }
+        (cloud, cluster) => Err(AppError::Config(format!(
+            "backends cloud: {cloud:?} with cluster: {cluster:?} is not a combination capstan runs; use {{cloud: aws, cluster: kube}} or {{cloud: sim, cluster: sim}}"
+        ))),
+    }
+}
+
 /// Runs the daemon until a signal; the listener is passed in so tests can bind port 0.
 pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppError> {
-    if cfg.backends.cloud != CloudBackend::Sim || cfg.backends.cluster != ClusterBackend::Sim {
-        return Err(AppError::Config(
-            "this build runs the capacity loop with `backends: {cloud: sim, cluster: sim}` only; the kube and aws backends are not wired into `capstan run` yet".into(),
-        ));
-    }
     let mut registry = Registry::default();
     let follower = Arc::new(follower(&cfg, &mut registry));
     let metrics = LoopMetrics::register(&mut registry);
     let cloud_metrics = crate::cloud::metered::CloudMetrics::register(&mut registry);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let world = World::new(&cfg.cluster, wall_clock());
+    let (lead_tx, lead_rx) = watch::channel(false);
+    let backends = backends(&cfg).await?;
     let shared = Arc::new(Shared {
         cluster: cfg.cluster.clone(),
         git: follower.subscribe(),
         capacity: Mutex::new(None),
         state_store: Mutex::new(json!(null)),
         ready: AtomicBool::new(false),
+        leading: lead_rx.clone(),
         registry,
-        sim: Some(world.cluster.clone()),
+        sim: match &backends {
+            Backends::Sim(w) => Some(w.cluster.clone()),
+            Backends::Real(..) => None,
+        },
     });
-    for w in &cfg.sim.workloads {
-        let text = std::fs::read_to_string(w)
-            .map_err(|e| AppError::Config(format!("cannot read workload {}: {e}", w.display())))?;
-        let parsed = crate::cluster::workload::parse(&w.display().to_string(), &text)
-            .map_err(|e| AppError::Config(e.to_string()))?;
-        world.cluster.apply(parsed);
-    }
     let mut router = http::router(shared.clone());
     if let Some(path) = &cfg.repository.webhook_secret_file {
-        let secret = std::fs::read(path)
-            .map_err(|e| AppError::Config(format!("cannot read webhook secret {}: {e}", path.display())))?;
+        let secret = std::fs::read(path).map_err(|e| AppError::Config(format!("cannot read webhook secret {}: {e}", path.display())))?;
         router = router.merge(crate::gitops::webhook::router(secret.trim_ascii().to_vec(), follower.trigger.clone()));
     }
     let _watcher = std::path::Path::new(&cfg.repository.url)
         .is_dir()
-        .then(|| {
-            crate::gitops::watch::watch_refs(std::path::Path::new(&cfg.repository.url), follower.trigger.clone()).ok()
-        })
+        .then(|| crate::gitops::watch::watch_refs(std::path::Path::new(&cfg.repository.url), follower.trigger.clone()).ok())
         .flatten();
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), cluster = %cfg.cluster, "capstan listening");
 
@@ -125,16 +158,19 @@ pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppErro
         let (f, stop, poll) = (follower.clone(), stop_git.clone(), cfg.poll());
         tokio::spawn(async move { f.run(poll, stop).await })
     };
-    let store_task = tokio::spawn(state_store_task(cfg.clone(), follower.subscribe(), shared.clone(), stop_rx.clone()));
-    let loop_task = tokio::spawn(drive::capacity(
-        cfg.clone(),
-        world,
-        follower.subscribe(),
-        shared.clone(),
-        metrics,
-        cloud_metrics,
-        stop_rx.clone(),
-    ));
+    let store_task = tokio::spawn(state_store_task(cfg.clone(), follower.subscribe(), shared.clone(), lead_rx.clone(), stop_rx.clone()));
+    let (loop_task, elector_task) = match backends {
+        Backends::Sim(world) => {
+            lead_tx.send_replace(true);
+            let task = drive::capacity(cfg.clone(), world, follower.subscribe(), shared.clone(), metrics, cloud_metrics, stop_rx.clone());
+            (tokio::spawn(task), None)
+        }
+        Backends::Real(cluster, elector) => {
+            let task = real::capacity(cfg.clone(), *cluster, follower.subscribe(), shared.clone(), metrics, cloud_metrics, lead_rx.clone(), stop_rx.clone());
+            let stop = stop_rx.clone();
+            (tokio::spawn(task), Some(tokio::spawn(async move { elector.run(lead_tx, stop).await })))
+        }
+    };
     let mut http_stop = stop_rx.clone();
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
         let _ = http_stop.wait_for(|s| *s).await;
@@ -146,6 +182,9 @@ pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppErro
     let _ = stop_tx.send(true);
     stop_git.notify_one();
     let _ = tokio::join!(git_task, store_task, loop_task, http_task);
+    if let Some(t) = elector_task {
+        let _ = t.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -165,12 +204,13 @@ async fn state_store_task(
     cfg: DaemonConfig,
     mut git: watch::Receiver<GitStatus>,
     shared: Arc<Shared>,
+    mut leading: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
     let cache = crate::kops::read::Cache::default();
     let mut store: Option<Store> = None;
     loop {
-        let accepted = git.borrow_and_update().accepted.clone();
+        let accepted = git.borrow_and_update().accepted.clone().filter(|_| *leading.borrow_and_update());
         if let Some(acc) = accepted {
             let revision = acc.revision.to_string();
             if store.is_none() {
@@ -203,6 +243,7 @@ async fn state_store_task(
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
             _ = git.changed() => {}
+            _ = leading.changed() => {}
             _ = tokio::time::sleep(cfg.reconcile_interval()) => {}
         }
     }

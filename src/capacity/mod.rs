@@ -131,6 +131,12 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         }
     }
 
+    /// Replaces the cloud provider (a new revision's EC2NodeClasses); what the loop remembers
+    /// (unavailable offerings, the batch window) is kept.
+    pub fn set_cloud(&mut self, cloud: C) {
+        self.cloud = cloud;
+    }
+
     pub fn rules(&self) -> &Rules {
         &self.rules
     }

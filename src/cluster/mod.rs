@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod convert;
+pub mod kube;
 pub mod model;
 pub mod sim;
 pub mod workload;

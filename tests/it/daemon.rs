@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::gitops::Repos;
 
-fn request(addr: &str, method: &str, path: &str) -> (u16, String) {
+pub fn request(addr: &str, method: &str, path: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     let req = format!("{method} {path} HTTP/1.1\r\nHost: capstan\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).unwrap();
@@ -20,13 +20,13 @@ fn request(addr: &str, method: &str, path: &str) -> (u16, String) {
     (code, body)
 }
 
-fn status(addr: &str) -> Value {
+pub fn status(addr: &str) -> Value {
     let (code, body) = request(addr, "GET", "/status");
     assert_eq!(code, 200, "{body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
 
-fn wait(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+pub fn wait(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
     while start.elapsed() < limit {
         if ok() {
@@ -37,9 +37,9 @@ fn wait(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
-struct Daemon {
-    child: Child,
-    addr: String,
+pub struct Daemon {
+    pub child: Child,
+    pub addr: String,
 }
 
 impl Drop for Daemon {
@@ -48,7 +48,7 @@ impl Drop for Daemon {
     }
 }
 
-fn start(config: &std::path::Path) -> Daemon {
+pub fn start(config: &std::path::Path) -> Daemon {
     let mut child = Command::new(env!("CARGO_BIN_EXE_capstan"))
         .args(["run", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")

@@ -14,6 +14,7 @@ mod fault_proxy;
 mod gitops;
 mod guardrails;
 mod karpenter_docs;
+mod kube_e2e;
 mod kops;
 mod overlay;
 mod properties;

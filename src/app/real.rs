@@ -1,0 +1,120 @@
+//! The capacity loop on the real backends: Kubernetes through the API server and EC2. Only the
+//! leader acts; a new policy revision rebuilds the EC2 provider with its EC2NodeClasses (userData
+//! resolved from the kOps state store).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::config::DaemonConfig;
+use super::http::Shared;
+use crate::capacity::report::LoopMetrics;
+use crate::capacity::rules::Rules;
+use crate::capacity::{CapacityLoop, DecisionLog};
+use crate::cloud::aws::provider::{AwsCloud, wall_clock};
+use crate::cloud::aws::{self, Endpoint};
+use crate::cloud::metered::{CloudMetrics, Metered};
+use crate::cluster::kube::KubeCluster;
+use crate::gitops::GitStatus;
+use crate::gitops::follow::Accepted;
+use crate::scheduling::catalog::Catalog;
+
+/// Time between passes; the reflectors keep the snapshot current, so a pass costs EC2's
+/// DescribeInstances and no Kubernetes request.
+pub const TICK: Duration = Duration::from_millis(500);
+
+/// A Kubernetes client from the config's kubeconfig, else the usual chain (in-cluster service
+/// account, `KUBECONFIG`, ~/.kube/config).
+pub async fn client(cfg: &DaemonConfig) -> Result<kube::Client, String> {
+    let config = match &cfg.kube.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
+        }
+        None => kube::Config::infer().await.map_err(|e| format!("no Kubernetes configuration found: {e}"))?,
+    };
+    kube::Client::try_from(config).map_err(|e| format!("Kubernetes client: {e}"))
+}
+
+async fn provider(cfg: &DaemonConfig, acc: &Accepted, prices: &HashMap<String, f64>, catalog: Catalog) -> Result<AwsCloud, String> {
+    let mut policy = (*acc.policy).clone();
+    let store = super::open_store(cfg, &policy).await?;
+    for missing in crate::kops::userdata::resolve_user_data(&store, &mut policy).await.map_err(|e| e.to_string())? {
+        tracing::warn!("{missing}");
+    }
+    let classes: BTreeMap<_, _> = policy.node_classes.iter().map(|c| (c.value.metadata.name.clone(), c.value.clone())).collect();
+    let region = cfg.aws.region.clone().or_else(|| policy.fleet_entry.as_ref().map(|f| f.region.clone()));
+    let ep = Endpoint { url: cfg.aws.endpoint.clone(), region };
+    let mut cloud = AwsCloud::new(aws::ec2(&ep).await, aws::ssm(&ep).await, &policy.kops_name, classes, catalog);
+    cloud.prices = Some(prices.clone());
+    Ok(cloud)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn capacity(
+    cfg: DaemonConfig,
+    cluster: KubeCluster,
+    mut git: watch::Receiver<GitStatus>,
+    shared: Arc<Shared>,
+    metrics: LoopMetrics,
+    cloud_metrics: CloudMetrics,
+    leading: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let prices = match cfg.aws.prices_file.as_deref().map(crate::cloud::prices::read) {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => return tracing::error!(error = %e, "cannot read the price file; the capacity loop does not run"),
+        None => return tracing::error!("aws.pricesFile is not set; the capacity loop does not run"),
+    };
+    let mut lp: Option<CapacityLoop<Metered<AwsCloud>, KubeCluster>> = None;
+    let mut revision = String::new();
+    while super::pause(TICK, &mut stop).await {
+        if !*leading.borrow() {
+            // A follower is healthy and ready; it only waits.
+            shared.ready.store(true, Ordering::Relaxed);
+            continue;
+        }
+        let accepted = git.borrow_and_update().accepted.clone();
+        if let Some(acc) = accepted.filter(|a| a.revision.to_string() != revision) {
+            let carried = match &lp {
+                Some(l) => l.cloud().inner().catalog.lock().map(|c| c.clone()).unwrap_or_default(),
+                None => Catalog::default(),
+            };
+            match provider(&cfg, &acc, &prices, carried).await {
+                Ok(cloud) => {
+                    revision = acc.revision.to_string();
+                    let rules = Arc::new(Rules::from_policy(&acc.policy, &revision));
+                    let cloud = Metered::new(cloud, cloud_metrics.clone());
+                    tracing::info!(%revision, pools = rules.pools.len(), "capacity loop: policy in force");
+                    match lp.as_mut() {
+                        Some(l) => {
+                            l.set_rules(rules);
+                            l.set_cloud(cloud);
+                        }
+                        None => {
+                            let mut l = CapacityLoop::new(cloud, cluster.clone(), rules).with_metrics(metrics.clone());
+                            if let Ok(store) = super::open_store(&cfg, &acc.policy).await {
+                                l = l.with_decision_log(DecisionLog { store, kops_name: acc.policy.kops_name.clone() });
+                            }
+                            lp = Some(l);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot build the EC2 provider for this revision; retrying"),
+            }
+        }
+        let Some(l) = lp.as_mut() else { continue };
+        if let Err(e) = l.step(wall_clock()).await {
+            tracing::warn!(error = %e, "capacity pass failed; retrying");
+        }
+        l.take_events();
+        let status = l.status().clone();
+        shared.ready.store(status.last_error.is_none(), Ordering::Relaxed);
+        *shared.capacity.lock().expect("status") = Some(status);
+    }
+}

@@ -1,0 +1,275 @@
+//! The cluster on a real Kubernetes API server. Reflectors (list + watch) keep Pods, Nodes,
+//! DaemonSets and PodDisruptionBudgets in memory, so a snapshot costs no request; actions are
+//! API calls: merge patches on Nodes, the Eviction API (policy/v1, or policy/v1beta1 on
+//! servers older than 1.21, found by discovery), Node deletion, and events.k8s.io Events.
+
+pub mod lease;
+pub mod objects;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
+use kube::api::{Api, DeleteParams, EvictParams, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource};
+use serde_json::{Value, json};
+
+use super::api::{ClusterApi, ClusterError, Subject};
+use super::model::{DISRUPTED_TAINT, DISRUPTION_ANNOTATION_PREFIX, Snapshot};
+use crate::policy::meta::{Labels, Taint, TaintEffect};
+
+/// How long the reflectors may take to list everything at start.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The Kubernetes side of the capacity loop. Cheap to clone: stores and client are shared.
+#[derive(Clone)]
+pub struct KubeCluster {
+    client: Client,
+    pods: Store<Pod>,
+    nodes: Store<Node>,
+    daemonsets: Store<DaemonSet>,
+    pdbs: Store<DynamicObject>,
+    /// `v1` or `v1beta1`: the policy group version the server serves for PDBs and Eviction.
+    policy_version: String,
+    recorder: Recorder,
+    /// node → (digest of its pods, when that last changed); Kubernetes keeps no such time.
+    pod_history: std::sync::Arc<Mutex<HashMap<String, (u64, Duration)>>>,
+}
+
+fn api_error(e: kube::Error) -> ClusterError {
+    match e {
+        kube::Error::Api(s) if s.code == 404 => ClusterError::NotFound(s.message.clone()),
+        kube::Error::Api(s) if s.code == 429 => ClusterError::Blocked(s.message.clone()),
+        other => ClusterError::Api(other.to_string()),
+    }
+}
+
+fn spawn_reflector<K>(api: Api<K>, writer: reflector::store::Writer<K>)
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Default,
+{
+    let stream = watcher(api, watcher::Config::default()).default_backoff().reflect(writer).applied_objects();
+    tokio::spawn(stream.for_each(|r| {
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "watch failed; retrying with backoff");
+        }
+        futures_util::future::ready(())
+    }));
+}
+
+impl KubeCluster {
+    /// Discovers the policy version, starts the reflectors and waits until each has listed.
+    pub async fn start(client: Client, identity: &str) -> Result<KubeCluster, ClusterError> {
+        let group = kube::discovery::group(&client, "policy").await.map_err(api_error)?;
+        let policy_version = if group.versions().any(|v| v == "v1") { "v1" } else { "v1beta1" }.to_string();
+        let (pods, w) = reflector::store();
+        spawn_reflector(Api::<Pod>::all(client.clone()), w);
+        let (nodes, w) = reflector::store();
+        spawn_reflector(Api::<Node>::all(client.clone()), w);
+        let (daemonsets, w) = reflector::store();
+        spawn_reflector(Api::<DaemonSet>::all(client.clone()), w);
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("policy", &policy_version, "PodDisruptionBudget"));
+        let w = reflector::store::Writer::new(ar.clone());
+        let pdbs = w.as_reader();
+        let stream = watcher(Api::<DynamicObject>::all_with(client.clone(), &ar), watcher::Config::default())
+            .default_backoff()
+            .reflect(w)
+            .applied_objects();
+        tokio::spawn(stream.for_each(|_| futures_util::future::ready(())));
+        for (what, ready) in [
+            ("pods", Box::pin(pods.wait_until_ready()) as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>),
+            ("nodes", Box::pin(nodes.wait_until_ready())),
+            ("daemonsets", Box::pin(daemonsets.wait_until_ready())),
+            ("poddisruptionbudgets", Box::pin(pdbs.wait_until_ready())),
+        ] {
+            match tokio::time::timeout(SYNC_TIMEOUT, ready).await {
+                Ok(Ok(())) => {}
+                _ => return Err(ClusterError::Api(format!("could not list {what} within {}s", SYNC_TIMEOUT.as_secs()))),
+            }
+        }
+        let reporter = Reporter { controller: "capstan".into(), instance: Some(identity.to_string()) };
+        Ok(KubeCluster {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            pods,
+            nodes,
+            daemonsets,
+            pdbs,
+            policy_version,
+            pod_history: Default::default(),
+        })
+    }
+
+    pub fn policy_version(&self) -> &str {
+        &self.policy_version
+    }
+
+    fn nodes_api(&self) -> Api<Node> {
+        Api::all(self.client.clone())
+    }
+
+    /// Merge-patches a node, with its resourceVersion so a concurrent change is not lost
+    /// (409 → read again and retry).
+    async fn edit_node(&self, node: &str, edit: impl Fn(&Node) -> Value) -> Result<(), ClusterError> {
+        let api = self.nodes_api();
+        for _ in 0..5 {
+            let current = api.get(node).await.map_err(api_error)?;
+            let mut patch = edit(&current);
+            patch["metadata"]["resourceVersion"] = json!(current.metadata.resource_version);
+            match api.patch(node, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                Err(e) => return Err(api_error(e)),
+            }
+        }
+        Err(ClusterError::Api(format!("node {node} kept changing under the patch")))
+    }
+
+    fn pods_changed_at(&self, node: &str, pods: &[&super::model::ClusterPod], first_seen: Duration) -> Duration {
+        let mut keys: Vec<String> = pods.iter().map(|p| p.key()).collect();
+        keys.sort();
+        let digest = crate::digest::fnv64(keys.join("\n").as_bytes());
+        let now = crate::cloud::aws::provider::wall_clock();
+        let mut h = self.pod_history.lock().expect("pod history");
+        let newest_pod = pods.iter().map(|p| p.created_at).max().unwrap_or_default();
+        let entry = h.entry(node.to_string()).or_insert((digest, first_seen.max(newest_pod)));
+        if entry.0 != digest {
+            *entry = (digest, now);
+        }
+        entry.1
+    }
+}
+
+fn taints_with(current: &Node, add: &[Taint], remove: Option<&str>) -> Value {
+    let mut list: Vec<Taint> = current.spec.as_ref().and_then(|s| s.taints.as_ref()).into_iter().flatten().map(objects::taint).collect();
+    if let Some(key) = remove {
+        list.retain(|t| t.key != key);
+    }
+    for t in add {
+        if !list.iter().any(|x| x.key == t.key && x.effect == t.effect) {
+            list.push(t.clone());
+        }
+    }
+    Value::Array(list.iter().map(objects::k8s_taint).collect())
+}
+
+impl ClusterApi for KubeCluster {
+    async fn snapshot(&self) -> Result<Snapshot, ClusterError> {
+        let pods: Vec<_> = self.pods.state().iter().filter_map(|p| objects::pod(p)).collect();
+        let mut nodes: Vec<_> = self.nodes.state().iter().map(|n| objects::node(n)).collect();
+        for n in &mut nodes {
+            let on: Vec<&super::model::ClusterPod> = pods.iter().filter(|p| p.node.as_deref() == Some(&n.name)).collect();
+            n.pods_changed_at = self.pods_changed_at(&n.name, &on, n.created_at);
+        }
+        let daemonsets = self.daemonsets.state().iter().filter_map(|d| objects::daemonset(d)).collect();
+        let pdbs = self
+            .pdbs
+            .state()
+            .iter()
+            .map(|o| {
+                let ns = o.metadata.namespace.clone().unwrap_or_default();
+                let name = o.metadata.name.clone().unwrap_or_default();
+                objects::pdb(&ns, &name, &o.data["spec"], &o.data["status"])
+            })
+            .collect();
+        Ok(Snapshot { pods, nodes, daemonsets, pdbs })
+    }
+
+    async fn register(&self, node: &str, labels: &Labels, taints: &[Taint], annotations: &Labels) -> Result<(), ClusterError> {
+        self.edit_node(node, |current| {
+            let mut patch = json!({"metadata": {}});
+            if !labels.is_empty() {
+                patch["metadata"]["labels"] = objects::string_map(labels);
+            }
+            if !annotations.is_empty() {
+                patch["metadata"]["annotations"] = objects::string_map(annotations);
+            }
+            if !taints.is_empty() {
+                patch["spec"] = json!({"taints": taints_with(current, taints, None)});
+            }
+            patch
+        })
+        .await
+    }
+
+    async fn cordon(&self, node: &str) -> Result<(), ClusterError> {
+        let disrupted = Taint { key: DISRUPTED_TAINT.into(), value: None, effect: TaintEffect::NoSchedule, time_added: None };
+        self.edit_node(node, |current| {
+            json!({"metadata": {}, "spec": {"unschedulable": true, "taints": taints_with(current, std::slice::from_ref(&disrupted), None)}})
+        })
+        .await
+    }
+
+    async fn uncordon(&self, node: &str) -> Result<(), ClusterError> {
+        self.edit_node(node, |current| {
+            let gone: serde_json::Map<String, Value> = current
+                .metadata
+                .annotations
+                .iter()
+                .flatten()
+                .filter(|(k, _)| k.starts_with(DISRUPTION_ANNOTATION_PREFIX))
+                .map(|(k, _)| (k.clone(), Value::Null))
+                .collect();
+            json!({"metadata": {"annotations": gone}, "spec": {"unschedulable": null, "taints": taints_with(current, &[], Some(DISRUPTED_TAINT))}})
+        })
+        .await
+    }
+
+    async fn evict(&self, namespace: &str, pod: &str) -> Result<(), ClusterError> {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let result = if self.policy_version == "v1" {
+            api.evict(pod, &EvictParams::default()).await.map(|_| ())
+        } else {
+            let body = json!({"apiVersion": "policy/v1beta1", "kind": "Eviction", "metadata": {"name": pod, "namespace": namespace}});
+            api.create_subresource::<_, Value>("eviction", pod, &PostParams::default(), &body).await.map(|_| ())
+        };
+        match result.map_err(api_error) {
+            Err(ClusterError::NotFound(_)) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn delete_node(&self, node: &str) -> Result<(), ClusterError> {
+        match self.nodes_api().delete(node, &DeleteParams::default()).await.map_err(api_error) {
+            Ok(_) | Err(ClusterError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn event(&self, subject: &Subject, reason: &str, message: &str) {
+        let reference = match subject {
+            Subject::Pod { namespace, name } => ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                namespace: Some(namespace.clone()),
+                name: Some(name.clone()),
+                ..ObjectReference::default()
+            },
+            Subject::Node(name) => ObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Node".into()),
+                name: Some(name.clone()),
+                ..ObjectReference::default()
+            },
+        };
+        let warning = matches!(reason, "FailedScaleUp" | "DisruptionBlocked");
+        let event = Event {
+            type_: if warning { EventType::Warning } else { EventType::Normal },
+            reason: reason.to_string(),
+            note: Some(message.chars().take(1000).collect()),
+            action: reason.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &reference).await {
+            tracing::debug!(error = %e, reason, "event not recorded");
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Kubernetes objects → the capacity loop's plain data.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use serde_json::Value;
+
+use crate::cluster::convert;
+use crate::cluster::model::{ClusterNode, ClusterPod, DO_NOT_DISRUPT, Owner, Pdb, Phase};
+use crate::policy::meta::{Taint, TaintEffect};
+use crate::policy::quantity::Quantity;
+use crate::scheduling::pod::Selector;
+use crate::scheduling::resources::Resources;
+
+/// Time since the epoch of a Kubernetes timestamp.
+pub fn since_epoch(t: Option<&Time>) -> Duration {
+    t.map(|t| {
+        let ts = t.0;
+        Duration::new(ts.as_second().max(0) as u64, ts.subsec_nanosecond().max(0) as u32)
+    })
+    .unwrap_or_default()
+}
+
+fn owner(pod: &Pod) -> Owner {
+    let meta = &pod.metadata;
+    if meta.annotations.as_ref().is_some_and(|a| a.contains_key("kubernetes.io/config.mirror")) {
+        return Owner::Mirror;
+    }
+    let controller = meta.owner_references.iter().flatten().find(|o| o.controller == Some(true));
+    match controller {
+        Some(o) if o.kind == "DaemonSet" => Owner::DaemonSet(o.name.clone()),
+        Some(o) if o.kind == "Node" => Owner::Mirror,
+        Some(o) => Owner::Controller(format!("{}/{}", o.kind, o.name)),
+        None => Owner::None,
+    }
+}
+
+/// A pod as the loop sees it; `None` for pods that hold no capacity (finished, or being
+/// deleted before they were bound) or whose spec cannot be read.
+pub fn pod(p: &Pod) -> Option<ClusterPod> {
+    let meta = &p.metadata;
+    let (namespace, name) = (meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default());
+    let spec = p.spec.as_ref()?;
+    let status = p.status.as_ref();
+    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+    if phase == "Succeeded" || phase == "Failed" {
+        return None;
+    }
+    let node = spec.node_name.clone().filter(|n| !n.is_empty());
+    if node.is_none() && meta.deletion_timestamp.is_some() {
+        return None;
+    }
+    let unschedulable = status.and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
+        cs.iter().any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+    });
+    let labels = meta.labels.clone().unwrap_or_default();
+    let scheduled = match convert::pod(&namespace, &name, &labels, spec) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(pod = %format!("{namespace}/{name}"), error = %e, "pod spec not understood; ignored");
+            return None;
+        }
+    };
+    Some(ClusterPod {
+        owner: owner(p),
+        node,
+        phase: if phase == "Running" { Phase::Running } else { Phase::Pending },
+        unschedulable,
+        spec: scheduled,
+        do_not_disrupt: meta.annotations.as_ref().and_then(|a| a.get(DO_NOT_DISRUPT)).is_some_and(|v| v == "true"),
+        created_at: since_epoch(meta.creation_timestamp.as_ref()),
+        namespace,
+        name,
+    })
+}
+
+pub fn taint(t: &k8s_openapi::api::core::v1::Taint) -> Taint {
+    Taint {
+        key: t.key.clone(),
+        value: t.value.clone(),
+        effect: TaintEffect::parse(&t.effect).unwrap_or(TaintEffect::NoSchedule),
+        time_added: None,
+    }
+}
+
+pub fn k8s_taint(t: &Taint) -> Value {
+    let effect = match t.effect {
+        TaintEffect::NoSchedule => "NoSchedule",
+        TaintEffect::PreferNoSchedule => "PreferNoSchedule",
+        TaintEffect::NoExecute => "NoExecute",
+    };
+    let mut v = serde_json::json!({"key": t.key, "effect": effect});
+    if let Some(value) = &t.value {
+        v["value"] = Value::String(value.clone());
+    }
+    v
+}
+
+/// A node; `pods_changed_at` is filled by the caller, which keeps that history.
+pub fn node(n: &Node) -> ClusterNode {
+    let meta = &n.metadata;
+    let spec = n.spec.clone().unwrap_or_default();
+    let status = n.status.clone().unwrap_or_default();
+    let allocatable: Vec<(String, Quantity)> = status
+        .allocatable
+        .iter()
+        .flatten()
+        .filter_map(|(k, v)| Quantity::parse(&v.0).map(|q| (k.clone(), q)))
+        .collect();
+    let ready = status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True");
+    let created = since_epoch(meta.creation_timestamp.as_ref());
+    ClusterNode {
+        name: meta.name.clone().unwrap_or_default(),
+        provider_id: spec.provider_id.clone().unwrap_or_default(),
+        labels: meta.labels.clone().unwrap_or_default(),
+        taints: spec.taints.iter().flatten().map(taint).collect(),
+        annotations: meta.annotations.clone().unwrap_or_default(),
+        allocatable: Resources::from_quantities(allocatable.iter().map(|(k, q)| (k.as_str(), q))),
+        ready,
+        unschedulable: spec.unschedulable.unwrap_or(false),
+        created_at: created,
+        pods_changed_at: created,
+    }
+}
+
+pub fn daemonset(d: &DaemonSet) -> Option<crate::scheduling::pod::Pod> {
+    let spec = d.spec.as_ref()?;
+    let labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+    let ns = d.metadata.namespace.clone().unwrap_or_default();
+    convert::pod(&ns, d.metadata.name.as_deref().unwrap_or_default(), &labels, spec.template.spec.as_ref()?).ok()
+}
+
+fn selector(s: Option<&LabelSelector>) -> Selector {
+    let Some(s) = s else { return Selector::default() };
+    let reqs: Vec<crate::policy::nodepool::Requirement> = s
+        .match_expressions
+        .iter()
+        .flatten()
+        .filter_map(|e| {
+            let op = match e.operator.as_str() {
+                "In" => crate::policy::nodepool::Operator::In,
+                "NotIn" => crate::policy::nodepool::Operator::NotIn,
+                "Exists" => crate::policy::nodepool::Operator::Exists,
+                "DoesNotExist" => crate::policy::nodepool::Operator::DoesNotExist,
+                _ => return None,
+            };
+            let values: Vec<&str> = e.values.iter().flatten().map(String::as_str).collect();
+            Some(crate::policy::nodepool::Requirement::new(&e.key, op, &values))
+        })
+        .collect();
+    Selector {
+        match_labels: s.match_labels.clone().unwrap_or_default(),
+        expressions: crate::scheduling::requirements::Requirements::from_policy(&reqs),
+    }
+}
+
+/// A PodDisruptionBudget of either version, read as JSON (`spec.selector`,
+/// `status.disruptionsAllowed`).
+pub fn pdb(namespace: &str, name: &str, spec: &Value, status: &Value) -> Pdb {
+    let sel: Option<LabelSelector> = spec.get("selector").and_then(|s| serde_json::from_value(s.clone()).ok());
+    Pdb {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+        selector: selector(sel.as_ref()),
+        disruptions_allowed: status.get("disruptionsAllowed").and_then(Value::as_i64).unwrap_or(0),
+    }
+}
+
+/// Labels as JSON for a merge patch.
+pub fn string_map(m: &BTreeMap<String, String>) -> Value {
+    Value::Object(m.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+}
