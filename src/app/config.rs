@@ -206,7 +206,9 @@ impl DaemonConfig {
 impl DaemonConfig {
     pub fn identity(&self) -> String {
         self.kube.identity.clone().or_else(|| std::env::var("POD_NAME").ok()).unwrap_or_else(|| {
-            let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "capstan".into());
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "capstan".into());
             format!("{host}-{}", std::process::id())
         })
     }

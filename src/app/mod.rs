@@ -30,14 +30,14 @@ use tokio::sync::{Notify, watch};
 use crate::capacity::report::LoopMetrics;
 use crate::capacity::wall;
 use crate::cloud::aws::provider::wall_clock;
+use crate::cluster::kube::KubeCluster;
+use crate::cluster::kube::lease::Elector;
 use crate::gitops::auth::Auth;
 use crate::gitops::metrics::GitMetrics;
 use crate::gitops::{Follower, GitSource, GitStatus, Reference, SourceConfig};
 use crate::kops::any::Store;
 use crate::kops::reconcile::{Target, reconcile_once};
 use crate::kops::s3::S3Options;
-use crate::cluster::kube::KubeCluster;
-use crate::cluster::kube::lease::Elector;
 use crate::sim::World;
 
 use config::{CloudBackend, ClusterBackend, DaemonConfig};
@@ -104,7 +104,9 @@ async fn backends(cfg: &DaemonConfig) -> Result<Backends, AppError> {
         }
         (CloudBackend::Aws, ClusterBackend::Kube) => {
             if cfg.aws.prices_file.is_none() {
-                return Err(AppError::Config("cloud: aws needs aws.pricesFile (CSV of instance_type,usd_per_hour)".into()));
+                return Err(AppError::Config(
+                    "cloud: aws needs aws.pricesFile (CSV of instance_type,usd_per_hour)".into(),
+                ));
             }
             let client = real::client(cfg).await.map_err(AppError::Config)?;
             let identity = cfg.identity();
@@ -144,12 +146,15 @@ pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppErro
     });
     let mut router = http::router(shared.clone());
     if let Some(path) = &cfg.repository.webhook_secret_file {
-        let secret = std::fs::read(path).map_err(|e| AppError::Config(format!("cannot read webhook secret {}: {e}", path.display())))?;
+        let secret = std::fs::read(path)
+            .map_err(|e| AppError::Config(format!("cannot read webhook secret {}: {e}", path.display())))?;
         router = router.merge(crate::gitops::webhook::router(secret.trim_ascii().to_vec(), follower.trigger.clone()));
     }
     let _watcher = std::path::Path::new(&cfg.repository.url)
         .is_dir()
-        .then(|| crate::gitops::watch::watch_refs(std::path::Path::new(&cfg.repository.url), follower.trigger.clone()).ok())
+        .then(|| {
+            crate::gitops::watch::watch_refs(std::path::Path::new(&cfg.repository.url), follower.trigger.clone()).ok()
+        })
         .flatten();
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), cluster = %cfg.cluster, "capstan listening");
 
@@ -158,15 +163,38 @@ pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppErro
         let (f, stop, poll) = (follower.clone(), stop_git.clone(), cfg.poll());
         tokio::spawn(async move { f.run(poll, stop).await })
     };
-    let store_task = tokio::spawn(state_store_task(cfg.clone(), follower.subscribe(), shared.clone(), lead_rx.clone(), stop_rx.clone()));
+    let store_task = tokio::spawn(state_store_task(
+        cfg.clone(),
+        follower.subscribe(),
+        shared.clone(),
+        lead_rx.clone(),
+        stop_rx.clone(),
+    ));
     let (loop_task, elector_task) = match backends {
         Backends::Sim(world) => {
             lead_tx.send_replace(true);
-            let task = drive::capacity(cfg.clone(), world, follower.subscribe(), shared.clone(), metrics, cloud_metrics, stop_rx.clone());
+            let task = drive::capacity(
+                cfg.clone(),
+                world,
+                follower.subscribe(),
+                shared.clone(),
+                metrics,
+                cloud_metrics,
+                stop_rx.clone(),
+            );
             (tokio::spawn(task), None)
         }
         Backends::Real(cluster, elector) => {
-            let task = real::capacity(cfg.clone(), *cluster, follower.subscribe(), shared.clone(), metrics, cloud_metrics, lead_rx.clone(), stop_rx.clone());
+            let task = real::capacity(
+                cfg.clone(),
+                *cluster,
+                follower.subscribe(),
+                shared.clone(),
+                metrics,
+                cloud_metrics,
+                lead_rx.clone(),
+                stop_rx.clone(),
+            );
             let stop = stop_rx.clone();
             (tokio::spawn(task), Some(tokio::spawn(async move { elector.run(lead_tx, stop).await })))
         }

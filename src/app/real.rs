@@ -31,7 +31,8 @@ pub const TICK: Duration = Duration::from_millis(500);
 pub async fn client(cfg: &DaemonConfig) -> Result<kube::Client, String> {
     let config = match &cfg.kube.kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path).map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
+            let kc =
+                kube::config::Kubeconfig::read_from(path).map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
                 .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
@@ -41,13 +42,19 @@ pub async fn client(cfg: &DaemonConfig) -> Result<kube::Client, String> {
     kube::Client::try_from(config).map_err(|e| format!("Kubernetes client: {e}"))
 }
 
-async fn provider(cfg: &DaemonConfig, acc: &Accepted, prices: &HashMap<String, f64>, catalog: Catalog) -> Result<AwsCloud, String> {
+async fn provider(
+    cfg: &DaemonConfig,
+    acc: &Accepted,
+    prices: &HashMap<String, f64>,
+    catalog: Catalog,
+) -> Result<AwsCloud, String> {
     let mut policy = (*acc.policy).clone();
     let store = super::open_store(cfg, &policy).await?;
     for missing in crate::kops::userdata::resolve_user_data(&store, &mut policy).await.map_err(|e| e.to_string())? {
         tracing::warn!("{missing}");
     }
-    let classes: BTreeMap<_, _> = policy.node_classes.iter().map(|c| (c.value.metadata.name.clone(), c.value.clone())).collect();
+    let classes: BTreeMap<_, _> =
+        policy.node_classes.iter().map(|c| (c.value.metadata.name.clone(), c.value.clone())).collect();
     let region = cfg.aws.region.clone().or_else(|| policy.fleet_entry.as_ref().map(|f| f.region.clone()));
     let ep = Endpoint { url: cfg.aws.endpoint.clone(), region };
     let mut cloud = AwsCloud::new(aws::ec2(&ep).await, aws::ssm(&ep).await, &policy.kops_name, classes, catalog);
@@ -68,7 +75,9 @@ pub async fn capacity(
 ) {
     let prices = match cfg.aws.prices_file.as_deref().map(crate::cloud::prices::read) {
         Some(Ok(p)) => p,
-        Some(Err(e)) => return tracing::error!(error = %e, "cannot read the price file; the capacity loop does not run"),
+        Some(Err(e)) => {
+            return tracing::error!(error = %e, "cannot read the price file; the capacity loop does not run");
+        }
         None => return tracing::error!("aws.pricesFile is not set; the capacity loop does not run"),
     };
     let mut lp: Option<CapacityLoop<Metered<AwsCloud>, KubeCluster>> = None;

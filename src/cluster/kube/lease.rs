@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{Api, PostParams};
 use kube::Client;
+use kube::api::{Api, PostParams};
 use tokio::sync::watch;
 
 /// A lease not renewed for this long is free.
@@ -81,10 +81,20 @@ impl Elector {
         };
         let current = lease.spec.clone().unwrap_or_default();
         let duration = current.lease_duration_seconds.map_or(LEASE_DURATION, |s| Duration::from_secs(s.max(1) as u64));
-        let mv = decide(&self.identity, current.holder_identity.as_deref(), current.renew_time.as_ref().map(since_epoch), duration, now);
+        let mv = decide(
+            &self.identity,
+            current.holder_identity.as_deref(),
+            current.renew_time.as_ref().map(since_epoch),
+            duration,
+            now,
+        );
         let next = match mv {
             Move::Follow => return Ok(false),
-            Move::Renew => LeaseSpec { acquire_time: current.acquire_time.clone(), lease_transitions: current.lease_transitions, ..spec },
+            Move::Renew => LeaseSpec {
+                acquire_time: current.acquire_time.clone(),
+                lease_transitions: current.lease_transitions,
+                ..spec
+            },
             Move::Acquire => LeaseSpec {
                 acquire_time: Some(micro(now)),
                 lease_transitions: Some(current.lease_transitions.unwrap_or(0) + 1),

@@ -85,14 +85,19 @@ impl KubeCluster {
             .applied_objects();
         tokio::spawn(stream.for_each(|_| futures_util::future::ready(())));
         for (what, ready) in [
-            ("pods", Box::pin(pods.wait_until_ready()) as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>),
+            (
+                "pods",
+                Box::pin(pods.wait_until_ready()) as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>,
+            ),
             ("nodes", Box::pin(nodes.wait_until_ready())),
             ("daemonsets", Box::pin(daemonsets.wait_until_ready())),
             ("poddisruptionbudgets", Box::pin(pdbs.wait_until_ready())),
         ] {
             match tokio::time::timeout(SYNC_TIMEOUT, ready).await {
                 Ok(Ok(())) => {}
-                _ => return Err(ClusterError::Api(format!("could not list {what} within {}s", SYNC_TIMEOUT.as_secs()))),
+                _ => {
+                    return Err(ClusterError::Api(format!("could not list {what} within {}s", SYNC_TIMEOUT.as_secs())));
+                }
             }
         }
         let reporter = Reporter { controller: "capstan".into(), instance: Some(identity.to_string()) };
@@ -149,7 +154,8 @@ impl KubeCluster {
 }
 
 fn taints_with(current: &Node, add: &[Taint], remove: Option<&str>) -> Value {
-    let mut list: Vec<Taint> = current.spec.as_ref().and_then(|s| s.taints.as_ref()).into_iter().flatten().map(objects::taint).collect();
+    let mut list: Vec<Taint> =
+        current.spec.as_ref().and_then(|s| s.taints.as_ref()).into_iter().flatten().map(objects::taint).collect();
     if let Some(key) = remove {
         list.retain(|t| t.key != key);
     }
@@ -166,7 +172,8 @@ impl ClusterApi for KubeCluster {
         let pods: Vec<_> = self.pods.state().iter().filter_map(|p| objects::pod(p)).collect();
         let mut nodes: Vec<_> = self.nodes.state().iter().map(|n| objects::node(n)).collect();
         for n in &mut nodes {
-            let on: Vec<&super::model::ClusterPod> = pods.iter().filter(|p| p.node.as_deref() == Some(&n.name)).collect();
+            let on: Vec<&super::model::ClusterPod> =
+                pods.iter().filter(|p| p.node.as_deref() == Some(&n.name)).collect();
             n.pods_changed_at = self.pods_changed_at(&n.name, &on, n.created_at);
         }
         let daemonsets = self.daemonsets.state().iter().filter_map(|d| objects::daemonset(d)).collect();
@@ -183,7 +190,13 @@ impl ClusterApi for KubeCluster {
         Ok(Snapshot { pods, nodes, daemonsets, pdbs })
     }
 
-    async fn register(&self, node: &str, labels: &Labels, taints: &[Taint], annotations: &Labels) -> Result<(), ClusterError> {
+    async fn register(
+        &self,
+        node: &str,
+        labels: &Labels,
+        taints: &[Taint],
+        annotations: &Labels,
+    ) -> Result<(), ClusterError> {
         self.edit_node(node, |current| {
             let mut patch = json!({"metadata": {}});
             if !labels.is_empty() {
@@ -201,7 +214,8 @@ impl ClusterApi for KubeCluster {
     }
 
     async fn cordon(&self, node: &str) -> Result<(), ClusterError> {
-        let disrupted = Taint { key: DISRUPTED_TAINT.into(), value: None, effect: TaintEffect::NoSchedule, time_added: None };
+        let disrupted =
+            Taint { key: DISRUPTED_TAINT.into(), value: None, effect: TaintEffect::NoSchedule, time_added: None };
         self.edit_node(node, |current| {
             json!({"metadata": {}, "spec": {"unschedulable": true, "taints": taints_with(current, std::slice::from_ref(&disrupted), None)}})
         })

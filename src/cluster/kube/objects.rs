@@ -54,7 +54,8 @@ pub fn pod(p: &Pod) -> Option<ClusterPod> {
         return None;
     }
     let unschedulable = status.and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
-        cs.iter().any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
+        cs.iter()
+            .any(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.as_deref() == Some("Unschedulable"))
     });
     let labels = meta.labels.clone().unwrap_or_default();
     let scheduled = match convert::pod(&namespace, &name, &labels, spec) {

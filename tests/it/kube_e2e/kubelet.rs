@@ -80,12 +80,14 @@ async fn pass(client: &Client, ec2: &aws_sdk_ec2::Client, cluster: &str) {
         if taints.iter().any(|t| t.key.starts_with("node.kubernetes.io/not-ready")) {
             let kept: Vec<_> = taints.iter().filter(|t| !t.key.starts_with("node.kubernetes.io/not-ready")).collect();
             let name = n.metadata.name.clone().unwrap_or_default();
-            let _ = nodes.patch(&name, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"taints": kept}}))).await;
+            let _ =
+                nodes.patch(&name, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"taints": kept}}))).await;
         }
     }
     let pods: Api<Pod> = Api::all(client.clone());
     for p in pods.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default() {
-        let (ns, name) = (p.metadata.namespace.clone().unwrap_or_default(), p.metadata.name.clone().unwrap_or_default());
+        let (ns, name) =
+            (p.metadata.namespace.clone().unwrap_or_default(), p.metadata.name.clone().unwrap_or_default());
         let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
         if p.metadata.deletion_timestamp.is_some() {
             let _ = api.delete(&name, &DeleteParams::default().grace_period(0)).await;

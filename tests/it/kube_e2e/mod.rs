@@ -3,6 +3,7 @@
 //! `cloud: aws`, a test kubelet turning launched instances into Nodes.
 
 mod kubelet;
+mod scenarios;
 
 use std::path::Path;
 use std::time::Duration;
@@ -32,7 +33,7 @@ pub async fn client() -> Client {
 }
 
 /// A config repository for one cluster, committed in a fresh Git repository.
-fn repository(dir: &Path, cluster: &str, kops: &str, state: &Path, image: &str) {
+fn repository(dir: &Path, cluster: &str, kops: &str, state: &Path, image: &str, pool: &str) {
     let w = dir.join("repo");
     std::fs::create_dir_all(w.join("base/nodepools")).unwrap();
     std::fs::create_dir_all(w.join("base/nodeclasses")).unwrap();
@@ -53,10 +54,14 @@ fn repository(dir: &Path, cluster: &str, kops: &str, state: &Path, image: &str) 
     .unwrap();
     std::fs::write(
         w.join("base/nodepools/general.yaml"),
-        "apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata: {name: general}\nspec:\n  template:\n    spec:\n      nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: nodes}\n      requirements:\n        - {key: karpenter.k8s.aws/instance-family, operator: In, values: [m6i, c6i]}\n        - {key: karpenter.sh/capacity-type, operator: In, values: [on-demand]}\n  disruption:\n    consolidationPolicy: WhenEmptyOrUnderutilized\n    consolidateAfter: 10s\n    budgets: [{nodes: \"100%\"}]\n  limits: {cpu: \"200\"}\n",
+        format!("apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata: {{name: {pool}}}\nspec:\n  template:\n    spec:\n      nodeClassRef: {{group: karpenter.k8s.aws, kind: EC2NodeClass, name: nodes}}\n      requirements:\n        - {{key: karpenter.k8s.aws/instance-family, operator: In, values: [m6i, c6i]}}\n        - {{key: karpenter.sh/capacity-type, operator: In, values: [on-demand]}}\n  disruption:\n    consolidationPolicy: WhenEmptyOrUnderutilized\n    consolidateAfter: 10s\n    budgets: [{{nodes: \"100%\"}}]\n  limits: {{cpu: \"200\"}}\n"),
     )
     .unwrap();
-    std::fs::write(w.join("base/policy.yaml"), "apiVersion: capstan.io/v1alpha1\nkind: ClusterPolicy\nmetadata: {name: default}\nspec:\n  dryRun: false\n").unwrap();
+    std::fs::write(
+        w.join("base/policy.yaml"),
+        "apiVersion: capstan.io/v1alpha1\nkind: ClusterPolicy\nmetadata: {name: default}\nspec:\n  dryRun: false\n",
+    )
+    .unwrap();
     git(dir, &["init", "-q", "-b", "main", "repo"]);
     git(&w, &["-c", "user.name=E2E", "-c", "user.email=e2e@example.com", "add", "-A"]);
     git(&w, &["-c", "user.name=E2E", "-c", "user.email=e2e@example.com", "commit", "-q", "-m", "policy"]);
@@ -70,11 +75,23 @@ pub struct Env {
     pub ec2: aws_sdk_ec2::Client,
     pub stop_kubelet: watch::Sender<bool>,
     pub namespace: String,
+    /// This test's NodePool; its pods select it, so tests sharing the API server never share
+    /// nodes.
+    pub pool: String,
+    _serial: tokio::sync::MutexGuard<'static, ()>,
 }
+
+/// The end-to-end tests share one control plane and take turns: their timing assertions
+/// (failover within 15 s) must not depend on what the other tests load the machine with.
+static SERIAL: std::sync::LazyLock<tokio::sync::Mutex<()>> = std::sync::LazyLock::new(|| tokio::sync::Mutex::new(()));
 
 impl Env {
     pub async fn new(name: &str) -> Env {
+        let serial = SERIAL.lock().await;
         let kops = unique(name);
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let pool = format!("{name}-{}-{seq}", std::process::id());
         let cluster = "e2e".to_string();
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
@@ -96,16 +113,16 @@ impl Env {
             .and_then(|i| i.image_id())
             .unwrap()
             .to_string();
-        repository(dir.path(), &cluster, &kops, &state, &image);
+        repository(dir.path(), &cluster, &kops, &state, &image, &pool);
         let client = client().await;
-        let namespace = format!("e2e-{}", std::process::id() as u64 * 1000 + (kops.len() as u64 % 1000));
+        let namespace = format!("e2e-{}-{seq}", std::process::id());
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
         let _ = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
             .create(&PostParams::default(), &serde_json::from_value(ns).unwrap())
             .await;
         let (stop_kubelet, rx) = watch::channel(false);
         tokio::spawn(kubelet::run(client.clone(), ec2.clone(), kops.clone(), rx));
-        Env { dir, kops, client, ec2, stop_kubelet, namespace }
+        Env { dir, kops, client, ec2, stop_kubelet, namespace, pool, _serial: serial }
     }
 
     /// The daemon's config; `identity` names the replica in the Lease.
@@ -128,12 +145,16 @@ impl Env {
     }
 
     pub async fn deploy(&self, name: &str, replicas: i32, cpu: &str) {
+        self.deploy_annotated(name, replicas, cpu, json!({})).await;
+    }
+
+    pub async fn deploy_annotated(&self, name: &str, replicas: i32, cpu: &str, annotations: serde_json::Value) {
         let d = json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": name, "namespace": self.namespace},
             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
-                "template": {"metadata": {"labels": {"app": name}},
-                    "spec": {"terminationGracePeriodSeconds": 0, "containers": [{"name": "pause", "image": "pause",
+                "template": {"metadata": {"labels": {"app": name}, "annotations": annotations},
+                    "spec": {"terminationGracePeriodSeconds": 0, "nodeSelector": {"karpenter.sh/nodepool": self.pool}, "containers": [{"name": "pause", "image": "pause",
                         "resources": {"requests": {"cpu": cpu}}}]}}}
         });
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
@@ -142,7 +163,9 @@ impl Env {
 
     pub async fn scale(&self, name: &str, replicas: i32) {
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), &self.namespace);
-        api.patch(name, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"replicas": replicas}}))).await.unwrap();
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&json!({"spec": {"replicas": replicas}})))
+            .await
+            .unwrap();
     }
 
     pub async fn running(&self, app: &str) -> usize {
@@ -159,8 +182,19 @@ impl Env {
         let out = self
             .ec2
             .describe_instances()
-            .filters(aws_sdk_ec2::types::Filter::builder().name("tag-key").values(format!("kubernetes.io/cluster/{}", self.kops)).build())
-            .filters(aws_sdk_ec2::types::Filter::builder().name("instance-state-name").values("pending").values("running").build())
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag-key")
+                    .values(format!("kubernetes.io/cluster/{}", self.kops))
+                    .build(),
+            )
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("instance-state-name")
+                    .values("pending")
+                    .values("running")
+                    .build(),
+            )
             .send()
             .await
             .unwrap();
@@ -168,7 +202,12 @@ impl Env {
             .iter()
             .flat_map(|r| r.instances())
             .map(|i| {
-                let claim = i.tags().iter().find(|t| t.key() == Some("capstan.io/nodeclaim")).and_then(|t| t.value()).unwrap_or_default();
+                let claim = i
+                    .tags()
+                    .iter()
+                    .find(|t| t.key() == Some("capstan.io/nodeclaim"))
+                    .and_then(|t| t.value())
+                    .unwrap_or_default();
                 (i.instance_id().unwrap_or_default().to_string(), claim.to_string())
             })
             .collect()
@@ -179,6 +218,11 @@ impl Drop for Env {
     fn drop(&mut self) {
         let _ = self.stop_kubelet.send(true);
     }
+}
+
+/// Whether the server serves policy/v1 (1.21 and later) rather than only policy/v1beta1.
+pub async fn policy_v1(client: &Client) -> bool {
+    kube::discovery::group(client, "policy").await.map(|g| g.versions().any(|v| v == "v1")).unwrap_or(false)
 }
 
 /// Waits (async) until `check` holds, up to `limit`.
@@ -198,7 +242,7 @@ where
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn inflate_scales_up_through_create_fleet_and_back_down_through_eviction() {
+async fn inflate_scales_up_through_create_fleet_and_back_down_when_empty() {
     let env = Env::new("inflate").await;
     env.deploy("inflate", 0, "1").await;
     let d: Daemon = start(&env.config("a"));
@@ -219,7 +263,8 @@ async fn inflate_scales_up_through_create_fleet_and_back_down_through_eviction()
     assert_eq!(launches, instances.len(), "{s}");
 
     env.scale("inflate", 0).await;
-    eventually("every instance terminated", Duration::from_secs(120), || async { env.instances().await.is_empty() }).await;
+    eventually("every instance terminated", Duration::from_secs(120), || async { env.instances().await.is_empty() })
+        .await;
     eventually("the nodes removed", Duration::from_secs(30), || async {
         let ids: Vec<String> = instances.iter().map(|(i, _)| i.clone()).collect();
         let nodes = Api::<Node>::all(env.client.clone()).list(&ListParams::default()).await.unwrap().items;
