@@ -2,6 +2,7 @@
 //! kube-controller-manager v1.20) and moto's EC2: `capstan run` with `cluster: kube` and
 //! `cloud: aws`, a test kubelet turning launched instances into Nodes.
 
+mod deploy;
 mod kubelet;
 mod scenarios;
 
@@ -125,16 +126,21 @@ impl Env {
         Env { dir, kops, client, ec2, stop_kubelet, namespace, pool, _serial: serial }
     }
 
-    /// The daemon's config; `identity` names the replica in the Lease.
+    /// The daemon's config; `identity` names the replica in the Lease. Admin credentials.
     pub fn config(&self, identity: &str) -> std::path::PathBuf {
+        self.config_as(identity, Path::new(&kubeconfig()), "default")
+    }
+
+    /// The config with another identity's kubeconfig and the Lease in `lease_namespace`.
+    pub fn config_as(&self, identity: &str, kubeconfig: &Path, lease_namespace: &str) -> std::path::PathBuf {
         let path = self.dir.path().join(format!("capstan-{identity}.yaml"));
         std::fs::write(
             &path,
             format!(
-                "cluster: e2e\nrepository:\n  url: {repo}\n  branch: main\n  poll: 5s\nbackends: {{cloud: aws, cluster: kube}}\ndataDir: {data}\nkube:\n  kubeconfig: {kc}\n  leaseNamespace: default\n  leaseName: capstan-{kops}\n  identity: {identity}\naws:\n  endpoint: {moto}\n  region: us-east-1\n  pricesFile: {prices}\n",
+                "cluster: e2e\nrepository:\n  url: {repo}\n  branch: main\n  poll: 5s\nbackends: {{cloud: aws, cluster: kube}}\ndataDir: {data}\nkube:\n  kubeconfig: {kc}\n  leaseNamespace: {lease_namespace}\n  leaseName: capstan-{kops}\n  identity: {identity}\naws:\n  endpoint: {moto}\n  region: us-east-1\n  pricesFile: {prices}\n",
                 repo = self.dir.path().join("repo").display(),
                 data = self.dir.path().join(format!("data-{identity}")).display(),
-                kc = kubeconfig(),
+                kc = kubeconfig.display(),
                 kops = self.kops,
                 moto = moto(),
                 prices = price_file().display(),
@@ -245,7 +251,9 @@ where
 async fn inflate_scales_up_through_create_fleet_and_back_down_when_empty() {
     let env = Env::new("inflate").await;
     env.deploy("inflate", 0, "1").await;
-    let d: Daemon = start(&env.config("a"));
+    // The daemon runs as deploy/'s ServiceAccount: the roles must be enough.
+    let kubeconfig = deploy::service_account_kubeconfig(&env.client, env.dir.path()).await;
+    let d: Daemon = start(&env.config_as("a", &kubeconfig, "capstan"));
     let addr = d.addr.clone();
     wait("the daemon to lead", Duration::from_secs(30), || status(&addr)["leader"] == true);
     wait("a policy in force", Duration::from_secs(30), || status(&addr)["appliedRevision"].is_string());
