@@ -102,13 +102,18 @@ start_kube() {
     --advertise-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$peer_port" \
     >"$run/etcd.log" 2>&1 &
   KUBE_PIDS="$!"
-  "$bin/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" --bind-address 127.0.0.1 \
-    --advertise-address 127.0.0.1 --secure-port "$api_port" --insecure-port 0 \
-    --tls-cert-file "$run/apiserver.crt" --tls-private-key-file "$run/apiserver.key" --client-ca-file "$run/ca.crt" \
-    --token-auth-file "$run/tokens.csv" --authorization-mode RBAC \
-    --service-account-key-file "$run/sa.pub" --service-account-signing-key-file "$run/sa.key" \
-    --service-account-issuer https://kubernetes.default.svc --service-cluster-ip-range 10.0.0.0/24 \
-    --allow-privileged >"$run/apiserver.log" 2>&1 &
+  # Kept as a script so a test can kill the API server and start it again (connection loss).
+  cat >"$run/apiserver.sh" <<APISERVER
+exec "$bin/kube-apiserver" --etcd-servers "http://127.0.0.1:$etcd_port" --bind-address 127.0.0.1 \\
+  --advertise-address 127.0.0.1 --secure-port "$api_port" --insecure-port 0 \\
+  --tls-cert-file "$run/apiserver.crt" --tls-private-key-file "$run/apiserver.key" --client-ca-file "$run/ca.crt" \\
+  --token-auth-file "$run/tokens.csv" --authorization-mode RBAC \\
+  --service-account-key-file "$run/sa.pub" --service-account-signing-key-file "$run/sa.key" \\
+  --service-account-issuer https://kubernetes.default.svc --service-cluster-ip-range 10.0.0.0/24 \\
+  --allow-privileged >>"$run/apiserver.log" 2>&1
+APISERVER
+  bash "$run/apiserver.sh" &
+  echo $! >"$run/apiserver.pid"
   KUBE_PIDS="$KUBE_PIDS $!"
   cat >"$run/admin.kubeconfig" <<KUBECONFIG
 apiVersion: v1
@@ -152,7 +157,7 @@ KUBECONFIG
   for _ in $(seq 1 300); do
     if curl -sf --cacert "$run/ca.crt" -H "Authorization: Bearer capstan-admin-token" \
       "https://127.0.0.1:$api_port/api/v1/namespaces/default/serviceaccounts/default" >/dev/null 2>&1; then
-      export CAPSTAN_TEST_KUBECONFIG="$run/admin.kubeconfig"
+      export CAPSTAN_TEST_KUBECONFIG="$run/admin.kubeconfig" CAPSTAN_TEST_KUBE_RUN="$run"
       echo "kube-apiserver v$KUBE_VERSION on https://127.0.0.1:$api_port"
       return
     fi
@@ -164,4 +169,6 @@ KUBECONFIG
 
 stop_kube() {
   if [ -n "${KUBE_PIDS:-}" ]; then kill $KUBE_PIDS 2>/dev/null || true; fi
+  # A test may have restarted the API server under a new pid.
+  if [ -f "$ENV_DIR/kube-run/apiserver.pid" ]; then kill "$(cat "$ENV_DIR/kube-run/apiserver.pid")" 2>/dev/null || true; fi
 }

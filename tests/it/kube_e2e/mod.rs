@@ -128,11 +128,11 @@ impl Env {
 
     /// The daemon's config; `identity` names the replica in the Lease. Admin credentials.
     pub fn config(&self, identity: &str) -> std::path::PathBuf {
-        self.config_as(identity, Path::new(&kubeconfig()), "default")
+        self.config_as(identity, Path::new(&kubeconfig()), "default", &moto())
     }
 
     /// The config with another identity's kubeconfig and the Lease in `lease_namespace`.
-    pub fn config_as(&self, identity: &str, kubeconfig: &Path, lease_namespace: &str) -> std::path::PathBuf {
+    pub fn config_as(&self, identity: &str, kubeconfig: &Path, lease_namespace: &str, ec2: &str) -> std::path::PathBuf {
         let path = self.dir.path().join(format!("capstan-{identity}.yaml"));
         std::fs::write(
             &path,
@@ -142,7 +142,7 @@ impl Env {
                 data = self.dir.path().join(format!("data-{identity}")).display(),
                 kc = kubeconfig.display(),
                 kops = self.kops,
-                moto = moto(),
+                moto = ec2,
                 prices = price_file().display(),
             ),
         )
@@ -253,7 +253,7 @@ async fn inflate_scales_up_through_create_fleet_and_back_down_when_empty() {
     env.deploy("inflate", 0, "1").await;
     // The daemon runs as deploy/'s ServiceAccount: the roles must be enough.
     let kubeconfig = deploy::service_account_kubeconfig(&env.client, env.dir.path()).await;
-    let d: Daemon = start(&env.config_as("a", &kubeconfig, "capstan"));
+    let d: Daemon = start(&env.config_as("a", &kubeconfig, "capstan", &moto()));
     let addr = d.addr.clone();
     wait("the daemon to lead", Duration::from_secs(30), || status(&addr)["leader"] == true);
     wait("a policy in force", Duration::from_secs(30), || status(&addr)["appliedRevision"].is_string());

@@ -122,3 +122,77 @@ async fn two_replicas_one_leader_and_failover_within_15_seconds() {
     assert!(launched >= 1, "the new leader launched for the new pods");
     drop(replicas);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_ec2_answers_and_throttling_launch_nothing_twice() {
+    let env = Env::new("faults").await;
+    env.deploy("inflate", 0, "1").await;
+    let upstream = crate::aws_catalog::moto().trim_start_matches("http://").to_string();
+    let proxy = crate::fault_proxy::start(&upstream).await;
+    let d = start(&env.config_as("a", std::path::Path::new(&super::kubeconfig()), "default", &proxy.url));
+    let addr = d.addr.clone();
+    wait("a policy in force", Duration::from_secs(30), || status(&addr)["appliedRevision"].is_string());
+    {
+        let mut f = proxy.faults.lock().unwrap();
+        // CreateFleet is carried out but its answers are lost; reads are throttled.
+        f.drop_answer.insert("CreateFleet".into(), 2);
+        f.throttle.insert("DescribeInstances".into(), 3);
+    }
+    env.scale("inflate", 12).await;
+    eventually("12 pods Running", Duration::from_secs(150), || async { env.running("inflate").await == 12 }).await;
+    let instances = env.instances().await;
+    let mut claims: Vec<String> = instances.iter().map(|(_, c)| c.clone()).collect();
+    claims.sort();
+    let n = claims.len();
+    claims.dedup();
+    assert_eq!(claims.len(), n, "a NodeClaim launched twice: {instances:?}");
+    let f = proxy.faults.lock().unwrap();
+    assert_eq!(f.drop_answer.get("CreateFleet").copied(), Some(0), "both answers were dropped");
+    assert!(f.seen.get("CreateFleet").copied().unwrap_or(0) >= 2, "{:?}", f.seen);
+    drop(d);
+}
+
+/// Kills the test API server and starts it again with the same arguments and etcd.
+async fn restart_api_server(down_for: Duration) {
+    let run = std::path::PathBuf::from(
+        std::env::var("CAPSTAN_TEST_KUBE_RUN").expect("CAPSTAN_TEST_KUBE_RUN is set by scripts/test.sh"),
+    );
+    let pid = std::fs::read_to_string(run.join("apiserver.pid")).unwrap().trim().to_string();
+    std::process::Command::new("kill").args(["-9", &pid]).status().unwrap();
+    tokio::time::sleep(down_for).await;
+    let child = std::process::Command::new("bash").arg(run.join("apiserver.sh")).spawn().unwrap();
+    std::fs::write(run.join("apiserver.pid"), child.id().to_string()).unwrap();
+    eventually("the API server back", Duration::from_secs(60), || async {
+        let c = super::client().await;
+        Api::<k8s_openapi::api::core::v1::Namespace>::all(c).list(&ListParams::default()).await.is_ok()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_restart_is_survived_and_nothing_is_launched_twice() {
+    let env = Env::new("restart").await;
+    env.deploy("inflate", 0, "1").await;
+    let d = start(&env.config("a"));
+    let addr = d.addr.clone();
+    wait("a policy in force", Duration::from_secs(30), || status(&addr)["appliedRevision"].is_string());
+    env.scale("inflate", 4).await;
+    eventually("4 pods Running", Duration::from_secs(120), || async { env.running("inflate").await == 4 }).await;
+
+    restart_api_server(Duration::from_secs(5)).await;
+    assert!(status(&addr)["cluster"] == "e2e", "the daemon kept serving through the outage");
+    env.scale("inflate", 14).await;
+    eventually("14 pods Running after the restart", Duration::from_secs(150), || async {
+        env.running("inflate").await == 14
+    })
+    .await;
+    let instances = env.instances().await;
+    let mut claims: Vec<String> = instances.iter().map(|(_, c)| c.clone()).collect();
+    claims.sort();
+    let n = claims.len();
+    claims.dedup();
+    assert_eq!(claims.len(), n, "a NodeClaim launched twice: {instances:?}");
+    let s = status(&addr);
+    assert_eq!(s["leader"], true, "{s}");
+    drop(d);
+}
