@@ -160,8 +160,14 @@ async fn restart_api_server(down_for: Duration) {
     let pid = std::fs::read_to_string(run.join("apiserver.pid")).unwrap().trim().to_string();
     std::process::Command::new("kill").args(["-9", &pid]).status().unwrap();
     tokio::time::sleep(down_for).await;
-    let child = std::process::Command::new("bash").arg(run.join("apiserver.sh")).spawn().unwrap();
-    std::fs::write(run.join("apiserver.pid"), child.id().to_string()).unwrap();
+    // Started in the background by a shell that exits at once, so the server outlives the test
+    // and the harness stops it by its pid file.
+    let script = run.join("apiserver.sh");
+    let out = std::process::Command::new("bash")
+        .args(["-c", &format!("bash '{}' </dev/null >/dev/null 2>&1 & echo $!", script.display())])
+        .output()
+        .unwrap();
+    std::fs::write(run.join("apiserver.pid"), String::from_utf8_lossy(&out.stdout).trim()).unwrap();
     eventually("the API server back", Duration::from_secs(60), || async {
         let c = super::client().await;
         Api::<k8s_openapi::api::core::v1::Namespace>::all(c).list(&ListParams::default()).await.is_ok()
