@@ -62,7 +62,12 @@ pub fn start(config: &std::path::Path) -> Daemon {
             break a.to_string();
         }
     };
-    std::thread::spawn(move || for _ in lines {});
+    // The daemon's log, shown with a failing test.
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            eprintln!("capstan: {line}");
+        }
+    });
     Daemon { child, addr }
 }
 

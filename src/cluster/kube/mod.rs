@@ -271,6 +271,9 @@ impl ClusterApi for KubeCluster {
                 api_version: Some("v1".into()),
                 kind: Some("Node".into()),
                 name: Some(name.clone()),
+                // Events about cluster-scoped objects live in `default`; servers before 1.21
+                // (those without policy/v1) also demand that the reference name that namespace.
+                namespace: (self.policy_version != "v1").then(|| "default".to_string()),
                 ..ObjectReference::default()
             },
         };
@@ -283,7 +286,7 @@ impl ClusterApi for KubeCluster {
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&event, &reference).await {
-            tracing::debug!(error = %e, reason, "event not recorded");
+            tracing::warn!(error = %e, reason, "event not recorded");
         }
     }
 }

@@ -269,6 +269,18 @@ async fn inflate_scales_up_through_create_fleet_and_back_down_when_empty() {
     let s = status(&addr);
     let launches = s["recentDecisions"].as_array().unwrap().iter().filter(|d| d["action"] == "launch").count();
     assert_eq!(launches, instances.len(), "{s}");
+    // The pods were told which NodeClaim would serve them (events.k8s.io Events).
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), &env.namespace);
+    let nominated: Vec<_> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("Nominated"))
+        .collect();
+    assert!(!nominated.is_empty(), "no Nominated events");
+    assert!(nominated.iter().all(|e| e.note.as_deref().is_some_and(|n| n.contains("NodeClaim"))));
 
     env.scale("inflate", 0).await;
     eventually("every instance terminated", Duration::from_secs(120), || async { env.instances().await.is_empty() })
@@ -282,5 +294,19 @@ async fn inflate_scales_up_through_create_fleet_and_back_down_when_empty() {
     let s = status(&addr);
     let terminated = s["recentDecisions"].as_array().unwrap().iter().filter(|d| d["action"] == "terminate").count();
     assert_eq!(terminated, instances.len(), "{s}");
+    // Each node was told why it went, with the policy revision.
+    let revision = s["appliedRevision"].as_str().unwrap().to_string();
+    let ids: Vec<String> = instances.iter().map(|(i, _)| i.clone()).collect();
+    let node_events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), "default");
+    let disrupted: Vec<_> = node_events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.clone()).is_some_and(|n| ids.contains(&n)))
+        .collect();
+    assert_eq!(disrupted.len(), ids.len(), "one DisruptionCordoned event per node: {disrupted:?}");
+    assert!(disrupted.iter().all(|e| e.note.as_deref().is_some_and(|n| n.contains(&revision) && n.contains("empty"))));
     drop(d);
 }
