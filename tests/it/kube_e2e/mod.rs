@@ -220,6 +220,18 @@ impl Env {
     }
 }
 
+impl Env {
+    /// Live instances, asserting that no NodeClaim has two (nothing launched twice).
+    pub async fn each_claim_once(&self) -> Vec<(String, String)> {
+        let instances = self.instances().await;
+        let mut claims: Vec<&String> = instances.iter().map(|(_, c)| c).collect();
+        claims.sort();
+        claims.dedup();
+        assert_eq!(claims.len(), instances.len(), "a NodeClaim launched twice: {instances:?}");
+        instances
+    }
+}
+
 impl Drop for Env {
     fn drop(&mut self) {
         let _ = self.stop_kubelet.send(true);
@@ -260,12 +272,8 @@ async fn inflate_scales_up_through_create_fleet_and_back_down_when_empty() {
 
     env.scale("inflate", 16).await;
     eventually("16 pods Running", Duration::from_secs(120), || async { env.running("inflate").await == 16 }).await;
-    let instances = env.instances().await;
+    let instances = env.each_claim_once().await;
     assert!(!instances.is_empty());
-    let mut claims: Vec<&String> = instances.iter().map(|(_, c)| c).collect();
-    claims.sort();
-    claims.dedup();
-    assert_eq!(claims.len(), instances.len(), "one instance per NodeClaim: {instances:?}");
     let s = status(&addr);
     let launches = s["recentDecisions"].as_array().unwrap().iter().filter(|d| d["action"] == "launch").count();
     assert_eq!(launches, instances.len(), "{s}");

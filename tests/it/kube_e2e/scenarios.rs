@@ -110,12 +110,7 @@ async fn two_replicas_one_leader_and_failover_within_15_seconds() {
     // More than the first nodes can hold, so the new leader must launch.
     env.scale("inflate", 20).await;
     eventually("20 pods Running", Duration::from_secs(120), || async { env.running("inflate").await == 20 }).await;
-    let instances = env.instances().await;
-    let mut claims: Vec<String> = instances.iter().map(|(_, c)| c.clone()).collect();
-    claims.sort();
-    let n = claims.len();
-    claims.dedup();
-    assert_eq!(claims.len(), n, "a NodeClaim launched twice: {instances:?}");
+    env.each_claim_once().await;
     let launched = status(&survivor)["recentDecisions"]
         .as_array()
         .map_or(0, |d| d.iter().filter(|x| x["action"] == "launch").count());
@@ -140,12 +135,7 @@ async fn lost_ec2_answers_and_throttling_launch_nothing_twice() {
     }
     env.scale("inflate", 12).await;
     eventually("12 pods Running", Duration::from_secs(150), || async { env.running("inflate").await == 12 }).await;
-    let instances = env.instances().await;
-    let mut claims: Vec<String> = instances.iter().map(|(_, c)| c.clone()).collect();
-    claims.sort();
-    let n = claims.len();
-    claims.dedup();
-    assert_eq!(claims.len(), n, "a NodeClaim launched twice: {instances:?}");
+    env.each_claim_once().await;
     let f = proxy.faults.lock().unwrap();
     assert_eq!(f.drop_answer.get("CreateFleet").copied(), Some(0), "both answers were dropped");
     assert!(f.seen.get("CreateFleet").copied().unwrap_or(0) >= 2, "{:?}", f.seen);
@@ -192,12 +182,7 @@ async fn an_api_server_restart_is_survived_and_nothing_is_launched_twice() {
         env.running("inflate").await == 14
     })
     .await;
-    let instances = env.instances().await;
-    let mut claims: Vec<String> = instances.iter().map(|(_, c)| c.clone()).collect();
-    claims.sort();
-    let n = claims.len();
-    claims.dedup();
-    assert_eq!(claims.len(), n, "a NodeClaim launched twice: {instances:?}");
+    env.each_claim_once().await;
     let s = status(&addr);
     assert_eq!(s["leader"], true, "{s}");
     drop(d);
