@@ -170,5 +170,5 @@ KUBECONFIG
 stop_kube() {
   if [ -n "${KUBE_PIDS:-}" ]; then kill $KUBE_PIDS 2>/dev/null || true; fi
   # A test may have restarted the API server under a new pid.
-  if [ -f "$ENV_DIR/kube-run/apiserver.pid" ]; then kill "$(cat "$ENV_DIR/kube-run/apiserver.pid")" 2>/dev/null || true; fi
+  if [ -f "$ENV_DIR/kube-run/apiserver.pid" ]; then kill -9 "$(cat "$ENV_DIR/kube-run/apiserver.pid")" 2>/dev/null || true; fi
 }
