@@ -185,6 +185,11 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
     }
 
     pub(super) async fn drain(&mut self, snapshot: &Snapshot, instances: &[Instance], now: Duration) {
+        let draining: std::collections::HashSet<&str> =
+            snapshot.nodes.iter().filter(|n| disrupting(n)).map(|n| n.name.as_str()).collect();
+        self.blocked.retain(|k| {
+            snapshot.pods.iter().any(|p| p.spec.name == *k && p.node.as_deref().is_some_and(|n| draining.contains(n)))
+        });
         for node in snapshot.nodes.iter().filter(|n| disrupting(n)) {
             match replacements(node, snapshot, instances) {
                 Replacements::Waiting => continue,
@@ -214,7 +219,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
                         json!({"pod": p.key(), "node": node.name}),
                     ),
                     Err(ClusterError::Blocked(why)) => {
-                        if self.told.insert(format!("evict:{}", p.key())) {
+                        if self.blocked.insert(p.key()) {
                             self.emit(
                                 now,
                                 "evict-blocked",

@@ -1,5 +1,6 @@
 //! Acting on provisioning and lifecycle decisions: launches, registration, timeouts.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -7,7 +8,7 @@ use serde_json::json;
 use super::{CapacityLoop, claim_json};
 use crate::cloud::CloudError;
 use crate::cloud::provider::{CloudProvider, Instance};
-use crate::cluster::{ClusterApi, Snapshot, Subject};
+use crate::cluster::{ClusterApi, ClusterPod, Snapshot, Subject};
 use crate::provisioning::lifecycle::{INITIALIZED_ANNOTATION, Step, steps};
 use crate::provisioning::{self, Launch, Request};
 use crate::scheduling::catalog::{CapacityType, Catalog};
@@ -21,6 +22,12 @@ fn capacity_type(text: &str) -> Option<CapacityType> {
         "on-demand" => Some(CapacityType::OnDemand),
         _ => None,
     }
+}
+
+/// The pods a launch was planned for (a pod's scheduler name is its `namespace/name`).
+fn served<'a>(snapshot: &'a Snapshot, l: &Launch) -> impl Iterator<Item = &'a ClusterPod> {
+    let wanted: HashSet<String> = l.plan.pods.iter().cloned().collect();
+    snapshot.pods.iter().filter(move |p| wanted.contains(&p.spec.name))
 }
 
 impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
@@ -91,7 +98,8 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         now: Duration,
     ) {
         let pending: Vec<String> = snapshot.pending().map(|p| p.key()).collect();
-        self.told.retain(|p| pending.contains(p));
+        let still: HashSet<&str> = pending.iter().map(String::as_str).collect();
+        self.told.retain(|p| still.contains(p.as_str()));
         let c = &self.rules.cluster;
         if !self.batcher.observe(&pending, now, c.batch_idle, c.batch_max) {
             return;
@@ -110,7 +118,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             if let Some(m) = &self.metrics {
                 m.solve_seconds.observe(started.elapsed().as_secs_f64());
             }
-            self.report_unschedulable(snapshot, &decided, now).await;
+            self.report_unschedulable(&decided, now).await;
             if decided.launches.is_empty() {
                 return;
             }
@@ -160,7 +168,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         }
     }
 
-    async fn report_unschedulable(&mut self, snapshot: &Snapshot, decided: &provisioning::Provision, now: Duration) {
+    async fn report_unschedulable(&mut self, decided: &provisioning::Provision, now: Duration) {
         for u in &decided.unschedulable {
             if !self.told.insert(u.pod.clone()) {
                 continue;
@@ -171,8 +179,9 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
                 format!("pod {} cannot be placed: {}", u.pod, u.reason),
                 json!({"pod": u.pod, "reason": u.reason}),
             );
-            if let Some(p) = snapshot.pods.iter().find(|p| p.key() == u.pod) {
-                let subject = Subject::Pod { namespace: p.namespace.clone(), name: p.name.clone() };
+            // The scheduler names a pod `namespace/name`.
+            if let Some((namespace, name)) = u.pod.split_once('/') {
+                let subject = Subject::Pod { namespace: namespace.to_string(), name: name.to_string() };
                 self.cluster
                     .event(
                         &subject,
@@ -210,7 +219,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
                 self.status.in_flight.push(l.claim.name.clone());
                 if let Some(m) = &self.metrics {
                     m.launched.get_or_create(&super::report::PoolLabels { nodepool: l.claim.node_pool.clone() }).inc();
-                    for p in snapshot.pods.iter().filter(|p| l.plan.pods.contains(&p.key())) {
+                    for p in served(snapshot, l) {
                         m.decision_latency_seconds.observe(now.saturating_sub(p.created_at).as_secs_f64());
                     }
                 }
@@ -227,7 +236,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
                     ),
                     detail,
                 );
-                for p in snapshot.pods.iter().filter(|p| l.plan.pods.contains(&p.key())) {
+                for p in served(snapshot, l) {
                     let subject = Subject::Pod { namespace: p.namespace.clone(), name: p.name.clone() };
                     let msg = format!(
                         "Pod should schedule on NodeClaim {} ({} in {})",

@@ -80,6 +80,8 @@ pub struct CapacityLoop<C, K> {
     validating: Option<Waiting>,
     /// Pods already told they cannot be placed, so events are not repeated each pass.
     told: BTreeSet<String>,
+    /// Pods whose eviction a PodDisruptionBudget refused, reported once per drain.
+    blocked: BTreeSet<String>,
     unsaved: Vec<Decision>,
     events: Vec<LoopEvent>,
     status: LoopStatus,
@@ -105,6 +107,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             next_disruption: Duration::ZERO,
             validating: None,
             told: BTreeSet::new(),
+            blocked: BTreeSet::new(),
             unsaved: Vec::new(),
             events: Vec::new(),
             status,

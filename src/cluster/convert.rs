@@ -84,7 +84,8 @@ fn node_requirements(exprs: &[NodeSelectorRequirement], field: &str) -> Result<R
     Ok(Requirements::from_policy(&reqs))
 }
 
-fn selector(s: Option<&LabelSelector>, field: &str) -> Result<Selector, ConvertError> {
+/// A label selector; `field` names it in errors.
+pub fn selector(s: Option<&LabelSelector>, field: &str) -> Result<Selector, ConvertError> {
     let Some(s) = s else { return Ok(Selector::default()) };
     let mut reqs = Vec::new();
     for (i, e) in s.match_expressions.iter().flatten().enumerate() {

@@ -10,7 +10,6 @@ use thiserror::Error;
 use super::convert::{self, ConvertError};
 use super::model::DO_NOT_DISRUPT;
 use crate::scheduling::pod::{Pod, Selector};
-use crate::scheduling::requirements::Requirements;
 
 #[derive(Debug, Error)]
 pub enum WorkloadError {
@@ -137,16 +136,12 @@ pub fn parse(source_name: &str, text: &str) -> Result<Vec<Workload>, WorkloadErr
             "PodDisruptionBudget" => {
                 let p: PodDisruptionBudget = serde_yaml::from_value(value).map_err(parse_err)?;
                 let spec = p.spec.unwrap_or_default();
-                let selector = spec
-                    .selector
-                    .map(|s| Selector {
-                        match_labels: s.match_labels.unwrap_or_default(),
-                        expressions: Requirements::new(),
-                    })
-                    .unwrap_or_default();
+                let name = p.metadata.name.clone().unwrap_or_default();
+                let selector =
+                    convert::selector(spec.selector.as_ref(), "spec.selector").map_err(|e| template_err(&name, e))?;
                 out.push(Workload::Pdb(PdbSpec {
                     namespace: ns(&p.metadata),
-                    name: p.metadata.name.clone().unwrap_or_default(),
+                    name,
                     selector,
                     min_available: spec.min_available.as_ref().and_then(Amount::from_k8s),
                     max_unavailable: spec.max_unavailable.as_ref().and_then(Amount::from_k8s),

@@ -23,7 +23,8 @@ impl Batcher {
             *self = Batcher::default();
             return false;
         }
-        self.seen.retain(|p| pending.contains(p));
+        let now_pending: BTreeSet<&String> = pending.iter().collect();
+        self.seen.retain(|p| now_pending.contains(p));
         let mut new = false;
         for p in pending {
             new |= self.seen.insert(p.clone());

@@ -3,10 +3,11 @@
 //! NodePool's labels and taints) → initialized (Ready, startup taints gone). An instance that
 //! does not register within [`REGISTRATION_TTL`] is terminated.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::cloud::provider::{Instance, InstanceState, tags};
-use crate::cluster::model::Snapshot;
+use crate::cluster::model::{ClusterNode, Snapshot};
 use crate::policy::meta::{Labels, Taint};
 use crate::scheduling::catalog::Catalog;
 use crate::scheduling::pool::{NODE_POOL_LABEL, PoolSpec};
@@ -39,9 +40,11 @@ pub fn steps(
     now: Duration,
 ) -> Vec<Step> {
     let mut out = Vec::new();
+    let by_instance: HashMap<&str, &ClusterNode> =
+        snapshot.nodes.iter().filter_map(|n| Some((n.instance_id()?, n))).collect();
     for i in instances.iter().filter(|i| i.state != InstanceState::Terminated) {
         let pool = pools.iter().find(|p| p.name == i.node_pool);
-        let node = snapshot.nodes.iter().find(|n| n.instance_id() == Some(i.id.as_str()));
+        let node = by_instance.get(i.id.as_str()).copied();
         match node {
             None if now >= i.launched_at + REGISTRATION_TTL && i.state != InstanceState::ShuttingDown => {
                 out.push(Step::Timeout { instance: i.id.clone(), claim: i.claim.clone(), age: now - i.launched_at });

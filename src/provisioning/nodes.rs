@@ -1,7 +1,7 @@
 //! The capacity the scheduler can place pods on: registered nodes with their pods, and
 //! instances still launching (in flight), with the labels capstan gives their nodes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::cloud::provider::Instance;
 use crate::cluster::model::{ClusterPod, Snapshot};
@@ -62,7 +62,7 @@ pub fn capacity(snapshot: &Snapshot, instances: &[Instance], pools: &[PoolSpec],
         }
         out.push(node);
     }
-    let registered: Vec<&str> = snapshot.nodes.iter().filter_map(|n| n.instance_id()).collect();
+    let registered: HashSet<&str> = snapshot.nodes.iter().filter_map(|n| n.instance_id()).collect();
     for i in instances {
         if registered.contains(&i.id.as_str()) {
             continue;

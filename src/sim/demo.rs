@@ -163,6 +163,8 @@ async fn story(opts: &Options, rec: &mut Recorder) -> Result<Summary, DemoError>
         return Err(DemoError::Setup(format!("{} has no Deployment {}", opts.workload.display(), opts.deployment)));
     };
     world.cluster.apply(workloads);
+    // The story starts from zero whatever the workload file says.
+    world.cluster.scale(&d.namespace, &d.name, 0).map_err(setup("scaling"))?;
     let pools: Vec<&str> = rules.pools.iter().map(|p| p.name.as_str()).collect();
     rec.note(
         &world,
@@ -175,7 +177,6 @@ async fn story(opts: &Options, rec: &mut Recorder) -> Result<Summary, DemoError>
         ),
         json!({"nodes": 0, "nodePools": pools, "revision": revision}),
     );
-    world.cluster.scale(&d.namespace, &d.name, 0).ok();
     let mut events = Vec::new();
     world.run_for(&mut lp, Duration::from_secs(5), &mut events).await;
     rec.take(std::mem::take(&mut events));

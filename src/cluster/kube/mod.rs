@@ -51,6 +51,14 @@ fn api_error(e: kube::Error) -> ClusterError {
     }
 }
 
+/// Waits for a reflector's first listing, up to [`SYNC_TIMEOUT`].
+async fn synced<E>(what: &str, ready: impl std::future::Future<Output = Result<(), E>>) -> Result<(), ClusterError> {
+    match tokio::time::timeout(SYNC_TIMEOUT, ready).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(ClusterError::Api(format!("could not list {what} within {}s", SYNC_TIMEOUT.as_secs()))),
+    }
+}
+
 fn spawn_reflector<K>(api: Api<K>, writer: reflector::store::Writer<K>)
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
@@ -84,22 +92,10 @@ impl KubeCluster {
             .reflect(w)
             .applied_objects();
         tokio::spawn(stream.for_each(|_| futures_util::future::ready(())));
-        for (what, ready) in [
-            (
-                "pods",
-                Box::pin(pods.wait_until_ready()) as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>,
-            ),
-            ("nodes", Box::pin(nodes.wait_until_ready())),
-            ("daemonsets", Box::pin(daemonsets.wait_until_ready())),
-            ("poddisruptionbudgets", Box::pin(pdbs.wait_until_ready())),
-        ] {
-            match tokio::time::timeout(SYNC_TIMEOUT, ready).await {
-                Ok(Ok(())) => {}
-                _ => {
-                    return Err(ClusterError::Api(format!("could not list {what} within {}s", SYNC_TIMEOUT.as_secs())));
-                }
-            }
-        }
+        synced("pods", pods.wait_until_ready()).await?;
+        synced("nodes", nodes.wait_until_ready()).await?;
+        synced("daemonsets", daemonsets.wait_until_ready()).await?;
+        synced("poddisruptionbudgets", pdbs.wait_until_ready()).await?;
         let reporter = Reporter { controller: "capstan".into(), instance: Some(identity.to_string()) };
         Ok(KubeCluster {
             recorder: Recorder::new(client.clone(), reporter),
@@ -171,10 +167,15 @@ impl ClusterApi for KubeCluster {
     async fn snapshot(&self) -> Result<Snapshot, ClusterError> {
         let pods: Vec<_> = self.pods.state().iter().filter_map(|p| objects::pod(p)).collect();
         let mut nodes: Vec<_> = self.nodes.state().iter().map(|n| objects::node(n)).collect();
+        let mut by_node: HashMap<&str, Vec<&super::model::ClusterPod>> = HashMap::new();
+        for p in &pods {
+            if let Some(n) = &p.node {
+                by_node.entry(n.as_str()).or_default().push(p);
+            }
+        }
         for n in &mut nodes {
-            let on: Vec<&super::model::ClusterPod> =
-                pods.iter().filter(|p| p.node.as_deref() == Some(&n.name)).collect();
-            n.pods_changed_at = self.pods_changed_at(&n.name, &on, n.created_at);
+            let on = by_node.get(n.name.as_str()).map_or(&[][..], Vec::as_slice);
+            n.pods_changed_at = self.pods_changed_at(&n.name, on, n.created_at);
         }
         let daemonsets = self.daemonsets.state().iter().filter_map(|d| objects::daemonset(d)).collect();
         let pdbs = self

@@ -134,30 +134,6 @@ pub fn daemonset(d: &DaemonSet) -> Option<crate::scheduling::pod::Pod> {
     convert::pod(&ns, d.metadata.name.as_deref().unwrap_or_default(), &labels, spec.template.spec.as_ref()?).ok()
 }
 
-fn selector(s: Option<&LabelSelector>) -> Selector {
-    let Some(s) = s else { return Selector::default() };
-    let reqs: Vec<crate::policy::nodepool::Requirement> = s
-        .match_expressions
-        .iter()
-        .flatten()
-        .filter_map(|e| {
-            let op = match e.operator.as_str() {
-                "In" => crate::policy::nodepool::Operator::In,
-                "NotIn" => crate::policy::nodepool::Operator::NotIn,
-                "Exists" => crate::policy::nodepool::Operator::Exists,
-                "DoesNotExist" => crate::policy::nodepool::Operator::DoesNotExist,
-                _ => return None,
-            };
-            let values: Vec<&str> = e.values.iter().flatten().map(String::as_str).collect();
-            Some(crate::policy::nodepool::Requirement::new(&e.key, op, &values))
-        })
-        .collect();
-    Selector {
-        match_labels: s.match_labels.clone().unwrap_or_default(),
-        expressions: crate::scheduling::requirements::Requirements::from_policy(&reqs),
-    }
-}
-
 /// A PodDisruptionBudget of either version, read as JSON (`spec.selector`,
 /// `status.disruptionsAllowed`).
 pub fn pdb(namespace: &str, name: &str, spec: &Value, status: &Value) -> Pdb {
@@ -165,7 +141,12 @@ pub fn pdb(namespace: &str, name: &str, spec: &Value, status: &Value) -> Pdb {
     Pdb {
         namespace: namespace.to_string(),
         name: name.to_string(),
-        selector: selector(sel.as_ref()),
+        // A selector that cannot be read covers every pod: the budget then holds drains rather
+        // than being ignored.
+        selector: convert::selector(sel.as_ref(), "spec.selector").unwrap_or_else(|e| {
+            tracing::warn!(pdb = %format!("{namespace}/{name}"), error = %e, "PodDisruptionBudget selector not understood");
+            Selector::default()
+        }),
         disruptions_allowed: status.get("disruptionsAllowed").and_then(Value::as_i64).unwrap_or(0),
     }
 }
