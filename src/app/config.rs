@@ -23,26 +23,163 @@ pub enum ClusterBackend {
     Sim,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Where policy comes from and what it takes to trust it. Credentials are named here (a file, an
+/// environment variable), never written: the files are read by `app::git::source_config`.
+#[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Repository {
     /// A path, `file://`, `git://`, `https://` or `ssh://` URL.
     pub url: String,
-    #[serde(default = "main")]
-    pub branch: String,
+    /// The branch to follow; `main` when neither `tag` nor `commit` is set.
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// A tag to follow instead of a branch (a release moved by re-tagging).
+    #[serde(default)]
+    pub tag: Option<String>,
+    /// A commit to pin instead of a branch (the full 40-character sha): policy stays frozen.
+    #[serde(default)]
+    pub commit: Option<String>,
     /// The folder inside the repository holding `fleet.yaml`.
     #[serde(default)]
     pub path: String,
     /// How often to fetch when no webhook or file watch fires (default 1m).
     #[serde(default)]
     pub poll: Option<GoDuration>,
+    /// Accept a tip that does not descend from the last one seen (a force-push); default false.
+    #[serde(default)]
+    pub allow_rewrite: bool,
+    /// https: the user name sent with the token (default `git`; GitHub and GitLab accept any).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// https: a file holding the token (a mounted Secret); read at every fetch, so rotation works.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// https: the environment variable holding the token.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// ssh: the private key file (without a passphrase: the key is used unattended).
+    #[serde(default)]
+    pub ssh_key_file: Option<PathBuf>,
+    /// ssh: the known_hosts file the server's host key must be in (default `~/.ssh/known_hosts`).
+    #[serde(default)]
+    pub known_hosts_file: Option<PathBuf>,
+    /// Require the tip commit to be signed by one of these keys; unset, signatures are not checked.
+    #[serde(default)]
+    pub signatures: Option<Signatures>,
     /// File holding the shared secret that signs webhook deliveries (`/hooks/git`).
     #[serde(default)]
     pub webhook_secret_file: Option<PathBuf>,
 }
 
-fn main() -> String {
-    "main".to_string()
+impl std::fmt::Debug for Repository {
+    /// The URL without credentials written in it; the rest names files and variables only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("url", &crate::gitops::auth::redact(&self.url))
+            .field("branch", &self.branch)
+            .field("tag", &self.tag)
+            .field("commit", &self.commit)
+            .field("path", &self.path)
+            .field("poll", &self.poll)
+            .field("allow_rewrite", &self.allow_rewrite)
+            .field("username", &self.username)
+            .field("token_file", &self.token_file)
+            .field("token_env", &self.token_env)
+            .field("ssh_key_file", &self.ssh_key_file)
+            .field("known_hosts_file", &self.known_hosts_file)
+            .field("signatures", &self.signatures)
+            .field("webhook_secret_file", &self.webhook_secret_file)
+            .finish()
+    }
+}
+
+/// The keys whose signatures are trusted; at least one of the two files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Signatures {
+    /// SSH-signed commits: an allowed-signers file (`principal ssh-ed25519 AAAA…`, as
+    /// `ssh-keygen -Y verify` reads).
+    #[serde(default)]
+    pub allowed_signers_file: Option<PathBuf>,
+    /// OpenPGP-signed commits: an armored keyring (`gpg --export --armor KEYID…`).
+    #[serde(default)]
+    pub keyring_file: Option<PathBuf>,
+}
+
+impl Repository {
+    /// What can be checked without reading a file: one reference, a full commit id, one token
+    /// source, credentials that fit the URL's transport, at least one signature key file.
+    fn check(&self) -> Result<(), String> {
+        let refs = [("branch", &self.branch), ("tag", &self.tag), ("commit", &self.commit)];
+        let set: Vec<&str> = refs.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| *k).collect();
+        if let [a, b, ..] = set[..] {
+            return Err(format!(
+                "repository.{a} and repository.{b} are both set; follow one of branch, tag and commit"
+            ));
+        }
+        if let Some((name, _)) = refs.iter().find(|(_, v)| v.as_ref().is_some_and(|v| v.trim().is_empty())) {
+            return Err(format!("repository.{name} is empty; name one, or remove the field"));
+        }
+        if let Some(sha) = &self.commit
+            && (sha.len() != 40 || !sha.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(format!(
+                "repository.commit `{sha}` is not a full commit id; write the 40-character sha (git rev-parse HEAD)"
+            ));
+        }
+        if self.token_file.is_some() && self.token_env.is_some() {
+            return Err("repository.tokenFile and repository.tokenEnv are both set; keep one".into());
+        }
+        let https = ["tokenFile", "tokenEnv", "username"];
+        let https_set = [self.token_file.is_some(), self.token_env.is_some(), self.username.is_some()];
+        let ssh = ["sshKeyFile", "knownHostsFile"];
+        let ssh_set = [self.ssh_key_file.is_some(), self.known_hosts_file.is_some()];
+        match transport(&self.url) {
+            Transport::Ssh => {
+                if let Some(i) = https_set.iter().position(|s| *s) {
+                    return Err(format!(
+                        "repository.{} is used over https, but the url is ssh; use repository.sshKeyFile (the user goes in the url: ssh://git@host/…)",
+                        https[i]
+                    ));
+                }
+            }
+            Transport::Http => {
+                if let Some(i) = ssh_set.iter().position(|s| *s) {
+                    return Err(format!(
+                        "repository.{} is used over ssh, but the url is http(s); use repository.tokenFile or repository.tokenEnv",
+                        ssh[i]
+                    ));
+                }
+            }
+            Transport::Other => {}
+        }
+        if let Some(s) = &self.signatures
+            && s.allowed_signers_file.is_none()
+            && s.keyring_file.is_none()
+        {
+            return Err("repository.signatures names no key; set signatures.allowedSignersFile and/or signatures.keyringFile, or remove signatures to accept unsigned commits".into());
+        }
+        Ok(())
+    }
+}
+
+/// How a repository URL is fetched, for the credentials that apply to it.
+enum Transport {
+    Ssh,
+    Http,
+    /// A path, `file://` or `git://`: no credentials.
+    Other,
+}
+
+fn transport(url: &str) -> Transport {
+    let scp_like = !url.contains("://") && !url.starts_with('/') && url.contains('@') && url.contains(':');
+    if url.starts_with("ssh://") || scp_like {
+        Transport::Ssh
+    } else if url.starts_with("https://") || url.starts_with("http://") {
+        Transport::Http
+    } else {
+        Transport::Other
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -127,6 +264,37 @@ pub struct DaemonConfig {
     pub kube: Kube,
     #[serde(default)]
     pub aws: Aws,
+    #[serde(default)]
+    pub rollout: Rollout,
+    /// How every S3 state store is reached (this cluster's and the other clusters' of the fleet).
+    #[serde(default)]
+    pub s3: S3,
+    /// The file this was loaded from, named in errors found after loading (empty when the config
+    /// was built in code).
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+/// The fleet rollout on this cluster.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rollout {
+    /// How often the gate runs and the heartbeat in `status.json` is written (default 10s); a
+    /// newly accepted revision runs it at once. Keep it well below the Fleet's heartbeatTimeout.
+    #[serde(default)]
+    pub interval: Option<GoDuration>,
+}
+
+/// S3 endpoint and addressing, for S3-compatible stores and VPC endpoints.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct S3 {
+    /// Default: the AWS chain's.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`).
+    #[serde(default)]
+    pub force_path_style: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +318,8 @@ impl DaemonConfig {
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         cfg.resolve(&base);
+        cfg.file = path.to_path_buf();
+        cfg.repository.check().map_err(|message| ConfigError::Invalid { path: path.display().to_string(), message })?;
         if cfg.sim.speed.is_some_and(|s| s.is_nan() || s <= 0.0) {
             return Err(ConfigError::Invalid {
                 path: path.display().to_string(),
@@ -169,15 +339,23 @@ impl DaemonConfig {
                 *w = base.join(&*w);
             }
         }
-        for f in [&mut self.kube.kubeconfig, &mut self.aws.prices_file].into_iter().flatten() {
+        let r = &mut self.repository;
+        let mut files = vec![
+            &mut self.data_dir,
+            &mut self.kube.kubeconfig,
+            &mut self.aws.prices_file,
+            &mut r.webhook_secret_file,
+            &mut r.token_file,
+            &mut r.ssh_key_file,
+            &mut r.known_hosts_file,
+        ];
+        if let Some(s) = &mut r.signatures {
+            files.extend([&mut s.allowed_signers_file, &mut s.keyring_file]);
+        }
+        for f in files.into_iter().flatten() {
             if f.is_relative() {
                 *f = base.join(&*f);
             }
-        }
-        if let Some(f) = &mut self.repository.webhook_secret_file
-            && f.is_relative()
-        {
-            *f = base.join(&*f);
         }
         if let Some(s) = &self.state_store
             && let Some(rel) = s.strip_prefix("file://").filter(|r| !r.starts_with('/'))
@@ -192,6 +370,19 @@ impl DaemonConfig {
 
     pub fn reconcile_interval(&self) -> Duration {
         self.reconcile_interval.as_ref().map_or(Duration::from_secs(60), |d| d.duration())
+    }
+
+    /// Time between rollout passes; never below 100ms.
+    pub fn rollout_interval(&self) -> Duration {
+        self.rollout.interval.as_ref().map_or(Duration::from_secs(10), |d| d.duration()).max(Duration::from_millis(100))
+    }
+
+    pub fn s3_options(&self) -> crate::kops::s3::S3Options {
+        crate::kops::s3::S3Options {
+            endpoint: self.s3.endpoint.clone(),
+            region: None,
+            path_style: self.s3.force_path_style,
+        }
     }
 
     pub fn listen(&self) -> &str {

@@ -17,7 +17,6 @@ use crate::cloud::metered::{CloudMetrics, Metered};
 use crate::cloud::provider::CloudProvider;
 use crate::cloud::sim::SimCloud;
 use crate::cluster::sim::SimCluster;
-use crate::gitops::GitStatus;
 use crate::sim::World;
 
 /// Time between passes. A pending pod waits at most this beyond the batch window.
@@ -50,7 +49,7 @@ pub async fn tick<C: CloudProvider>(world: &World, lp: &mut CapacityLoop<C, SimC
 pub async fn capacity(
     cfg: DaemonConfig,
     world: World,
-    mut git: watch::Receiver<GitStatus>,
+    mut policy: super::rollout::InForce,
     shared: Arc<Shared>,
     metrics: LoopMetrics,
     cloud_metrics: CloudMetrics,
@@ -60,8 +59,8 @@ pub async fn capacity(
     let mut lp: Option<CapacityLoop<Metered<SimCloud>, SimCluster>> = None;
     let mut revision = String::new();
     while super::pause(TICK, &mut stop).await {
-        if git.has_changed().unwrap_or(false) || lp.is_none() {
-            let accepted = git.borrow_and_update().accepted.clone();
+        if policy.has_changed().unwrap_or(false) || lp.is_none() {
+            let accepted = policy.borrow_and_update().clone();
             if let Some(acc) = accepted.filter(|a| a.revision.to_string() != revision) {
                 revision = acc.revision.to_string();
                 let rules = Arc::new(Rules::from_policy(&acc.policy, &revision));
@@ -83,6 +82,8 @@ pub async fn capacity(
                 }
             }
         }
+        // The clock moves even before a policy is in force: the rollout reads it.
+        world.clock.set(pace.now());
         let Some(l) = lp.as_mut() else { continue };
         tick(&world, l, &pace).await;
         let status = l.status().clone();

@@ -31,6 +31,8 @@ pub struct Shared {
     pub leading: watch::Receiver<bool>,
     pub registry: Registry,
     pub sim: Option<SimCluster>,
+    /// The fleet rollout on this cluster.
+    pub rollout: Mutex<Option<super::rollout::RolloutView>>,
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -64,12 +66,27 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
 pub fn status_document(s: &Shared) -> Value {
     let git = s.git.borrow().clone();
     let capacity = s.capacity.lock().expect("status").clone().unwrap_or_default();
+    let rollout = s.rollout.lock().expect("status").clone().unwrap_or_default();
+    let r = &rollout.record;
     json!({
         "cluster": s.cluster,
         "leader": *s.leading.borrow(),
-        "appliedRevision": git.applied_revision.as_ref().map(ToString::to_string),
-        "lastKnownGood": git.applied_revision.as_ref().map(ToString::to_string),
+        "appliedRevision": r.in_force.as_ref().map(|h| h.revision.clone()),
+        "lastKnownGood": r.last_known_good.as_ref().map(|h| h.revision.clone()),
+        "acceptedRevision": git.applied_revision.as_ref().map(ToString::to_string),
         "lastRevision": git.last_revision.as_ref().map(ToString::to_string),
+        "rollout": {
+            "wave": r.wave,
+            "state": r.phase.label(),
+            "reason": r.reason,
+            "healthy": r.healthy,
+            "healthReasons": r.health_reasons,
+            "soak": r.soak,
+            "soakSeconds": r.soak_seconds,
+            "halted": r.halted,
+            "recentSteps": rollout.steps,
+            "error": rollout.error,
+        },
         "policyError": git.last_error,
         "policyErrors": git.last_errors,
         "fetches": git.fetches,

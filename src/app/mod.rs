@@ -15,8 +15,10 @@
 
 pub mod config;
 pub mod drive;
+pub mod git;
 pub mod http;
 pub mod real;
+pub mod rollout;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -32,9 +34,10 @@ use crate::capacity::wall;
 use crate::cloud::aws::provider::wall_clock;
 use crate::cluster::kube::KubeCluster;
 use crate::cluster::kube::lease::Elector;
-use crate::gitops::auth::Auth;
+use crate::fleet::metrics::RolloutMetrics;
+use crate::fleet::revisions::GitRevisions;
 use crate::gitops::metrics::GitMetrics;
-use crate::gitops::{Follower, GitSource, GitStatus, Reference, SourceConfig};
+use crate::gitops::{Follower, GitSource};
 use crate::kops::any::Store;
 use crate::kops::reconcile::{Target, reconcile_once};
 use crate::kops::s3::S3Options;
@@ -51,20 +54,9 @@ pub enum AppError {
     Listen { addr: String, source: std::io::Error },
 }
 
-fn follower(cfg: &DaemonConfig, registry: &mut Registry) -> Follower<GitSource> {
-    let source = GitSource::new(
-        SourceConfig {
-            url: cfg.repository.url.clone(),
-            reference: Reference::Branch(cfg.repository.branch.clone()),
-            path: cfg.repository.path.clone(),
-            auth: Auth::default(),
-            allow_rewrite: false,
-            trust: None,
-            mirror: cfg.data_dir().join("mirror"),
-        },
-        None,
-    );
-    Follower::new(source, &cfg.cluster).with_metrics(GitMetrics::register(registry))
+fn git_source(cfg: &DaemonConfig) -> Result<GitSource, AppError> {
+    let config = git::source_config(cfg).map_err(|e| AppError::Config(e.to_string()))?;
+    Ok(GitSource::new(config, None))
 }
 
 /// Resolves a shutdown when SIGTERM or Ctrl-C arrives.
@@ -125,11 +117,15 @@ async fn backends(cfg: &DaemonConfig) -> Result<Backends, AppError> {
 /// Runs the daemon until a signal; the listener is passed in so tests can bind port 0.
 pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppError> {
     let mut registry = Registry::default();
-    let follower = Arc::new(follower(&cfg, &mut registry));
+    let source = git_source(&cfg)?;
+    let revisions = GitRevisions::new(source.clone(), &cfg.cluster);
+    let follower = Arc::new(Follower::new(source, &cfg.cluster).with_metrics(GitMetrics::register(&mut registry)));
     let metrics = LoopMetrics::register(&mut registry);
     let cloud_metrics = crate::cloud::metered::CloudMetrics::register(&mut registry);
+    let rollout_metrics = RolloutMetrics::register(&mut registry);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (lead_tx, lead_rx) = watch::channel(false);
+    let (in_force_tx, in_force_rx) = watch::channel(None);
     let backends = backends(&cfg).await?;
     let shared = Arc::new(Shared {
         cluster: cfg.cluster.clone(),
@@ -143,6 +139,7 @@ pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppErro
             Backends::Sim(w) => Some(w.cluster.clone()),
             Backends::Real(..) => None,
         },
+        rollout: Mutex::new(None),
     });
     let mut router = http::router(shared.clone());
     if let Some(path) = &cfg.repository.webhook_secret_file {
@@ -159,36 +156,65 @@ pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppErro
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), cluster = %cfg.cluster, "capstan listening");
 
     let stop_git = Arc::new(Notify::new());
+    let base_ready = Arc::new(Notify::new());
     let git_task = {
-        let (f, stop, poll) = (follower.clone(), stop_git.clone(), cfg.poll());
-        tokio::spawn(async move { f.run(poll, stop).await })
+        let (f, stop, poll, ready) = (follower.clone(), stop_git.clone(), cfg.poll(), base_ready.clone());
+        // The follower waits for its fast-forward base, read back from the state store.
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = ready.notified() => f.run(poll, stop).await,
+                _ = stop.notified() => {}
+            }
+        })
     };
     let store_task = tokio::spawn(state_store_task(
         cfg.clone(),
-        follower.subscribe(),
+        in_force_rx.clone(),
         shared.clone(),
         lead_rx.clone(),
         stop_rx.clone(),
     ));
-    let (loop_task, elector_task) = match backends {
+    macro_rules! rollout {
+        ($cluster:expr, $clock:expr) => {
+            rollout::Task {
+                cfg: cfg.clone(),
+                revisions: revisions.clone(),
+                git: follower.subscribe(),
+                in_force: in_force_tx.clone(),
+                shared: shared.clone(),
+                metrics: rollout_metrics.clone(),
+                clock: $clock,
+                cluster: $cluster,
+                base_ready: base_ready.clone(),
+                leading: lead_rx.clone(),
+                stop: stop_rx.clone(),
+            }
+        };
+    }
+    let mut sim_leader = None;
+    let (loop_task, rollout_task, elector_task) = match backends {
         Backends::Sim(world) => {
+            // Always the leader: the sender stays alive so that nobody sees it closed.
             lead_tx.send_replace(true);
+            sim_leader = Some(lead_tx);
+            let fleet = rollout!(world.cluster.clone(), Arc::new(world.clock.clone())).run();
             let task = drive::capacity(
                 cfg.clone(),
                 world,
-                follower.subscribe(),
+                in_force_rx.clone(),
                 shared.clone(),
                 metrics,
                 cloud_metrics,
                 stop_rx.clone(),
             );
-            (tokio::spawn(task), None)
+            (tokio::spawn(task), tokio::spawn(fleet), None)
         }
         Backends::Real(cluster, elector) => {
+            let fleet = rollout!((*cluster).clone(), Arc::new(crate::clock::SystemClock)).run();
             let task = real::capacity(
                 cfg.clone(),
                 *cluster,
-                follower.subscribe(),
+                in_force_rx.clone(),
                 shared.clone(),
                 metrics,
                 cloud_metrics,
@@ -196,7 +222,8 @@ pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppErro
                 stop_rx.clone(),
             );
             let stop = stop_rx.clone();
-            (tokio::spawn(task), Some(tokio::spawn(async move { elector.run(lead_tx, stop).await })))
+            let elector = tokio::spawn(async move { elector.run(lead_tx, stop).await });
+            (tokio::spawn(task), tokio::spawn(fleet), Some(elector))
         }
     };
     let mut http_stop = stop_rx.clone();
@@ -209,10 +236,11 @@ pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppErro
     tracing::info!("shutting down: finishing the passes in progress");
     let _ = stop_tx.send(true);
     stop_git.notify_one();
-    let _ = tokio::join!(git_task, store_task, loop_task, http_task);
+    let _ = tokio::join!(git_task, store_task, loop_task, rollout_task, http_task);
     if let Some(t) = elector_task {
         let _ = t.await;
     }
+    drop(sim_leader);
     tracing::info!("stopped");
     Ok(())
 }
@@ -224,13 +252,13 @@ pub async fn open_store(cfg: &DaemonConfig, policy: &crate::policy::EffectivePol
             || format!("no state store: set stateStore in the config or in fleet.yaml for {}", cfg.cluster),
         )?;
     let region = policy.fleet_entry.as_ref().map(|f| f.region.clone());
-    Store::open(&url, &S3Options { region, ..S3Options::default() }).await.map_err(|e| e.to_string())
+    Store::open(&url, &S3Options { region, ..cfg.s3_options() }).await.map_err(|e| e.to_string())
 }
 
 /// Reconciles the kOps InstanceGroups on every new revision and every interval.
 async fn state_store_task(
     cfg: DaemonConfig,
-    mut git: watch::Receiver<GitStatus>,
+    mut policy: rollout::InForce,
     shared: Arc<Shared>,
     mut leading: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
@@ -238,7 +266,7 @@ async fn state_store_task(
     let cache = crate::kops::read::Cache::default();
     let mut store: Option<Store> = None;
     loop {
-        let accepted = git.borrow_and_update().accepted.clone().filter(|_| *leading.borrow_and_update());
+        let accepted = policy.borrow_and_update().clone().filter(|_| *leading.borrow_and_update());
         if let Some(acc) = accepted {
             let revision = acc.revision.to_string();
             if store.is_none() {
@@ -270,7 +298,7 @@ async fn state_store_task(
         }
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
-            _ = git.changed() => {}
+            _ = policy.changed() => {}
             _ = leading.changed() => {}
             _ = tokio::time::sleep(cfg.reconcile_interval()) => {}
         }

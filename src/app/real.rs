@@ -18,7 +18,6 @@ use crate::cloud::aws::provider::{AwsCloud, wall_clock};
 use crate::cloud::aws::{self, Endpoint};
 use crate::cloud::metered::{CloudMetrics, Metered};
 use crate::cluster::kube::KubeCluster;
-use crate::gitops::GitStatus;
 use crate::gitops::follow::Accepted;
 use crate::scheduling::catalog::Catalog;
 
@@ -66,7 +65,7 @@ async fn provider(
 pub async fn capacity(
     cfg: DaemonConfig,
     cluster: KubeCluster,
-    mut git: watch::Receiver<GitStatus>,
+    mut policy: super::rollout::InForce,
     shared: Arc<Shared>,
     metrics: LoopMetrics,
     cloud_metrics: CloudMetrics,
@@ -88,7 +87,7 @@ pub async fn capacity(
             shared.ready.store(true, Ordering::Relaxed);
             continue;
         }
-        let accepted = git.borrow_and_update().accepted.clone();
+        let accepted = policy.borrow_and_update().clone();
         if let Some(acc) = accepted.filter(|a| a.revision.to_string() != revision) {
             let carried = match &lp {
                 Some(l) => l.cloud().inner().catalog.lock().map(|c| c.clone()).unwrap_or_default(),

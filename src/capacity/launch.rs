@@ -166,6 +166,8 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             }
             catalog = self.catalog(now).await.unwrap_or(catalog);
         }
+        let why = format!("every offering tried in {ICE_RETRIES} attempts ran out of capacity");
+        self.status.last_unserved = Some((now, why));
     }
 
     async fn report_unschedulable(&mut self, decided: &provisioning::Provision, now: Duration) {

@@ -223,6 +223,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
     fn observe(&mut self, snapshot: &Snapshot, instances: &[Instance]) {
         let s = &mut self.status;
         s.pending_pods = snapshot.pending().count();
+        s.oldest_pending = snapshot.pending().min_by_key(|p| p.created_at).map(|p| (p.created_at, p.key()));
         s.nodes_per_node_pool.clear();
         for n in &snapshot.nodes {
             if let Some(p) = n.labels.get(NODE_POOL_LABEL) {

@@ -44,6 +44,12 @@ pub struct LoopStatus {
     pub draining: Vec<String>,
     pub recent_decisions: VecDeque<Decision>,
     pub last_error: Option<String>,
+    /// The oldest pod waiting for capacity: when it was created (loop clock) and its name.
+    #[serde(skip)]
+    pub oldest_pending: Option<(Duration, String)>,
+    /// The last launch that failed for lack of any usable offering: when and why.
+    #[serde(skip)]
+    pub last_unserved: Option<(Duration, String)>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -3,12 +3,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Args;
+use clap::{Args, Subcommand};
 
 use crate::sim::demo::{self, Entry, Options, Summary};
+use crate::sim::fleet;
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct DemoArgs {
+    #[command(subcommand)]
+    story: Option<Story>,
     /// The config repository (default: the example fleet).
     #[arg(long)]
     repo: Option<PathBuf>,
@@ -25,6 +29,31 @@ pub struct DemoArgs {
     #[arg(long)]
     state_dir: Option<PathBuf>,
     /// JSON lines (`t`, `event`, `message`, `detail`) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Story {
+    /// The fleet rollout story: three simulated clusters (dev, staging, prod) follow one Git
+    /// repository; a good commit rolls out wave by wave after each soak, a bad one halts at dev,
+    /// which rolls back, and the later waves never take it.
+    Fleet(FleetArgs),
+}
+
+#[derive(Debug, Args)]
+struct FleetArgs {
+    /// The config repository to start from (default: the example fleet).
+    #[arg(long)]
+    repo: Option<PathBuf>,
+    /// Kubernetes YAML with the `inflate` Deployment (default: the example).
+    #[arg(long)]
+    workload: Option<PathBuf>,
+    /// Keep the Git repository, mirrors and state stores in this folder (default: a temporary
+    /// folder, removed at the end).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// JSON lines (`t`, `event`, `message`, `detail`) ending with a `summary` line.
     #[arg(long)]
     json: bool,
 }
@@ -66,6 +95,9 @@ fn print_summary(s: &Summary, replicas: u32) {
 }
 
 pub fn run(args: DemoArgs) -> ExitCode {
+    if let Some(Story::Fleet(f)) = args.story {
+        return run_fleet(f);
+    }
     let state_dir = args.state_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("capstan-demo-{}-{}", std::process::id(), chrono::Utc::now().timestamp()))
     });
@@ -112,4 +144,98 @@ pub fn run(args: DemoArgs) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn run_fleet(args: FleetArgs) -> ExitCode {
+    let temporary = args.state_dir.is_none();
+    let state_dir = args.state_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!(
+            "capstan-demo-fleet-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp()
+        ))
+    });
+    let opts = fleet::Options {
+        repo: args.repo.clone().unwrap_or_else(|| example("examples/fleet")),
+        workload: args.workload.clone().unwrap_or_else(|| example("examples/workloads/inflate.yaml")),
+        state_dir: state_dir.clone(),
+    };
+    if !args.json {
+        println!(
+            "capstan demo fleet: dev (wave 0), staging (wave 1) and prod (wave 2) on simulated EC2 and Kubernetes, each with its own state store, following one Git repository"
+        );
+    }
+    let result = super::runtime().block_on(fleet::run(&opts));
+    if temporary {
+        let _ = std::fs::remove_dir_all(&state_dir);
+    }
+    let (entries, outcome) = match result {
+        Ok((entries, rows)) => (entries, Ok(rows)),
+        Err((e, entries)) => (entries, Err(e)),
+    };
+    if args.json {
+        for e in &entries {
+            println!("{}", serde_json::to_string(e).expect("entries serialise"));
+        }
+    } else {
+        print_text(&shorten(&entries));
+    }
+    match outcome {
+        Ok(rows) => {
+            if args.json {
+                let line =
+                    serde_json::json!({"t": entries.last().map_or(0.0, |e| e.t), "event": "summary", "detail": rows});
+                println!("{line}");
+            } else {
+                print_rows(&rows);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn print_rows(rows: &[fleet::Row]) {
+    let short = |r: &Option<String>| {
+        r.as_deref().map_or("—".to_string(), |r| r.split("sha1:").nth(1).unwrap_or(r).chars().take(12).collect())
+    };
+    println!();
+    println!("{:<8} {:>4}  {:<12}  {:<15}  {:<12}  halted", "cluster", "wave", "in force", "last-known-good", "state");
+    for r in rows {
+        let halted: Vec<String> = r.halted.iter().map(|h| short(&Some(h.clone()))).collect();
+        println!(
+            "{:<8} {:>4}  {:<12}  {:<15}  {:<12}  {}",
+            r.cluster,
+            r.wave,
+            short(&r.in_force),
+            short(&r.last_known_good),
+            r.state,
+            if halted.is_empty() { "—".to_string() } else { halted.join(", ") }
+        );
+    }
+}
+
+/// Revisions shown as `main@sha1:<12 hex>` in the text timeline.
+fn shorten(entries: &[Entry]) -> Vec<Entry> {
+    entries
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            let mut out = String::new();
+            let mut rest = e.message.as_str();
+            while let Some(i) = rest.find("sha1:") {
+                let (head, tail) = rest.split_at(i + 5);
+                out.push_str(head);
+                let hex = tail.bytes().take_while(u8::is_ascii_hexdigit).count();
+                out.push_str(&tail[..hex.min(12)]);
+                rest = &tail[hex..];
+            }
+            out.push_str(rest);
+            e.message = out;
+            e
+        })
+        .collect()
 }

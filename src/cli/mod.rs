@@ -1,5 +1,6 @@
 //! The command line: parse arguments, call the library, print, and map outcomes to exit codes
-//! (0 clean, 1 findings or failure, 2 usage).
+//! (0 clean, 1 findings or failure, 2 usage; `fleet status` uses 2 for "in progress" and 3 for
+//! usage).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use crate::policy::{self, Snapshot, Validation};
 mod audit;
 mod bench;
 mod demo;
+mod fleet;
 mod run;
 mod state;
 
@@ -71,6 +73,11 @@ pub enum Command {
         #[command(subcommand)]
         what: bench::BenchCommand,
     },
+    /// Fleet rollout across the clusters of fleet.yaml.
+    Fleet {
+        #[command(subcommand)]
+        what: fleet::FleetCommand,
+    },
     /// Instance catalogs.
     Catalog {
         #[command(subcommand)]
@@ -109,7 +116,10 @@ pub enum Format {
 }
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return parse_error(&e),
+    };
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Run(args) => run::run(args),
@@ -123,7 +133,19 @@ pub fn main() -> ExitCode {
             catalog_export(&prices, endpoint, region, out.as_deref())
         }
         Command::Bench { what } => bench::run(what),
+        Command::Fleet { what } => fleet::run(what),
     }
+}
+
+/// clap's exit code for bad arguments is 2, which `fleet` commands use for "in progress"; theirs
+/// is 3.
+fn parse_error(e: &clap::Error) -> ExitCode {
+    // Printing to a closed pipe is not worth a panic.
+    let _ = e.print();
+    if !e.use_stderr() {
+        return ExitCode::SUCCESS; // --help, --version
+    }
+    if std::env::args().nth(1).as_deref() == Some("fleet") { ExitCode::from(fleet::USAGE) } else { ExitCode::from(2) }
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -24,17 +24,30 @@ pub struct StoreArgs {
     /// `s3://bucket[/prefix]` or `file:///path`; default: the cluster's `stateStore` in fleet.yaml.
     #[arg(long)]
     pub state_store: Option<String>,
+    #[command(flatten)]
+    pub s3: S3Args,
+    /// AWS region of the bucket (default: the cluster's region in fleet.yaml, then the AWS chain).
+    #[arg(long)]
+    pub region: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Where S3 is, for every command that opens a state store.
+#[derive(Debug, Args)]
+pub struct S3Args {
     /// S3 endpoint, for S3-compatible stores (default: the AWS chain's).
     #[arg(long)]
     pub s3_endpoint: Option<String>,
     /// Path-style S3 addressing, for S3-compatible stores.
     #[arg(long)]
     pub s3_path_style: bool,
-    /// AWS region of the bucket (default: the cluster's region in fleet.yaml, then the AWS chain).
-    #[arg(long)]
-    pub region: Option<String>,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+}
+
+impl S3Args {
+    pub fn options(&self, region: Option<String>) -> S3Options {
+        S3Options { endpoint: self.s3_endpoint.clone(), region, path_style: self.s3_path_style }
+    }
 }
 
 struct Prepared {
@@ -66,11 +79,7 @@ async fn prepare(args: &StoreArgs) -> Result<Prepared, ExitCode> {
         eprintln!("error: no state store: pass --state-store or set the cluster's stateStore in fleet.yaml");
         return Err(ExitCode::from(2));
     };
-    let s3 = S3Options {
-        endpoint: args.s3_endpoint.clone(),
-        region: args.region.clone().or_else(|| fleet.map(|f| f.region.clone())),
-        path_style: args.s3_path_style,
-    };
+    let s3 = args.s3.options(args.region.clone().or_else(|| fleet.map(|f| f.region.clone())));
     let store = Store::open(&url, &s3).await.map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)

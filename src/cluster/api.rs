@@ -10,7 +10,7 @@
 //! - **`evict`** asks for a pod's eviction through the Eviction API. `Blocked` means a
 //!   PodDisruptionBudget refused it now (HTTP 429): retry later. A pod already gone is success.
 //! - **`delete_node`** removes the Node object; a node already gone is success.
-//! - **`event`** records a Kubernetes Event on a pod or node; best effort.
+//! - **`event`** records a Kubernetes Event on a pod, a node or capstan's Lease; best effort.
 
 use std::future::Future;
 
@@ -35,8 +35,16 @@ pub enum ClusterError {
 /// The object an event is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
-    Pod { namespace: String, name: String },
+    Pod {
+        namespace: String,
+        name: String,
+    },
     Node(String),
+    /// capstan's own leader Lease: events about the cluster as a whole (rollout steps).
+    Lease {
+        namespace: String,
+        name: String,
+    },
 }
 
 /// What the capacity loop needs from Kubernetes. See the module documentation for the contract.

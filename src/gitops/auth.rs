@@ -126,7 +126,10 @@ pub fn fetch_error(url: &str, auth: &Auth, e: &git2::Error) -> SourceError {
         return SourceError::Auth { url: url.to_string(), message: format!("{message}; check {}", auth.describe()) };
     }
     if e.code() == git2::ErrorCode::Certificate || lower.contains("host key") || lower.contains("known_hosts") {
-        return SourceError::Auth { url: url.to_string(), message: format!("{message}; check the known_hosts file") };
+        return SourceError::Auth {
+            url: url.to_string(),
+            message: format!("{message}; check the known_hosts file (repository.knownHostsFile)"),
+        };
     }
     SourceError::Url { url: url.to_string(), message }
 }

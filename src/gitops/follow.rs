@@ -35,8 +35,9 @@ pub struct GitStatus {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub last_errors: Vec<String>,
     pub fetches: u64,
+    /// The newest accepted revision, shared (never copied per pass).
     #[serde(skip)]
-    pub accepted: Option<Accepted>,
+    pub accepted: Option<Arc<Accepted>>,
 }
 
 /// Judges a fetched revision for `cluster`: the policy to put in force, or the reasons not to.
@@ -54,6 +55,9 @@ pub fn judge(fetched: &Fetched, cluster: &str) -> Result<EffectivePolicy, Vec<St
     }
     Ok(v.policies.into_iter().next().expect("one cluster was asked for"))
 }
+
+/// The shortest poll interval: a zero poll would fetch in a busy loop.
+pub const MIN_POLL: Duration = Duration::from_millis(200);
 
 pub struct Follower<S> {
     source: S,
@@ -134,12 +138,12 @@ impl<S: ConfigSource> Follower<S> {
                 st.applied_revision = Some(revision.clone());
                 st.last_error = None;
                 st.last_errors.clear();
-                st.accepted = Some(Accepted {
+                st.accepted = Some(Arc::new(Accepted {
                     revision,
                     snapshot: fetched.snapshot,
                     policy: Arc::new(policy),
                     commit: fetched.commit,
-                });
+                }));
                 true
             }
             Err(errors) => {
@@ -155,6 +159,7 @@ impl<S: ConfigSource> Follower<S> {
 
     /// Syncs at once, then on every trigger and every `poll`, until `stop` is notified.
     pub async fn run(&self, poll: Duration, stop: Arc<Notify>) {
+        let poll = poll.max(MIN_POLL);
         loop {
             self.sync_once().await;
             tokio::select! {

@@ -17,7 +17,7 @@ pub fn check(cert: &Cert<'_>, host: &str, known_hosts: Option<&Path>) -> Result<
     let file = known_hosts.map(Path::to_path_buf).or_else(default_file);
     let Some(file) = file else {
         return Err(git2::Error::from_str(&format!(
-            "the host key of {host} cannot be verified: no known_hosts file; set knownHosts (ssh-keyscan {host} > known_hosts, then check it)"
+            "the host key of {host} cannot be verified: no known_hosts file; set repository.knownHostsFile (ssh-keyscan {host} > known_hosts, then check it)"
         )));
     };
     let text = std::fs::read_to_string(&file)

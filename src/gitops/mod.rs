@@ -51,7 +51,7 @@ pub enum SourceError {
     #[error("{url}: {message}")]
     Reference { url: String, message: String },
     #[error(
-        "history was rewritten: {to} does not descend from {from}, the last revision seen; refused (set allowRewrite to accept force-pushes)"
+        "history was rewritten: {to} does not descend from {from}, the last revision seen; refused (set repository.allowRewrite to accept force-pushes)"
     )]
     NotFastForward { from: String, to: String },
     #[error("git: {0}")]

@@ -107,7 +107,61 @@ impl GitSource {
         &self.config
     }
 
-    fn fetch_blocking(&self) -> Result<Fetched, SourceError> {
+    /// The last tip seen: the base a new tip must descend from.
+    pub fn base(&self) -> Option<String> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).map(|o| o.to_string())
+    }
+
+    /// Sets the fast-forward base (read back after a restart).
+    pub fn set_base(&self, sha: Option<&str>) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = sha.and_then(|s| Oid::from_str(s).ok());
+    }
+
+    /// Fetches the tip without judging it or moving the fast-forward base: for reading where
+    /// the rest of the daemon's state is kept before the first real fetch.
+    pub async fn peek(&self) -> Result<Fetched, SourceError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let repo = this.fetch_into_mirror()?;
+            let tip = resolve(&repo, &this.config.reference, &auth::redact(&this.config.url))?;
+            this.read(&repo, tip)
+        })
+        .await
+        .unwrap_or_else(|e| Err(SourceError::Git(format!("fetch task failed: {e}"))))
+    }
+
+    /// A commit already in the mirror, read as a fetched revision (signature checked when
+    /// required).
+    pub fn load(&self, sha: &str) -> Result<Fetched, SourceError> {
+        let repo = open_mirror(&self.config.mirror)?;
+        let oid = Oid::from_str(sha).map_err(|_| SourceError::Git(format!("`{sha}` is not a commit id")))?;
+        self.read(&repo, oid)
+    }
+
+    /// The full sha of a commit id (full or abbreviated) in the mirror.
+    pub fn resolve_id(&self, id: &str) -> Option<String> {
+        let repo = open_mirror(&self.config.mirror).ok()?;
+        let object = repo.revparse_single(id).ok()?;
+        object.peel_to_commit().ok().map(|c| c.id().to_string())
+    }
+
+    /// Which of `shas` descend from which: (ancestor, descendant) pairs.
+    pub fn ancestry(&self, shas: &[String]) -> Vec<(String, String)> {
+        let Ok(repo) = open_mirror(&self.config.mirror) else { return Vec::new() };
+        let oids: Vec<(String, Oid)> =
+            shas.iter().filter_map(|s| Oid::from_str(s).ok().map(|o| (s.clone(), o))).collect();
+        let mut pairs = Vec::new();
+        for (a, ao) in &oids {
+            for (b, bo) in &oids {
+                if a != b && repo.graph_descendant_of(*bo, *ao).unwrap_or(false) {
+                    pairs.push((a.clone(), b.clone()));
+                }
+            }
+        }
+        pairs
+    }
+
+    fn fetch_into_mirror(&self) -> Result<Repository, SourceError> {
         let c = &self.config;
         let (url, from_url) = auth::split_url(&c.url);
         let shown = auth::redact(&c.url);
@@ -122,12 +176,17 @@ impl GitSource {
             Reference::Tag(t) => vec![format!("+refs/tags/{t}:refs/tags/{t}")],
             Reference::Commit(_) => vec!["+refs/heads/*:refs/remotes/origin/*".to_string()],
         };
-        let mut remote = repo
-            .remote_anonymous(&url)
-            .map_err(|e| SourceError::Url { url: shown.clone(), message: e.message().to_string() })?;
-        remote.fetch(&refspecs, Some(&mut options), None).map_err(|e| auth::fetch_error(&shown, &auth, &e))?;
-        let tip = resolve(&repo, &c.reference, &shown)?;
-        self.check_fast_forward(&repo, tip)?;
+        {
+            let mut remote = repo
+                .remote_anonymous(&url)
+                .map_err(|e| SourceError::Url { url: shown.clone(), message: e.message().to_string() })?;
+            remote.fetch(&refspecs, Some(&mut options), None).map_err(|e| auth::fetch_error(&shown, &auth, &e))?;
+        }
+        Ok(repo)
+    }
+
+    fn read(&self, repo: &Repository, tip: Oid) -> Result<Fetched, SourceError> {
+        let c = &self.config;
         let commit = repo.find_commit(tip).map_err(|e| SourceError::Git(e.message().to_string()))?;
         let info = CommitInfo {
             sha: tip.to_string(),
@@ -135,10 +194,17 @@ impl GitSource {
             time: commit.time().seconds(),
             subject: commit.summary().ok().flatten().unwrap_or_default().to_string(),
         };
-        let snapshot = snapshot_at(&repo, tip, &c.path)?;
-        let signature = c.trust.as_ref().map(|t| signature::verify(&repo, tip, t));
+        let snapshot = snapshot_at(repo, tip, &c.path)?;
+        let signature = c.trust.as_ref().map(|t| signature::verify(repo, tip, t));
         let revision = Revision { reference: c.reference.name().to_string(), sha: tip.to_string() };
         Ok(Fetched { revision, commit: info, snapshot, signature })
+    }
+
+    fn fetch_blocking(&self) -> Result<Fetched, SourceError> {
+        let repo = self.fetch_into_mirror()?;
+        let tip = resolve(&repo, &self.config.reference, &auth::redact(&self.config.url))?;
+        self.check_fast_forward(&repo, tip)?;
+        self.read(&repo, tip)
     }
 
     fn check_fast_forward(&self, repo: &Repository, tip: Oid) -> Result<(), SourceError> {

@@ -43,6 +43,19 @@ pub struct ClusterPolicySpec {
     /// in the repository. Off by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune_instance_groups: Option<bool>,
+    /// When the cluster counts as healthy for a fleet rollout's soak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+/// The thresholds of the cluster's health, which a fleet rollout's soak and halt are judged by.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Health {
+    /// A pod waiting for capacity longer than this under the revision in force makes the cluster
+    /// unhealthy (default 5m; a node is Ready about 2 minutes after launch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pending_time: Option<GoDuration>,
 }
 
 /// The provisioning batch window.
@@ -97,6 +110,30 @@ pub struct FleetSpec {
     pub clusters: Vec<FleetCluster>,
     #[serde(default)]
     pub waves: Vec<Wave>,
+    /// No cluster takes a revision that changes its policy while set; halts and rollbacks still
+    /// happen. Takes effect from the newest accepted commit, without a rollout of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+    /// A cluster whose status has not changed for this long, as seen by the reader, is not
+    /// healthy (default 2m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_timeout: Option<GoDuration>,
+    /// Approvals for waves with `requireApproval`: a wave may take revisions up to the commit
+    /// named. Read from the newest accepted commit, without a rollout of its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
+}
+
+/// Lets a wave that requires approval take revisions up to and including a commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Approval {
+    pub wave: u32,
+    /// The commit id (full, or at least 7 hex digits).
+    pub revision: String,
+    /// Why, for the record; Git keeps who and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -121,6 +158,9 @@ pub struct Wave {
     /// How long every cluster of this wave must stay healthy on a revision before the next wave
     /// takes it.
     pub soak_time: GoDuration,
+    /// The wave takes a revision only once an entry of `spec.approvals` covers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_approval: Option<bool>,
 }
 
 /// Rules `capstan validate` enforces. The built-in set ships with capstan; a repository's

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 
-use super::capstan::{ClusterPolicy, FleetCluster};
+use super::capstan::{ClusterPolicy, FleetCluster, FleetSpec};
 use super::diag::{Diagnostics, Severity};
 use super::document::{self, Kind, Origin};
 use super::kops::{Cluster, InstanceGroup};
@@ -36,6 +36,8 @@ pub struct EffectivePolicy {
     /// The kOps cluster name (state-store folder).
     pub kops_name: String,
     pub fleet_entry: Option<FleetCluster>,
+    /// The whole Fleet, for the rollout gate (waves, approvals, pause).
+    pub fleet: Option<FleetSpec>,
     pub node_pools: Vec<Located<NodePool>>,
     pub node_classes: Vec<Located<EC2NodeClass>>,
     pub instance_groups: Vec<Located<InstanceGroup>>,
@@ -71,6 +73,7 @@ pub fn effective(repo: &Repo, cluster: &str) -> (EffectivePolicy, Diagnostics) {
         cluster: cluster.to_string(),
         kops_name,
         fleet_entry,
+        fleet: repo.fleet.as_ref().map(|(f, _)| f.spec.clone()),
         node_pools: Vec::new(),
         node_classes: Vec::new(),
         instance_groups: Vec::new(),

@@ -244,6 +244,38 @@ fn check_fleet(repo: &mut Repo) {
             ));
         }
     }
+    for (i, a) in fleet.spec.approvals.iter().enumerate() {
+        let at = |f: &str| document::steps(&format!("spec.approvals[{i}].{f}"));
+        let hex = a.revision.len() >= 7 && a.revision.len() <= 40 && a.revision.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex {
+            diags.push(origin.diag(
+                Severity::Error,
+                &object,
+                &at("revision"),
+                format!("`{}` is not a commit id", a.revision),
+                "write the commit's sha: 7 to 40 hex digits (git rev-parse HEAD)",
+            ));
+        }
+        let wave = fleet.spec.waves.iter().find(|w| w.wave == a.wave);
+        if wave.is_none_or(|w| w.require_approval != Some(true)) {
+            diags.push(origin.diag(
+                Severity::Warning,
+                &object,
+                &at("wave"),
+                format!("wave {} does not set requireApproval, so this approval changes nothing", a.wave),
+                "set requireApproval: true on the wave, or remove the approval",
+            ));
+        }
+    }
+    if fleet.spec.heartbeat_timeout.as_ref().is_some_and(|d| d.duration().is_zero()) {
+        diags.push(origin.diag(
+            Severity::Error,
+            &object,
+            &document::steps("spec.heartbeatTimeout"),
+            "heartbeatTimeout must be above 0s".to_string(),
+            "leave it unset (2m) or give a duration such as 1m",
+        ));
+    }
     for d in diags {
         repo.diagnostics.push(d);
     }

@@ -3,6 +3,7 @@
 //! backends, and the component tests.
 
 pub mod demo;
+pub mod fleet;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,7 +7,7 @@ fn example_fleet_validates_clean() {
     let run = run_capstan(&["validate", "examples/fleet"]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("0 error(s)"), "{}", run.stdout);
-    assert!(run.stdout.contains("clusters checked: dev, prod"));
+    assert!(run.stdout.contains("clusters checked: dev, staging, prod"));
 }
 
 fn render(cluster: &str) -> String {
@@ -28,7 +28,7 @@ fn find<'a>(docs: &'a [serde_yaml::Value], kind: &str, name: &str) -> &'a serde_
 
 #[test]
 fn render_includes_the_translated_instance_group() {
-    for cluster in ["dev", "prod"] {
+    for cluster in ["dev", "staging", "prod"] {
         let out = render(cluster);
         let docs = documents(&out);
         let pool = find(&docs, "NodePool", "karpenter-nodes");

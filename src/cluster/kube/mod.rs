@@ -277,6 +277,13 @@ impl ClusterApi for KubeCluster {
                 namespace: (self.policy_version != "v1").then(|| "default".to_string()),
                 ..ObjectReference::default()
             },
+            Subject::Lease { namespace, name } => ObjectReference {
+                api_version: Some("coordination.k8s.io/v1".into()),
+                kind: Some("Lease".into()),
+                namespace: Some(namespace.clone()),
+                name: Some(name.clone()),
+                ..ObjectReference::default()
+            },
         };
         let warning = matches!(reason, "FailedScaleUp" | "DisruptionBlocked");
         let event = Event {

@@ -1,0 +1,111 @@
+//! Revisions the gate may pick, read from the follower's mirror and judged for this cluster
+//! (signature and validation), each once.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use super::gate::Lineage;
+use crate::gitops::GitSource;
+use crate::gitops::follow::{Accepted, judge};
+
+/// A revision judged good for this cluster, with its policy digest there.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub accepted: Arc<Accepted>,
+    pub digest: String,
+}
+
+impl Loaded {
+    pub fn new(accepted: Arc<Accepted>) -> Loaded {
+        let digest = super::digest::of(&accepted.policy);
+        Loaded { accepted, digest }
+    }
+}
+
+/// Where revisions come from.
+pub trait Revisions: Send + Sync {
+    /// The revision `sha` judged for this cluster, or why it cannot be put in force here.
+    fn load(&self, sha: &str) -> impl Future<Output = Result<Loaded, String>> + Send;
+    /// Which of `shas` descend from which.
+    fn lineage(&self, shas: Vec<String>) -> impl Future<Output = Lineage> + Send;
+    /// The full sha of a commit id written in fleet.yaml.
+    fn resolve(&self, id: &str) -> Option<String>;
+    /// A revision the follower accepted already.
+    fn remember(&self, accepted: &Arc<Accepted>);
+}
+
+/// Revisions from a Git source's mirror.
+#[derive(Clone)]
+pub struct GitRevisions {
+    source: GitSource,
+    cluster: String,
+    cache: Arc<Mutex<HashMap<String, Result<Loaded, String>>>>,
+}
+
+impl GitRevisions {
+    pub fn new(source: GitSource, cluster: &str) -> GitRevisions {
+        GitRevisions { source, cluster: cluster.to_string(), cache: Arc::default() }
+    }
+
+    pub fn source(&self) -> &GitSource {
+        &self.source
+    }
+
+    fn cached(&self, sha: &str) -> Option<Result<Loaded, String>> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(sha).cloned()
+    }
+
+    fn keep(&self, sha: &str, value: Result<Loaded, String>) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 256 {
+            cache.clear();
+        }
+        cache.insert(sha.to_string(), value);
+    }
+}
+
+impl Revisions for GitRevisions {
+    async fn load(&self, sha: &str) -> Result<Loaded, String> {
+        if let Some(hit) = self.cached(sha) {
+            return hit;
+        }
+        let (source, id) = (self.source.clone(), sha.to_string());
+        let fetched = tokio::task::spawn_blocking(move || source.load(&id))
+            .await
+            .map_err(|e| format!("loading {sha}: {e}"))?
+            .map_err(|e| e.to_string())?;
+        let judged = judge(&fetched, &self.cluster)
+            .map(|policy| {
+                Loaded::new(Arc::new(Accepted {
+                    revision: fetched.revision.clone(),
+                    snapshot: fetched.snapshot,
+                    policy: Arc::new(policy),
+                    commit: fetched.commit,
+                }))
+            })
+            .map_err(|errors| errors.join("; "));
+        self.keep(sha, judged.clone());
+        judged
+    }
+
+    async fn lineage(&self, shas: Vec<String>) -> Lineage {
+        let source = self.source.clone();
+        let pairs = tokio::task::spawn_blocking(move || source.ancestry(&shas)).await.unwrap_or_default();
+        let mut l = Lineage::default();
+        for (a, b) in pairs {
+            l.add(&a, &b);
+        }
+        l
+    }
+
+    fn resolve(&self, id: &str) -> Option<String> {
+        self.source.resolve_id(id)
+    }
+
+    fn remember(&self, accepted: &Arc<Accepted>) {
+        if self.cached(&accepted.revision.sha).is_none() {
+            self.keep(&accepted.revision.sha.clone(), Ok(Loaded::new(accepted.clone())));
+        }
+    }
+}
