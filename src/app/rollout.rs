@@ -140,8 +140,13 @@ impl<K: ClusterApi> Task<K> {
             for s in &pass.output.steps {
                 self.cluster.event(&self.subject(), &format!("Rollout{}", camel(s.kind.label())), &s.message).await;
             }
-            if let Some(l) = pass.apply {
-                self.in_force.send_replace(Some(l.accepted));
+            match pass.apply {
+                Some(l) => {
+                    self.in_force.send_replace(Some(l.accepted));
+                }
+                // What the record holds in force could not be loaded before (a mirror without
+                // it yet): try again each pass.
+                None => self.resume(&driver).await,
             }
             let record = driver.record().clone();
             self.view(|v| {
@@ -182,9 +187,6 @@ impl<K: ClusterApi> Task<K> {
     /// This cluster's health on the revision in force, from the loop's and the store's last
     /// passes.
     fn health(&self, rec: &Record, now: DateTime<Utc>, write_error: Option<&str>) -> Health {
-        let Some(held) = &rec.in_force else { return Health::Unknown("nothing in force yet".into()) };
-        let max_pending =
-            self.in_force.borrow().as_ref().map_or(health::DEFAULT_MAX_PENDING, |a| health::max_pending(&a.policy));
         let capacity = self.shared.capacity.lock().expect("status").as_ref().map(LoopView::of);
         let store = {
             let doc = self.shared.state_store.lock().expect("status");
@@ -194,15 +196,15 @@ impl<K: ClusterApi> Task<K> {
                 error: doc["error"].as_str().map(String::from),
             })
         };
-        health::assess(&health::Input {
+        let policy = self.in_force.borrow().clone();
+        health::measure(
+            rec,
+            policy.as_ref().map(|a| a.policy.as_ref()),
+            capacity.as_ref(),
+            store.as_ref(),
+            write_error,
             now,
-            revision: &held.revision,
-            since: held.since,
-            max_pending,
-            capacity: capacity.as_ref(),
-            store: store.as_ref(),
-            status_write: write_error,
-        })
+        )
     }
 }
 

@@ -11,8 +11,7 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 
-use crate::gitops::auth::Auth;
-use crate::gitops::{Follower, GitSource, Reference, SourceConfig, webhook};
+use crate::gitops::{Follower, GitSource, SourceConfig, webhook};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -93,15 +92,7 @@ async fn measure(
     commit(&work, &["--allow-empty", "-m", "start"])?;
     git(&work, &["add", "-A"])?;
     commit(&work, &["-m", "policy"])?;
-    let config = SourceConfig {
-        url: work.display().to_string(),
-        reference: Reference::Branch("main".into()),
-        path: String::new(),
-        auth: Auth::default(),
-        allow_rewrite: false,
-        trust: None,
-        mirror: root.join("mirror.git"),
-    };
+    let config = SourceConfig::main_branch(&work.display().to_string(), root.join("mirror.git"));
     let follower = Arc::new(Follower::new(GitSource::new(config, None), cluster));
     let secret = b"bench-secret".to_vec();
     let _watch = match trigger {

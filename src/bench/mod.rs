@@ -1,6 +1,7 @@
 //! Benchmarks run from the command line, printing what they measured.
 
 pub mod consolidation;
+pub mod fleet;
 pub mod gitops;
 pub mod provisioning;
 pub mod state_store;

@@ -33,12 +33,28 @@ pub enum BenchCommand {
         igs: usize,
         #[arg(long)]
         state_store: String,
-        #[arg(long)]
-        s3_endpoint: Option<String>,
-        #[arg(long)]
-        s3_path_style: bool,
+        #[command(flatten)]
+        s3: super::state::S3Args,
         #[arg(long)]
         region: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One wave gate decision: the rollout records of many clusters of the previous wave are
+    /// written to a state store (fresh `bench-*` names), then read and judged.
+    Fleet {
+        /// Clusters in the previous wave.
+        #[arg(long, default_value_t = 500)]
+        clusters: usize,
+        /// The state store every cluster's record goes to (`s3://bucket` or `file:///path`).
+        #[arg(long)]
+        state_store: String,
+        #[command(flatten)]
+        s3: super::state::S3Args,
+        /// The S3 region (default: the AWS chain's).
+        #[arg(long)]
+        region: Option<String>,
+        /// One JSON line instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -95,9 +111,29 @@ pub enum MixArg {
 
 pub fn run(what: BenchCommand) -> ExitCode {
     match what {
-        BenchCommand::StateStore { clusters, igs, state_store, s3_endpoint, s3_path_style, region, json } => {
-            let s3 = crate::kops::S3Options { endpoint: s3_endpoint, region, path_style: s3_path_style };
+        BenchCommand::StateStore { clusters, igs, state_store, s3, region, json } => {
+            let s3 = s3.options(region);
             bench_state_store(&state_store, &s3, clusters, igs, json)
+        }
+        BenchCommand::Fleet { clusters, state_store, s3, region, json } => {
+            let s3 = s3.options(region);
+            match super::runtime().block_on(crate::bench::fleet::run(&state_store, &s3, clusters)) {
+                Ok(r) if json => println!("{}", serde_json::to_string(&r).expect("json")),
+                Ok(r) => println!(
+                    "{} clusters in the previous wave: gate decision {:.1} ms (read {:.1} ms, decide {:.1} ms), gate {}; records written in {:.0} ms",
+                    r.clusters,
+                    r.gate_ms,
+                    r.read_ms,
+                    r.decide_ms,
+                    if r.opened { "opened" } else { "held" },
+                    r.write_ms
+                ),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+            ExitCode::SUCCESS
         }
         BenchCommand::Gitops { repo, cluster, commits, trigger, json } => {
             match super::runtime().block_on(crate::bench::gitops::run(&repo, &cluster, commits, trigger)) {

@@ -183,8 +183,7 @@ fn run_fleet(args: FleetArgs) -> ExitCode {
     match outcome {
         Ok(rows) => {
             if args.json {
-                let line =
-                    serde_json::json!({"t": entries.last().map_or(0.0, |e| e.t), "event": "summary", "detail": rows});
+                let line = serde_json::json!({"t": entries.last().map_or(0.0, |e| e.t), "event": "summary", "detail": {"clusters": rows}});
                 println!("{line}");
             } else {
                 print_rows(&rows);

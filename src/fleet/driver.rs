@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::gate::{self, Action, Candidate, Input, Output, Peer, Rules};
+use super::gate::{self, Action, Candidate, Input, Output, Peer, Rules, StepKind};
 use super::health::Health;
 use super::metrics::RolloutMetrics;
 use super::peers::{self, Stores};
@@ -117,7 +117,7 @@ impl Driver {
             Action::Apply { sha, .. } => revisions.load(sha).await.ok(),
             Action::Hold => None,
         };
-        self.log(now, &output).await;
+        self.log(now, &output, &rules).await;
         if let Some(m) = &self.metrics {
             let soak = self.record.soak.healthy_since.map_or(0, |s| (now - s).num_seconds().max(0));
             m.observe(&self.record, &output.steps.iter().map(|s| s.kind).collect::<Vec<_>>(), soak);
@@ -176,7 +176,7 @@ impl Driver {
     }
 
     /// Each step is a decision in the state store's log, with both revisions.
-    async fn log(&self, now: DateTime<Utc>, output: &Output) {
+    async fn log(&self, now: DateTime<Utc>, output: &Output, rules: &Rules) {
         if output.steps.is_empty() {
             return;
         }
@@ -196,6 +196,13 @@ impl Driver {
                 d.detail.insert("to".into(), json!(s.to));
                 d.detail.insert("wave".into(), json!(self.record.wave));
                 d.detail.insert("message".into(), json!(s.message));
+                if s.kind == StepKind::Promoted
+                    && let Some(open) = self.gate_opened(rules)
+                {
+                    // From the moment the last soak of the previous wave completed, as seen here.
+                    let waited = (now - open).num_milliseconds().max(0) as f64 / 1000.0;
+                    d.detail.insert("gateOpenSeconds".into(), json!(waited));
+                }
                 d
             })
             .collect();
@@ -205,6 +212,14 @@ impl Driver {
         if let Err(e) = decisions::append(self.own.as_ref(), &self.kops_name, &batch, now).await {
             tracing::warn!(error = %e, "rollout decisions not written to the state store");
         }
+    }
+
+    /// When the gate opened on this clock: the last of the previous wave's soaks to complete.
+    fn gate_opened(&self, rules: &Rules) -> Option<DateTime<Utc>> {
+        let soak = chrono::Duration::from_std(rules.upstream_soak).ok()?;
+        let ends =
+            rules.upstream.iter().map(|c| self.record.observations.get(c).and_then(|o| o.since).map(|s| s + soak));
+        ends.collect::<Option<Vec<_>>>()?.into_iter().max()
     }
 
     async fn finish(&mut self, now: DateTime<Utc>, follow_base: Option<String>) {

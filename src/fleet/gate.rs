@@ -226,9 +226,25 @@ pub fn gate(rec: &mut Record, i: &Input) -> Output {
     out
 }
 
+/// Why a peer vouches for nothing yet, and what it holds alive and healthy meanwhile.
+#[derive(Debug, Clone)]
+struct Waiting {
+    why: String,
+    holds: Option<String>,
+}
+
+impl Waiting {
+    fn no(why: String) -> Waiting {
+        Waiting { why, holds: None }
+    }
+}
+
+/// Per peer: the newest revision it vouches for, or why not.
+type Verdict = Result<String, Waiting>;
+
 /// Updates what this daemon has seen of each peer; per peer, the newest revision it vouches
 /// for, or why it vouches for nothing now.
-fn observe(rec: &mut Record, i: &Input) -> BTreeMap<String, Result<String, String>> {
+fn observe(rec: &mut Record, i: &Input) -> BTreeMap<String, Verdict> {
     let mut verdicts = BTreeMap::new();
     let mut inherited = Vec::new();
     for name in &i.rules.upstream {
@@ -236,11 +252,11 @@ fn observe(rec: &mut Record, i: &Input) -> BTreeMap<String, Result<String, Strin
         let verdict = match i.peers.get(name) {
             None | Some(Peer::Missing) => {
                 *obs = Observation::default();
-                Err(format!("{name} has written no rollout status"))
+                Err(Waiting::no(format!("{name} has written no rollout status")))
             }
             Some(Peer::Unreadable(e)) => {
                 restart(obs);
-                Err(format!("{name}'s status cannot be read: {e}"))
+                Err(Waiting::no(format!("{name}'s status cannot be read: {e}")))
             }
             Some(Peer::Read(p)) => {
                 inherited.extend(p.halted.iter().cloned());
@@ -263,7 +279,7 @@ fn restart(obs: &mut Observation) {
     obs.latest = None;
 }
 
-fn judge_peer(name: &str, p: &Record, obs: &mut Observation, i: &Input) -> Result<String, String> {
+fn judge_peer(name: &str, p: &Record, obs: &mut Observation, i: &Input) -> Verdict {
     let now = i.now;
     let timeout = i.rules.heartbeat_timeout;
     let beat = p.heartbeat_token();
@@ -284,7 +300,7 @@ fn judge_peer(name: &str, p: &Record, obs: &mut Observation, i: &Input) -> Resul
     let held = p.in_force.as_ref().filter(|_| p.healthy);
     let (Some(f), Some(healthy_since), true) = (held, p.soak.healthy_since, fresh) else {
         restart(obs);
-        return Err(match obs.heartbeat_changed {
+        return Err(Waiting::no(match obs.heartbeat_changed {
             None => format!("{name}'s heartbeat has not been seen to change yet"),
             Some(t) if !fresh => format!(
                 "{name} has not written its status for {}s (heartbeatTimeout {}s)",
@@ -293,7 +309,7 @@ fn judge_peer(name: &str, p: &Record, obs: &mut Observation, i: &Input) -> Resul
             ),
             _ if p.in_force.is_none() => format!("{name} has no revision in force"),
             _ => format!("{name} is not healthy: {}", p.health_reasons.join("; ")),
-        });
+        }));
     };
     let key = format!("{}/{}/{}", f.epoch, p.incarnation, healthy_since.timestamp_millis());
     if obs.key.as_deref() != Some(key.as_str()) {
@@ -306,14 +322,15 @@ fn judge_peer(name: &str, p: &Record, obs: &mut Observation, i: &Input) -> Resul
     if age(now, since) >= i.rules.upstream_soak && p.soak.completed {
         obs.soaked = Some(f.sha.clone());
     }
-    obs.soaked.clone().ok_or_else(|| {
-        format!(
+    obs.soaked.clone().ok_or_else(|| Waiting {
+        why: format!(
             "{name} soaking {}: healthy for {}s of {}s{}",
             f.revision,
             age(now, since).as_secs(),
             i.rules.upstream_soak.as_secs(),
             if p.soak.completed { "" } else { ", its own soak not complete" }
-        )
+        ),
+        holds: Some(f.sha.clone()),
     })
 }
 
@@ -409,7 +426,7 @@ fn step(kind: StepKind, from: Option<&str>, to: &str, message: String) -> Step {
 fn choose(
     rec: &mut Record,
     i: &Input,
-    upstream: &BTreeMap<String, Result<String, String>>,
+    upstream: &BTreeMap<String, Verdict>,
     out: &mut Output,
 ) -> Option<(Phase, String)> {
     let Some(tip) = i.tip else {
@@ -427,13 +444,23 @@ fn choose(
     }
     let mut cand = tip.sha.clone();
     if !i.rules.upstream.is_empty() {
-        let why: Vec<&String> = upstream.values().filter_map(|v| v.as_ref().err()).collect();
-        if !why.is_empty() {
+        // A cluster with nothing in force takes what the previous wave holds, alive and healthy,
+        // now: running no policy at all would be worse than running the one they run.
+        let bootstrap = rec.in_force.is_none();
+        let vouched: Vec<&String> = upstream
+            .values()
+            .filter_map(|v| match v {
+                Ok(s) => Some(s),
+                Err(w) if bootstrap => w.holds.as_ref(),
+                Err(_) => None,
+            })
+            .collect();
+        if vouched.len() < upstream.len() {
             let wave = i.rules.upstream_wave.unwrap_or_default();
-            let list = why.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ");
-            return Some((Phase::Waiting, format!("waiting for wave {wave}: {list}")));
+            let why: Vec<&str> = upstream.values().filter_map(|v| v.as_ref().err()).map(|w| w.why.as_str()).collect();
+            return Some((Phase::Waiting, format!("waiting for wave {wave}: {}", why.join("; "))));
         }
-        for v in upstream.values().filter_map(|v| v.as_ref().ok()) {
+        for v in vouched {
             match i.lineage.min(&cand, v) {
                 Some(m) => cand = m.to_string(),
                 None => return Some((Phase::Waiting, format!("{v} and {cand} are on diverged histories"))),

@@ -81,6 +81,27 @@ pub fn max_pending(policy: &crate::policy::EffectivePolicy) -> Duration {
     health.and_then(|h| h.max_pending_time.as_ref()).map_or(DEFAULT_MAX_PENDING, |d| d.duration())
 }
 
+/// The health of the revision a record holds in force, from the loop's and the store's views.
+pub fn measure(
+    rec: &super::record::Record,
+    policy: Option<&crate::policy::EffectivePolicy>,
+    capacity: Option<&LoopView>,
+    store: Option<&StoreView>,
+    status_write: Option<&str>,
+    now: DateTime<Utc>,
+) -> Health {
+    let Some(held) = &rec.in_force else { return Health::Unknown("nothing in force yet".into()) };
+    assess(&Input {
+        now,
+        revision: &held.revision,
+        since: held.since,
+        max_pending: policy.map_or(DEFAULT_MAX_PENDING, max_pending),
+        capacity,
+        store,
+        status_write,
+    })
+}
+
 pub struct Input<'a> {
     pub now: DateTime<Utc>,
     /// The revision in force and since when.

@@ -49,6 +49,22 @@ pub struct SourceConfig {
     pub mirror: PathBuf,
 }
 
+impl SourceConfig {
+    /// Branch `main` of a repository, with no credentials, rewrites refused and no signature
+    /// required.
+    pub fn main_branch(url: &str, mirror: PathBuf) -> SourceConfig {
+        SourceConfig {
+            url: url.to_string(),
+            reference: Reference::Branch("main".into()),
+            path: String::new(),
+            auth: Auth::default(),
+            allow_rewrite: false,
+            trust: None,
+            mirror,
+        }
+    }
+}
+
 impl std::fmt::Debug for SourceConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SourceConfig")

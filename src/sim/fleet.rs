@@ -26,9 +26,8 @@ use crate::fleet::health::{self, Health, LoopView, StoreView};
 use crate::fleet::peers::Stores;
 use crate::fleet::record::Phase;
 use crate::fleet::revisions::GitRevisions;
-use crate::gitops::auth::Auth;
 use crate::gitops::follow::Accepted;
-use crate::gitops::{Follower, GitSource, Reference, SourceConfig};
+use crate::gitops::{Follower, GitSource, SourceConfig};
 use crate::kops::any::Store;
 use crate::kops::reconcile::{Target, reconcile_once};
 use crate::kops::s3::S3Options;
@@ -339,20 +338,16 @@ impl Member {
     }
 
     fn health(&self, now: chrono::DateTime<chrono::Utc>) -> Health {
-        let rec = self.driver.record();
-        let Some(held) = &rec.in_force else { return Health::Unknown("nothing in force yet".into()) };
-        let max_pending =
-            self.in_force.as_ref().map_or(health::DEFAULT_MAX_PENDING, |a| health::max_pending(&a.policy));
         let capacity = self.lp.as_ref().map(|l| LoopView::of(l.status()));
-        health::assess(&health::Input {
+        let policy = self.in_force.as_ref().map(|a| a.policy.as_ref());
+        health::measure(
+            self.driver.record(),
+            policy,
+            capacity.as_ref(),
+            self.store_view.as_ref(),
+            self.driver.write_error(),
             now,
-            revision: &held.revision,
-            since: held.since,
-            max_pending,
-            capacity: capacity.as_ref(),
-            store: self.store_view.as_ref(),
-            status_write: self.driver.write_error(),
-        })
+        )
     }
 
     /// What the daemon's state-store task and capacity loop do when the revision in force
@@ -391,18 +386,8 @@ async fn member(
     work: &Path,
     stores: &Arc<Stores>,
 ) -> Result<Member, DemoError> {
-    let source = GitSource::new(
-        SourceConfig {
-            url: work.display().to_string(),
-            reference: Reference::Branch("main".into()),
-            path: String::new(),
-            auth: Auth::default(),
-            allow_rewrite: false,
-            trust: None,
-            mirror: opts.state_dir.join("mirrors").join(&c.name),
-        },
-        None,
-    );
+    let mirror = opts.state_dir.join("mirrors").join(&c.name);
+    let source = GitSource::new(SourceConfig::main_branch(&work.display().to_string(), mirror), None);
     let store = stores.of(c).await.map_err(DemoError::Setup)?;
     let incarnation = format!("demo-{}", c.name);
     let driver = Driver::start(&c.name, &c.kops_name, store.clone(), stores.clone(), &incarnation)

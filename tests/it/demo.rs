@@ -59,3 +59,56 @@ fn a_story_that_cannot_complete_fails() {
     assert!(!ok);
     assert!(stderr.contains("did not complete"), "{stderr}");
 }
+
+#[test]
+fn the_fleet_story_rolls_out_wave_by_wave_and_halts_a_bad_commit_at_dev() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["demo", "fleet", "--json", "--state-dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}\n{stdout}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let steps = |event: &str, cluster: &str| -> Vec<&Value> {
+        lines.iter().filter(|l| l["event"] == event && l["detail"]["cluster"] == cluster).collect()
+    };
+    for (event, cluster) in [
+        ("applied", "dev"),
+        ("soaking", "dev"),
+        ("healthy", "dev"),
+        ("promoted", "staging"),
+        ("promoted", "prod"),
+        ("halted", "dev"),
+        ("rolled-back", "dev"),
+    ] {
+        assert!(!steps(event, cluster).is_empty(), "no {event} on {cluster} in\n{stdout}");
+    }
+    // Each wave takes the good commit only after the previous one held it healthy for its soak.
+    let commits: Vec<&Value> = lines.iter().filter(|l| l["event"] == "commit").collect();
+    let good = commits[2]["detail"]["sha"].as_str().unwrap();
+    let bad = commits[3]["detail"]["sha"].as_str().unwrap();
+    let time = |event: &str, cluster: &str, sha: &str| {
+        steps(event, cluster)
+            .iter()
+            .find(|l| l["detail"]["to"].as_str().is_some_and(|t| t.ends_with(sha)))
+            .map(|l| l["t"].as_f64().unwrap())
+            .unwrap_or_else(|| panic!("no {event} of {sha} on {cluster}"))
+    };
+    assert!(time("applied", "staging", good) >= time("healthy", "dev", good));
+    assert!(time("applied", "staging", good) - time("applied", "dev", good) >= 600.0);
+    assert!(time("applied", "prod", good) >= time("healthy", "staging", good));
+    for cluster in ["staging", "prod"] {
+        assert!(
+            steps("applied", cluster).iter().all(|l| !l["detail"]["to"].as_str().unwrap().ends_with(bad)),
+            "{cluster} took the halted commit"
+        );
+    }
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    let rows = summary["detail"]["clusters"].as_array().unwrap();
+    assert_eq!(rows[0]["state"], "rolled-back");
+    assert!(rows.iter().all(|r| r["inForce"].as_str().unwrap().ends_with(good)), "{rows:?}");
+    assert!(rows[0]["halted"].as_array().unwrap().iter().any(|h| h.as_str().unwrap().ends_with(bad)));
+}

@@ -112,6 +112,21 @@ impl Fleet {
         self.repos.commit(&format!("Approve {sha} for prod"))
     }
 
+    /// `capstan fleet status` on the repository: exit code and output.
+    fn status_cli(&self) -> (i32, String) {
+        let work = self.repos.work();
+        let m = moto();
+        let run = crate::common::capstan(&[
+            "fleet",
+            "status",
+            work.to_str().unwrap(),
+            "--s3-endpoint",
+            &m,
+            "--s3-path-style",
+        ]);
+        (run.code, run.stdout + &run.stderr)
+    }
+
     /// The rollout decisions in a cluster's decision log.
     fn decisions(&self, cluster: &str) -> Vec<Value> {
         crate::kops::rt().block_on(async {
@@ -180,12 +195,25 @@ fn a_good_commit_rolls_out_in_order_a_bad_one_halts_and_rolls_back_and_a_newer_o
     let t = times_in_force(&[&dev, &staging, &prod], &good, Duration::from_secs(90));
     assert!(t[1] - t[0] >= Duration::from_secs(10), "staging took it {:?} after dev", t[1] - t[0]);
     assert!(t[2] - t[1] >= Duration::from_secs(4), "prod took it {:?} after staging", t[2] - t[1]);
+    wait("fleet status: converged", Duration::from_secs(20), || f.status_cli().0 == 0);
 
     // (b) a commit that leaves pods unserved halts at dev, which goes back; nobody else takes it.
     let bad = f.limit("1", "Cap the default pool at 1 cpu");
     wait("dev on the bad commit", Duration::from_secs(20), || applied(&dev) == bad);
     assert_eq!(request(&dev.addr, "POST", "/sim/scale?deployment=inflate&replicas=4").0, 200);
     wait("dev rolled back", Duration::from_secs(30), || state(&dev) == "rolled-back" && applied(&dev) == good);
+    let (code, out) = f.status_cli();
+    assert_eq!(code, 1, "fleet status with dev rolled back: {out}");
+    assert!(out.contains("rolled-back"), "{out}");
+    let metrics = request(&dev.addr, "GET", "/metrics").1;
+    for line in [
+        "capstan_fleet_halts_total{cluster=\"dev\"} 1".to_string(),
+        "capstan_fleet_rollbacks_total{cluster=\"dev\"} 1".to_string(),
+        format!("capstan_fleet_revision_in_force{{cluster=\"dev\",revision=\"main@sha1:{good}\"}} 1"),
+        "capstan_fleet_wave_state{cluster=\"dev\",state=\"rolled-back\"} 1".to_string(),
+    ] {
+        assert!(metrics.contains(&line), "{line} not in\n{metrics}");
+    }
     let s = status(&dev.addr);
     assert!(s["rollout"]["halted"].as_array().unwrap().iter().any(|h| h["sha"] == bad.as_str()), "{s}");
     assert_eq!(s["lastKnownGood"].as_str().unwrap().rsplit(':').next(), Some(good.as_str()));
@@ -203,7 +231,11 @@ fn a_good_commit_rolls_out_in_order_a_bad_one_halts_and_rolls_back_and_a_newer_o
     // (d) a newer good commit starts a new rollout from wave 0.
     assert_eq!(request(&dev.addr, "POST", "/sim/scale?deployment=inflate&replicas=0").0, 200);
     let fixed = f.limit("150", "Cap the default pool at 150 cpu");
+    wait("dev on the fix", Duration::from_secs(20), || applied(&dev) == fixed);
+    let (code, out) = f.status_cli();
+    assert_eq!(code, 2, "fleet status while dev soaks the fix: {out}");
     times_in_force(&[&dev, &staging, &prod], &fixed, Duration::from_secs(90));
+    wait("fleet status: converged again", Duration::from_secs(20), || f.status_cli().0 == 0);
     for c in ["staging", "prod"] {
         assert_eq!(applied_count(&f.decisions(c), &bad), 0, "{c} applied the halted revision");
     }

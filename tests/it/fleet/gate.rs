@@ -45,9 +45,9 @@ fn the_own_soak_completes_into_last_known_good() {
 
 #[test]
 fn wave_1_waits_for_a_peer_whose_heartbeat_it_never_saw_change() {
-    let mut g = Gate::new(rules(1, &["up"], 60), &[cand("a", "d1")]);
+    let mut g = Gate::new(rules(1, &["up"], 60), &[cand("w", "d0"), cand("a", "d1")]);
     g.put(peer_record("up", "a", "d1"));
-    let mut rec = Record::default();
+    let mut rec = settled("w", "d0");
     for now in [0, 100, 1000] {
         assert_eq!(g.pass(&mut rec, now).action, Action::Hold);
         assert_eq!(rec.phase, Phase::Waiting);
@@ -62,7 +62,7 @@ fn wave_1_waits_for_a_peer_whose_heartbeat_it_never_saw_change() {
 
 #[test]
 fn the_soak_is_counted_on_the_deciders_clock_whatever_the_peer_wrote() {
-    let mut g = Gate::new(rules(1, &["up"], 300), &[cand("a", "d1")]);
+    let mut g = Gate::new(rules(1, &["up"], 300), &[cand("w", "d0"), cand("a", "d1")]);
     // The peer's clock is a day behind: by its times it has been healthy for a day.
     let mut p = peer_record("up", "a", "d1");
     let day_ago = t(-86_400);
@@ -70,7 +70,7 @@ fn the_soak_is_counted_on_the_deciders_clock_whatever_the_peer_wrote() {
     p.soak.healthy_since = Some(day_ago);
     p.in_force.as_mut().unwrap().since = day_ago;
     g.put(p);
-    let mut rec = Record::default();
+    let mut rec = settled("w", "d0");
     g.pass(&mut rec, 0);
     g.beat();
     g.pass(&mut rec, 10);
@@ -81,9 +81,9 @@ fn the_soak_is_counted_on_the_deciders_clock_whatever_the_peer_wrote() {
 
 #[test]
 fn a_stale_heartbeat_restarts_the_count_and_holds() {
-    let mut g = Gate::new(rules(1, &["up"], 300), &[cand("a", "d1")]);
+    let mut g = Gate::new(rules(1, &["up"], 300), &[cand("w", "d0"), cand("a", "d1")]);
     g.put(peer_record("up", "a", "d1"));
-    let mut rec = Record::default();
+    let mut rec = settled("w", "d0");
     g.pass(&mut rec, 0);
     assert!(g.run(&mut rec, 10, 100, 10).is_none(), "counting since 10");
     // The peer stops writing.
@@ -100,9 +100,9 @@ fn a_stale_heartbeat_restarts_the_count_and_holds() {
 
 #[test]
 fn a_peer_restart_restarts_the_count() {
-    let mut g = Gate::new(rules(1, &["up"], 300), &[cand("a", "d1")]);
+    let mut g = Gate::new(rules(1, &["up"], 300), &[cand("w", "d0"), cand("a", "d1")]);
     g.put(peer_record("up", "a", "d1"));
-    let mut rec = Record::default();
+    let mut rec = settled("w", "d0");
     g.pass(&mut rec, 0);
     assert!(g.run(&mut rec, 10, 200, 10).is_none());
     // Same epoch, same healthySince, but a new incarnation.
@@ -294,9 +294,9 @@ fn a_peer_is_vouched_for_only_once_its_own_soak_completed() {
 
 #[test]
 fn a_heartbeat_change_seen_after_a_long_absence_proves_nothing() {
-    let mut g = Gate::new(rules(1, &["up"], 300), &[cand("a", "d1")]);
+    let mut g = Gate::new(rules(1, &["up"], 300), &[cand("w", "d0"), cand("a", "d1")]);
     g.put(peer_record("up", "a", "d1"));
-    let mut rec = Record::default();
+    let mut rec = settled("w", "d0");
     g.pass(&mut rec, 0);
     assert!(g.run(&mut rec, 10, 100, 10).is_none(), "counting since 10");
     // This daemon does not run for a while; the peer writes once more, then dies.
@@ -315,10 +315,9 @@ fn a_revision_taken_unchanged_is_not_vouched_for_before_the_wave_above_passed_it
     // and this cluster's, not staging's.
     let mut g = Gate::new(rules(2, &["staging"], 300), &[cand("s00", "p1"), cand("s01", "p2")]).tip("s00");
     g.put(peer_record("staging", "s00", "d1"));
-    let mut rec = Record::default();
-    g.pass(&mut rec, 0);
-    let (at, out) = g.run(&mut rec, 10, 1000, 10).unwrap();
-    assert_eq!(out.action, apply("s00"));
+    let mut rec = settled("s00", "p1");
+    assert!(g.run(&mut rec, 0, 400, 10).is_none(), "s00 in force here, staging seen healthy on it");
+    let at = 400;
     // s01 lands. Staging takes it at once (its policy is unchanged), keeping epoch and soak; dev
     // has only begun soaking it, and staging's record says so.
     g.tip = Some("s01".into());
@@ -332,4 +331,17 @@ fn a_revision_taken_unchanged_is_not_vouched_for_before_the_wave_above_passed_it
         "s01 taken {}s later, before dev or staging held it for a soak",
         taken.map_or(0, |(t, _)| t - at)
     );
+}
+
+#[test]
+#[ignore = "known gap, not fixed: needs the time of this daemon's last read of a peer in Observation (record.rs)"]
+fn a_peer_seen_to_change_once_after_a_long_absence_is_not_alive() {
+    // A wave whose soakTime is not set soaks 0 s.
+    let mut g = Gate::new(rules(1, &["up"], 0), &[cand("w", "d0"), cand("a", "d1")]);
+    g.put(peer_record("up", "a", "d1"));
+    let mut rec = settled("w", "d0");
+    assert_eq!(g.pass(&mut rec, 0).action, Action::Hold, "first sight");
+    // This daemon does not run for a while; the peer writes once, then dies.
+    g.beat();
+    assert_eq!(g.pass(&mut rec, 1000).action, Action::Hold, "the write seen may be 1000 s old");
 }
