@@ -90,7 +90,12 @@ impl<K: ClusterApi> Task<K> {
 
     /// The own store (the config's, else the Fleet entry's at the tip) and the record in it.
     async fn start(&self, stores: &Arc<Stores>) -> Result<Driver, String> {
-        let fetched = self.revisions.source().peek().await.map_err(|e| e.to_string())?;
+        let source = self.revisions.source();
+        let fetched = match source.peek().await {
+            Ok(f) => f,
+            // The repository is out of reach: the mirror's last fetch still names the store.
+            Err(e) => source.local_tip().map_err(|_| e.to_string())?,
+        };
         let validation =
             crate::policy::validate(&fetched.snapshot, Some(&self.cfg.cluster)).map_err(|e| e.to_string())?;
         let policy = validation.policies.into_iter().next().ok_or("no policy for the cluster")?;

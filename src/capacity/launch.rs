@@ -164,7 +164,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             if !exhausted {
                 return;
             }
-            catalog = self.catalog(now).await.unwrap_or(catalog);
+            catalog = self.catalog(now).await.map_or(catalog, |c| (*c).clone());
         }
         let why = format!("every offering tried in {ICE_RETRIES} attempts ran out of capacity");
         self.status.last_unserved = Some((now, why));

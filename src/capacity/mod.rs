@@ -73,7 +73,7 @@ pub struct CapacityLoop<C, K> {
     rules: Arc<Rules>,
     log: Option<DecisionLog>,
     metrics: Option<LoopMetrics>,
-    catalog: Option<(Catalog, Duration)>,
+    catalog: Option<(Arc<Catalog>, Duration)>,
     unavailable: Unavailable,
     batcher: Batcher,
     next_disruption: Duration,
@@ -183,16 +183,22 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         self.unsaved.push(d);
     }
 
-    async fn catalog(&mut self, now: Duration) -> Result<Catalog, CloudError> {
+    /// The catalog, with the offerings being avoided marked unavailable; shared, not copied,
+    /// while none is.
+    async fn catalog(&mut self, now: Duration) -> Result<Arc<Catalog>, CloudError> {
         let fresh = self.catalog.as_ref().is_some_and(|(_, at)| now < *at + CATALOG_TTL);
         if !fresh {
             let c = self.cloud.catalog().await?;
-            self.catalog = Some((c, now));
+            self.catalog = Some((Arc::new(c), now));
         }
-        let mut c = self.catalog.as_ref().map(|(c, _)| c.clone()).unwrap_or_default();
+        let c = self.catalog.as_ref().map(|(c, _)| c.clone()).unwrap_or_default();
         self.unavailable.expire(now);
-        self.unavailable.apply(&mut c, now);
-        Ok(c)
+        if self.unavailable.is_empty() {
+            return Ok(c);
+        }
+        let mut marked = (*c).clone();
+        self.unavailable.apply(&mut marked, now);
+        Ok(Arc::new(marked))
     }
 
     /// One pass at time `now` (since the epoch of the loop's clock).

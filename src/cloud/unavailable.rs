@@ -27,6 +27,10 @@ impl Unavailable {
         self.since.get(&key).is_some_and(|at| now < *at + UNAVAILABLE_FOR)
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.since.is_empty()
+    }
+
     /// Forgets entries that have expired.
     pub fn expire(&mut self, now: Duration) {
         self.since.retain(|_, at| now < *at + UNAVAILABLE_FOR);
@@ -34,6 +38,9 @@ impl Unavailable {
 
     /// Marks the catalog's offerings that are being avoided.
     pub fn apply(&self, catalog: &mut Catalog, now: Duration) {
+        if self.since.is_empty() {
+            return;
+        }
         for t in &mut catalog.types {
             for o in &mut t.offerings {
                 if self.contains(&t.name, &o.zone, o.capacity_type, now) {

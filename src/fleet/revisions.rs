@@ -41,11 +41,13 @@ pub struct GitRevisions {
     source: GitSource,
     cluster: String,
     cache: Arc<Mutex<HashMap<String, Result<Loaded, String>>>>,
+    /// Whether the second commit descends from the first: never changes, so asked once.
+    descends: Arc<Mutex<HashMap<(String, String), bool>>>,
 }
 
 impl GitRevisions {
     pub fn new(source: GitSource, cluster: &str) -> GitRevisions {
-        GitRevisions { source, cluster: cluster.to_string(), cache: Arc::default() }
+        GitRevisions { source, cluster: cluster.to_string(), cache: Arc::default(), descends: Arc::default() }
     }
 
     pub fn source(&self) -> &GitSource {
@@ -90,11 +92,33 @@ impl Revisions for GitRevisions {
     }
 
     async fn lineage(&self, shas: Vec<String>) -> Lineage {
-        let source = self.source.clone();
-        let pairs = tokio::task::spawn_blocking(move || source.ancestry(&shas)).await.unwrap_or_default();
+        let pairs: Vec<(String, String)> = shas
+            .iter()
+            .flat_map(|a| shas.iter().filter(move |b| *b != a).map(move |b| (a.clone(), b.clone())))
+            .collect();
+        let missing: Vec<(String, String)> = {
+            let known = self.descends.lock().unwrap_or_else(|p| p.into_inner());
+            pairs.iter().filter(|p| !known.contains_key(*p)).cloned().collect()
+        };
+        if !missing.is_empty() {
+            let (source, asked) = (self.source.clone(), missing.clone());
+            let answers = tokio::task::spawn_blocking(move || source.descends(&asked)).await.unwrap_or_default();
+            let loaded = |sha: &str| self.cached(sha).is_some_and(|r| r.is_ok());
+            let mut known = self.descends.lock().unwrap_or_else(|p| p.into_inner());
+            if known.len() > 65_536 {
+                known.clear();
+            }
+            for (p, d) in missing.into_iter().zip(answers) {
+                // A "no" about a commit not loaded from the mirror yet is asked again next time.
+                if d || (loaded(&p.0) && loaded(&p.1)) {
+                    known.insert(p, d);
+                }
+            }
+        }
+        let known = self.descends.lock().unwrap_or_else(|p| p.into_inner());
         let mut l = Lineage::default();
-        for (a, b) in pairs {
-            l.add(&a, &b);
+        for p in pairs.iter().filter(|p| known.get(*p) == Some(&true)) {
+            l.add(&p.0, &p.1);
         }
         l
     }

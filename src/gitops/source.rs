@@ -146,6 +146,13 @@ impl GitSource {
         .unwrap_or_else(|e| Err(SourceError::Git(format!("fetch task failed: {e}"))))
     }
 
+    /// The tip the mirror fetched last, without going to the network.
+    pub fn local_tip(&self) -> Result<Fetched, SourceError> {
+        let repo = open_mirror(&self.config.mirror)?;
+        let tip = resolve(&repo, &self.config.reference, &auth::redact(&self.config.url))?;
+        self.read(&repo, tip)
+    }
+
     /// A commit already in the mirror, read as a fetched revision (signature checked when
     /// required).
     pub fn load(&self, sha: &str) -> Result<Fetched, SourceError> {
@@ -161,20 +168,18 @@ impl GitSource {
         object.peel_to_commit().ok().map(|c| c.id().to_string())
     }
 
-    /// Which of `shas` descend from which: (ancestor, descendant) pairs.
-    pub fn ancestry(&self, shas: &[String]) -> Vec<(String, String)> {
-        let Ok(repo) = open_mirror(&self.config.mirror) else { return Vec::new() };
-        let oids: Vec<(String, Oid)> =
-            shas.iter().filter_map(|s| Oid::from_str(s).ok().map(|o| (s.clone(), o))).collect();
-        let mut pairs = Vec::new();
-        for (a, ao) in &oids {
-            for (b, bo) in &oids {
-                if a != b && repo.graph_descendant_of(*bo, *ao).unwrap_or(false) {
-                    pairs.push((a.clone(), b.clone()));
-                }
-            }
-        }
+    /// For each (ancestor, descendant) pair, whether the second descends from the first; false
+    /// for a commit the mirror does not have.
+    pub fn descends(&self, pairs: &[(String, String)]) -> Vec<bool> {
+        let Ok(repo) = open_mirror(&self.config.mirror) else { return vec![false; pairs.len()] };
+        let oid = |s: &str| Oid::from_str(s).ok();
         pairs
+            .iter()
+            .map(|(a, b)| match (oid(a), oid(b)) {
+                (Some(a), Some(b)) => repo.graph_descendant_of(b, a).unwrap_or(false),
+                _ => false,
+            })
+            .collect()
     }
 
     fn fetch_into_mirror(&self) -> Result<Repository, SourceError> {
