@@ -283,11 +283,12 @@ fn judge_peer(name: &str, p: &Record, obs: &mut Observation, i: &Input) -> Verdi
     let now = i.now;
     let timeout = i.rules.heartbeat_timeout;
     let beat = p.heartbeat_token();
+    let last_read = obs.read_at.replace(now);
     if obs.heartbeat.as_deref() != Some(beat.as_str()) {
-        // A change proves a write since this daemon last read the record. After more than the
-        // timeout without one (this daemon did not run, or the peer did not write) that write
-        // may be that old: it counts as a first sight, not as a sign of life.
-        let watched = obs.heartbeat_changed.is_none_or(|t| age(now, t) <= timeout);
+        // A change proves a write since this daemon last read the record. When that read is
+        // older than the timeout (this daemon did not run), the write may be that old: it counts
+        // as a first sight, not as a sign of life.
+        let watched = last_read.is_some_and(|t| age(now, t) <= timeout);
         obs.heartbeat_changed = (obs.heartbeat.is_some() && watched).then_some(now);
         obs.heartbeat = Some(beat);
     }
@@ -437,7 +438,15 @@ fn choose(
         if f.sha == tip.sha {
             return None;
         }
-        if tip.digest.as_ref().ok() == Some(&f.digest) && i.lineage.le(&f.sha, &tip.sha) && halted(&tip.sha).is_none() {
+        // The first wave takes a commit that leaves its policy alone at once. A later wave takes
+        // it only through the gate, like any other (below): its readers count a soak by its
+        // epoch, so what it holds unchanged they would vouch for before the wave above soaked it.
+        let first = i.rules.upstream.is_empty();
+        if first
+            && tip.digest.as_ref().ok() == Some(&f.digest)
+            && i.lineage.le(&f.sha, &tip.sha)
+            && halted(&tip.sha).is_none()
+        {
             adopt_same(rec, tip, out);
             return None;
         }
@@ -546,7 +555,13 @@ fn adopt_same(rec: &mut Record, c: &Candidate, out: &mut Output) {
 
 fn adopt(rec: &mut Record, i: &Input, c: &Candidate, out: &mut Output) {
     let from = rec.in_force.as_ref().map(|f| f.revision.clone());
-    if let Some(w) = i.rules.upstream_wave {
+    let message = match i.rules.upstream_wave {
+        Some(w) if from.is_none() => {
+            format!("{} in force: nothing was, and every cluster of wave {w} runs it healthily", c.revision)
+        }
+        _ => format!("{} in force", c.revision),
+    };
+    if let Some(w) = i.rules.upstream_wave.filter(|_| from.is_some()) {
         out.steps.push(step(
             StepKind::Promoted,
             from.as_deref(),
@@ -559,7 +574,7 @@ fn adopt(rec: &mut Record, i: &Input, c: &Candidate, out: &mut Output) {
             ),
         ));
     }
-    out.steps.push(step(StepKind::Applied, from.as_deref(), &c.revision, format!("{} in force", c.revision)));
+    out.steps.push(step(StepKind::Applied, from.as_deref(), &c.revision, message));
     rec.in_force = Some(Held {
         revision: c.revision.clone(),
         sha: c.sha.clone(),

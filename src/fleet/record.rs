@@ -100,6 +100,9 @@ pub struct Soak {
 pub struct Observation {
     /// The peer's heartbeat, `<incarnation>/<sequence>`, as last read.
     pub heartbeat: Option<String>,
+    /// When this daemon last read the record.
+    #[serde(default)]
+    pub read_at: Option<DateTime<Utc>>,
     /// When the heartbeat was last seen to change; unset until it has been.
     pub heartbeat_changed: Option<DateTime<Utc>>,
     /// What the soak being counted is of: `<epoch>/<incarnation>/<healthySince>`. A restart, a

@@ -3,8 +3,8 @@
 //! driver — the code `capstan run` uses — on one virtual clock, following a real Git repository
 //! made from the example fleet:
 //!
-//! 1. the initial policy rolls out with no soak; a commit that only sets soak times is taken
-//!    everywhere at once (it changes no cluster's policy);
+//! 1. each cluster takes the initial policy as it starts: with nothing in force, a cluster takes
+//!    what the wave before it runs healthily;
 //! 2. a good commit rolls dev → staging → prod, each wave after the previous one's soak;
 //! 3. a bad commit (a cluster cpu limit too low) leaves pods unserved on dev: dev halts it and
 //!    rolls back; staging and prod never take it.
@@ -37,7 +37,7 @@ const ROLLOUT_EVERY: Duration = Duration::from_secs(10);
 /// A cluster with nothing pending, launching or draining is stepped this often.
 const IDLE_STEP: Duration = Duration::from_secs(10);
 /// The demo's soak per wave.
-const SOAK: &str = "10m";
+const SOAK_SECS: u64 = 600;
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -117,7 +117,7 @@ impl Story {
             std::fs::create_dir_all(opts.state_dir.join("stores").join(&c.name)).map_err(setup("state store"))?;
         }
         for w in &mut fleet.spec.waves {
-            w.soak_time = crate::policy::duration::GoDuration::from_secs(0);
+            w.soak_time = crate::policy::duration::GoDuration::from_secs(SOAK_SECS);
         }
         write_yaml(&fleet_path, &fleet)?;
         let repo = git2::Repository::init(&work).map_err(setup("git init"))?;
@@ -129,7 +129,7 @@ impl Story {
             now: START,
             commits: Vec::new(),
         };
-        story.commit("Initial policy; the fleet's state stores are folders")?;
+        story.commit(&format!("Initial policy; soak {SOAK_SECS}s per wave; the fleet's state stores are folders"))?;
         let stores = Arc::new(Stores::new(S3Options::default()));
         for c in &fleet.spec.clusters {
             story.members.push(member(opts, c, &work, &stores).await?);
@@ -185,13 +185,6 @@ impl Story {
         }
         self.note(None, "scale", "inflate at 4 replicas in every cluster".into(), json!({"replicas": 4}));
         self.until(Duration::from_secs(900), |s| s.all_on(0) && s.all_healthy()).await?;
-
-        let fleet = std::fs::read_to_string(self.work.join("fleet.yaml")).map_err(setup("fleet.yaml"))?;
-        std::fs::write(self.work.join("fleet.yaml"), fleet.replace("soakTime: 0s", &format!("soakTime: {SOAK}")))
-            .map_err(setup("fleet.yaml"))?;
-        self.commit(&format!("Soak each wave for {SOAK}"))?;
-        self.fetch().await;
-        self.until(Duration::from_secs(120), |s| s.all_on(1)).await?;
 
         self.edit("base/policy.yaml", "minNodeLifetime: 10m", "minNodeLifetime: 5m")?;
         let good = self.commit("Consolidate nodes after 5 minutes instead of 10")?;

@@ -87,8 +87,8 @@ fn the_fleet_story_rolls_out_wave_by_wave_and_halts_a_bad_commit_at_dev() {
     }
     // Each wave takes the good commit only after the previous one held it healthy for its soak.
     let commits: Vec<&Value> = lines.iter().filter(|l| l["event"] == "commit").collect();
-    let good = commits[2]["detail"]["sha"].as_str().unwrap();
-    let bad = commits[3]["detail"]["sha"].as_str().unwrap();
+    let good = commits[1]["detail"]["sha"].as_str().unwrap();
+    let bad = commits[2]["detail"]["sha"].as_str().unwrap();
     let time = |event: &str, cluster: &str, sha: &str| {
         steps(event, cluster)
             .iter()

@@ -3,7 +3,7 @@
 //! state store is modelled as the last record each daemon wrote; every record written is kept
 //! with the true time of the write, and the rollout rules are checked against those writes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use capstan::fleet::gate::{self, Action, Candidate, Input, Lineage, Output, Peer, Rules, StepKind};
@@ -98,21 +98,6 @@ struct World {
     /// Counts, for the coverage check of the deterministic test.
     adopted_by_wave: [usize; 3],
     rollbacks: usize,
-    /// (cluster, sha) taken while a cluster of the previous wave held the sha only because it
-    /// left that cluster's policy alone (its epoch is older): see `check_halts`.
-    carried: BTreeSet<(String, String)>,
-    /// What each daemon (by index) last read of each peer.
-    reads: BTreeMap<(usize, String), Read>,
-}
-
-/// A daemon's last read of a peer's record.
-struct Read {
-    /// True time.
-    at: i64,
-    token: String,
-    /// The last change of the token was seen more than the heartbeat timeout after the read
-    /// before it, while the gate had no change of this peer timed: see `check_pass`.
-    untimed_gap: bool,
 }
 
 impl World {
@@ -138,8 +123,6 @@ impl World {
             written: BTreeMap::new(),
             adopted_by_wave: [0; 3],
             rollbacks: 0,
-            carried: BTreeSet::new(),
-            reads: BTreeMap::new(),
         }
     }
 
@@ -242,16 +225,6 @@ impl World {
             .iter()
             .map(|p| (p.clone(), self.store.get(p).map_or(Peer::Missing, |r| Peer::Read(Box::new(r.clone())))))
             .collect();
-        for p in &rules.upstream {
-            let Some(token) = self.store.get(p).map(Record::heartbeat_token) else { continue };
-            let untimed = d.rec.observations.get(p).is_none_or(|o| o.heartbeat_changed.is_none());
-            let untimed_gap = match self.reads.get(&(i, p.clone())) {
-                Some(r) if r.token != token => untimed && self.now - r.at > TIMEOUT,
-                Some(r) => r.untimed_gap,
-                None => false,
-            };
-            self.reads.insert((i, p.clone()), Read { at: self.now, token, untimed_gap });
-        }
         let now = t(self.now + d.skew);
         let input = Input {
             now,
@@ -293,18 +266,6 @@ impl World {
             return Ok(());
         }
         self.adopted_by_wave[d.wave as usize] += 1;
-        // Clusters of the previous wave that hold the revision only because it leaves their
-        // policy alone (their epoch is older): see `check_halts`.
-        let carrying: Vec<&String> = rules
-            .upstream
-            .iter()
-            .filter(|p| {
-                self.store.get(*p).and_then(|r| r.in_force.as_ref()).is_some_and(|f| !self.lineage.le(sha, &f.epoch))
-            })
-            .collect();
-        if !carrying.is_empty() {
-            self.carried.insert((d.name.clone(), sha.clone()));
-        }
         // A halt known to this daemon holds the revision back.
         if let Some(h) = rec.is_halted(sha) {
             return Err(format!("{} took {sha}, halted on {} (known to it)", d.name, h.cluster));
@@ -328,7 +289,7 @@ impl World {
                     history(writes)
                 ));
             }
-            if !bootstrap && !carrying.contains(&p) && !soaked(writes, sha, &self.lineage, need) {
+            if !bootstrap && !soaked(writes, sha, &self.lineage, need) {
                 return Err(format!(
                     "{} (wave {}) took {sha} at t={}, but {p} wrote no healthy run holding it for {}s (soak {}s): {}",
                     d.name,
@@ -339,13 +300,8 @@ impl World {
                     history(writes)
                 ));
             }
-            // Known exception, pinned by the ignored unit test
-            // `a_peer_seen_to_change_once_after_a_long_absence_is_not_alive`: a change seen
-            // with no earlier change timed (after a first sight) proves a write after the
-            // previous read, which the gate does not time.
-            let untimed = self.reads.get(&(i, p.clone())).is_some_and(|r| r.untimed_gap);
             let last = writes.last().expect("a soaked peer wrote");
-            if !untimed && (!last.1.healthy || self.now - last.0 > 2 * TIMEOUT) {
+            if !last.1.healthy || self.now - last.0 > 2 * TIMEOUT {
                 return Err(format!(
                     "{} (wave {}) took {sha} at t={}, but {p} last wrote at t={} (healthy: {}): {}",
                     d.name,
@@ -361,15 +317,8 @@ impl World {
     }
 
     /// (b) A halted revision's content is never in force on a cluster of a later wave than
-    /// the cluster that halted it. (A revision that leaves a cluster's policy as it was is taken
-    /// at once and keeps the epoch; that is not the halted content reaching it.)
-    ///
-    /// Known exception, left out here and in (a) and pinned by the ignored unit test
-    /// `a_revision_taken_unchanged_is_not_vouched_for_before_the_wave_above_passed_it`: a wave
-    /// that takes a revision at once because it leaves its policy alone carries its soak over,
-    /// so its readers vouch for the revision before the wave above soaked it (and a spell in
-    /// which it holds a sha halted above, `healthy: false` with the same `healthySince`, does
-    /// not restart their count unless they happen to read it).
+    /// the cluster that halted it. (A revision that leaves a cluster's policy as it was keeps
+    /// the epoch; that is not the halted content reaching it.)
     fn check_halts(&self) -> Result<(), String> {
         for r in self.store.values() {
             for h in &r.halted {
@@ -377,9 +326,6 @@ impl World {
                     return Err(format!("{} halted by unknown cluster {}", h.sha, h.cluster));
                 };
                 for d in self.daemons.iter().filter(|d| d.wave > by.wave) {
-                    if self.carried.contains(&(d.name.clone(), h.sha.clone())) {
-                        continue;
-                    }
                     if d.rec.in_force.as_ref().is_some_and(|f| f.epoch == h.sha) {
                         return Err(format!(
                             "{} (wave {}) holds {} as its epoch, halted by {} (wave {})",
