@@ -20,5 +20,6 @@ pub mod gitops;
 pub mod kops;
 pub mod policy;
 pub mod provisioning;
+pub mod rules;
 pub mod scheduling;
 pub mod sim;

@@ -12,11 +12,11 @@ use super::http::Shared;
 use crate::capacity::CapacityLoop;
 use crate::capacity::DecisionLog;
 use crate::capacity::report::LoopMetrics;
-use crate::capacity::rules::Rules;
 use crate::cloud::metered::{CloudMetrics, Metered};
 use crate::cloud::provider::CloudProvider;
 use crate::cloud::sim::SimCloud;
 use crate::cluster::sim::SimCluster;
+use crate::rules::Rules;
 use crate::sim::World;
 
 /// Time between passes. A pending pod waits at most this beyond the batch window.

@@ -12,13 +12,13 @@ use tokio::sync::watch;
 use super::config::DaemonConfig;
 use super::http::Shared;
 use crate::capacity::report::LoopMetrics;
-use crate::capacity::rules::Rules;
 use crate::capacity::{CapacityLoop, DecisionLog};
 use crate::cloud::aws::provider::{AwsCloud, wall_clock};
 use crate::cloud::aws::{self, Endpoint};
 use crate::cloud::metered::{CloudMetrics, Metered};
 use crate::cluster::kube::KubeCluster;
 use crate::gitops::follow::Accepted;
+use crate::rules::Rules;
 use crate::scheduling::catalog::Catalog;
 
 /// Time between passes; the reflectors keep the snapshot current, so a pass costs EC2's

@@ -13,13 +13,13 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use crate::capacity::rules::{Budget, ClusterRules, PoolRules, Rules};
 use crate::capacity::wall;
 use crate::cloud::provider::{Instance, InstanceState, tags};
 use crate::cluster::model::{ClusterNode, ClusterPod, Owner, Phase, Snapshot};
 use crate::disruption::{self, Request};
 use crate::policy::nodepool::{BudgetNodes, ConsolidationPolicy};
 use crate::provisioning::{POOL_HASH_TAG, nodes::node_labels};
+use crate::rules::{Budget, ClusterRules, PoolRules, Rules};
 use crate::scheduling::allocatable::allocatable;
 use crate::scheduling::builtin;
 use crate::scheduling::catalog::{CapacityType, HOSTNAME};

@@ -10,11 +10,11 @@ use serde::Serialize;
 
 use crate::app::drive::{Pace, TICK, tick};
 use crate::capacity::CapacityLoop;
-use crate::capacity::rules::Rules;
 use crate::cloud::CloudError;
 use crate::cloud::provider::{CloudProvider, Instance, NodeClaim};
 use crate::cloud::sim::SimCloud;
 use crate::cluster::workload;
+use crate::rules::Rules;
 use crate::scheduling::catalog::Catalog;
 use crate::sim::World;
 

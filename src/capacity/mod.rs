@@ -16,7 +16,6 @@
 mod drain;
 mod launch;
 pub mod report;
-pub mod rules;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -36,8 +35,8 @@ use crate::provisioning::batch::Batcher;
 use crate::scheduling::catalog::Catalog;
 use crate::scheduling::pool::NODE_POOL_LABEL;
 
+use crate::rules::Rules;
 use report::{LoopEvent, LoopMetrics, LoopStatus, RECENT_DECISIONS};
-use rules::Rules;
 
 /// How long a fetched catalog is used before it is fetched again.
 const CATALOG_TTL: Duration = Duration::from_secs(300);

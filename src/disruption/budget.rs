@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::capacity::rules::{Budget, Reason};
+use crate::rules::{Budget, Reason};
 
 /// Whether `budget` is in force at `now` (a cron window `[fire, fire + duration)`).
 pub fn active(budget: &Budget, now: DateTime<Utc>) -> bool {

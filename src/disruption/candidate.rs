@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::capacity::rules::Rules;
 use crate::cloud::provider::Instance;
 use crate::cluster::model::{ClusterNode, ClusterPod, DISRUPTED_TAINT, Owner, Snapshot};
 use crate::provisioning::POOL_HASH_TAG;
+use crate::rules::Rules;
 use crate::scheduling::pool::NODE_POOL_LABEL;
 
 #[derive(Debug, Clone)]

@@ -22,11 +22,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::capacity::rules::{Reason, Rules};
 use crate::cloud::provider::Instance;
 use crate::cluster::model::{ClusterPod, Snapshot};
 use crate::policy::nodepool::ConsolidationPolicy;
 use crate::provisioning::{Launch, nodes};
+use crate::rules::{Reason, Rules};
 use crate::scheduling::catalog::Catalog;
 use crate::scheduling::pool::NODE_POOL_LABEL;
 

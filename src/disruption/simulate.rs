@@ -2,8 +2,8 @@
 //! run over the remaining capacity: the answer is either nowhere new (delete), a few new
 //! NodeClaims (replace), or pods left without a place (keep the nodes).
 
-use crate::capacity::rules::Rules;
 use crate::cluster::model::ClusterPod;
+use crate::rules::Rules;
 use crate::scheduling::catalog::Catalog;
 use crate::scheduling::node::Node;
 use crate::scheduling::plan::NewClaim;

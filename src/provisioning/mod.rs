@@ -15,10 +15,10 @@ pub mod nodes;
 
 use std::collections::BTreeMap;
 
-use crate::capacity::rules::Rules;
 use crate::cloud::provider::{Instance, NodeClaim};
 use crate::cluster::model::Snapshot;
 use crate::digest::fnv64;
+use crate::rules::Rules;
 use crate::scheduling::catalog::Catalog;
 use crate::scheduling::plan::{Binding, NewClaim, Unschedulable};
 use crate::scheduling::{Input, Strategy, solve};

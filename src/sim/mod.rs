@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use crate::capacity::CapacityLoop;
 use crate::capacity::report::LoopEvent;
-use crate::capacity::rules::Rules;
 use crate::cloud::provider::CloudProvider;
 use crate::cloud::sim::{SimCloud, VirtualClock};
 use crate::cluster::sim::SimCluster;
 use crate::kops::object;
 use crate::kops::store::{StateStore, StoreError};
 use crate::policy::EffectivePolicy;
+use crate::rules::Rules;
 use crate::scheduling::builtin;
 use crate::scheduling::catalog::Catalog;
 

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use capstan::capacity::report::LoopEvent;
-use capstan::capacity::rules::Rules;
 use capstan::cluster::workload;
 use capstan::cluster::{ClusterApi, Snapshot};
 use capstan::policy::{self, EffectivePolicy};
+use capstan::rules::Rules;
 use capstan::sim::demo::START;
 use capstan::sim::{SimLoop, World};
 

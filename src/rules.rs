@@ -1,5 +1,6 @@
-//! What the capacity loop takes from a cluster's effective policy, as plain data: the pools the
-//! scheduler uses, each pool's disruption rules and drift hash, and the ClusterPolicy settings.
+//! A cluster's compiled policy: what the capacity loop, the provisioner and the disruption planner
+//! take from its effective policy, as plain data — the pools the scheduler uses, each pool's
+//! disruption rules and drift hash, and the ClusterPolicy settings.
 
 use std::time::Duration;
 
