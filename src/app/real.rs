@@ -89,10 +89,8 @@ pub async fn capacity(
         }
         let accepted = policy.borrow_and_update().clone();
         if let Some(acc) = accepted.filter(|a| a.revision.to_string() != revision) {
-            let carried = match &lp {
-                Some(l) => l.cloud().inner().catalog.lock().map(|c| c.clone()).unwrap_or_default(),
-                None => Catalog::default(),
-            };
+            // The new provider starts from the catalog the loop last read (the loop owns it).
+            let carried = lp.as_ref().and_then(|l| l.published_catalog()).map(|c| (*c).clone()).unwrap_or_default();
             match provider(&cfg, &acc, &prices, carried).await {
                 Ok(cloud) => {
                     revision = acc.revision.to_string();

@@ -3,6 +3,7 @@
 pub mod consolidation;
 pub mod fleet;
 pub mod gitops;
+pub mod healthz;
 pub mod provisioning;
 pub mod state_store;
 

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::app::drive::{Pace, TICK, tick};
 use crate::capacity::CapacityLoop;
 use crate::cloud::CloudError;
-use crate::cloud::provider::{CloudProvider, Instance, NodeClaim};
+use crate::cloud::provider::{Avoid, CloudProvider, Created, Instance, NodeClaim};
 use crate::cloud::sim::SimCloud;
 use crate::cluster::workload;
 use crate::rules::Rules;
@@ -29,9 +29,9 @@ impl CloudProvider for Stopwatch {
     async fn catalog(&self) -> Result<Catalog, CloudError> {
         self.inner.catalog().await
     }
-    async fn create(&self, claim: &NodeClaim) -> Result<Instance, CloudError> {
+    async fn create(&self, claim: &NodeClaim, avoid: &Avoid) -> Result<Created, CloudError> {
         self.first_create.lock().expect("stopwatch").get_or_insert_with(Instant::now);
-        self.inner.create(claim).await
+        self.inner.create(claim, avoid).await
     }
     async fn delete(&self, id: &str) -> Result<(), CloudError> {
         self.inner.delete(id).await

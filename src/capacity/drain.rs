@@ -1,11 +1,14 @@
-//! Acting on disruption decisions: validation after the delay; then the nodes are cordoned
-//! (tainted `karpenter.sh/disrupted`, so budgets count them at once) and their replacements
-//! launched; once every replacement is initialized the pods are evicted (PodDisruptionBudgets
-//! respected through the Eviction API, retried each pass) and, when only DaemonSet and mirror
-//! pods are left, the instance is terminated and the node removed.
+//! Acting on disruption decisions: validation after the delay; then each node is marked for
+//! disruption in one write (cordoned, tainted `karpenter.sh/disrupted` so budgets count it at
+//! once, and annotated with its reason, revision and replacements) and the replacements are
+//! launched. The drain itself is decided by [`crate::disruption::drain::steps`] (evict once
+//! every replacement is initialized, terminate when only DaemonSet and mirror pods are left,
+//! give the node back when a replacement is lost); this file only executes those steps and
+//! records what happened. PodDisruptionBudgets are respected through the Eviction API, and a
+//! refused eviction is retried each pass.
 //!
-//! Everything a drain needs is on the node (taint, reason, revision, the replacements' claim
-//! names), so a restarted daemon finishes what the last one started.
+//! Everything a drain needs is on the node ([`crate::cluster::marks`]), so a restarted daemon
+//! finishes what the last one started.
 
 use std::time::Duration;
 
@@ -13,52 +16,12 @@ use serde_json::json;
 
 use super::{CapacityLoop, Waiting, claim_json, wall};
 use crate::cloud::provider::{CloudProvider, Instance};
-use crate::cluster::model::ClusterNode;
+use crate::cluster::marks::DisruptionMarks;
 use crate::cluster::{ClusterApi, ClusterError, Snapshot, Subject};
 use crate::disruption::candidate::disrupting;
+use crate::disruption::drain::{ReturnCause, Step, steps};
 use crate::disruption::{self, Command, VALIDATION_DELAY, still_valid};
-use crate::policy::meta::Labels;
-use crate::provisioning::lifecycle::{CLAIM_ANNOTATION, INITIALIZED_ANNOTATION};
 use crate::scheduling::catalog::Catalog;
-use crate::scheduling::pool::NODE_POOL_LABEL;
-
-// All start with `cluster::model::DISRUPTION_ANNOTATION_PREFIX`, so `uncordon` clears them.
-pub const REASON_ANNOTATION: &str = "capstan.io/disruption-reason";
-pub const DISRUPTION_REVISION_ANNOTATION: &str = "capstan.io/disruption-revision";
-/// Comma-separated claim names the node waits for before it is drained.
-pub const REPLACEMENTS_ANNOTATION: &str = "capstan.io/disruption-replacements";
-
-/// Where a drained node's replacements stand.
-enum Replacements {
-    /// None, or all initialized: drain.
-    Ready,
-    /// Still launching or registering.
-    Waiting,
-    /// A replacement is gone without becoming a node: give the node back.
-    Lost(String),
-}
-
-fn replacements(node: &ClusterNode, snapshot: &Snapshot, instances: &[Instance]) -> Replacements {
-    let Some(list) = node.annotations.get(REPLACEMENTS_ANNOTATION).filter(|l| !l.is_empty()) else {
-        return Replacements::Ready;
-    };
-    let mut waiting = false;
-    for claim in list.split(',') {
-        let initialized = snapshot.nodes.iter().any(|n| {
-            n.annotations.get(CLAIM_ANNOTATION).map(String::as_str) == Some(claim)
-                && n.annotations.contains_key(INITIALIZED_ANNOTATION)
-        });
-        if initialized {
-            continue;
-        }
-        if instances.iter().any(|i| i.claim == claim) {
-            waiting = true;
-        } else {
-            return Replacements::Lost(claim.to_string());
-        }
-    }
-    if waiting { Replacements::Waiting } else { Replacements::Ready }
-}
 
 impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
     pub(super) fn disruption_due(&self, now: Duration) -> bool {
@@ -73,7 +36,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         now: Duration,
     ) {
         let view = crate::provisioning::Request { snapshot, instances, rules: &self.rules, catalog };
-        let plan = disruption::plan(disruption::Request { view, now, wall: wall(now) });
+        let plan = super::offload::decide(|| disruption::plan(disruption::Request { view, now, wall: wall(now) }));
         for (node, why) in &plan.kept {
             tracing::debug!(%node, "not disrupted: {why}");
         }
@@ -137,12 +100,14 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             }
             return;
         }
-        self.cordon(&cmd, now).await;
+        if !self.mark(&cmd, now).await {
+            return;
+        }
         let reason = format!("replace-{}", cmd.reason.label());
         for l in &cmd.replacements {
             if self.launch(l, &reason, snapshot, now).await.is_err() {
                 for t in &cmd.targets {
-                    let _ = self.cluster.uncordon(&t.node).await;
+                    self.give_back(&t.node).await;
                 }
                 self.emit(
                     now,
@@ -155,19 +120,36 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         }
     }
 
-    async fn cordon(&mut self, cmd: &Command, now: Duration) {
+    /// Marks every target, each in one write with its replacements recorded, then records the
+    /// disruption. When a write is refused, the targets already marked are given back, nothing
+    /// is launched and `false` is returned: the disruption is decided again on a later poll.
+    async fn mark(&mut self, cmd: &Command, now: Duration) -> bool {
         let claims: Vec<&str> = cmd.replacements.iter().map(|l| l.claim.name.as_str()).collect();
-        for t in &cmd.targets {
-            if let Err(e) = self.cluster.cordon(&t.node).await {
-                tracing::warn!(node = %t.node, error = %e, "cordon");
-                continue;
+        let marks = DisruptionMarks {
+            reason: cmd.reason.label().to_string(),
+            revision: self.rules.revision.to_string(),
+            replacements: claims.iter().map(|c| c.to_string()).collect(),
+        };
+        for (done, t) in cmd.targets.iter().enumerate() {
+            if let Err(e) = self.cluster.mark_for_disruption(&t.node, &marks).await {
+                tracing::warn!(node = %t.node, error = %e, "mark for disruption");
+                for earlier in &cmd.targets[..done] {
+                    self.give_back(&earlier.node).await;
+                }
+                self.emit(
+                    now,
+                    "disruption-cancelled",
+                    format!(
+                        "node {} could not be marked for {} ({e}); nothing drained or launched, decided again later",
+                        t.node,
+                        cmd.reason.label()
+                    ),
+                    json!({"node": t.node, "reason": cmd.reason.label(), "error": e.to_string()}),
+                );
+                return false;
             }
-            let annotations = Labels::from([
-                (REASON_ANNOTATION.to_string(), cmd.reason.label().to_string()),
-                (DISRUPTION_REVISION_ANNOTATION.to_string(), self.rules.revision.clone()),
-                (REPLACEMENTS_ANNOTATION.to_string(), claims.join(",")),
-            ]);
-            let _ = self.cluster.register(&t.node, &Labels::new(), &[], &annotations).await;
+        }
+        for t in &cmd.targets {
             let message =
                 format!("Disrupting node: {} ({}), policy {}", cmd.reason.label(), cmd.detail, self.rules.revision);
             self.cluster.event(&Subject::Node(t.node.clone()), "DisruptionCordoned", &message).await;
@@ -182,84 +164,104 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
                 json!({"node": t.node}),
             );
         }
+        true
     }
 
+    /// Undoes a node's disruption marks. A failure is logged: the node stays marked with
+    /// replacements that never launched, so the next pass's drain steps give it back again.
+    async fn give_back(&mut self, node: &str) -> bool {
+        match self.cluster.uncordon(node).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(%node, error = %e, "uncordon; retried next pass");
+                false
+            }
+        }
+    }
+
+    /// Executes the drain steps of this pass.
     pub(super) async fn drain(&mut self, snapshot: &Snapshot, instances: &[Instance], now: Duration) {
         let draining: std::collections::HashSet<&str> =
             snapshot.nodes.iter().filter(|n| disrupting(n)).map(|n| n.name.as_str()).collect();
         self.blocked.retain(|k| {
             snapshot.pods.iter().any(|p| p.spec.name == *k && p.node.as_deref().is_some_and(|n| draining.contains(n)))
         });
-        for node in snapshot.nodes.iter().filter(|n| disrupting(n)) {
-            match replacements(node, snapshot, instances) {
-                Replacements::Waiting => continue,
-                Replacements::Lost(claim) => {
-                    let _ = self.cluster.uncordon(&node.name).await;
-                    self.emit(
-                        now,
-                        "disruption-cancelled",
-                        format!("replacement {claim} for {} is gone; node returned to service", node.name),
-                        json!({"node": node.name, "claim": claim}),
-                    );
-                    continue;
-                }
-                Replacements::Ready => {}
-            }
-            let pods: Vec<_> = snapshot.pods_on(&node.name).filter(|p| !p.is_node_bound()).collect();
-            if pods.is_empty() {
-                self.terminate(node, instances, now).await;
-                continue;
-            }
-            for p in pods {
-                match self.cluster.evict(&p.namespace, &p.name).await {
-                    Ok(()) => self.emit(
-                        now,
-                        "evict",
-                        format!("evicted pod {} from {}", p.key(), node.name),
-                        json!({"pod": p.key(), "node": node.name}),
-                    ),
-                    Err(ClusterError::Blocked(why)) => {
-                        if self.blocked.insert(p.key()) {
-                            self.emit(
-                                now,
-                                "evict-blocked",
-                                format!("{why}; retrying"),
-                                json!({"pod": p.key(), "node": node.name}),
-                            );
-                        }
-                    }
-                    Err(e) => tracing::warn!(pod = %p.key(), error = %e, "evict"),
+        for step in steps(snapshot, instances) {
+            match step {
+                Step::Return { node, cause } => self.return_node(&node, cause, now).await,
+                Step::Evict { node, namespace, pod } => self.evict(&node, &namespace, &pod, now).await,
+                Step::Terminate { node, instance, marks, claim, node_pool } => {
+                    self.terminate(&node, instance.as_deref(), &marks, claim, node_pool, now).await
                 }
             }
         }
     }
 
-    async fn terminate(&mut self, node: &ClusterNode, instances: &[Instance], now: Duration) {
-        let instance = node.instance_id().and_then(|id| instances.iter().find(|i| i.id == id));
+    async fn return_node(&mut self, node: &str, cause: ReturnCause, now: Duration) {
+        if !self.give_back(node).await {
+            return;
+        }
+        match cause {
+            ReturnCause::ReplacementLost(claim) => self.emit(
+                now,
+                "disruption-cancelled",
+                format!("replacement {claim} for {node} is gone; node returned to service"),
+                json!({"node": node, "claim": claim}),
+            ),
+            ReturnCause::Unrecorded => self.emit(
+                now,
+                "disruption-cancelled",
+                format!("node {node} was cordoned without its disruption record; node returned to service"),
+                json!({"node": node}),
+            ),
+        }
+    }
+
+    async fn evict(&mut self, node: &str, namespace: &str, pod: &str, now: Duration) {
+        let key = format!("{namespace}/{pod}");
+        match self.cluster.evict(namespace, pod).await {
+            Ok(()) => {
+                self.emit(now, "evict", format!("evicted pod {key} from {node}"), json!({"pod": key, "node": node}))
+            }
+            Err(ClusterError::Blocked(why)) => {
+                if self.blocked.insert(key.clone()) {
+                    self.emit(now, "evict-blocked", format!("{why}; retrying"), json!({"pod": key, "node": node}));
+                }
+            }
+            Err(e) => tracing::warn!(pod = %key, error = %e, "evict"),
+        }
+    }
+
+    async fn terminate(
+        &mut self,
+        node: &str,
+        instance: Option<&Instance>,
+        marks: &DisruptionMarks,
+        claim: Option<String>,
+        node_pool: Option<String>,
+        now: Duration,
+    ) {
         if let Some(i) = instance
             && let Err(e) = self.cloud.delete(&i.id).await
         {
             tracing::warn!(instance = %i.id, error = %e, "terminate");
             return;
         }
-        if let Err(e) = self.cluster.delete_node(&node.name).await {
-            tracing::warn!(node = %node.name, error = %e, "delete node");
+        if let Err(e) = self.cluster.delete_node(node).await {
+            tracing::warn!(%node, error = %e, "delete node");
             return;
         }
-        let reason = node.annotations.get(REASON_ANNOTATION).cloned().unwrap_or_else(|| "disrupted".into());
-        let pool = node.labels.get(NODE_POOL_LABEL).cloned().unwrap_or_default();
+        let reason = marks.reason.clone();
+        let pool = node_pool.unwrap_or_default();
         let detail = json!({
-            "node": node.name,
+            "node": node,
             "instance": instance.map(|i| i.id.clone()),
             "instanceType": instance.map(|i| i.instance_type.clone()),
             "pricePerHour": instance.map(|i| i.price),
             "nodePool": pool,
-            "decidedUnder": node.annotations.get(DISRUPTION_REVISION_ANNOTATION),
+            "decidedUnder": marks.revision,
         });
-        let object = format!(
-            "NodeClaim/{}",
-            node.annotations.get(CLAIM_ANNOTATION).cloned().unwrap_or_else(|| node.name.clone())
-        );
+        let object = format!("NodeClaim/{}", claim.as_deref().unwrap_or(node));
         let d = self.decision(now, "terminate", &reason, &object, detail.clone());
         self.decide(d);
         if let Some(m) = &self.metrics {
@@ -270,7 +272,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         self.emit(
             now,
             "terminate",
-            format!("node {} drained; instance terminated and node removed ({reason})", node.name),
+            format!("node {node} drained; instance terminated and node removed ({reason})"),
             detail,
         );
     }

@@ -6,23 +6,16 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{CapacityLoop, claim_json};
-use crate::cloud::CloudError;
-use crate::cloud::provider::{CloudProvider, Instance};
+use crate::cloud::dry_run::Acting;
+use crate::cloud::provider::{CloudProvider, Created, Instance};
+use crate::cloud::{CloudError, OfferingKey};
 use crate::cluster::{ClusterApi, ClusterPod, Snapshot, Subject};
 use crate::provisioning::lifecycle::{INITIALIZED_ANNOTATION, Step, steps};
 use crate::provisioning::{self, Launch, Request};
-use crate::scheduling::catalog::{CapacityType, Catalog};
+use crate::scheduling::catalog::Catalog;
 
 /// Provisioning passes re-solved in one step after offerings ran out of capacity.
 const ICE_RETRIES: usize = 3;
-
-fn capacity_type(text: &str) -> Option<CapacityType> {
-    match text {
-        "spot" => Some(CapacityType::Spot),
-        "on-demand" => Some(CapacityType::OnDemand),
-        _ => None,
-    }
-}
 
 /// The pods a launch was planned for (a pod's scheduler name is its `namespace/name`).
 fn served<'a>(snapshot: &'a Snapshot, l: &Launch) -> impl Iterator<Item = &'a ClusterPod> {
@@ -31,6 +24,19 @@ fn served<'a>(snapshot: &'a Snapshot, l: &Launch) -> impl Iterator<Item = &'a Cl
 }
 
 impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
+    /// The provider changes go through under the policy in force: the cloud itself, or
+    /// `DryRun` over it (which changes nothing and answers `CloudError::DryRun`).
+    fn acting(&self) -> Acting<&C> {
+        Acting::per_policy(&self.cloud, self.rules.cluster.dry_run)
+    }
+
+    /// Avoids `offerings` for a while (they ran out of capacity at `now`).
+    fn mark_unavailable(&mut self, offerings: &[OfferingKey], now: Duration) {
+        for o in offerings {
+            self.unavailable.mark(o.clone(), now);
+        }
+    }
+
     pub(super) async fn lifecycle(
         &mut self,
         snapshot: &Snapshot,
@@ -63,12 +69,13 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
                     }
                 }
                 Step::Timeout { instance, claim, age } => {
-                    if self.rules.cluster.dry_run {
-                        continue;
-                    }
-                    if let Err(e) = self.cloud.delete(&instance).await {
-                        tracing::warn!(%instance, error = %e, "terminating an instance that never registered");
-                        continue;
+                    match self.acting().delete(&instance).await {
+                        Ok(()) => {}
+                        Err(CloudError::DryRun { .. }) => continue,
+                        Err(e) => {
+                            tracing::warn!(%instance, error = %e, "terminating an instance that never registered");
+                            continue;
+                        }
                     }
                     let detail = json!({"instance": instance, "ageSeconds": age.as_secs()});
                     let d = self.decision(
@@ -109,12 +116,8 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         let mut instances = instances.to_vec();
         for _ in 0..ICE_RETRIES {
             let started = Instant::now();
-            let decided = provisioning::provision(Request {
-                snapshot,
-                instances: &instances,
-                rules: &self.rules,
-                catalog: &catalog,
-            });
+            let request = Request { snapshot, instances: &instances, rules: &self.rules, catalog: &catalog };
+            let decided = super::offload::decide(|| provisioning::provision(request));
             if let Some(m) = &self.metrics {
                 m.solve_seconds.observe(started.elapsed().as_secs_f64());
             }
@@ -148,14 +151,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
                 match self.launch(l, "provisioning", snapshot, now).await {
                     Ok(i) => instances.push(i),
                     Err(CloudError::InsufficientCapacity { offerings }) => {
-                        for o in &offerings {
-                            let mut parts = o.split('/');
-                            if let (Some(t), Some(z), Some(cap)) =
-                                (parts.next(), parts.next(), parts.next().and_then(capacity_type))
-                            {
-                                self.unavailable.mark(t, z, cap, now);
-                            }
-                        }
+                        self.mark_unavailable(&offerings, now);
                         exhausted = true;
                     }
                     Err(_) => {}
@@ -205,13 +201,10 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         now: Duration,
     ) -> Result<Instance, CloudError> {
         let mut detail = claim_json(l);
-        if self.rules.cluster.dry_run {
-            let d = self.decision(now, "launch (dry run)", reason, &format!("NodeClaim/{}", l.claim.name), detail);
-            self.decide(d);
-            return Err(CloudError::InvalidConfig("dry run".into()));
-        }
-        match self.cloud.create(&l.claim).await {
-            Ok(i) => {
+        let avoid = self.unavailable.avoided(now);
+        match self.acting().create(&l.claim, &avoid).await {
+            Ok(Created { instance: i, refused }) => {
+                self.mark_unavailable(&refused, now);
                 detail["instance"] = json!(i.id);
                 detail["instanceType"] = json!(i.instance_type);
                 detail["zone"] = json!(i.zone);
@@ -247,6 +240,11 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
                     self.cluster.event(&subject, "Nominated", &msg).await;
                 }
                 Ok(i)
+            }
+            Err(e @ CloudError::DryRun { .. }) => {
+                let d = self.decision(now, "launch (dry run)", reason, &format!("NodeClaim/{}", l.claim.name), detail);
+                self.decide(d);
+                Err(e)
             }
             Err(e) => {
                 detail["error"] = json!(e.to_string());

@@ -15,6 +15,7 @@
 
 mod drain;
 mod launch;
+pub mod offload;
 pub mod report;
 
 use std::collections::BTreeSet;
@@ -38,8 +39,21 @@ use crate::scheduling::pool::NODE_POOL_LABEL;
 use crate::rules::Rules;
 use report::{LoopEvent, LoopMetrics, LoopStatus, RECENT_DECISIONS};
 
-/// How long a fetched catalog is used before it is fetched again.
-const CATALOG_TTL: Duration = Duration::from_secs(300);
+/// The longest an instance list is reused while the cluster is quiet: an instance that goes
+/// away without its node noticing is seen at most this late.
+pub const INSTANCES_STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// The last instance list and what the cluster looked like then.
+#[derive(Debug)]
+struct Listed {
+    instances: Vec<Instance>,
+    at: Duration,
+    nodes: BTreeSet<String>,
+}
+
+/// How long a fetched catalog is used before it is fetched again: reading it from EC2 takes many
+/// paged calls, so once an hour (offerings that run out of capacity are learned from launches).
+const CATALOG_TTL: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoopError {
@@ -72,11 +86,16 @@ pub struct CapacityLoop<C, K> {
     rules: Arc<Rules>,
     log: Option<DecisionLog>,
     metrics: Option<LoopMetrics>,
+    /// The catalog as the cloud last published it, and when it was read: the one catalog
+    /// cache (providers keep none), read again after `CATALOG_TTL`.
     catalog: Option<(Arc<Catalog>, Duration)>,
+    /// Offerings that recently ran out of capacity, learned from `create`: the one such cache.
+    /// Marked on the catalog before each solve and passed to `create` as the set to avoid.
     unavailable: Unavailable,
     batcher: Batcher,
     next_disruption: Duration,
     validating: Option<Waiting>,
+    listed: Option<Listed>,
     /// Pods already told they cannot be placed, so events are not repeated each pass.
     told: BTreeSet<String>,
     /// Pods whose eviction a PodDisruptionBudget refused, reported once per drain.
@@ -105,6 +124,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             batcher: Batcher::default(),
             next_disruption: Duration::ZERO,
             validating: None,
+            listed: None,
             told: BTreeSet::new(),
             blocked: BTreeSet::new(),
             unsaved: Vec::new(),
@@ -182,6 +202,12 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         self.unsaved.push(d);
     }
 
+    /// The catalog last read from the cloud, as published (no offering marked), so a rebuilt
+    /// provider can start from it.
+    pub fn published_catalog(&self) -> Option<Arc<Catalog>> {
+        self.catalog.as_ref().map(|(c, _)| c.clone())
+    }
+
     /// The catalog, with the offerings being avoided marked unavailable; shared, not copied,
     /// while none is.
     async fn catalog(&mut self, now: Duration) -> Result<Arc<Catalog>, CloudError> {
@@ -210,7 +236,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
 
     async fn pass(&mut self, now: Duration) -> Result<(), LoopError> {
         let snapshot = self.cluster.snapshot().await?;
-        let instances = self.cloud.list().await?;
+        let instances = self.instances(&snapshot, now).await?;
         let catalog = self.catalog(now).await?;
         self.observe(&snapshot, &instances);
         self.lifecycle(&snapshot, &instances, &catalog, now).await;
@@ -223,6 +249,30 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             self.disrupt(&snapshot, &instances, &catalog, now).await;
         }
         Ok(())
+    }
+
+    /// The cloud's instances: listed again when anything may be changing (pods pending, a
+    /// launch in flight, a node draining or not initialized, a disruption being validated, the
+    /// set of nodes changed), else reused for at most [`INSTANCES_STALE_AFTER`].
+    async fn instances(&mut self, snapshot: &Snapshot, now: Duration) -> Result<Vec<Instance>, CloudError> {
+        let nodes: BTreeSet<&str> = snapshot.nodes.iter().map(|n| n.name.as_str()).collect();
+        let quiet = snapshot.pending().next().is_none()
+            && self.validating.is_none()
+            && snapshot.nodes.iter().all(|n| {
+                n.annotations.contains_key(crate::provisioning::lifecycle::INITIALIZED_ANNOTATION)
+                    && !crate::disruption::candidate::disrupting(n)
+            });
+        if let Some(l) = &self.listed {
+            let same_nodes = l.nodes.iter().map(String::as_str).eq(nodes.iter().copied());
+            let settled = l.instances.iter().all(|i| i.state == crate::cloud::provider::InstanceState::Running);
+            if quiet && settled && same_nodes && now < l.at + INSTANCES_STALE_AFTER {
+                return Ok(l.instances.clone());
+            }
+        }
+        let instances = self.cloud.list().await?;
+        let nodes = nodes.into_iter().map(String::from).collect();
+        self.listed = Some(Listed { instances: instances.clone(), at: now, nodes });
+        Ok(instances)
     }
 
     fn observe(&mut self, snapshot: &Snapshot, instances: &[Instance]) {

@@ -58,6 +58,24 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// `/healthz` latency on the daemon's two-worker runtime while large disruption decisions
+    /// run on it (offloaded as the capacity loop does, or `--inline` for comparison).
+    Healthz {
+        #[arg(long, default_value_t = 5000)]
+        nodes: usize,
+        /// Decisions in a row.
+        #[arg(long, default_value_t = 5)]
+        decisions: usize,
+        /// Decision tasks at once (2 keeps both workers busy).
+        #[arg(long, default_value_t = 2)]
+        parallel: usize,
+        /// Run the decisions inline on the worker instead of offloading them.
+        #[arg(long)]
+        inline: bool,
+        /// One JSON line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// One full disruption decision over a large synthetic cluster.
     Consolidation {
         #[arg(long, default_value_t = 5000)]
@@ -127,6 +145,28 @@ pub fn run(what: BenchCommand) -> ExitCode {
                     r.decide_ms,
                     if r.opened { "opened" } else { "held" },
                     r.write_ms
+                ),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        BenchCommand::Healthz { nodes, decisions, parallel, inline, json } => {
+            match crate::bench::healthz::run(nodes, decisions, parallel, !inline) {
+                Ok(r) if json => println!("{}", serde_json::to_string(&r).expect("json")),
+                Ok(r) => println!(
+                    "{} nodes, {} × {} decisions of {:.1} ms ({}): /healthz p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} requests",
+                    r.nodes,
+                    r.parallel,
+                    r.decisions,
+                    r.decide_ms,
+                    if r.offloaded { "offloaded" } else { "inline" },
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.max_ms,
+                    r.requests
                 ),
                 Err(e) => {
                     eprintln!("error: {e}");

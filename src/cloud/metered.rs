@@ -9,7 +9,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::CloudError;
-use super::provider::{CloudProvider, Instance, NodeClaim};
+use super::provider::{Avoid, CloudProvider, Created, Instance, NodeClaim};
 use crate::scheduling::catalog::Catalog;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,6 +54,7 @@ pub fn error_kind(e: &CloudError) -> &'static str {
         CloudError::Throttled(_) => "throttled",
         CloudError::Unauthorized(_) => "unauthorized",
         CloudError::InvalidConfig(_) => "invalid_config",
+        CloudError::DryRun { .. } => "dry_run",
         CloudError::Api(_) => "api",
     }
 }
@@ -96,8 +97,8 @@ impl<P: CloudProvider> CloudProvider for Metered<P> {
         self.measure("catalog", self.inner.catalog()).await
     }
 
-    async fn create(&self, claim: &NodeClaim) -> Result<Instance, CloudError> {
-        self.measure("create", self.inner.create(claim)).await
+    async fn create(&self, claim: &NodeClaim, avoid: &Avoid) -> Result<Created, CloudError> {
+        self.measure("create", self.inner.create(claim, avoid)).await
     }
 
     async fn delete(&self, id: &str) -> Result<(), CloudError> {

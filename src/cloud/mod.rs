@@ -1,12 +1,16 @@
 //! The cloud side: instance catalog and launches. The AWS implementation talks to EC2; the
-//! simulator implements the same contract on a virtual clock.
+//! simulator implements the same contract on a virtual clock. Decorators (`Metered`, `DryRun`)
+//! wrap any implementation.
 
 pub mod aws;
+pub mod dry_run;
 pub mod error;
 pub mod metered;
+pub mod offering;
 pub mod prices;
 pub mod provider;
 pub mod sim;
 pub mod unavailable;
 
 pub use error::CloudError;
+pub use offering::OfferingKey;

@@ -1,15 +1,21 @@
 //! The `CloudProvider` contract: what the capacity loop needs from a cloud.
 //!
-//! Every implementation (EC2, the simulator, wrappers such as [`super::metered::Metered`])
-//! keeps these rules:
+//! Every implementation (EC2, the simulator, wrappers such as [`super::metered::Metered`] and
+//! [`super::dry_run::DryRun`]) keeps these rules:
 //!
 //! - **`catalog`** returns the instance types the cluster may use, each with its offerings (zone ×
-//!   capacity type) and their price per hour; offerings known to be out of capacity are marked
-//!   unavailable. It may be cached; it never fails because one offering has no price.
+//!   capacity type) and their price per hour, as the cloud publishes them: it reads the cloud on
+//!   every call and keeps no cache and no memory of capacity (the caller, the capacity loop,
+//!   owns both: it refreshes the catalog when it chooses and marks what it learned from
+//!   `InsufficientCapacity`). It never fails because one offering has no price.
 //! - **`create`** launches exactly one instance for a [`NodeClaim`], choosing among its options
-//!   (cheapest first for on-demand). It is **idempotent by claim name**: calling it again for a
+//!   (cheapest first for on-demand) and **never** one named in `avoid` (the offerings the caller
+//!   knows to be out of capacity). It is **idempotent by claim name**: calling it again for a
 //!   claim that already has an instance returns that instance and launches nothing. On
-//!   `InsufficientCapacity` nothing was launched and the failed offerings are named.
+//!   success, [`Created::refused`] names the offerings the cloud refused on the way (out of
+//!   capacity) so the caller can avoid them too. On `InsufficientCapacity` nothing was launched
+//!   and the refused offerings are named as [`OfferingKey`]s (every option, when all were in
+//!   `avoid` or the cloud refused the whole request).
 //! - **`delete`** terminates an instance. Deleting an instance that is already gone (or
 //!   terminating) succeeds; `NotFound` is never returned by `delete`.
 //! - **`get`** returns one instance by id, `NotFound` when the cloud does not know it (or it was
@@ -17,17 +23,19 @@
 //! - **`list`** returns every non-terminated instance this cluster owns (tagged with its name),
 //!   whatever launched it, so a restarted daemon re-derives its state from the cloud.
 //!
-//! Errors: `InsufficientCapacity` → try other offerings; `Throttled` → retry later; `NotFound`
-//! → as above; `Unauthorized` and `InvalidConfig` → not retried, surfaced to the user with
-//! what to check; `Api` → retried with backoff.
+//! Errors are classified from the cloud's error codes, never from message text:
+//! `InsufficientCapacity` → avoid those offerings, try others; `Throttled` → retry later;
+//! `NotFound` → as above; `Unauthorized` and `InvalidConfig` → not retried, surfaced to the user
+//! with what to check; `DryRun` → nothing was done (a dry-run wrapper), record the intent;
+//! `Api` → retried with backoff.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use super::CloudError;
+use super::{CloudError, OfferingKey};
 use crate::scheduling::catalog::{CapacityType, Catalog};
 use crate::scheduling::plan::LaunchOption;
 
@@ -79,13 +87,52 @@ impl Instance {
     }
 }
 
+/// What `create` launched, and what the cloud refused on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Created {
+    pub instance: Instance,
+    /// Offerings the cloud answered "no capacity" for before it found one; the caller avoids
+    /// them like those of an `InsufficientCapacity` error.
+    pub refused: Vec<OfferingKey>,
+}
+
+impl Created {
+    /// A launch that met no refusal.
+    pub fn at_once(instance: Instance) -> Created {
+        Created { instance, refused: Vec::new() }
+    }
+}
+
+/// Offerings `create` must not launch: the caller's set of those recently out of capacity.
+pub type Avoid = BTreeSet<OfferingKey>;
+
 /// What the capacity loop needs from a cloud. See the module documentation for the contract.
 pub trait CloudProvider: Send + Sync {
     fn catalog(&self) -> impl Future<Output = Result<Catalog, CloudError>> + Send;
-    fn create(&self, claim: &NodeClaim) -> impl Future<Output = Result<Instance, CloudError>> + Send;
+    fn create(&self, claim: &NodeClaim, avoid: &Avoid) -> impl Future<Output = Result<Created, CloudError>> + Send;
     fn delete(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
     fn get(&self, id: &str) -> impl Future<Output = Result<Instance, CloudError>> + Send;
     fn list(&self) -> impl Future<Output = Result<Vec<Instance>, CloudError>> + Send;
+}
+
+/// A shared reference acts as the provider it points to, so a decorator can wrap a borrowed one
+/// (`DryRun::new(&cloud)`).
+impl<P: CloudProvider> CloudProvider for &P {
+    fn catalog(&self) -> impl Future<Output = Result<Catalog, CloudError>> + Send {
+        (**self).catalog()
+    }
+    fn create(&self, claim: &NodeClaim, avoid: &Avoid) -> impl Future<Output = Result<Created, CloudError>> + Send {
+        (**self).create(claim, avoid)
+    }
+    fn delete(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send {
+        (**self).delete(id)
+    }
+    fn get(&self, id: &str) -> impl Future<Output = Result<Instance, CloudError>> + Send {
+        (**self).get(id)
+    }
+    fn list(&self) -> impl Future<Output = Result<Vec<Instance>, CloudError>> + Send {
+        (**self).list()
+    }
 }
 
 /// Tag keys every instance carries.

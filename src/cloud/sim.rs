@@ -2,14 +2,15 @@
 //! Instances launch, run after a short delay, and their nodes turn Ready about two minutes
 //! after launch, as in the kOps + Karpenter proof of concept. Faults can be injected:
 //! insufficient capacity per offering, failures of the next calls, spot interruptions. Every
-//! call is recorded.
+//! call is recorded. Like EC2, the catalog says nothing of capacity: an offering out of
+//! capacity is learned only from `create`'s answer.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::CloudError;
-use super::provider::{CloudProvider, Instance, InstanceState, NodeClaim, tags};
+use super::provider::{Avoid, CloudProvider, Created, Instance, InstanceState, NodeClaim, tags};
+use super::{CloudError, OfferingKey};
 use crate::scheduling::builtin;
 use crate::scheduling::catalog::{CapacityType, Catalog};
 
@@ -65,8 +66,8 @@ pub enum Call {
 struct State {
     instances: BTreeMap<String, Instance>,
     next_id: u64,
-    /// (type, zone, capacity type) with no capacity.
-    no_capacity: BTreeSet<(String, String, CapacityType)>,
+    /// Offerings with no capacity.
+    no_capacity: BTreeSet<OfferingKey>,
     failures: VecDeque<CloudError>,
     calls: Vec<Call>,
 }
@@ -105,7 +106,7 @@ impl SimCloud {
 
     /// Makes an offering report insufficient capacity until `restore_capacity`.
     pub fn exhaust(&self, instance_type: &str, zone: &str, capacity_type: CapacityType) {
-        self.lock().no_capacity.insert((instance_type.to_string(), zone.to_string(), capacity_type));
+        self.lock().no_capacity.insert(OfferingKey::new(instance_type, zone, capacity_type));
     }
 
     pub fn restore_capacity(&self) {
@@ -168,33 +169,28 @@ impl SimCloud {
 
 impl CloudProvider for SimCloud {
     async fn catalog(&self) -> Result<Catalog, CloudError> {
-        let s = self.begin(Call::Catalog)?;
-        let mut c = self.catalog.clone();
-        for t in &mut c.types {
-            for o in &mut t.offerings {
-                o.available = !s.no_capacity.contains(&(t.name.clone(), o.zone.clone(), o.capacity_type));
-            }
-        }
-        Ok(c)
+        let _s = self.begin(Call::Catalog)?;
+        Ok(self.catalog.clone())
     }
 
-    async fn create(&self, claim: &NodeClaim) -> Result<Instance, CloudError> {
+    async fn create(&self, claim: &NodeClaim, avoid: &Avoid) -> Result<Created, CloudError> {
         let mut s = self.begin(Call::Create { claim: claim.name.clone() })?;
         if let Some(existing) =
             s.instances.values().find(|i| i.claim == claim.name && i.state != InstanceState::Terminated)
         {
-            return Ok(existing.clone());
+            return Ok(Created::at_once(existing.clone()));
         }
         let mut failed = Vec::new();
         for o in &claim.options {
+            let key = OfferingKey::of(o);
             if self.catalog.get(&o.instance_type).is_none() {
                 return Err(CloudError::InvalidConfig(format!(
                     "unknown instance type {} in NodeClaim {}",
                     o.instance_type, claim.name
                 )));
             }
-            if s.no_capacity.contains(&(o.instance_type.clone(), o.zone.clone(), o.capacity_type)) {
-                failed.push(format!("{}/{}/{}", o.instance_type, o.zone, o.capacity_type));
+            if avoid.contains(&key) || s.no_capacity.contains(&key) {
+                failed.push(key);
                 continue;
             }
             s.next_id += 1;
@@ -217,7 +213,9 @@ impl CloudProvider for SimCloud {
                 tags: tag_map,
             };
             s.instances.insert(id, instance.clone());
-            return Ok(instance);
+            // Only what the cloud refused is reported, not what the caller already avoids.
+            let refused = failed.into_iter().filter(|k| !avoid.contains(k)).collect();
+            return Ok(Created { instance, refused });
         }
         if claim.options.is_empty() {
             return Err(CloudError::InvalidConfig(format!("NodeClaim {} has no launch options", claim.name)));

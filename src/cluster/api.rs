@@ -3,10 +3,14 @@
 //! - **`snapshot`** reads pods, nodes, DaemonSets and PodDisruptionBudgets as they are now.
 //! - **`register`** merges labels, taints and annotations into a node that has just registered.
 //!   Idempotent: keys already present with the same value are left alone.
-//! - **`cordon`** marks a node unschedulable and taints it [`super::model::DISRUPTED_TAINT`].
-//!   Idempotent.
-//! - **`uncordon`** undoes `cordon` and removes capstan's disruption annotations
-//!   (`capstan.io/disruption-*`). Idempotent.
+//! - **`mark_for_disruption`** cordons the node (`spec.unschedulable`), taints it
+//!   [`super::marks::DISRUPTED_TAINT`] and writes its [`DisruptionMarks`] (reason, revision,
+//!   replacement claims) in **one** write: either all of it lands or none of it does, so there
+//!   is no state in which a node is cordoned without its replacements recorded. An `Err` means
+//!   nothing was written (the caller does not drain, and decides again later). Idempotent.
+//!   `NotFound`: the node is gone.
+//! - **`uncordon`** undoes `mark_for_disruption` in one write: schedulable again, the taint and
+//!   every `capstan.io/disruption-*` annotation removed. Idempotent.
 //! - **`evict`** asks for a pod's eviction through the Eviction API. `Blocked` means a
 //!   PodDisruptionBudget refused it now (HTTP 429): retry later. A pod already gone is success.
 //! - **`delete_node`** removes the Node object; a node already gone is success.
@@ -16,6 +20,7 @@ use std::future::Future;
 
 use thiserror::Error;
 
+use super::marks::DisruptionMarks;
 use super::model::Snapshot;
 use crate::policy::meta::{Labels, Taint};
 
@@ -57,7 +62,11 @@ pub trait ClusterApi: Send + Sync {
         taints: &[Taint],
         annotations: &Labels,
     ) -> impl Future<Output = Result<(), ClusterError>> + Send;
-    fn cordon(&self, node: &str) -> impl Future<Output = Result<(), ClusterError>> + Send;
+    fn mark_for_disruption(
+        &self,
+        node: &str,
+        marks: &DisruptionMarks,
+    ) -> impl Future<Output = Result<(), ClusterError>> + Send;
     fn uncordon(&self, node: &str) -> impl Future<Output = Result<(), ClusterError>> + Send;
     fn evict(&self, namespace: &str, pod: &str) -> impl Future<Output = Result<(), ClusterError>> + Send;
     fn delete_node(&self, node: &str) -> impl Future<Output = Result<(), ClusterError>> + Send;

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod convert;
 pub mod kube;
+pub mod marks;
 pub mod model;
 pub mod sim;
 pub mod workload;

@@ -11,12 +11,10 @@ use crate::scheduling::resources::Resources;
 
 /// Pods and nodes carrying this annotation (value `"true"`) are never voluntarily disrupted.
 pub const DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
-/// Annotations capstan puts on a node it disrupts start with this; `uncordon` removes them.
-pub const DISRUPTION_ANNOTATION_PREFIX: &str = "capstan.io/disruption-";
-/// The taint a node has until it is Ready.
+/// Defined with every other node mark in [`super::marks`]; re-exported for the model's readers.
+pub use super::marks::DISRUPTED_TAINT;
+/// The taint a node has until it is Ready (the kubelet's, not capstan's).
 pub const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
-/// The taint put on a node being drained, so nothing new lands on it.
-pub const DISRUPTED_TAINT: &str = "karpenter.sh/disrupted";
 
 /// What controls a pod, which decides whether evicting it loses it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::api::{ClusterApi, ClusterError, Subject};
-use super::model::{ClusterNode, ClusterPod, DISRUPTED_TAINT, NOT_READY_TAINT, Owner, Pdb, Phase, Snapshot};
+use super::marks::{self, DISRUPTED_TAINT, DisruptionMarks};
+use super::model::{ClusterNode, ClusterPod, NOT_READY_TAINT, Owner, Pdb, Phase, Snapshot};
 use super::workload::{DaemonSetSpec, DeploymentSpec, PdbSpec, Workload};
 use crate::cloud::provider::InstanceState;
 use crate::cloud::sim::{SimCloud, VirtualClock};
@@ -47,6 +48,10 @@ struct State {
     seq: u64,
     /// Fault: kubelets of new instances never join (bad bootstrap, wrong security group).
     kubelets_broken: bool,
+    /// Fault: the API server refuses `mark_for_disruption` (RBAC, admission webhook, conflict).
+    marks_refused: bool,
+    /// `mark_for_disruption` calls refused while `marks_refused` was set.
+    marks_refusals: u64,
 }
 
 /// The simulated Kubernetes cluster.
@@ -113,6 +118,16 @@ impl SimCluster {
     /// Fault injection: while set, new instances never register as nodes.
     pub fn break_kubelets(&self, broken: bool) {
         self.lock().kubelets_broken = broken;
+    }
+
+    /// Fault injection: while set, marking a node for disruption fails and writes nothing.
+    pub fn refuse_disruption_marks(&self, refused: bool) {
+        self.lock().marks_refused = refused;
+    }
+
+    /// How many marking writes were refused by [`SimCluster::refuse_disruption_marks`].
+    pub fn disruption_marks_refused(&self) -> u64 {
+        self.lock().marks_refusals
     }
 
     pub fn events(&self) -> Vec<RecordedEvent> {
@@ -373,18 +388,18 @@ impl ClusterApi for SimCluster {
         Ok(())
     }
 
-    async fn cordon(&self, node: &str) -> Result<(), ClusterError> {
+    async fn mark_for_disruption(&self, node: &str, marks: &DisruptionMarks) -> Result<(), ClusterError> {
         let mut s = self.lock();
+        if s.marks_refused {
+            s.marks_refusals += 1;
+            return Err(ClusterError::Api(format!("nodes \"{node}\" is forbidden: patch refused (injected fault)")));
+        }
         let n = s.nodes.get_mut(node).ok_or_else(|| ClusterError::NotFound(format!("Node {node}")))?;
         n.unschedulable = true;
-        if !n.taints.iter().any(|t| t.key == DISRUPTED_TAINT) {
-            n.taints.push(Taint {
-                key: DISRUPTED_TAINT.into(),
-                value: None,
-                effect: TaintEffect::NoSchedule,
-                time_added: None,
-            });
+        if !marks::disrupting(n) {
+            n.taints.push(marks::disrupted_taint());
         }
+        n.annotations.extend(marks.annotations());
         Ok(())
     }
 
@@ -393,7 +408,7 @@ impl ClusterApi for SimCluster {
         let n = s.nodes.get_mut(node).ok_or_else(|| ClusterError::NotFound(format!("Node {node}")))?;
         n.unschedulable = false;
         n.taints.retain(|t| t.key != DISRUPTED_TAINT);
-        n.annotations.retain(|k, _| !k.starts_with(super::model::DISRUPTION_ANNOTATION_PREFIX));
+        n.annotations.retain(|k, _| !k.starts_with(marks::DISRUPTION_PREFIX));
         Ok(())
     }
 

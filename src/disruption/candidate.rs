@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::cloud::provider::Instance;
-use crate::cluster::model::{ClusterNode, ClusterPod, DISRUPTED_TAINT, Owner, Snapshot};
+use crate::cluster::marks;
+use crate::cluster::model::{ClusterNode, ClusterPod, Owner, Snapshot};
 use crate::provisioning::POOL_HASH_TAG;
 use crate::rules::Rules;
 use crate::scheduling::pool::NODE_POOL_LABEL;
@@ -30,9 +31,9 @@ pub struct Candidate<'a> {
     pub drift: Option<String>,
 }
 
-/// Whether a node is being disrupted (cordoned by capstan).
+/// Whether a node is being disrupted (tainted [`marks::DISRUPTED_TAINT`]).
 pub fn disrupting(node: &ClusterNode) -> bool {
-    node.taints.iter().any(|t| t.key == DISRUPTED_TAINT)
+    marks::disrupting(node)
 }
 
 fn blocked(node: &ClusterNode, pods: &[&ClusterPod], snapshot: &Snapshot) -> Option<String> {

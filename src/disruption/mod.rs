@@ -14,6 +14,7 @@
 
 pub mod budget;
 pub mod candidate;
+pub mod drain;
 pub mod simulate;
 
 use std::collections::HashMap;

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::cloud::provider::{Instance, InstanceState, tags};
+use crate::cluster::marks;
 use crate::cluster::model::{ClusterNode, Snapshot};
 use crate::policy::meta::{Labels, Taint};
 use crate::scheduling::catalog::Catalog;
@@ -16,10 +17,11 @@ use super::nodes::node_labels;
 
 /// How long a launched instance may take to become a Node.
 pub const REGISTRATION_TTL: Duration = Duration::from_secs(15 * 60);
-/// Node annotations capstan writes.
-pub const CLAIM_ANNOTATION: &str = "capstan.io/nodeclaim";
-pub const REVISION_ANNOTATION: &str = "capstan.io/policy-revision";
-pub const INITIALIZED_ANNOTATION: &str = "capstan.io/initialized";
+/// Node annotations capstan writes, defined with every other node mark in
+/// [`crate::cluster::marks`]; the names here are kept for the loop's callers.
+pub use crate::cluster::marks::{
+    CLAIM as CLAIM_ANNOTATION, INITIALIZED as INITIALIZED_ANNOTATION, POLICY_REVISION as REVISION_ANNOTATION,
+};
 
 /// One lifecycle step to take.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,9 +54,9 @@ pub fn steps(
             None => {}
             Some(n) if !n.labels.contains_key(NODE_POOL_LABEL) => {
                 let mut annotations = Labels::new();
-                annotations.insert(CLAIM_ANNOTATION.into(), i.claim.clone());
+                annotations.insert(marks::CLAIM.into(), i.claim.clone());
                 if let Some(r) = i.tags.get(tags::POLICY_REVISION) {
-                    annotations.insert(REVISION_ANNOTATION.into(), r.clone());
+                    annotations.insert(marks::POLICY_REVISION.into(), r.clone());
                 }
                 let taints =
                     pool.map(|p| p.taints.iter().chain(&p.startup_taints).cloned().collect()).unwrap_or_default();
@@ -69,7 +71,7 @@ pub fn steps(
             Some(n) => {
                 let startup_left =
                     pool.is_some_and(|p| p.startup_taints.iter().any(|s| n.taints.iter().any(|t| t.key == s.key)));
-                if n.ready && !startup_left && !n.annotations.contains_key(INITIALIZED_ANNOTATION) {
+                if n.ready && !startup_left && !marks::initialized(n) {
                     out.push(Step::Initialized {
                         node: n.name.clone(),
                         claim: i.claim.clone(),

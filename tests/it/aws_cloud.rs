@@ -1,12 +1,13 @@
 //! `AwsCloud` against a real EC2 API (moto): CreateFleet with overrides and tags, idempotent
-//! retries, listing by cluster tag, delete, and NotFound.
+//! retries, listing by cluster tag, delete, and NotFound; out of capacity named as typed
+//! offerings, the caller's avoided set honoured.
 
 use std::collections::BTreeMap;
 
-use capstan::cloud::CloudError;
 use capstan::cloud::aws::provider::AwsCloud;
 use capstan::cloud::aws::{self, Endpoint};
-use capstan::cloud::provider::{CloudProvider, InstanceState, NodeClaim, tags};
+use capstan::cloud::provider::{Avoid, CloudProvider, Instance, InstanceState, NodeClaim, tags};
+use capstan::cloud::{CloudError, OfferingKey};
 use capstan::scheduling::builtin;
 use capstan::scheduling::catalog::CapacityType;
 use capstan::scheduling::plan::LaunchOption;
@@ -18,7 +19,7 @@ fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
-async fn cloud(cluster: &str) -> AwsCloud {
+pub async fn cloud(cluster: &str) -> AwsCloud {
     let ep = Endpoint { url: Some(moto()), region: Some("us-east-1".into()) };
     let ec2 = aws::ec2(&ep).await;
     network(&ec2, cluster).await;
@@ -37,7 +38,16 @@ async fn cloud(cluster: &str) -> AwsCloud {
     AwsCloud::new(ec2, aws::ssm(&ep).await, cluster, BTreeMap::from([("nodes".to_string(), c)]), builtin::catalog())
 }
 
-fn claim(name: &str) -> NodeClaim {
+/// Creates with nothing avoided and returns the instance.
+async fn create(cloud: &AwsCloud, claim: &NodeClaim) -> Result<Instance, CloudError> {
+    cloud.create(claim, &Avoid::new()).await.map(|c| c.instance)
+}
+
+fn on_demand(t: &str, zone: &str) -> OfferingKey {
+    OfferingKey::new(t, zone, CapacityType::OnDemand)
+}
+
+pub fn claim(name: &str) -> NodeClaim {
     let opt = |t: &str, z: &str| LaunchOption {
         instance_type: t.into(),
         zone: z.into(),
@@ -60,7 +70,7 @@ fn create_launches_one_tagged_instance_and_a_retry_launches_none() {
     rt().block_on(async {
         let cloud = cloud(&cluster).await;
         let name = format!("default-{}", unique("c"));
-        let i = cloud.create(&claim(&name)).await.unwrap();
+        let i = create(&cloud, &claim(&name)).await.unwrap();
         assert!(i.id.starts_with("i-"));
         assert_eq!((i.instance_type.as_str(), i.zone.as_str()), ("m6i.large", "us-east-1b"), "the first override");
         assert_eq!(i.tags[&tags::cluster(&cluster)], "owned");
@@ -69,7 +79,7 @@ fn create_launches_one_tagged_instance_and_a_retry_launches_none() {
         assert_eq!(i.tags[tags::POLICY_REVISION], "main@sha1:0123abcd");
         assert_eq!(i.tags["team"], "platform");
         assert_eq!(i.claim, name);
-        let again = cloud.create(&claim(&name)).await.unwrap();
+        let again = create(&cloud, &claim(&name)).await.unwrap();
         assert_eq!(again.id, i.id, "a retried create returns the same instance");
         let listed = cloud.list().await.unwrap();
         assert_eq!(listed.len(), 1, "{listed:?}");
@@ -94,59 +104,45 @@ fn a_claim_naming_a_missing_node_class_or_zone_is_invalid_config() {
         let cloud = cloud(&cluster).await;
         let mut c = claim(&unique("x"));
         c.node_class = "gpu".into();
-        let err = cloud.create(&c).await.unwrap_err().to_string();
+        let err = create(&cloud, &c).await.unwrap_err().to_string();
         assert!(err.contains("EC2NodeClass gpu"), "{err}");
         let mut c = claim(&unique("y"));
         for o in &mut c.options {
             o.zone = "us-east-1f".into();
         }
-        let err = cloud.create(&c).await.unwrap_err().to_string();
+        let err = create(&cloud, &c).await.unwrap_err().to_string();
         assert!(err.contains("no option's zone has a subnet"), "{err}");
     });
 }
 
 #[test]
-fn offerings_out_of_capacity_are_avoided_for_three_minutes() {
+fn offerings_the_caller_avoids_are_never_offered_to_ec2() {
     let cluster = unique("ice");
     rt().block_on(async {
-        let mut cloud = cloud(&cluster).await;
-        let now = std::sync::Arc::new(std::sync::Mutex::new(std::time::Duration::from_secs(10_000)));
-        let clock = now.clone();
-        cloud.clock = std::sync::Arc::new(move || *clock.lock().unwrap());
-        cloud.unavailable.lock().unwrap().mark(
-            "m6i.large",
-            "us-east-1b",
-            CapacityType::OnDemand,
-            std::time::Duration::from_secs(10_000),
-        );
-        let cat = cloud.catalog().await.unwrap();
-        let off = cat
-            .get("m6i.large")
-            .unwrap()
-            .offerings
-            .iter()
-            .find(|o| o.zone == "us-east-1b" && o.capacity_type == CapacityType::OnDemand)
-            .unwrap()
-            .clone();
-        assert!(!off.available, "the catalog shows it unavailable");
-        let i = cloud.create(&claim(&unique("ice-a"))).await.unwrap();
+        let cloud = cloud(&cluster).await;
+        let avoid = Avoid::from([on_demand("m6i.large", "us-east-1b")]);
+        let i = cloud.create(&claim(&unique("ice-a")), &avoid).await.unwrap().instance;
         assert_eq!(
             (i.instance_type.as_str(), i.zone.as_str()),
             ("m5.large", "us-east-1a"),
             "the avoided first option is skipped"
         );
-        *now.lock().unwrap() += capstan::cloud::unavailable::UNAVAILABLE_FOR;
-        let j = cloud.create(&claim(&unique("ice-b"))).await.unwrap();
-        assert_eq!(j.instance_type, "m6i.large", "tried again after three minutes");
-        cloud.unavailable.lock().unwrap().mark("m6i.large", "us-east-1b", CapacityType::OnDemand, *now.lock().unwrap());
-        cloud.unavailable.lock().unwrap().mark("m5.large", "us-east-1a", CapacityType::OnDemand, *now.lock().unwrap());
-        let err = cloud.create(&claim(&unique("ice-c"))).await.unwrap_err();
-        assert!(matches!(err, CloudError::InsufficientCapacity { ref offerings } if offerings.len() == 2), "{err:?}");
+        let j = create(&cloud, &claim(&unique("ice-b"))).await.unwrap();
+        assert_eq!(j.instance_type, "m6i.large", "nothing avoided: the first option");
+        let all = Avoid::from([on_demand("m6i.large", "us-east-1b"), on_demand("m5.large", "us-east-1a")]);
+        let err = cloud.create(&claim(&unique("ice-c")), &all).await.unwrap_err();
+        assert!(
+            matches!(err, CloudError::InsufficientCapacity { ref offerings } if offerings.len() == 2 && offerings.iter().all(|o| all.contains(o))),
+            "{err:?}"
+        );
+        // The catalog is EC2's: it says nothing of capacity.
+        let cat = cloud.catalog().await.unwrap();
+        assert!(cat.get("m6i.large").unwrap().offerings.iter().all(|o| o.available));
     });
 }
 
 /// The cloud with its EC2 calls going through a fault-injecting proxy in front of moto.
-async fn behind_proxy(cluster: &str) -> (AwsCloud, crate::fault_proxy::Proxy) {
+pub async fn behind_proxy(cluster: &str) -> (AwsCloud, crate::fault_proxy::Proxy) {
     let mut cloud = cloud(cluster).await;
     let upstream = moto().trim_start_matches("http://").to_string();
     let proxy = crate::fault_proxy::start(&upstream).await;
@@ -155,42 +151,38 @@ async fn behind_proxy(cluster: &str) -> (AwsCloud, crate::fault_proxy::Proxy) {
 }
 
 #[test]
-fn insufficient_capacity_on_the_first_offering_uses_the_second_and_avoids_the_first() {
+fn insufficient_capacity_from_create_fleet_names_typed_offerings() {
     let cluster = unique("ice-proxy");
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
-        let (mut cloud, proxy) = behind_proxy(&cluster).await;
-        let now = std::sync::Arc::new(std::sync::Mutex::new(std::time::Duration::from_secs(50_000)));
-        let clock = now.clone();
-        cloud.clock = std::sync::Arc::new(move || *clock.lock().unwrap());
+        let (cloud, proxy) = behind_proxy(&cluster).await;
+        // One override refused in Errors[]: the next one launches, the refusal is reported.
         proxy.faults.lock().unwrap().no_capacity = vec!["m6i.large".into()];
-        let i = cloud.create(&claim(&unique("ice-1"))).await.unwrap();
+        let created = cloud.create(&claim(&unique("ice-1")), &Avoid::new()).await.unwrap();
+        let i = &created.instance;
         assert_eq!((i.instance_type.as_str(), i.zone.as_str()), ("m5.large", "us-east-1a"), "the second offering");
-        let cat = cloud.catalog().await.unwrap();
-        let avoided = |cat: &capstan::scheduling::catalog::Catalog| {
-            !cat.get("m6i.large")
-                .unwrap()
-                .offerings
-                .iter()
-                .find(|o| o.zone == "us-east-1b" && o.capacity_type == CapacityType::OnDemand)
-                .unwrap()
-                .available
-        };
-        assert!(avoided(&cat), "marked unavailable from the CreateFleet error");
-        // The next create does not even offer it to EC2.
-        proxy.faults.lock().unwrap().no_capacity.clear();
-        let j = cloud.create(&claim(&unique("ice-2"))).await.unwrap();
-        assert_eq!(j.instance_type, "m5.large");
-        *now.lock().unwrap() += capstan::cloud::unavailable::UNAVAILABLE_FOR;
-        assert!(!avoided(&cloud.catalog().await.unwrap()), "available again after three minutes");
-        let k = cloud.create(&claim(&unique("ice-3"))).await.unwrap();
-        assert_eq!(k.instance_type, "m6i.large");
-        // Every offering out of capacity: a typed error naming them.
+        assert_eq!(created.refused, [on_demand("m6i.large", "us-east-1b")], "type and subnet's zone from Errors[]");
+        // Every override refused: a typed error naming them.
         proxy.faults.lock().unwrap().no_capacity = vec!["m6i.large".into(), "m5.large".into()];
-        *now.lock().unwrap() += capstan::cloud::unavailable::UNAVAILABLE_FOR;
-        match cloud.create(&claim(&unique("ice-4"))).await {
-            Err(CloudError::InsufficientCapacity { offerings }) => assert_eq!(offerings.len(), 2, "{offerings:?}"),
+        match create(&cloud, &claim(&unique("ice-2"))).await {
+            Err(CloudError::InsufficientCapacity { mut offerings }) => {
+                offerings.sort();
+                assert_eq!(offerings, [on_demand("m5.large", "us-east-1a"), on_demand("m6i.large", "us-east-1b")])
+            }
             other => panic!("{other:?}"),
         }
+        // The whole call refused with an out-of-capacity code: the offerings that were tried.
+        proxy.faults.lock().unwrap().no_capacity.clear();
+        proxy.faults.lock().unwrap().fleet_error.push_back("InsufficientInstanceCapacity".into());
+        match create(&cloud, &claim(&unique("ice-3"))).await {
+            Err(CloudError::InsufficientCapacity { offerings }) => {
+                assert_eq!(offerings, [on_demand("m6i.large", "us-east-1b"), on_demand("m5.large", "us-east-1a")])
+            }
+            other => panic!("{other:?}"),
+        }
+        // Another code on the whole call is not out of capacity.
+        proxy.faults.lock().unwrap().fleet_error.push_back("InvalidParameterValue".into());
+        let err = create(&cloud, &claim(&unique("ice-4"))).await.unwrap_err();
+        assert!(matches!(err, CloudError::Api(_)), "{err:?}");
     });
 }
 
@@ -213,9 +205,9 @@ fn a_lost_create_fleet_answer_then_a_retry_yields_exactly_one_instance() {
         let (cloud, proxy) = behind_proxy(&cluster).await;
         proxy.faults.lock().unwrap().drop_answer.insert("CreateFleet".into(), 1);
         let c = claim(&unique("lost-1"));
-        let first = cloud.create(&c).await;
+        let first = create(&cloud, &c).await;
         assert!(first.is_err(), "the answer was lost: {first:?}");
-        let retried = cloud.create(&c).await.unwrap();
+        let retried = create(&cloud, &c).await.unwrap();
         let all = cloud.list().await.unwrap();
         assert_eq!(all.len(), 1, "exactly one instance: {all:?}");
         assert_eq!(all[0].id, retried.id);
@@ -228,26 +220,22 @@ fn a_lost_create_fleet_answer_then_a_retry_yields_exactly_one_instance() {
 }
 
 #[test]
-fn the_catalog_is_read_from_ec2_and_refreshed_when_stale() {
+fn the_catalog_is_read_from_ec2_on_each_call() {
     let cluster = unique("refresh");
     rt().block_on(async {
         let mut cloud = cloud(&cluster).await;
         *cloud.catalog.lock().unwrap() = capstan::scheduling::catalog::Catalog::default();
         cloud.prices = Some(capstan::cloud::prices::read(&crate::aws_catalog::price_file()).unwrap());
-        let now = std::sync::Arc::new(std::sync::Mutex::new(std::time::Duration::from_secs(1_000)));
-        let clock = now.clone();
-        cloud.clock = std::sync::Arc::new(move || *clock.lock().unwrap());
         let first = cloud.catalog().await.unwrap();
         assert!(first.types.len() > 500, "read from EC2: {}", first.types.len());
-        // Cached: the served catalog is not re-read before refresh_every.
+        // No cache in the provider (the capacity loop owns it): each call reads EC2 again.
         cloud.catalog.lock().unwrap().types.truncate(3);
-        assert_eq!(cloud.catalog().await.unwrap().types.len(), 3);
-        *now.lock().unwrap() += cloud.refresh_every;
-        assert!(cloud.catalog().await.unwrap().types.len() > 500, "refreshed once stale");
+        assert!(cloud.catalog().await.unwrap().types.len() > 500, "read again");
         // An option outside the catalog is a configuration error that says what to check.
+        cloud.catalog.lock().unwrap().types.retain(|t| t.name != "z9.huge");
         let mut c = claim(&unique("odd"));
         c.options[0].instance_type = "z9.huge".into();
-        let err = cloud.create(&c).await.unwrap_err().to_string();
+        let err = create(&cloud, &c).await.unwrap_err().to_string();
         assert!(err.contains("z9.huge is not in the catalog") && err.contains("EC2NodeClass nodes"), "{err}");
     });
 }
@@ -263,7 +251,7 @@ fn the_launch_template_carries_the_root_volume_imds_settings_and_user_data() {
         c.spec.metadata_options = extra.spec.metadata_options;
         c.spec.detailed_monitoring = extra.spec.detailed_monitoring;
         cloud.classes.insert("nodes".into(), c);
-        cloud.create(&claim(&unique("lt"))).await.unwrap();
+        create(&cloud, &claim(&unique("lt"))).await.unwrap();
         let prefix = format!("capstan-{}-", cluster.replace('.', "-"));
         // moto answers 15 templates a page unless asked for more, and gives no next token.
         let page = cloud.ec2.describe_launch_templates().max_results(1000).send().await.unwrap();

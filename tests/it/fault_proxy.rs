@@ -1,8 +1,9 @@
 //! A small HTTP proxy between the SDK and moto that injects what moto does not model:
-//! insufficient capacity on chosen instance types (CreateFleet answers with per-override
-//! errors, as EC2 does), throttling, and answers lost after the request was carried out.
+//! insufficient capacity on chosen instance types or (type, subnet) pairs (CreateFleet answers
+//! with per-override errors, as EC2 does), a whole CreateFleet refused with an error code,
+//! throttling, and answers lost after the request was carried out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -10,8 +11,16 @@ use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Debug, Default)]
 pub struct Faults {
-    /// Instance types CreateFleet has no capacity for.
+    /// Instance types CreateFleet has no capacity for (in any subnet).
     pub no_capacity: Vec<String>,
+    /// (instance type, subnet id) pairs CreateFleet has no capacity for: one type in one zone.
+    pub no_capacity_in: Vec<(String, String)>,
+    /// Error codes the next CreateFleet calls are answered with as a whole (HTTP 400), in order.
+    pub fleet_error: VecDeque<String>,
+    /// How many more CreateFleet calls have every override refused in `Errors[]`.
+    pub refuse_fleets: u32,
+    /// The overrides (instance type, subnet id) of every CreateFleet request seen, in order.
+    pub fleets: Vec<Vec<(String, String)>>,
     /// Action → how many more requests to answer with RequestLimitExceeded.
     pub throttle: HashMap<String, u32>,
     /// Action → how many more answers to drop after moto carried the request out.
@@ -103,9 +112,46 @@ fn respond(status: &str, xml: &str) -> Vec<u8> {
     format!("HTTP/1.1 {status}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{xml}", xml.len()).into_bytes()
 }
 
+/// Which overrides have no capacity: by type, or by (type, subnet).
+#[derive(Debug, Clone, Default)]
+struct Failing {
+    all: bool,
+    types: Vec<String>,
+    pairs: Vec<(String, String)>,
+}
+
+impl Failing {
+    fn is_empty(&self) -> bool {
+        !self.all && self.types.is_empty() && self.pairs.is_empty()
+    }
+
+    fn contains(&self, instance_type: &str, subnet: &str) -> bool {
+        self.all
+            || self.types.iter().any(|t| t == instance_type)
+            || self.pairs.iter().any(|(t, s)| t == instance_type && s == subnet)
+    }
+}
+
+/// The (instance type, subnet id) overrides of a CreateFleet request.
+fn overrides(params: &[(String, String)]) -> Vec<(String, String)> {
+    let prefix = "LaunchTemplateConfigs.1.Overrides.";
+    let mut by_index: std::collections::BTreeMap<u32, (String, String)> = Default::default();
+    for (k, v) in params {
+        if let Some((n, field)) = k.strip_prefix(prefix).and_then(|r| r.split_once('.')) {
+            let entry = by_index.entry(n.parse().unwrap()).or_default();
+            match field {
+                "InstanceType" => entry.0 = v.clone(),
+                "SubnetId" => entry.1 = v.clone(),
+                _ => {}
+            }
+        }
+    }
+    by_index.into_values().collect()
+}
+
 /// Takes the failing overrides out of a CreateFleet request; returns the new body and the
 /// removed (type, subnet) pairs.
-fn strip_overrides(params: &[(String, String)], failing: &[String]) -> (Vec<u8>, Vec<(String, String)>) {
+fn strip_overrides(params: &[(String, String)], failing: &Failing) -> (Vec<u8>, Vec<(String, String)>) {
     let prefix = "LaunchTemplateConfigs.1.Overrides.";
     let mut overrides: std::collections::BTreeMap<u32, Vec<(String, String)>> = Default::default();
     let mut rest = Vec::new();
@@ -119,7 +165,7 @@ fn strip_overrides(params: &[(String, String)], failing: &[String]) -> (Vec<u8>,
     let mut kept = 0;
     for fields in overrides.values() {
         let get = |f: &str| fields.iter().find(|(k, _)| k == f).map(|(_, v)| v.clone()).unwrap_or_default();
-        if failing.contains(&get("InstanceType")) {
+        if failing.contains(&get("InstanceType"), &get("SubnetId")) {
             removed.push((get("InstanceType"), get("SubnetId")));
             continue;
         }
@@ -144,7 +190,7 @@ async fn serve(mut conn: TcpStream, upstream: String, faults: Arc<Mutex<Faults>>
     while let Some((head, body)) = read_message(&mut conn).await {
         let params = form(&body);
         let action = params.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone()).unwrap_or_default();
-        let (throttled, dropped, failing) = {
+        let (throttled, dropped, failing, refused) = {
             let mut f = faults.lock().unwrap();
             *f.seen.entry(action.clone()).or_default() += 1;
             let take = |m: &mut HashMap<String, u32>| match m.get_mut(&action) {
@@ -156,8 +202,25 @@ async fn serve(mut conn: TcpStream, upstream: String, faults: Arc<Mutex<Faults>>
             };
             let t = take(&mut f.throttle);
             let d = take(&mut f.drop_answer);
-            (t, d, f.no_capacity.clone())
+            let (refused, all) = if action == "CreateFleet" {
+                f.fleets.push(overrides(&params));
+                let all = f.refuse_fleets > 0;
+                f.refuse_fleets = f.refuse_fleets.saturating_sub(1);
+                (f.fleet_error.pop_front(), all)
+            } else {
+                (None, false)
+            };
+            (t, d, Failing { all, types: f.no_capacity.clone(), pairs: f.no_capacity_in.clone() }, refused)
         };
+        if let Some(code) = refused {
+            let xml = format!(
+                "<Response><Errors><Error><Code>{code}</Code><Message>Injected by the fault proxy.</Message></Error></Errors><RequestID>proxy</RequestID></Response>"
+            );
+            if conn.write_all(&respond("400 Bad Request", &xml)).await.is_err() {
+                return;
+            }
+            continue;
+        }
         if throttled {
             let xml = "<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors><RequestID>proxy</RequestID></Response>";
             if conn.write_all(&respond("503 Service Unavailable", xml)).await.is_err() {

@@ -10,6 +10,7 @@ mod common;
 mod daemon;
 mod daemon_config;
 mod demo;
+mod disruption;
 mod examples;
 mod fault_proxy;
 mod fleet;

@@ -36,31 +36,46 @@ pub async fn ec2(endpoint: &Endpoint) -> aws_sdk_ec2::Client {
     aws_sdk_ec2::Client::new(&sdk_config(endpoint).await)
 }
 
-/// Maps an SDK error to a typed one, naming the call.
+/// EC2 error codes that mean "this offering cannot be had right now": the request named
+/// offerings EC2 has no capacity for, does not support in that zone, or cannot place. They
+/// become [`CloudError::InsufficientCapacity`], whether they answer the whole call or one
+/// override in CreateFleet's `Errors[]`.
+pub const NO_CAPACITY: &[&str] = &[
+    "InsufficientInstanceCapacity",
+    "InsufficientCapacity",
+    "InsufficientHostCapacity",
+    "InsufficientReservedInstanceCapacity",
+    "InsufficientFreeAddressesInSubnet",
+    "UnfulfillableCapacity",
+    "Unsupported",
+    "MaxSpotInstanceCountExceeded",
+    "SpotMaxPriceTooLow",
+    "VcpuLimitExceeded",
+];
+
+/// Whether an EC2 error code means the offering has no capacity (see [`NO_CAPACITY`]).
+pub fn no_capacity(code: &str) -> bool {
+    NO_CAPACITY.contains(&code)
+}
+
+/// The EC2 error code of a failed call, when EC2 answered one.
+pub fn error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
+    match err {
+        SdkError::ServiceError(service) => service.err().code(),
+        _ => None,
+    }
+}
+
+/// Maps an SDK error to a typed one from its EC2 error code (never its message), naming the
+/// call. An out-of-capacity code names no offering here: the caller knows which it asked for
+/// and fills them in.
 pub fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     call: &str,
     err: SdkError<E, R>,
 ) -> CloudError {
     if let SdkError::ServiceError(service) = &err {
         let e = service.err();
-        let code = e.code().unwrap_or_default();
-        let message = format!("{call}: {code}: {}", e.message().unwrap_or_default());
-        return match code {
-            "InsufficientInstanceCapacity"
-            | "InsufficientCapacity"
-            | "InsufficientFreeAddressesInSubnet"
-            | "UnfulfillableCapacity" => CloudError::InsufficientCapacity { offerings: vec![message] },
-            "RequestLimitExceeded" | "Throttling" | "ThrottlingException" => CloudError::Throttled(message),
-            "AuthFailure"
-            | "UnauthorizedOperation"
-            | "InvalidClientTokenId"
-            | "SignatureDoesNotMatch"
-            | "ExpiredToken" => CloudError::Unauthorized(format!(
-                "{message}; check the credentials in the AWS chain (environment, profile, IRSA) and the IAM policy"
-            )),
-            c if c.ends_with(".NotFound") => CloudError::NotFound(message),
-            _ => CloudError::Api(message),
-        };
+        return from_code(call, e.code().unwrap_or_default(), e.message().unwrap_or_default());
     }
     let text = format!("{err:?}");
     if lacks_credentials(&text) {
@@ -69,6 +84,22 @@ pub fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
         ));
     }
     CloudError::Api(format!("{call}: {}", short(&text)))
+}
+
+/// The typed error for an EC2 error `code` answered to `call` (`message` is only shown).
+pub fn from_code(call: &str, code: &str, message: &str) -> CloudError {
+    let message = format!("{call}: {code}: {message}");
+    match code {
+        c if no_capacity(c) => CloudError::InsufficientCapacity { offerings: Vec::new() },
+        "RequestLimitExceeded" | "Throttling" | "ThrottlingException" => CloudError::Throttled(message),
+        "AuthFailure" | "UnauthorizedOperation" | "InvalidClientTokenId" | "SignatureDoesNotMatch" | "ExpiredToken" => {
+            CloudError::Unauthorized(format!(
+                "{message}; check the credentials in the AWS chain (environment, profile, IRSA) and the IAM policy"
+            ))
+        }
+        c if c.ends_with(".NotFound") || c == "ParameterNotFound" => CloudError::NotFound(message),
+        _ => CloudError::Api(message),
+    }
 }
 
 /// Whether an SDK error (its debug text) means no credentials could be found in the chain.
@@ -97,9 +128,7 @@ pub async fn ssm(endpoint: &Endpoint) -> aws_sdk_ssm::Client {
 pub async fn ssm_parameter(client: &aws_sdk_ssm::Client, name: &str) -> Result<Option<String>, CloudError> {
     match client.get_parameter().name(name).send().await {
         Ok(out) => Ok(out.parameter().and_then(|p| p.value()).map(str::to_string)),
-        Err(e) => match classify("GetParameter", e) {
-            CloudError::Api(m) if m.contains("ParameterNotFound") => Ok(None),
-            other => Err(other),
-        },
+        Err(e) if error_code(&e) == Some("ParameterNotFound") => Ok(None),
+        Err(e) => Err(classify("GetParameter", e)),
     }
 }

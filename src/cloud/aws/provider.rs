@@ -5,11 +5,18 @@
 //!      │ no
 //!      ├─ resolve subnets, security groups, AMI (EC2NodeClass selector terms)
 //!      ├─ ensure the launch template (named from a hash of its content)
+//!      ├─ drop the options the caller avoids (all avoided → InsufficientCapacity, no call)
 //!      └─ CreateFleet instant, 1 instance, ≤ 60 overrides (type × subnet), ClientToken = claim
+//!           └─ Errors[] with a no-capacity code → the refused offerings (type, subnet's zone,
+//!              lifecycle), returned to the caller, which owns the unavailable-offerings cache
 //! ```
+//!
+//! The provider keeps no cache: `catalog()` reads EC2 on each call (when prices are set) and
+//! the capacity loop decides how often to ask. The last catalog read (or the one given) is kept
+//! only to look up an instance type's architecture and an instance's price.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_ec2::types::{
@@ -19,10 +26,9 @@ use aws_sdk_ec2::types::{
     TargetCapacitySpecificationRequest,
 };
 
-use super::super::CloudError;
-use super::super::provider::{CloudProvider, Instance, InstanceState, NodeClaim, tags};
-use super::super::unavailable::Unavailable;
-use super::{classify, resolve, template};
+use super::super::provider::{Avoid, CloudProvider, Created, Instance, InstanceState, NodeClaim, tags};
+use super::super::{CloudError, OfferingKey};
+use super::{classify, error_code, from_code, no_capacity, resolve, template};
 use crate::policy::nodeclass::EC2NodeClass;
 use crate::scheduling::catalog::{CapacityType, Catalog};
 
@@ -34,31 +40,18 @@ pub struct AwsCloud {
     pub cluster: String,
     /// EC2NodeClasses by name.
     pub classes: BTreeMap<String, EC2NodeClass>,
-    /// Served by `catalog()`, refreshed from EC2 every `refresh_every` when `prices` is set.
+    /// The catalog last read from EC2 (or the one given): where `create` finds an instance
+    /// type's architecture and `list` an instance's price. Not a cache: `catalog()` reads EC2
+    /// again on every call when `prices` is set.
     pub catalog: Mutex<Catalog>,
     /// On-demand prices (from the price file); `None` serves the given catalog as is.
     pub prices: Option<HashMap<String, f64>>,
-    pub refresh_every: Duration,
-    refreshed_at: Mutex<Option<Duration>>,
-    /// Offerings that recently ran out of capacity.
-    pub unavailable: Mutex<Unavailable>,
-    /// Time since the epoch; the wall clock unless a test sets another.
-    pub clock: Arc<dyn Fn() -> Duration + Send + Sync>,
 }
 
 /// The wall clock as time since the epoch.
 pub fn wall_clock() -> Duration {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
-
-/// Error codes that mean an offering has no capacity right now.
-const NO_CAPACITY: &[&str] = &[
-    "InsufficientInstanceCapacity",
-    "InsufficientCapacity",
-    "UnfulfillableCapacity",
-    "MaxSpotInstanceCountExceeded",
-    "SpotMaxPriceTooLow",
-];
 
 fn state(name: Option<&aws_sdk_ec2::types::InstanceStateName>) -> InstanceState {
     match name.map(|s| s.as_str()) {
@@ -77,51 +70,29 @@ impl AwsCloud {
         classes: BTreeMap<String, EC2NodeClass>,
         catalog: Catalog,
     ) -> AwsCloud {
-        AwsCloud {
-            ec2,
-            ssm,
-            cluster: cluster.to_string(),
-            classes,
-            catalog: Mutex::new(catalog),
-            prices: None,
-            refresh_every: Duration::from_secs(3600),
-            refreshed_at: Mutex::default(),
-            unavailable: Mutex::default(),
-            clock: Arc::new(wall_clock),
-        }
+        AwsCloud { ec2, ssm, cluster: cluster.to_string(), classes, catalog: Mutex::new(catalog), prices: None }
     }
 
     fn current(&self) -> std::sync::MutexGuard<'_, Catalog> {
         self.catalog.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Re-reads the catalog from EC2 when it is older than `refresh_every`. A failed refresh
-    /// keeps serving the last catalog (and is logged); with none yet, it is an error.
-    async fn refresh(&self) -> Result<(), CloudError> {
-        let Some(prices) = &self.prices else { return Ok(()) };
-        let now = (self.clock)();
-        let due =
-            self.refreshed_at.lock().unwrap_or_else(|p| p.into_inner()).is_none_or(|at| now >= at + self.refresh_every);
-        if !due {
-            return Ok(());
-        }
+    /// Reads the catalog from EC2 when prices are set, else serves the given one. A failed read
+    /// serves the last one read (and is logged); with none yet, it is an error.
+    async fn read_catalog(&self) -> Result<Catalog, CloudError> {
+        let Some(prices) = &self.prices else { return Ok(self.current().clone()) };
         match super::catalog::fetch(&self.ec2, prices).await {
             Ok((fresh, report)) => {
-                tracing::info!(types = report.exported, unpriced = report.unpriced.len(), "instance catalog refreshed");
-                *self.current() = fresh;
-                *self.refreshed_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(now);
-                Ok(())
+                tracing::info!(types = report.exported, unpriced = report.unpriced.len(), "instance catalog read");
+                *self.current() = fresh.clone();
+                Ok(fresh)
             }
             Err(e) if !self.current().types.is_empty() => {
-                tracing::warn!(error = %e, "instance catalog refresh failed; serving the previous one");
-                Ok(())
+                tracing::warn!(error = %e, "instance catalog read failed; serving the previous one");
+                Ok(self.current().clone())
             }
             Err(e) => Err(e),
         }
-    }
-
-    fn avoided(&self) -> std::sync::MutexGuard<'_, Unavailable> {
-        self.unavailable.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn class(&self, claim: &NodeClaim) -> Result<&EC2NodeClass, CloudError> {
@@ -214,27 +185,24 @@ impl AwsCloud {
         let data = template::data(class, image, security_groups)?;
         match self.ec2.create_launch_template().launch_template_name(&name).launch_template_data(data).send().await {
             Ok(_) => Ok(name),
-            Err(e) => match classify("CreateLaunchTemplate", e) {
-                CloudError::Api(m) if m.contains("AlreadyExists") => Ok(name),
-                other => Err(other),
-            },
+            Err(e) if error_code(&e).is_some_and(|c| c.ends_with("AlreadyExists")) => Ok(name),
+            Err(e) => Err(classify("CreateLaunchTemplate", e)),
         }
     }
 }
 
 impl CloudProvider for AwsCloud {
     async fn catalog(&self) -> Result<Catalog, CloudError> {
-        self.refresh().await?;
-        let mut c = self.current().clone();
-        self.avoided().apply(&mut c, (self.clock)());
-        Ok(c)
+        self.read_catalog().await
     }
 
     #[tracing::instrument(skip_all, fields(cluster = %self.cluster, claim = %claim.name, node_pool = %claim.node_pool))]
-    async fn create(&self, claim: &NodeClaim) -> Result<Instance, CloudError> {
+    async fn create(&self, claim: &NodeClaim, avoid: &Avoid) -> Result<Created, CloudError> {
+        // This cluster's instance for this claim: claim names are only unique within a cluster.
         let mine = Filter::builder().name(format!("tag:{}", tags::NODE_CLAIM)).values(&claim.name).build();
-        if let Some(existing) = self.describe(vec![mine], Vec::new()).await?.into_iter().next() {
-            return Ok(existing);
+        let owned = Filter::builder().name(format!("tag:{}", tags::cluster(&self.cluster))).values("owned").build();
+        if let Some(existing) = self.describe(vec![mine, owned], Vec::new()).await?.into_iter().next() {
+            return Ok(Created::at_once(existing));
         }
         let class = self.class(claim)?;
         let subnets = resolve::subnets(&self.ec2, class).await?;
@@ -258,30 +226,23 @@ impl CloudProvider for AwsCloud {
         let first_arch = claim.options.first().and_then(|o| arch(&o.instance_type));
         let image = images.iter().find(|i| Some(&i.arch) == first_arch.as_ref()).unwrap_or(&images[0]);
         let template = self.launch_template(class, image, &groups).await?;
-        let now = (self.clock)();
-        let options: Vec<_> = {
-            let avoided = self.avoided();
-            claim
-                .options
-                .iter()
-                .filter(|o| !avoided.contains(&o.instance_type, &o.zone, o.capacity_type, now))
-                .collect()
-        };
-        if options.is_empty() {
-            let offerings = claim
-                .options
-                .iter()
-                .map(|o| format!("{}/{}/{} (recently out of capacity)", o.instance_type, o.zone, o.capacity_type))
-                .collect();
+        let options: Vec<_> = claim.options.iter().filter(|o| !avoid.contains(&OfferingKey::of(o))).collect();
+        if options.is_empty() && !claim.options.is_empty() {
+            let offerings = claim.options.iter().map(OfferingKey::of).collect();
             return Err(CloudError::InsufficientCapacity { offerings });
         }
-        let capacity = options[0].capacity_type;
+        let capacity = options.first().map_or(CapacityType::OnDemand, |o| o.capacity_type);
+        let mut tried: Vec<OfferingKey> = Vec::new();
         let mut overrides = Vec::new();
         for o in
             options.iter().filter(|o| o.capacity_type == capacity && arch(&o.instance_type) == Some(image.arch.clone()))
         {
             for s in subnets.iter().filter(|s| s.zone == o.zone) {
                 if overrides.len() < crate::scheduling::plan::MAX_OPTIONS {
+                    let key = OfferingKey::of(o);
+                    if !tried.contains(&key) {
+                        tried.push(key);
+                    }
                     overrides.push(
                         FleetLaunchTemplateOverridesRequest::builder()
                             .instance_type(o.instance_type.as_str().into())
@@ -345,40 +306,61 @@ impl CloudProvider for AwsCloud {
             .config_override(no_retry)
             .send()
             .await
-            .map_err(|e| classify("CreateFleet", e))?;
-        // Per-override errors: avoid those offerings for a while.
-        for e in out.errors() {
-            if !NO_CAPACITY.contains(&e.error_code().unwrap_or_default()) {
-                continue;
-            }
+            .map_err(|e| match classify("CreateFleet", e) {
+                // The whole request refused for capacity: every offering it named.
+                CloudError::InsufficientCapacity { .. } => {
+                    CloudError::InsufficientCapacity { offerings: tried.clone() }
+                }
+                other => other,
+            })?;
+        // Per-override errors with a no-capacity code: the offerings EC2 refused.
+        let mut refused: Vec<OfferingKey> = Vec::new();
+        for e in out.errors().iter().filter(|e| e.error_code().is_some_and(no_capacity)) {
             let Some(o) = e.launch_template_and_overrides().and_then(|l| l.overrides()) else { continue };
             let zone = o.availability_zone().map(str::to_string).or_else(|| {
                 let subnet = o.subnet_id()?;
                 subnets.iter().find(|s| s.id == subnet).map(|s| s.zone.clone())
             });
+            let lifecycle = match e.lifecycle().map(|l| l.as_str()) {
+                Some("spot") => CapacityType::Spot,
+                Some("on-demand") => CapacityType::OnDemand,
+                _ => capacity,
+            };
             if let (Some(t), Some(z)) = (o.instance_type(), zone) {
-                self.avoided().mark(t.as_str(), &z, capacity, now);
+                let key = OfferingKey::new(t.as_str(), &z, lifecycle);
+                if !refused.contains(&key) {
+                    refused.push(key);
+                }
             }
         }
         let id = out.instances().iter().flat_map(|i| i.instance_ids()).next().cloned();
         let Some(id) = id else {
-            let failed: Vec<String> = out
-                .errors()
-                .iter()
-                .map(|e| format!("{}: {}", e.error_code().unwrap_or_default(), e.error_message().unwrap_or_default()))
-                .collect();
-            return Err(CloudError::InsufficientCapacity { offerings: failed });
+            if !refused.is_empty() {
+                return Err(CloudError::InsufficientCapacity { offerings: refused });
+            }
+            // No instance and no capacity error: the first error EC2 gave, typed by its code.
+            return Err(match out.errors().first() {
+                Some(e) => match from_code(
+                    "CreateFleet",
+                    e.error_code().unwrap_or_default(),
+                    e.error_message().unwrap_or_default(),
+                ) {
+                    CloudError::InsufficientCapacity { .. } => CloudError::InsufficientCapacity { offerings: tried },
+                    other => other,
+                },
+                None => CloudError::Api(format!("CreateFleet launched nothing for NodeClaim {}", claim.name)),
+            });
         };
-        self.get(&id).await
+        Ok(Created { instance: self.get(&id).await?, refused })
     }
 
     #[tracing::instrument(skip(self), fields(cluster = %self.cluster))]
     async fn delete(&self, id: &str) -> Result<(), CloudError> {
         match self.ec2.terminate_instances().instance_ids(id).send().await {
             Ok(_) => Ok(()),
+            Err(e) if error_code(&e).is_some_and(|c| c.starts_with("InvalidInstanceID")) => Ok(()),
             Err(e) => match classify("TerminateInstances", e) {
                 CloudError::NotFound(_) => Ok(()),
-                CloudError::Api(m) if m.contains("InvalidInstanceID") => Ok(()),
                 other => Err(other),
             },
         }
@@ -388,8 +370,8 @@ impl CloudProvider for AwsCloud {
     async fn get(&self, id: &str) -> Result<Instance, CloudError> {
         let found = match self.ec2.describe_instances().instance_ids(id).send().await {
             Ok(out) => out.reservations().iter().flat_map(|r| r.instances()).map(|i| self.instance(i)).next(),
+            Err(e) if error_code(&e).is_some_and(|c| c.starts_with("InvalidInstanceID")) => None,
             Err(e) => match classify("DescribeInstances", e) {
-                CloudError::Api(m) if m.contains("InvalidInstanceID") => None,
                 CloudError::NotFound(_) => None,
                 other => return Err(other),
             },

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ec2::types::Filter;
 
 use super::super::CloudError;
-use super::classify;
+use super::{classify, error_code};
 use crate::policy::nodeclass::{AmiSelectorTerm, EC2NodeClass, SelectorTerm};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -180,9 +180,10 @@ pub async fn images(
         }
         let page = match req.send().await {
             Ok(p) => p,
+            // An AMI id that does not exist (or is malformed) selects nothing.
+            Err(e) if error_code(&e).is_some_and(|c| c.starts_with("InvalidAMIID")) => continue,
             Err(e) => match classify("DescribeImages", e) {
                 CloudError::NotFound(_) => continue,
-                CloudError::Api(m) if m.contains("InvalidAMIID") => continue,
                 other => return Err(other),
             },
         };

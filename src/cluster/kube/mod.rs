@@ -22,8 +22,9 @@ use kube::{Client, Resource};
 use serde_json::{Value, json};
 
 use super::api::{ClusterApi, ClusterError, Subject};
-use super::model::{DISRUPTED_TAINT, DISRUPTION_ANNOTATION_PREFIX, Snapshot};
-use crate::policy::meta::{Labels, Taint, TaintEffect};
+use super::marks::{self, DISRUPTED_TAINT, DISRUPTION_PREFIX, DisruptionMarks};
+use super::model::Snapshot;
+use crate::policy::meta::{Labels, Taint};
 
 /// How long the reflectors may take to list everything at start.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
@@ -163,6 +164,14 @@ fn taints_with(current: &Node, add: &[Taint], remove: Option<&str>) -> Value {
     Value::Array(list.iter().map(objects::k8s_taint).collect())
 }
 
+/// The one merge patch that marks a node for disruption: cordon, taint and record together.
+fn mark_patch(current: &Node, disrupted: &Taint, annotations: &Value) -> Value {
+    json!({
+        "metadata": {"annotations": annotations},
+        "spec": {"unschedulable": true, "taints": taints_with(current, std::slice::from_ref(disrupted), None)},
+    })
+}
+
 impl ClusterApi for KubeCluster {
     async fn snapshot(&self) -> Result<Snapshot, ClusterError> {
         let pods: Vec<_> = self.pods.state().iter().filter_map(|p| objects::pod(p)).collect();
@@ -214,13 +223,10 @@ impl ClusterApi for KubeCluster {
         .await
     }
 
-    async fn cordon(&self, node: &str) -> Result<(), ClusterError> {
-        let disrupted =
-            Taint { key: DISRUPTED_TAINT.into(), value: None, effect: TaintEffect::NoSchedule, time_added: None };
-        self.edit_node(node, |current| {
-            json!({"metadata": {}, "spec": {"unschedulable": true, "taints": taints_with(current, std::slice::from_ref(&disrupted), None)}})
-        })
-        .await
+    async fn mark_for_disruption(&self, node: &str, marks: &DisruptionMarks) -> Result<(), ClusterError> {
+        let disrupted = marks::disrupted_taint();
+        let annotations = objects::string_map(&marks.annotations());
+        self.edit_node(node, |current| mark_patch(current, &disrupted, &annotations)).await
     }
 
     async fn uncordon(&self, node: &str) -> Result<(), ClusterError> {
@@ -230,7 +236,7 @@ impl ClusterApi for KubeCluster {
                 .annotations
                 .iter()
                 .flatten()
-                .filter(|(k, _)| k.starts_with(DISRUPTION_ANNOTATION_PREFIX))
+                .filter(|(k, _)| k.starts_with(DISRUPTION_PREFIX))
                 .map(|(k, _)| (k.clone(), Value::Null))
                 .collect();
             json!({"metadata": {"annotations": gone}, "spec": {"unschedulable": null, "taints": taints_with(current, &[], Some(DISRUPTED_TAINT))}})
@@ -296,5 +302,29 @@ impl ClusterApi for KubeCluster {
         if let Err(e) = self.recorder.publish(&event, &reference).await {
             tracing::warn!(error = %e, reason, "event not recorded");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marking_is_one_patch_with_the_cordon_the_taint_and_the_record() {
+        let current: Node = serde_json::from_value(json!({
+            "metadata": {"name": "n"},
+            "spec": {"taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]},
+        }))
+        .unwrap();
+        let marks = DisruptionMarks { reason: "drifted".into(), revision: "r".into(), replacements: vec!["a".into()] };
+        let patch = mark_patch(&current, &marks::disrupted_taint(), &objects::string_map(&marks.annotations()));
+        assert_eq!(patch["spec"]["unschedulable"], true);
+        assert_eq!(
+            patch["spec"]["taints"],
+            json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}, {"key": DISRUPTED_TAINT, "effect": "NoSchedule"}])
+        );
+        assert_eq!(patch["metadata"]["annotations"][marks::DISRUPTION_REPLACEMENTS], "a");
+        assert_eq!(patch["metadata"]["annotations"][marks::DISRUPTION_REASON], "drifted");
+        assert_eq!(patch["metadata"]["annotations"][marks::DISRUPTION_REVISION], "r");
     }
 }

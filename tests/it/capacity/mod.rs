@@ -1,7 +1,10 @@
 //! The capacity loop on the simulated world: provisioning, lifecycle and disruption scenarios.
 //! Policies are written as YAML like a config repository's, workloads as Kubernetes YAML.
 
+mod capacity_shortage;
+mod cloud_calls;
 mod disruption;
+mod drain_protocol;
 mod drift;
 mod provisioning;
 mod restart;

@@ -35,7 +35,7 @@ async fn restart_between_create_and_record_reuses_the_claim() {
     let decided = provisioning::provision(Request { snapshot: &snap, instances: &[], rules: &r, catalog: &catalog });
     assert!(!decided.launches.is_empty());
     for l in &decided.launches {
-        h.world.cloud.create(&l.claim).await.unwrap();
+        h.world.cloud.create(&l.claim, &Default::default()).await.unwrap();
     }
     let before = h.world.nodes();
     // Deciding again from the same state names the same claims, so a retried CreateFleet
@@ -44,7 +44,7 @@ async fn restart_between_create_and_record_reuses_the_claim() {
     let names = |p: &provisioning::Provision| p.launches.iter().map(|l| l.claim.name.clone()).collect::<Vec<_>>();
     assert_eq!(names(&decided), names(&again));
     for l in &again.launches {
-        h.world.cloud.create(&l.claim).await.unwrap();
+        h.world.cloud.create(&l.claim, &Default::default()).await.unwrap();
     }
     assert_eq!(h.world.nodes(), before);
     // The new process sees the instances in flight and launches nothing more.

@@ -3,6 +3,7 @@
 //! `cloud: aws`, a test kubelet turning launched instances into Nodes.
 
 mod deploy;
+mod drain;
 mod kubelet;
 mod scenarios;
 

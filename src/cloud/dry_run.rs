@@ -1,0 +1,98 @@
+//! `DryRun<P>`: any provider, with its changes left undone. Reads (`catalog`, `get`, `list`) go
+//! to the wrapped provider; `create` and `delete` do nothing and answer
+//! [`CloudError::DryRun`] naming what would have been done, which the caller records as a
+//! decision. [`Acting`] picks, once per policy, whether the loop acts through the provider or
+//! through `DryRun` over it, so no call site branches on the dry-run setting.
+
+use super::CloudError;
+use super::provider::{Avoid, CloudProvider, Created, Instance, NodeClaim};
+use crate::scheduling::catalog::Catalog;
+
+/// Wraps a provider and carries out none of its changes.
+#[derive(Debug, Clone)]
+pub struct DryRun<P> {
+    inner: P,
+}
+
+impl<P> DryRun<P> {
+    pub fn new(inner: P) -> DryRun<P> {
+        DryRun { inner }
+    }
+
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+}
+
+impl<P: CloudProvider> CloudProvider for DryRun<P> {
+    async fn catalog(&self) -> Result<Catalog, CloudError> {
+        self.inner.catalog().await
+    }
+
+    async fn create(&self, claim: &NodeClaim, _avoid: &Avoid) -> Result<Created, CloudError> {
+        Err(CloudError::DryRun { operation: "create", target: format!("NodeClaim/{}", claim.name) })
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), CloudError> {
+        Err(CloudError::DryRun { operation: "delete", target: format!("instance/{id}") })
+    }
+
+    async fn get(&self, id: &str) -> Result<Instance, CloudError> {
+        self.inner.get(id).await
+    }
+
+    async fn list(&self) -> Result<Vec<Instance>, CloudError> {
+        self.inner.list().await
+    }
+}
+
+/// The provider a policy acts through: the cloud itself, or [`DryRun`] over it.
+#[derive(Debug, Clone)]
+pub enum Acting<P> {
+    Live(P),
+    DryRun(DryRun<P>),
+}
+
+impl<P> Acting<P> {
+    /// `DryRun` over `inner` when the policy says `dryRun: true`.
+    pub fn per_policy(inner: P, dry_run: bool) -> Acting<P> {
+        if dry_run { Acting::DryRun(DryRun::new(inner)) } else { Acting::Live(inner) }
+    }
+}
+
+impl<P: CloudProvider> CloudProvider for Acting<P> {
+    async fn catalog(&self) -> Result<Catalog, CloudError> {
+        match self {
+            Acting::Live(p) => p.catalog().await,
+            Acting::DryRun(p) => p.catalog().await,
+        }
+    }
+
+    async fn create(&self, claim: &NodeClaim, avoid: &Avoid) -> Result<Created, CloudError> {
+        match self {
+            Acting::Live(p) => p.create(claim, avoid).await,
+            Acting::DryRun(p) => p.create(claim, avoid).await,
+        }
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), CloudError> {
+        match self {
+            Acting::Live(p) => p.delete(id).await,
+            Acting::DryRun(p) => p.delete(id).await,
+        }
+    }
+
+    async fn get(&self, id: &str) -> Result<Instance, CloudError> {
+        match self {
+            Acting::Live(p) => p.get(id).await,
+            Acting::DryRun(p) => p.get(id).await,
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<Instance>, CloudError> {
+        match self {
+            Acting::Live(p) => p.list().await,
+            Acting::DryRun(p) => p.list().await,
+        }
+    }
+}
