@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::digest::fnv64;
+use crate::gitops::Revision;
 use crate::policy::EffectivePolicy;
 use crate::policy::meta::CronSchedule;
 use crate::policy::nodepool::{BudgetNodes, ConsolidationPolicy, DisruptionReason, NodePool};
@@ -73,8 +74,8 @@ pub struct ClusterRules {
 /// Everything the loop decides from, for one policy revision.
 #[derive(Debug, Clone)]
 pub struct Rules {
-    /// `main@sha1:<sha>`.
-    pub revision: String,
+    /// The policy revision these rules were compiled from (`main@sha1:<sha>` when printed).
+    pub revision: Revision,
     /// Highest weight first.
     pub pools: Vec<PoolSpec>,
     /// Same order as `pools`.
@@ -143,7 +144,7 @@ fn pool_rules(pool: &NodePool, policy: &EffectivePolicy) -> PoolRules {
 }
 
 impl Rules {
-    pub fn from_policy(policy: &EffectivePolicy, revision: &str) -> Rules {
+    pub fn from_policy(policy: &EffectivePolicy, revision: Revision) -> Rules {
         let pools = pool::pools(policy);
         let pool_rules =
             pools.iter().filter_map(|p| policy.node_pool(&p.name)).map(|p| pool_rules(&p.value, policy)).collect();
@@ -164,7 +165,7 @@ impl Rules {
             limits: spec.limits.as_ref().map(Limits::from_quantities).unwrap_or_default(),
             dry_run: spec.dry_run.unwrap_or(false),
         };
-        Rules { revision: revision.to_string(), pools, pool_rules, cluster }
+        Rules { revision, pools, pool_rules, cluster }
     }
 
     pub fn pool(&self, name: &str) -> Option<(usize, &PoolSpec, &PoolRules)> {

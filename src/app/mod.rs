@@ -1,5 +1,5 @@
-//! The daemon (`capstan run`): wiring and task supervision. Three tasks share one shutdown
-//! signal and one status:
+//! The daemon (`capstan run`): wiring and task supervision. The tasks share one cancellation
+//! token and one status:
 //!
 //! ```text
 //! Follower (poll | webhook | file watch) ──policy──► state-store reconcile (kOps IGs)
@@ -10,8 +10,9 @@
 //! With `cluster: kube`, replicas elect a leader with a Lease; only the leader reconciles the
 //! state store and runs the capacity loop.
 //!
-//! SIGTERM or Ctrl-C: every task finishes the pass it is in (decisions are flushed to the state
-//! store) and the process exits 0.
+//! SIGTERM or Ctrl-C cancels the token: every task (follower, state store, rollout, capacity,
+//! elector, HTTP server) finishes the pass it is in (decisions are flushed to the state store)
+//! and returns, and the process exits 0.
 
 pub mod config;
 pub mod drive;
@@ -19,6 +20,7 @@ pub mod git;
 pub mod http;
 pub mod real;
 pub mod rollout;
+pub mod wake;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -28,10 +30,10 @@ use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::capacity::report::LoopMetrics;
-use crate::capacity::wall;
-use crate::cloud::aws::provider::wall_clock;
+use crate::clock::{Clock, SystemClock};
 use crate::cluster::kube::KubeCluster;
 use crate::cluster::kube::lease::Elector;
 use crate::fleet::metrics::RolloutMetrics;
@@ -84,7 +86,7 @@ enum Backends {
 async fn backends(cfg: &DaemonConfig) -> Result<Backends, AppError> {
     match (cfg.backends.cloud, cfg.backends.cluster) {
         (CloudBackend::Sim, ClusterBackend::Sim) => {
-            let world = World::new(&cfg.cluster, wall_clock());
+            let world = World::new(&cfg.cluster, SystemClock.now());
             for w in &cfg.sim.workloads {
                 let text = std::fs::read_to_string(w)
                     .map_err(|e| AppError::Config(format!("cannot read workload {}: {e}", w.display())))?;
@@ -102,11 +104,12 @@ async fn backends(cfg: &DaemonConfig) -> Result<Backends, AppError> {
             }
             let client = real::client(cfg).await.map_err(AppError::Config)?;
             let identity = cfg.identity();
-            let cluster = KubeCluster::start(client.clone(), &identity)
+            let cluster = KubeCluster::start(client.clone(), &identity, Arc::new(SystemClock))
                 .await
                 .map_err(|e| AppError::Config(format!("Kubernetes API: {e}")))?;
             let (namespace, name) = cfg.lease();
-            Ok(Backends::Real(Box::new(cluster), Elector::new(client, &namespace, &name, &identity)))
+            let elector = Elector::new(client, &namespace, &name, &identity, Arc::new(SystemClock));
+            Ok(Backends::Real(Box::new(cluster), elector))
         }
         (cloud, cluster) => Err(AppError::Config(format!(
             "backends cloud: {cloud:?} with cluster: {cluster:?} is not a combination capstan runs; use {{cloud: aws, cluster: kube}} or {{cloud: sim, cluster: sim}}"
@@ -123,7 +126,7 @@ pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppErro
     let metrics = LoopMetrics::register(&mut registry);
     let cloud_metrics = crate::cloud::metered::CloudMetrics::register(&mut registry);
     let rollout_metrics = RolloutMetrics::register(&mut registry);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = CancellationToken::new();
     let (lead_tx, lead_rx) = watch::channel(false);
     let (in_force_tx, in_force_rx) = watch::channel(None);
     let backends = backends(&cfg).await?;
@@ -155,25 +158,30 @@ pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppErro
         .flatten();
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), cluster = %cfg.cluster, "capstan listening");
 
-    let stop_git = Arc::new(Notify::new());
     let base_ready = Arc::new(Notify::new());
     let git_task = {
-        let (f, stop, poll, ready) = (follower.clone(), stop_git.clone(), cfg.poll(), base_ready.clone());
+        let (f, stop, poll, ready) = (follower.clone(), stop.clone(), cfg.poll(), base_ready.clone());
         // The follower waits for its fast-forward base, read back from the state store.
         tokio::spawn(async move {
             tokio::select! {
-                _ = ready.notified() => f.run(poll, stop).await,
-                _ = stop.notified() => {}
+                _ = ready.notified() => {}
+                _ = stop.cancelled() => return,
             }
+            // `Follower::run` stops on a `Notify`: notified when the token is cancelled, it
+            // returns after the sync in progress.
+            let notify = Arc::new(Notify::new());
+            let relay = {
+                let notify = notify.clone();
+                async move {
+                    stop.cancelled().await;
+                    notify.notify_one();
+                }
+            };
+            tokio::join!(f.run(poll, notify), relay);
         })
     };
-    let store_task = tokio::spawn(state_store_task(
-        cfg.clone(),
-        in_force_rx.clone(),
-        shared.clone(),
-        lead_rx.clone(),
-        stop_rx.clone(),
-    ));
+    let store_task =
+        tokio::spawn(state_store_task(cfg.clone(), in_force_rx.clone(), shared.clone(), lead_rx.clone(), stop.clone()));
     macro_rules! rollout {
         ($cluster:expr, $clock:expr) => {
             rollout::Task {
@@ -187,7 +195,7 @@ pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppErro
                 cluster: $cluster,
                 base_ready: base_ready.clone(),
                 leading: lead_rx.clone(),
-                stop: stop_rx.clone(),
+                stop: stop.clone(),
             }
         };
     }
@@ -205,7 +213,7 @@ pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppErro
                 shared.clone(),
                 metrics,
                 cloud_metrics,
-                stop_rx.clone(),
+                stop.clone(),
             );
             (tokio::spawn(task), tokio::spawn(fleet), None)
         }
@@ -219,23 +227,19 @@ pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppErro
                 metrics,
                 cloud_metrics,
                 lead_rx.clone(),
-                stop_rx.clone(),
+                stop.clone(),
             );
-            let stop = stop_rx.clone();
-            let elector = tokio::spawn(async move { elector.run(lead_tx, stop).await });
+            let stopped = stopped_flag(&stop);
+            let elector = tokio::spawn(async move { elector.run(lead_tx, stopped).await });
             (tokio::spawn(task), tokio::spawn(fleet), Some(elector))
         }
     };
-    let mut http_stop = stop_rx.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        let _ = http_stop.wait_for(|s| *s).await;
-    });
+    let server = axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned());
     let http_task = tokio::spawn(async move { server.await });
 
     signalled().await;
     tracing::info!("shutting down: finishing the passes in progress");
-    let _ = stop_tx.send(true);
-    stop_git.notify_one();
+    stop.cancel();
     let _ = tokio::join!(git_task, store_task, loop_task, rollout_task, http_task);
     if let Some(t) = elector_task {
         let _ = t.await;
@@ -261,7 +265,7 @@ async fn state_store_task(
     mut policy: rollout::InForce,
     shared: Arc<Shared>,
     mut leading: watch::Receiver<bool>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let cache = crate::kops::read::Cache::default();
     let mut store: Option<Store> = None;
@@ -286,10 +290,10 @@ async fn state_store_task(
                     }
                 }
                 let target = Target::from_policy(&acc.policy, &revision);
-                let result = reconcile_once(s, &target, &cache, wall(wall_clock())).await;
+                let result = reconcile_once(s, &target, &cache, SystemClock.utc()).await;
                 let doc = match result {
                     Ok(r) => {
-                        json!({"revision": revision, "result": r.result, "applied": r.outcome.applied.len(), "at": wall(wall_clock()).to_rfc3339()})
+                        json!({"revision": revision, "result": r.result, "applied": r.outcome.applied.len(), "at": SystemClock.utc().to_rfc3339()})
                     }
                     Err(e) => json!({"revision": revision, "result": "error", "error": e.to_string()}),
                 };
@@ -297,7 +301,7 @@ async fn state_store_task(
             }
         }
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.cancelled() => return,
             _ = policy.changed() => {}
             _ = leading.changed() => {}
             _ = tokio::time::sleep(cfg.reconcile_interval()) => {}
@@ -305,10 +309,22 @@ async fn state_store_task(
     }
 }
 
-/// Sleeps `d` unless `stop` turns true first; false when stopping.
-pub async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+/// Sleeps `d` unless `stop` is cancelled first; false when stopping.
+pub async fn pause(d: Duration, stop: &CancellationToken) -> bool {
     tokio::select! {
-        _ = stop.wait_for(|s| *s) => false,
+        _ = stop.cancelled() => false,
         _ = tokio::time::sleep(d) => true,
     }
+}
+
+/// The token as a flag that turns true when it is cancelled, for the lease elector
+/// (`Elector::run` takes a `watch::Receiver<bool>`).
+fn stopped_flag(stop: &CancellationToken) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        tx.send_replace(true);
+    });
+    rx
 }

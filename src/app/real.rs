@@ -1,6 +1,11 @@
 //! The capacity loop on the real backends: Kubernetes through the API server and EC2. Only the
 //! leader acts; a new policy revision rebuilds the EC2 provider with its EC2NodeClasses (userData
 //! resolved from the kOps state store).
+//!
+//! Passes are driven by change ([`Wake`]): the Kubernetes binding has no change notification,
+//! so every [`TICK`] the reflectors' snapshot (in memory, no request) is digested and compared
+//! with what the last pass saw; a pass also runs when something is due, a launch or drain is in
+//! flight, or [`super::wake::IDLE_PASS_BOUND`] has passed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -8,21 +13,25 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::config::DaemonConfig;
 use super::http::Shared;
+use super::wake::Wake;
 use crate::capacity::report::LoopMetrics;
-use crate::capacity::{CapacityLoop, DecisionLog};
-use crate::cloud::aws::provider::{AwsCloud, wall_clock};
+use crate::capacity::{CapacityLoop, DecisionLog, fingerprint};
+use crate::clock::{Clock, SystemClock};
+use crate::cloud::aws::provider::AwsCloud;
 use crate::cloud::aws::{self, Endpoint};
 use crate::cloud::metered::{CloudMetrics, Metered};
+use crate::cluster::ClusterApi;
 use crate::cluster::kube::KubeCluster;
 use crate::gitops::follow::Accepted;
 use crate::rules::Rules;
 use crate::scheduling::catalog::Catalog;
 
-/// Time between passes; the reflectors keep the snapshot current, so a pass costs EC2's
-/// DescribeInstances and no Kubernetes request.
+/// Time between checks of the snapshot for a change that wants a pass; the reflectors keep it
+/// current, so a check costs no request. A pending pod is seen at most this late.
 pub const TICK: Duration = Duration::from_millis(500);
 
 /// A Kubernetes client from the config's kubeconfig, else the usual chain (in-cluster service
@@ -70,7 +79,7 @@ pub async fn capacity(
     metrics: LoopMetrics,
     cloud_metrics: CloudMetrics,
     leading: watch::Receiver<bool>,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     let prices = match cfg.aws.prices_file.as_deref().map(crate::cloud::prices::read) {
         Some(Ok(p)) => p,
@@ -81,10 +90,12 @@ pub async fn capacity(
     };
     let mut lp: Option<CapacityLoop<Metered<AwsCloud>, KubeCluster>> = None;
     let mut revision = String::new();
-    while super::pause(TICK, &mut stop).await {
+    let mut wake = Wake::default();
+    while super::pause(TICK, &stop).await {
         if !*leading.borrow() {
-            // A follower is healthy and ready; it only waits.
+            // A follower is healthy and ready; it only waits, and passes at once when it leads.
             shared.ready.store(true, Ordering::Relaxed);
+            wake.reset();
             continue;
         }
         let accepted = policy.borrow_and_update().clone();
@@ -94,16 +105,19 @@ pub async fn capacity(
             match provider(&cfg, &acc, &prices, carried).await {
                 Ok(cloud) => {
                     revision = acc.revision.to_string();
-                    let rules = Arc::new(Rules::from_policy(&acc.policy, &revision));
+                    let rules = Arc::new(Rules::from_policy(&acc.policy, acc.revision.clone()));
                     let cloud = Metered::new(cloud, cloud_metrics.clone());
                     tracing::info!(%revision, pools = rules.pools.len(), "capacity loop: policy in force");
+                    wake.reset();
                     match lp.as_mut() {
                         Some(l) => {
                             l.set_rules(rules);
                             l.set_cloud(cloud);
                         }
                         None => {
-                            let mut l = CapacityLoop::new(cloud, cluster.clone(), rules).with_metrics(metrics.clone());
+                            let mut l = CapacityLoop::new(cloud, cluster.clone(), rules)
+                                .with_cluster_name(&cfg.cluster)
+                                .with_metrics(metrics.clone());
                             if let Ok(store) = super::open_store(&cfg, &acc.policy).await {
                                 l = l.with_decision_log(DecisionLog { store, kops_name: acc.policy.kops_name.clone() });
                             }
@@ -115,7 +129,14 @@ pub async fn capacity(
             }
         }
         let Some(l) = lp.as_mut() else { continue };
-        if let Err(e) = l.step(wall_clock()).await {
+        let now = SystemClock.now();
+        // Reading the reflectors' stores does not fail; were it to, the idle bound runs the pass
+        // that reports it.
+        let seen = cluster.snapshot().await.map(|s| fingerprint(&s)).unwrap_or_default();
+        let Some(why) = wake.check(l.next_due(), l.in_flight(), seen, now) else { continue };
+        tracing::debug!(reason = why.label(), "capacity pass");
+        wake.ran(seen, now);
+        if let Err(e) = l.step(now).await {
             tracing::warn!(error = %e, "capacity pass failed; retrying");
         }
         l.take_events();

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 
 use super::config::DaemonConfig;
 use super::http::Shared;
@@ -52,20 +53,21 @@ pub struct Task<K> {
     /// Notified once the follower's fast-forward base is set: the follower waits for it.
     pub base_ready: Arc<Notify>,
     pub leading: watch::Receiver<bool>,
-    pub stop: watch::Receiver<bool>,
+    /// Cancelled on shutdown: the task returns after the pass in progress.
+    pub stop: CancellationToken,
 }
 
 impl<K: ClusterApi> Task<K> {
     pub async fn run(mut self) {
         let stores = Arc::new(Stores::new(self.cfg.s3_options()));
         let mut base_set = false;
-        while !*self.stop.borrow() {
+        while !self.stop.is_cancelled() {
             let driver = match self.start(&stores).await {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(error = %e, "rollout: cannot read this cluster's record; retrying");
                     self.view(|v| v.error = Some(e));
-                    if !super::pause(Duration::from_secs(2), &mut self.stop).await {
+                    if !super::pause(Duration::from_secs(2), &self.stop).await {
                         return;
                     }
                     continue;
@@ -134,7 +136,7 @@ impl<K: ClusterApi> Task<K> {
     /// Runs the gate while this replica leads.
     async fn lead(&mut self, mut driver: Driver) {
         loop {
-            if *self.stop.borrow() || !*self.leading.borrow_and_update() {
+            if self.stop.is_cancelled() || !*self.leading.borrow_and_update() {
                 return;
             }
             let tip = self.git.borrow_and_update().accepted.clone();
@@ -163,7 +165,7 @@ impl<K: ClusterApi> Task<K> {
                 }
             });
             tokio::select! {
-                _ = self.stop.wait_for(|s| *s) => return,
+                _ = self.stop.cancelled() => return,
                 _ = self.git.changed() => {}
                 _ = self.leading.changed() => {}
                 _ = tokio::time::sleep(self.cfg.rollout_interval()) => {}
@@ -174,7 +176,7 @@ impl<K: ClusterApi> Task<K> {
     /// Waits to lead; false when stopping.
     async fn wait_leading(&mut self) -> bool {
         tokio::select! {
-            _ = self.stop.wait_for(|s| *s) => false,
+            _ = self.stop.cancelled() => false,
             r = self.leading.wait_for(|l| *l) => r.is_ok(),
         }
     }

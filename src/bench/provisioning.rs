@@ -68,7 +68,7 @@ pub async fn run(
     let workloads = workload::parse("workload", workload_yaml).map_err(|e| e.to_string())?;
     let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {
-        let world = World::new("bench.example.com", crate::cloud::aws::provider::wall_clock());
+        let world = World::new("bench.example.com", crate::clock::Clock::now(&crate::clock::SystemClock));
         world.cluster.apply(workloads.clone());
         world.cluster.scale("default", name, 0).map_err(|e| e.to_string())?;
         let first_create = Arc::new(Mutex::new(None));

@@ -22,8 +22,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use crate::cloud::CloudError;
 use crate::cloud::provider::{CloudProvider, Instance};
@@ -83,6 +83,8 @@ struct Waiting {
 pub struct CapacityLoop<C, K> {
     cloud: C,
     cluster: K,
+    /// The cluster's name, for the span of each pass.
+    name: String,
     rules: Arc<Rules>,
     log: Option<DecisionLog>,
     metrics: Option<LoopMetrics>,
@@ -105,17 +107,43 @@ pub struct CapacityLoop<C, K> {
     status: LoopStatus,
 }
 
-/// Wall-clock time of a loop time (time since the Unix epoch).
-pub fn wall(now: Duration) -> DateTime<Utc> {
-    DateTime::from_timestamp(now.as_secs() as i64, now.subsec_nanos()).unwrap_or_default()
+/// Wall-clock time of a loop time; defined with the `Clock` port.
+pub use crate::clock::wall;
+
+/// A digest of what in a snapshot a pass acts on: the pods pending and, per node, whether it
+/// is ready or cordoned and its taints and annotations (registration, initialization,
+/// disruption marks). Pods moving between running nodes are not in it: the disruption poll
+/// looks at them. Independent of the order pods and nodes are listed in (a reflector's store
+/// has none). Equal digests mean a pass now would act as the last one did.
+pub fn fingerprint(snapshot: &Snapshot) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let digest = |item: &dyn Fn(&mut std::hash::DefaultHasher)| {
+        let mut h = std::hash::DefaultHasher::new();
+        item(&mut h);
+        h.finish()
+    };
+    let (mut pods, mut nodes) = (0u64, 0u64);
+    for p in snapshot.pending() {
+        pods = pods.wrapping_add(digest(&|h| (&p.namespace, &p.name).hash(h)));
+    }
+    for n in &snapshot.nodes {
+        nodes = nodes.wrapping_add(digest(&|h| {
+            (&n.name, n.ready, n.unschedulable, &n.annotations).hash(h);
+            let mut taints: Vec<_> = n.taints.iter().map(|t| (&t.key, &t.value, t.effect)).collect();
+            taints.sort();
+            taints.hash(h);
+        }));
+    }
+    digest(&|h| (pods, nodes, snapshot.pending().count(), snapshot.nodes.len()).hash(h))
 }
 
 impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
     pub fn new(cloud: C, cluster: K, rules: Arc<Rules>) -> Self {
-        let status = LoopStatus { revision: rules.revision.clone(), ..LoopStatus::default() };
+        let status = LoopStatus { revision: rules.revision.to_string(), ..LoopStatus::default() };
         CapacityLoop {
             cloud,
             cluster,
+            name: String::new(),
             rules,
             log: None,
             metrics: None,
@@ -138,6 +166,12 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         self
     }
 
+    /// Names the cluster in the span of each pass.
+    pub fn with_cluster_name(mut self, name: &str) -> Self {
+        self.name = name.to_string();
+        self
+    }
+
     pub fn with_metrics(mut self, metrics: LoopMetrics) -> Self {
         self.metrics = Some(metrics);
         self
@@ -148,7 +182,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
     pub fn set_rules(&mut self, rules: Arc<Rules>) {
         if rules.revision != self.rules.revision {
             self.validating = None;
-            self.status.revision = rules.revision.clone();
+            self.status.revision = rules.revision.to_string();
             self.rules = rules;
         }
     }
@@ -187,6 +221,12 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         let batch = self.batcher.due(c.batch_idle, c.batch_max);
         let validation = self.validating.as_ref().map(|w| w.since + crate::disruption::VALIDATION_DELAY);
         [batch, validation, Some(self.next_disruption)].into_iter().flatten().min()
+    }
+
+    /// A launch not yet initialized or a node being drained, as of the last pass: a driver
+    /// keeps running passes until it lands.
+    pub fn in_flight(&self) -> bool {
+        !self.status.in_flight.is_empty() || !self.status.draining.is_empty()
     }
 
     fn emit(&mut self, at: Duration, event: &str, message: String, detail: Value) {
@@ -228,10 +268,19 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
 
     /// One pass at time `now` (since the epoch of the loop's clock).
     pub async fn step(&mut self, now: Duration) -> Result<(), LoopError> {
-        let result = self.pass(now).await;
-        self.status.last_error = result.as_ref().err().map(|e| e.to_string());
-        self.flush(now).await;
-        result
+        // One span per pass; its fields are formatted only when a subscriber records the span.
+        let span = tracing::info_span!("capacity_pass", cluster = %self.name, revision = %self.rules.revision);
+        if let Some(m) = &self.metrics {
+            m.passes.inc();
+        }
+        async {
+            let result = self.pass(now).await;
+            self.status.last_error = result.as_ref().err().map(|e| e.to_string());
+            self.flush(now).await;
+            result
+        }
+        .instrument(span)
+        .await
     }
 
     async fn pass(&mut self, now: Duration) -> Result<(), LoopError> {

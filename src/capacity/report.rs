@@ -73,6 +73,9 @@ pub struct LoopMetrics {
     pub solve_seconds: Histogram,
     /// Seconds from a pod turning unschedulable to the launch request for it.
     pub decision_latency_seconds: Histogram,
+    /// Passes run: with passes driven by change, a quiet cluster adds about one per
+    /// `app::wake::IDLE_PASS_BOUND` or disruption poll.
+    pub passes: Counter,
 }
 
 impl Default for LoopMetrics {
@@ -83,6 +86,7 @@ impl Default for LoopMetrics {
             pending_pods: Gauge::default(),
             solve_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             decision_latency_seconds: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
+            passes: Counter::default(),
         }
     }
 }
@@ -103,6 +107,7 @@ impl LoopMetrics {
             "From a pod turning unschedulable to the launch request for it",
             m.decision_latency_seconds.clone(),
         );
+        registry.register("capstan_capacity_passes", "Capacity loop passes run", m.passes.clone());
         m
     }
 }

@@ -286,7 +286,7 @@ fn provisioning(repo: &Path, cluster: &str, workload: &Path, deployment: &str, r
         Ok(t) => t,
         Err(e) => return super::usage(format!("cannot read {}: {e}", workload.display())),
     };
-    let rules = std::sync::Arc::new(crate::rules::Rules::from_policy(&v.policies[0], "bench@sha1:local"));
+    let rules = std::sync::Arc::new(crate::rules::Rules::from_policy(&v.policies[0], "bench@sha1:local".into()));
     match super::runtime().block_on(crate::bench::provisioning::run(rules, &text, deployment, rounds)) {
         Ok(r) if json => println!("{}", serde_json::to_string(&r).expect("json")),
         Ok(r) => println!(

@@ -14,6 +14,7 @@ use super::metrics::RolloutMetrics;
 use super::peers::{self, Stores};
 use super::record::Record;
 use super::revisions::{Loaded, Revisions};
+use crate::gitops::Revision;
 use crate::gitops::follow::Accepted;
 use crate::kops::any::Store;
 use crate::kops::decisions::{self, Decision};
@@ -184,7 +185,8 @@ impl Driver {
             .steps
             .iter()
             .map(|s| {
-                let revision = s.to.clone().unwrap_or_default();
+                // The rollout record keeps revisions as printed; the log stores them typed.
+                let revision = Revision::parse(s.to.as_deref().unwrap_or_default());
                 let mut d = decisions::decision(
                     now,
                     &format!("rollout-{}", s.kind.label()),

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::object;
 use super::store::{StateStore, StoreError};
 use crate::digest::fnv64;
+use crate::gitops::Revision;
 
 /// One decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,8 +23,9 @@ pub struct Decision {
     pub reason: String,
     /// What it acted on, e.g. `NodeClaim/default-7x2kq`.
     pub object: String,
-    /// The policy revision in force, `main@sha1:<sha>`.
-    pub revision: String,
+    /// The policy revision in force, stored as `main@sha1:<sha>` (or the label of a revision
+    /// that is no Git commit, e.g. `local@digest:…`).
+    pub revision: Revision,
     /// Anything else worth keeping: instance types, price, pods.
     #[serde(flatten)]
     pub detail: Map<String, Value>,
@@ -32,7 +34,7 @@ pub struct Decision {
 impl Decision {
     /// Whether the decision was taken under the commit `sha`.
     pub fn caused_by(&self, sha: &str) -> bool {
-        self.revision.ends_with(&format!("sha1:{sha}"))
+        self.revision.is_commit() && self.revision.sha == sha
     }
 }
 
@@ -87,13 +89,13 @@ pub async fn read<S: StateStore>(store: &S, cluster: &str) -> Result<(Vec<Decisi
 }
 
 /// A decision at `now`.
-pub fn decision(now: DateTime<Utc>, action: &str, reason: &str, object: &str, revision: &str) -> Decision {
+pub fn decision(now: DateTime<Utc>, action: &str, reason: &str, object: &str, revision: &Revision) -> Decision {
     Decision {
         time: now.to_rfc3339_opts(SecondsFormat::Millis, true),
         action: action.to_string(),
         reason: reason.to_string(),
         object: object.to_string(),
-        revision: revision.to_string(),
+        revision: revision.clone(),
         detail: Map::new(),
     }
 }
@@ -109,11 +111,11 @@ mod tests {
         rt.block_on(async {
             let store = MemoryStore::default();
             let t0 = DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z").unwrap().with_timezone(&Utc);
-            let mut launch = decision(t0, "launch", "provisioning", "NodeClaim/default-a", "main@sha1:aaa");
+            let mut launch = decision(t0, "launch", "provisioning", "NodeClaim/default-a", &"main@sha1:aaa".into());
             launch.detail.insert("instanceType".into(), "m6i.large".into());
             append(&store, "c", std::slice::from_ref(&launch), t0).await.unwrap();
             let t1 = t0 + chrono::Duration::seconds(90);
-            let stop = decision(t1, "terminate", "empty", "NodeClaim/default-a", "main@sha1:bbb");
+            let stop = decision(t1, "terminate", "empty", "NodeClaim/default-a", &"main@sha1:bbb".into());
             let key = append(&store, "c", std::slice::from_ref(&stop), t1).await.unwrap().unwrap();
             assert!(key.starts_with("c/capstan/decisions/2026-11-24/"), "{key}");
             append(&store, "c", std::slice::from_ref(&stop), t1).await.unwrap();
@@ -122,5 +124,19 @@ mod tests {
             assert_eq!((read, skipped), (vec![launch.clone(), stop], 0));
             assert!(launch.caused_by("aaa") && !launch.caused_by("bbb"));
         });
+    }
+
+    #[test]
+    fn the_log_format_is_unchanged_and_a_local_revision_is_caused_by_no_commit() {
+        let t0 = DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z").unwrap().with_timezone(&Utc);
+        for (text, sha) in [("main@sha1:aaa", Some("aaa")), ("local@digest:0123", None)] {
+            let d = decision(t0, "launch", "provisioning", "NodeClaim/x", &Revision::parse(text));
+            let line = serde_json::to_value(&d).unwrap();
+            assert_eq!(line["revision"], text);
+            let back: Decision = serde_json::from_value(line).unwrap();
+            assert_eq!(back, d);
+            assert_eq!(back.caused_by("aaa"), sha == Some("aaa"));
+            assert!(!back.caused_by("") && !back.caused_by("0123"));
+        }
     }
 }

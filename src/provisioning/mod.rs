@@ -88,13 +88,13 @@ pub fn launch(mut c: NewClaim, rules: &Rules) -> Launch {
         Some((_, pool, pool_rules)) => (pool.node_class.clone(), pool_rules.hash.clone()),
         None => (String::new(), String::new()),
     };
-    c.name = claim_name(&c.node_pool, &rules.revision, &c.instance_type, &c.pods);
+    c.name = claim_name(&c.node_pool, &rules.revision.to_string(), &c.instance_type, &c.pods);
     let claim = NodeClaim {
         name: c.name.clone(),
         node_pool: c.node_pool.clone(),
         node_class,
         options: c.options.as_ref().clone(),
-        policy_revision: rules.revision.clone(),
+        policy_revision: rules.revision.to_string(),
         tags: BTreeMap::from([(POOL_HASH_TAG.to_string(), hash)]),
     };
     Launch { claim, plan: c }

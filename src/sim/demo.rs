@@ -13,6 +13,7 @@ use super::World;
 use crate::capacity::report::LoopEvent;
 use crate::capacity::{DecisionLog, wall};
 use crate::cluster::workload::{self, Workload};
+use crate::gitops::Revision;
 use crate::kops::any::Store;
 use crate::kops::reconcile::{Target, reconcile_once};
 use crate::kops::s3::S3Options;
@@ -68,14 +69,15 @@ fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> DemoError + '_ {
     move |e| DemoError::Setup(format!("{what}: {e}"))
 }
 
-/// `<branch>@sha1:<sha>` of the Git checkout holding `path`, or a content digest.
-pub fn local_revision(path: &Path, snapshot: &policy::Snapshot) -> String {
+/// `<branch>@sha1:<sha>` of the Git checkout holding `path`, or, outside one, a revision that is
+/// no commit labelled `local@digest:<content digest>`.
+pub fn local_revision(path: &Path, snapshot: &policy::Snapshot) -> Revision {
     let found = git2::Repository::discover(path).ok().and_then(|r| {
         let head = r.head().ok()?;
         let sha = head.peel_to_commit().ok()?.id().to_string();
-        Some(format!("{}@sha1:{sha}", head.shorthand().unwrap_or("HEAD")))
+        Some(Revision::commit(head.shorthand().unwrap_or("HEAD"), sha))
     });
-    found.unwrap_or_else(|| format!("local@digest:{}", snapshot.digest()))
+    found.unwrap_or_else(|| Revision::local(format!("local@digest:{}", snapshot.digest())))
 }
 
 struct Recorder {
@@ -130,9 +132,10 @@ async fn story(opts: &Options, rec: &mut Recorder) -> Result<Summary, DemoError>
     let copy = opts.repo.join("clusters").join(&policy.cluster).join("cluster.yaml");
     let spec = std::fs::read(&copy).map_err(setup(&format!("reading {}", copy.display())))?;
     super::seed_state_store(&store, &spec, &policy).await.map_err(setup("seeding the state store"))?;
-    let report = reconcile_once(&store, &Target::from_policy(&policy, &revision), &Default::default(), wall(START))
-        .await
-        .map_err(setup("reconciling the state store"))?;
+    let report =
+        reconcile_once(&store, &Target::from_policy(&policy, &revision.to_string()), &Default::default(), wall(START))
+            .await
+            .map_err(setup("reconciling the state store"))?;
     let igs: Vec<String> =
         report.outcome.applied.iter().map(|a| format!("{:?} InstanceGroup/{}", a.action, a.name)).collect();
     rec.note(
@@ -147,7 +150,7 @@ async fn story(opts: &Options, rec: &mut Recorder) -> Result<Summary, DemoError>
         rec.note(&world, "note", m, json!({}));
     }
 
-    let rules = Arc::new(Rules::from_policy(&policy, &revision));
+    let rules = Arc::new(Rules::from_policy(&policy, revision.clone()));
     let log = DecisionLog {
         store: Store::open(&url, &S3Options::default()).await.map_err(setup("opening the state store"))?,
         kops_name: policy.kops_name.clone(),
@@ -226,7 +229,7 @@ async fn story(opts: &Options, rec: &mut Recorder) -> Result<Summary, DemoError>
     rec.note(&world, "scaled-down", format!("no nodes left, {down_after:.0}s after scaling to 0"), json!({"nodes": 0}));
     Ok(summary(
         rec,
-        &revision,
+        &revision.to_string(),
         scaled_up,
         running_after,
         down_after,

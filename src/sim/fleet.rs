@@ -357,7 +357,7 @@ impl Member {
             Ok(r) => StoreView { revision: revision.clone(), result: r.result.to_string(), error: None },
             Err(e) => StoreView { revision: revision.clone(), result: "error".into(), error: Some(e.to_string()) },
         });
-        let rules = Arc::new(crate::rules::Rules::from_policy(policy, &revision));
+        let rules = Arc::new(crate::rules::Rules::from_policy(policy, acc.revision.clone()));
         match self.lp.as_mut() {
             Some(l) => l.set_rules(rules),
             None => {

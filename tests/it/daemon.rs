@@ -133,3 +133,53 @@ fn run_follows_commits_and_serves_status_and_metrics() {
     let log = std::fs::read_dir(state.join("dev.example.com/capstan/decisions")).unwrap().count();
     assert!(log > 0);
 }
+
+/// The value of a counter in the daemon's /metrics.
+fn counter(addr: &str, name: &str) -> u64 {
+    let text = request(addr, "GET", "/metrics").1;
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("no {name}: {text}"));
+    line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() as u64
+}
+
+#[test]
+fn an_idle_simulated_cluster_gets_passes_only_at_the_idle_bound() {
+    let repos = Repos::new();
+    let dir = tempfile::tempdir().unwrap();
+    let workload = dir.path().join("inflate.yaml");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/workloads/inflate.yaml"), &workload).unwrap();
+    let config = dir.path().join("capstan.yaml");
+    // Ten simulated seconds per second: the idle bound and the disruption poll (10 s each)
+    // come once a wall-clock second.
+    std::fs::write(
+        &config,
+        format!(
+            "cluster: dev\nrepository:\n  url: {}\n  branch: main\n  poll: 1m\nstateStore: file://{}\nbackends: {{cloud: sim, cluster: sim}}\ndataDir: {}\nsim:\n  speed: 10\n  seedStateStore: true\n  workloads: [inflate.yaml]\n",
+            repos.work().display(),
+            dir.path().join("state").display(),
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let d = start(&config);
+    wait("ready", Duration::from_secs(20), || request(&d.addr, "GET", "/readyz").0 == 200);
+    let passes = "capstan_capacity_passes_total";
+    wait("the first pass", Duration::from_secs(10), || counter(&d.addr, passes) > 0);
+
+    // Nothing pending, no node: over 3 s (30 simulated seconds) a pass about every 10
+    // simulated seconds, where a fixed 20 ms tick would have run 150.
+    let before = counter(&d.addr, passes);
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    let ran = counter(&d.addr, passes) - before;
+    let simulated = started.elapsed().as_secs_f64() * 10.0;
+    let bound = (simulated / 10.0).ceil() as u64 + 1;
+    assert!(ran <= bound, "{ran} passes in {simulated:.0} simulated seconds of an idle cluster; at most {bound}");
+    assert!(ran >= 2, "{ran} passes in {simulated:.0} simulated seconds: the idle bound did not run one");
+
+    // A change still runs a pass at once: scaling up launches.
+    assert_eq!(request(&d.addr, "POST", "/sim/scale?deployment=inflate&replicas=2").0, 200);
+    wait("a launch", Duration::from_secs(10), || {
+        let s = status(&d.addr);
+        s["recentDecisions"].as_array().is_some_and(|ds| ds.iter().any(|x| x["action"] == "launch"))
+    });
+}

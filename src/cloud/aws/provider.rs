@@ -17,7 +17,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_ec2::types::{
     DefaultTargetCapacityType, Filter, FleetLaunchTemplateConfigRequest, FleetLaunchTemplateOverridesRequest,
@@ -46,11 +45,6 @@ pub struct AwsCloud {
     pub catalog: Mutex<Catalog>,
     /// On-demand prices (from the price file); `None` serves the given catalog as is.
     pub prices: Option<HashMap<String, f64>>,
-}
-
-/// The wall clock as time since the epoch.
-pub fn wall_clock() -> Duration {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
 fn state(name: Option<&aws_sdk_ec2::types::InstanceStateName>) -> InstanceState {

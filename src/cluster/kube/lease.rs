@@ -6,6 +6,7 @@
 //! The decision of what to do with a lease is pure ([`decide`]); the API calls use the lease's
 //! resourceVersion, so two replicas racing for it cannot both win (409 Conflict).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -13,6 +14,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Client;
 use kube::api::{Api, PostParams};
 use tokio::sync::watch;
+
+use crate::clock::Clock;
 
 /// A lease not renewed for this long is free.
 pub const LEASE_DURATION: Duration = Duration::from_secs(10);
@@ -53,11 +56,19 @@ pub struct Elector {
     api: Api<Lease>,
     name: String,
     identity: String,
+    /// The time written as the renewal and compared with the holder's (the system clock in the
+    /// daemon: replicas on different machines compare their clocks through the Lease).
+    clock: Arc<dyn Clock>,
 }
 
 impl Elector {
-    pub fn new(client: Client, namespace: &str, name: &str, identity: &str) -> Elector {
-        Elector { api: Api::namespaced(client, namespace), name: name.to_string(), identity: identity.to_string() }
+    pub fn new(client: Client, namespace: &str, name: &str, identity: &str, clock: Arc<dyn Clock>) -> Elector {
+        Elector {
+            api: Api::namespaced(client, namespace),
+            name: name.to_string(),
+            identity: identity.to_string(),
+            clock,
+        }
     }
 
     /// One attempt; true when we hold the lease afterwards.
@@ -115,7 +126,7 @@ impl Elector {
     pub async fn run(&self, leading: watch::Sender<bool>, mut stop: watch::Receiver<bool>) {
         let mut last_ok: Option<std::time::Instant> = None;
         loop {
-            let now = crate::cloud::aws::provider::wall_clock();
+            let now = self.clock.now();
             match self.try_once(now).await {
                 Ok(true) => {
                     if !*leading.borrow() {

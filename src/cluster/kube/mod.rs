@@ -7,7 +7,7 @@ pub mod lease;
 pub mod objects;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use super::api::{ClusterApi, ClusterError, Subject};
 use super::marks::{self, DISRUPTED_TAINT, DISRUPTION_PREFIX, DisruptionMarks};
 use super::model::Snapshot;
+use crate::clock::Clock;
 use crate::policy::meta::{Labels, Taint};
 
 /// How long the reflectors may take to list everything at start.
@@ -41,7 +42,9 @@ pub struct KubeCluster {
     policy_version: String,
     recorder: Recorder,
     /// node → (digest of its pods, when that last changed); Kubernetes keeps no such time.
-    pod_history: std::sync::Arc<Mutex<HashMap<String, (u64, Duration)>>>,
+    pod_history: Arc<Mutex<HashMap<String, (u64, Duration)>>>,
+    /// When a change to a node's pods is seen (the system clock in the daemon).
+    clock: Arc<dyn Clock>,
 }
 
 fn api_error(e: kube::Error) -> ClusterError {
@@ -76,7 +79,8 @@ where
 
 impl KubeCluster {
     /// Discovers the policy version, starts the reflectors and waits until each has listed.
-    pub async fn start(client: Client, identity: &str) -> Result<KubeCluster, ClusterError> {
+    /// `clock` dates the changes the adapter notices itself (a node's pods changing).
+    pub async fn start(client: Client, identity: &str, clock: Arc<dyn Clock>) -> Result<KubeCluster, ClusterError> {
         let group = kube::discovery::group(&client, "policy").await.map_err(api_error)?;
         let policy_version = if group.versions().any(|v| v == "v1") { "v1" } else { "v1beta1" }.to_string();
         let (pods, w) = reflector::store();
@@ -107,6 +111,7 @@ impl KubeCluster {
             pdbs,
             policy_version,
             pod_history: Default::default(),
+            clock,
         })
     }
 
@@ -139,7 +144,7 @@ impl KubeCluster {
         let mut keys: Vec<String> = pods.iter().map(|p| p.key()).collect();
         keys.sort();
         let digest = crate::digest::fnv64(keys.join("\n").as_bytes());
-        let now = crate::cloud::aws::provider::wall_clock();
+        let now = self.clock.now();
         let mut h = self.pod_history.lock().expect("pod history");
         let newest_pod = pods.iter().map(|p| p.created_at).max().unwrap_or_default();
         let entry = h.entry(node.to_string()).or_insert((digest, first_seen.max(newest_pod)));

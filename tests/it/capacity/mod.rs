@@ -8,6 +8,7 @@ mod drain_protocol;
 mod drift;
 mod provisioning;
 mod restart;
+mod wake;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,7 +76,7 @@ pub fn policy(files: &[(&str, String)]) -> EffectivePolicy {
 }
 
 pub fn rules(policy: &EffectivePolicy, revision: &str) -> Arc<Rules> {
-    Arc::new(Rules::from_policy(policy, revision))
+    Arc::new(Rules::from_policy(policy, revision.into()))
 }
 
 /// A ClusterPolicy file.

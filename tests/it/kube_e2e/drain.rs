@@ -3,8 +3,10 @@
 //! `patch` on nodes, a node that does not exist), nothing of it lands and the drain steps
 //! drain nothing; when the server takes it, all of it lands at once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use capstan::clock::SystemClock;
 use capstan::cloud::provider::{Instance, InstanceState};
 use capstan::cluster::kube::KubeCluster;
 use capstan::cluster::marks::{self, DisruptionMarks};
@@ -158,7 +160,8 @@ async fn a_refused_marking_writes_nothing_and_nothing_is_drained() {
     };
 
     // Refused: an identity that may read nodes but not patch them.
-    let refused = KubeCluster::start(read_only_client(&admin).await, "e2e-read-only").await.unwrap();
+    let refused =
+        KubeCluster::start(read_only_client(&admin).await, "e2e-read-only", Arc::new(SystemClock)).await.unwrap();
     let s =
         seen(&refused, "the node and its pod listed", |s| s.node(&name).is_some() && s.pods_on(&name).next().is_some())
             .await;
@@ -178,7 +181,7 @@ async fn a_refused_marking_writes_nothing_and_nothing_is_drained() {
 
     // A node that does not exist: NotFound, and no Node is created by the write.
     let ghost = format!("{name}-ghost");
-    let admin_cluster = KubeCluster::start(admin.clone(), "e2e-admin").await.unwrap();
+    let admin_cluster = KubeCluster::start(admin.clone(), "e2e-admin", Arc::new(SystemClock)).await.unwrap();
     let err = admin_cluster.mark_for_disruption(&ghost, &marks).await.unwrap_err();
     assert!(matches!(err, ClusterError::NotFound(_)), "{err:?}");
     assert!(Api::<Node>::all(admin.clone()).get_opt(&ghost).await.unwrap().is_none());
