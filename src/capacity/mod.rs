@@ -51,6 +51,11 @@ struct Listed {
     nodes: BTreeSet<String>,
 }
 
+/// The first back-off after the cloud throttled a pass; it doubles up to [`THROTTLE_MAX`] while
+/// the cloud keeps throttling.
+pub const THROTTLE_FIRST: Duration = Duration::from_secs(1);
+pub const THROTTLE_MAX: Duration = Duration::from_secs(60);
+
 /// How long a fetched catalog is used before it is fetched again: reading it from EC2 takes many
 /// paged calls, so once an hour (offerings that run out of capacity are learned from launches).
 const CATALOG_TTL: Duration = Duration::from_secs(3600);
@@ -98,6 +103,8 @@ pub struct CapacityLoop<C, K> {
     next_disruption: Duration,
     validating: Option<Waiting>,
     listed: Option<Listed>,
+    /// After a throttled pass: no pass before the first time, and the current delay.
+    throttled: Option<(Duration, Duration)>,
     /// Pods already told they cannot be placed, so events are not repeated each pass.
     told: BTreeSet<String>,
     /// Pods whose eviction a PodDisruptionBudget refused, reported once per drain.
@@ -153,6 +160,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             next_disruption: Duration::ZERO,
             validating: None,
             listed: None,
+            throttled: None,
             told: BTreeSet::new(),
             blocked: BTreeSet::new(),
             unsaved: Vec::new(),
@@ -220,7 +228,12 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         let c = &self.rules.cluster;
         let batch = self.batcher.due(c.batch_idle, c.batch_max);
         let validation = self.validating.as_ref().map(|w| w.since + crate::disruption::VALIDATION_DELAY);
-        [batch, validation, Some(self.next_disruption)].into_iter().flatten().min()
+        let due = [batch, validation, Some(self.next_disruption)].into_iter().flatten().min();
+        match self.throttled {
+            // Nothing runs before the back-off ends.
+            Some((until, _)) => due.map(|d| d.max(until)),
+            None => due,
+        }
     }
 
     /// A launch not yet initialized or a node being drained, as of the last pass: a driver
@@ -274,7 +287,18 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             m.passes.inc();
         }
         async {
+            if self.throttled.is_some_and(|(until, _)| now < until) {
+                return Ok(());
+            }
             let result = self.pass(now).await;
+            self.throttled = match &result {
+                Err(LoopError::Cloud(CloudError::Throttled(why))) => {
+                    let delay = self.throttled.map_or(THROTTLE_FIRST, |(_, d)| (d * 2).min(THROTTLE_MAX));
+                    tracing::warn!(delay_s = delay.as_secs(), "the cloud throttled this pass ({why}); backing off");
+                    Some((now + delay, delay))
+                }
+                _ => None,
+            };
             self.status.last_error = result.as_ref().err().map(|e| e.to_string());
             self.flush(now).await;
             result

@@ -61,3 +61,42 @@ async fn an_idle_cluster_costs_at_most_one_call_per_ten_seconds_and_a_scale_up_s
     run(&world, &mut lp, 300).await;
     assert_eq!(world.cluster.running("default", "inflate"), 24);
 }
+
+#[tokio::test]
+async fn a_throttled_cloud_is_answered_with_a_growing_back_off() {
+    use capstan::cloud::CloudError;
+    let p = base(&[pool("general", &["c6i", "m6i"], WHEN_EMPTY, "")], "  dryRun: false");
+    let world = World::new("test.example.com", START);
+    let metrics = CloudMetrics::register(&mut Registry::default());
+    let cloud = Metered::new(world.cloud.clone(), metrics.clone());
+    let mut lp = CapacityLoop::new(
+        cloud,
+        world.cluster.clone(),
+        rules(&p, "main@sha1:0000000000000000000000000000000000000001"),
+    );
+    world.cluster.apply(workload::parse("w.yaml", &deployment("inflate", 4, "1", "", "")).unwrap());
+    for _ in 0..3 {
+        world.cloud.fail_next(CloudError::Throttled("RequestLimitExceeded".into()));
+    }
+    // Three throttled passes, 1 s then 2 s then 4 s apart; passes in between call nothing.
+    let start = world.now();
+    let mut throttled_at = Vec::new();
+    while world.now() < start + Duration::from_secs(10) {
+        let before = metrics
+            .errors
+            .get_or_create(&capstan::cloud::metered::ErrorLabels { operation: "list", kind: "throttled" })
+            .get();
+        world.step(&mut lp).await;
+        let after = metrics
+            .errors
+            .get_or_create(&capstan::cloud::metered::ErrorLabels { operation: "list", kind: "throttled" })
+            .get();
+        if after > before {
+            throttled_at.push((world.now() - start).as_millis());
+        }
+        world.clock.advance(PASS);
+    }
+    assert_eq!(throttled_at, vec![0, 1000, 3000], "throttled passes at {throttled_at:?} ms");
+    run(&world, &mut lp, 300).await;
+    assert_eq!(world.cluster.running("default", "inflate"), 4, "the loop recovers");
+}
