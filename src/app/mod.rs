@@ -187,7 +187,7 @@ pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppErro
             rollout::Task {
                 cfg: cfg.clone(),
                 revisions: revisions.clone(),
-                git: follower.subscribe(),
+                policy: follower.policy(),
                 in_force: in_force_tx.clone(),
                 shared: shared.clone(),
                 metrics: rollout_metrics.clone(),

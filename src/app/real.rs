@@ -118,8 +118,12 @@ pub async fn capacity(
                             let mut l = CapacityLoop::new(cloud, cluster.clone(), rules)
                                 .with_cluster_name(&cfg.cluster)
                                 .with_metrics(metrics.clone());
-                            if let Ok(store) = super::open_store(&cfg, &acc.policy).await {
-                                l = l.with_decision_log(DecisionLog { store, kops_name: acc.policy.kops_name.clone() });
+                            match super::open_store(&cfg, &acc.policy).await {
+                                Ok(store) => {
+                                    let kops_name = acc.policy.kops_name.clone();
+                                    l = l.with_decision_log(DecisionLog { store, kops_name });
+                                }
+                                Err(e) => tracing::warn!(error = %e, "decisions are not written to a state store"),
                             }
                             lp = Some(l);
                         }

@@ -23,7 +23,6 @@ use crate::fleet::metrics::RolloutMetrics;
 use crate::fleet::peers::Stores;
 use crate::fleet::record::Record;
 use crate::fleet::revisions::{GitRevisions, Revisions};
-use crate::gitops::GitStatus;
 use crate::gitops::follow::Accepted;
 
 /// Rollout steps kept for `/status`.
@@ -43,7 +42,8 @@ pub type InForce = watch::Receiver<Option<Arc<Accepted>>>;
 pub struct Task<K> {
     pub cfg: DaemonConfig,
     pub revisions: GitRevisions,
-    pub git: watch::Receiver<GitStatus>,
+    /// The newest accepted revision (the follower's).
+    pub policy: watch::Receiver<Option<Arc<Accepted>>>,
     pub in_force: watch::Sender<Option<Arc<Accepted>>>,
     pub shared: Arc<Shared>,
     pub metrics: RolloutMetrics,
@@ -139,7 +139,7 @@ impl<K: ClusterApi> Task<K> {
             if self.stop.is_cancelled() || !*self.leading.borrow_and_update() {
                 return;
             }
-            let tip = self.git.borrow_and_update().accepted.clone();
+            let tip = self.policy.borrow_and_update().clone();
             let now = wall(self.clock.now());
             let health = self.health(driver.record(), now, driver.write_error());
             let base = self.revisions.source().base();
@@ -166,7 +166,7 @@ impl<K: ClusterApi> Task<K> {
             });
             tokio::select! {
                 _ = self.stop.cancelled() => return,
-                _ = self.git.changed() => {}
+                _ = self.policy.changed() => {}
                 _ = self.leading.changed() => {}
                 _ = tokio::time::sleep(self.cfg.rollout_interval()) => {}
             }

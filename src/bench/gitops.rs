@@ -107,6 +107,7 @@ async fn measure(
     let (runner, stopper) = (follower.clone(), stop.clone());
     let looping = tokio::spawn(async move { runner.run(Duration::from_secs(3600), stopper).await });
     let mut status = follower.subscribe();
+    let mut policy = follower.policy();
     let mut took = Vec::new();
     for n in 0..commits {
         let mut fleet = std::fs::read_to_string(work.join("fleet.yaml")).map_err(|e| e.to_string())?;
@@ -120,14 +121,14 @@ async fn measure(
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let st = status.borrow_and_update().clone();
-            if st.accepted.as_ref().is_some_and(|a| a.commit.subject == format!("bench {n}")) {
+            if policy.borrow_and_update().as_ref().is_some_and(|a| a.commit.subject == format!("bench {n}")) {
                 took.push(start.elapsed().as_secs_f64() * 1000.0);
                 break;
             }
             if Instant::now() > deadline {
                 return Err(format!("commit {n} was not in force after 30 s; last error: {:?}", st.last_error));
             }
-            let _ = tokio::time::timeout(Duration::from_millis(100), status.changed()).await;
+            let _ = tokio::time::timeout(Duration::from_millis(100), policy.changed()).await;
         }
     }
     stop.notify_one();

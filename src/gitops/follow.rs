@@ -35,9 +35,6 @@ pub struct GitStatus {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub last_errors: Vec<String>,
     pub fetches: u64,
-    /// The newest accepted revision, shared (never copied per pass).
-    #[serde(skip)]
-    pub accepted: Option<Arc<Accepted>>,
 }
 
 /// Judges a fetched revision for `cluster`: the policy to put in force, or the reasons not to.
@@ -63,6 +60,8 @@ pub struct Follower<S> {
     source: S,
     cluster: String,
     status: watch::Sender<GitStatus>,
+    /// The newest accepted revision, on its own channel: shared, never copied per pass.
+    accepted: watch::Sender<Option<Arc<Accepted>>>,
     /// Wakes the loop at once (webhook, file watch).
     pub trigger: Arc<Notify>,
     metrics: GitMetrics,
@@ -74,6 +73,7 @@ impl<S: ConfigSource> Follower<S> {
             source,
             cluster: cluster.to_string(),
             status: watch::Sender::new(GitStatus::default()),
+            accepted: watch::Sender::new(None),
             trigger: Arc::new(Notify::new()),
             metrics: GitMetrics::default(),
         }
@@ -87,6 +87,16 @@ impl<S: ConfigSource> Follower<S> {
 
     pub fn subscribe(&self) -> watch::Receiver<GitStatus> {
         self.status.subscribe()
+    }
+
+    /// The newest accepted revision, as it changes.
+    pub fn policy(&self) -> watch::Receiver<Option<Arc<Accepted>>> {
+        self.accepted.subscribe()
+    }
+
+    /// The newest accepted revision.
+    pub fn accepted(&self) -> Option<Arc<Accepted>> {
+        self.accepted.borrow().clone()
     }
 
     pub fn status(&self) -> GitStatus {
@@ -138,12 +148,12 @@ impl<S: ConfigSource> Follower<S> {
                 st.applied_revision = Some(revision.clone());
                 st.last_error = None;
                 st.last_errors.clear();
-                st.accepted = Some(Arc::new(Accepted {
+                self.accepted.send_replace(Some(Arc::new(Accepted {
                     revision,
                     snapshot: fetched.snapshot,
                     policy: Arc::new(policy),
                     commit: fetched.commit,
-                }));
+                })));
                 true
             }
             Err(errors) => {

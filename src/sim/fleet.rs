@@ -286,7 +286,7 @@ impl Story {
     async fn rollout(&mut self, i: usize) {
         let now = wall(self.now);
         let m = &mut self.members[i];
-        let tip = m.follower.status().accepted.clone();
+        let tip = m.follower.accepted();
         let health = m.health(now);
         let base = m.revisions.source().base();
         let pass = m.driver.pass(now, tip.as_ref(), &health, &m.revisions, base).await;
@@ -348,8 +348,10 @@ impl Member {
     async fn put_in_force(&mut self, acc: Arc<Accepted>) {
         let revision = acc.revision.to_string();
         let policy = &acc.policy;
-        if let Some(spec) = acc.snapshot.get(&format!("clusters/{}/cluster.yaml", policy.cluster)) {
-            let _ = super::seed_state_store(self.store.as_ref(), spec, policy).await;
+        if let Some(spec) = acc.snapshot.get(&format!("clusters/{}/cluster.yaml", policy.cluster))
+            && let Err(e) = super::seed_state_store(self.store.as_ref(), spec, policy).await
+        {
+            tracing::warn!(error = %e, cluster = %self.name, "seeding the state store");
         }
         let target = Target::from_policy(policy, &revision);
         let result = reconcile_once(self.store.as_ref(), &target, &Default::default(), wall(self.world.now())).await;

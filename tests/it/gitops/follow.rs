@@ -29,7 +29,7 @@ fn pushed_commits_are_followed_and_a_bad_one_keeps_the_last_known_good() {
         assert!(f.sync_once().await);
         let st = f.status();
         assert_eq!(st.applied_revision.unwrap().sha, second);
-        let policy = st.accepted.unwrap().policy.clone();
+        let policy = f.accepted().unwrap().policy.clone();
         assert_eq!(policy.node_pool("default").unwrap().value.spec.limits.as_ref().unwrap()["cpu"].to_string(), "200");
 
         repos.set_cpu_limit("20x");
