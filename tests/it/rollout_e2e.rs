@@ -276,8 +276,10 @@ fn a_dead_staging_holds_prod_and_an_approval_gates_prod() {
     // (e) without an approval prod waits; the approval commit lets it through.
     let next = f.limit("130", "Raise it again");
     times_in_force(&[&dev, &staging], &next, Duration::from_secs(60));
-    std::thread::sleep(Duration::from_secs(10));
-    assert_eq!(applied(&prod), approval);
+    // Once staging has held it for its soak, only the approval is missing.
+    wait("prod awaiting approval", Duration::from_secs(40), || state(&prod) == "awaiting-approval");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(applied(&prod), approval, "prod took a revision nobody approved");
     assert_eq!(state(&prod), "awaiting-approval");
     let approved_next = f.approve(&next);
     wait("prod on the approved revision", Duration::from_secs(40), || {

@@ -29,18 +29,26 @@ async fn run<C: capstan::cloud::provider::CloudProvider>(
     }
 }
 
-#[tokio::test]
-async fn an_idle_cluster_costs_at_most_one_call_per_ten_seconds_and_a_scale_up_still_launches() {
+type MeteredLoop = CapacityLoop<Metered<capstan::cloud::sim::SimCloud>, capstan::cluster::sim::SimCluster>;
+
+/// A world running `inflate` (4 pods of 1 cpu), and a loop whose cloud calls are counted.
+fn metered() -> (World, CloudMetrics, MeteredLoop) {
     let p = base(&[pool("general", &["c6i", "m6i"], WHEN_EMPTY, "")], "  dryRun: false");
     let world = World::new("test.example.com", START);
     let metrics = CloudMetrics::register(&mut Registry::default());
     let cloud = Metered::new(world.cloud.clone(), metrics.clone());
-    let mut lp = CapacityLoop::new(
+    let lp = CapacityLoop::new(
         cloud,
         world.cluster.clone(),
         rules(&p, "main@sha1:0000000000000000000000000000000000000001"),
     );
     world.cluster.apply(workload::parse("w.yaml", &deployment("inflate", 4, "1", "", "")).unwrap());
+    (world, metrics, lp)
+}
+
+#[tokio::test]
+async fn an_idle_cluster_costs_at_most_one_call_per_ten_seconds_and_a_scale_up_still_launches() {
+    let (world, metrics, mut lp) = metered();
     run(&world, &mut lp, 300).await;
     assert_eq!(world.cluster.running("default", "inflate"), 4, "the pods are served first");
 
@@ -65,16 +73,7 @@ async fn an_idle_cluster_costs_at_most_one_call_per_ten_seconds_and_a_scale_up_s
 #[tokio::test]
 async fn a_throttled_cloud_is_answered_with_a_growing_back_off() {
     use capstan::cloud::CloudError;
-    let p = base(&[pool("general", &["c6i", "m6i"], WHEN_EMPTY, "")], "  dryRun: false");
-    let world = World::new("test.example.com", START);
-    let metrics = CloudMetrics::register(&mut Registry::default());
-    let cloud = Metered::new(world.cloud.clone(), metrics.clone());
-    let mut lp = CapacityLoop::new(
-        cloud,
-        world.cluster.clone(),
-        rules(&p, "main@sha1:0000000000000000000000000000000000000001"),
-    );
-    world.cluster.apply(workload::parse("w.yaml", &deployment("inflate", 4, "1", "", "")).unwrap());
+    let (world, metrics, mut lp) = metered();
     for _ in 0..3 {
         world.cloud.fail_next(CloudError::Throttled("RequestLimitExceeded".into()));
     }

@@ -8,8 +8,7 @@ mod triggers;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
-use capstan::gitops::auth::Auth;
-use capstan::gitops::{Follower, GitSource, Reference, SourceConfig};
+use capstan::gitops::{Follower, GitSource, SourceConfig};
 
 use crate::common::{CLUSTER_SPEC, FLEET, NODE_CLASS, NODE_POOL};
 
@@ -77,15 +76,7 @@ impl Repos {
     }
 
     pub fn source(&self, url: &str, mirror: &Path) -> SourceConfig {
-        SourceConfig {
-            url: url.to_string(),
-            reference: Reference::Branch("main".into()),
-            path: String::new(),
-            auth: Auth::default(),
-            allow_rewrite: false,
-            trust: None,
-            mirror: mirror.to_path_buf(),
-        }
+        SourceConfig::main_branch(url, mirror.to_path_buf())
     }
 }
 
