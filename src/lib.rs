@@ -20,6 +20,7 @@ pub mod gitops;
 pub mod kops;
 pub mod policy;
 pub mod provisioning;
+pub mod revision;
 pub mod rules;
 pub mod scheduling;
 pub mod sim;

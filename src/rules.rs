@@ -7,10 +7,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::digest::fnv64;
-use crate::gitops::Revision;
 use crate::policy::EffectivePolicy;
 use crate::policy::meta::CronSchedule;
 use crate::policy::nodepool::{BudgetNodes, ConsolidationPolicy, DisruptionReason, NodePool};
+use crate::revision::Revision;
 use crate::scheduling::pool::{self, Limits, PoolSpec};
 
 /// Why a node is voluntarily disrupted.

@@ -32,7 +32,7 @@ pub struct Shared {
     pub registry: Registry,
     pub sim: Option<SimCluster>,
     /// The fleet rollout on this cluster.
-    pub rollout: Mutex<Option<super::rollout::RolloutView>>,
+    pub rollout: Mutex<Option<crate::fleet::driver::RolloutView>>,
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {

@@ -3,7 +3,6 @@
 //! fleet gate every `rollout.interval` and on every newly accepted revision, and publishes the
 //! revision in force to the state-store task and the capacity loop.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,25 +15,13 @@ use super::http::Shared;
 use crate::capacity::wall;
 use crate::clock::Clock;
 use crate::cluster::{ClusterApi, Subject};
-use crate::fleet::driver::Driver;
-use crate::fleet::gate::Step;
+use crate::fleet::driver::{Driver, RECENT_STEPS, RolloutView};
 use crate::fleet::health::{self, Health, LoopView, StoreView};
 use crate::fleet::metrics::RolloutMetrics;
 use crate::fleet::peers::Stores;
 use crate::fleet::record::Record;
 use crate::fleet::revisions::{GitRevisions, Revisions};
 use crate::gitops::follow::Accepted;
-
-/// Rollout steps kept for `/status`.
-pub const RECENT_STEPS: usize = 50;
-
-/// What `/status` shows of the rollout.
-#[derive(Debug, Clone, Default)]
-pub struct RolloutView {
-    pub record: Record,
-    pub steps: VecDeque<Step>,
-    pub error: Option<String>,
-}
 
 /// The revision in force, as the other tasks see it.
 pub type InForce = watch::Receiver<Option<Arc<Accepted>>>;

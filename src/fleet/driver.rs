@@ -14,13 +14,24 @@ use super::metrics::RolloutMetrics;
 use super::peers::{self, Stores};
 use super::record::Record;
 use super::revisions::{Loaded, Revisions};
-use crate::gitops::Revision;
 use crate::gitops::follow::Accepted;
 use crate::kops::any::Store;
 use crate::kops::decisions::{self, Decision};
 use crate::kops::object;
 use crate::kops::reconcile::update_json;
 use crate::policy::capstan::FleetSpec;
+use crate::revision::Revision;
+
+/// Rollout steps kept for `/status`.
+pub const RECENT_STEPS: usize = 50;
+
+/// What `/status` shows of the rollout.
+#[derive(Debug, Clone, Default)]
+pub struct RolloutView {
+    pub record: Record,
+    pub steps: std::collections::VecDeque<super::gate::Step>,
+    pub error: Option<String>,
+}
 
 /// What a pass decided, and the revision to put in force when it changed.
 #[derive(Debug, Default)]

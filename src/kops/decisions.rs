@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::object;
 use super::store::{StateStore, StoreError};
 use crate::digest::fnv64;
-use crate::gitops::Revision;
+use crate::revision::Revision;
 
 /// One decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,11 +13,11 @@ use super::World;
 use crate::capacity::report::LoopEvent;
 use crate::capacity::{DecisionLog, wall};
 use crate::cluster::workload::{self, Workload};
-use crate::gitops::Revision;
 use crate::kops::any::Store;
 use crate::kops::reconcile::{Target, reconcile_once};
 use crate::kops::s3::S3Options;
 use crate::policy;
+use crate::revision::Revision;
 use crate::rules::Rules;
 
 /// Monday 2026-01-05 06:00 UTC: outside the example's business-hours budget window.
