@@ -109,7 +109,7 @@ pub struct Signatures {
 impl Repository {
     /// What can be checked without reading a file: one reference, a full commit id, one token
     /// source, credentials that fit the URL's transport, at least one signature key file.
-    fn check(&self) -> Result<(), String> {
+    pub(super) fn check(&self) -> Result<(), String> {
         let refs = [("branch", &self.branch), ("tag", &self.tag), ("commit", &self.commit)];
         let set: Vec<&str> = refs.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| *k).collect();
         if let [a, b, ..] = set[..] {
@@ -306,30 +306,12 @@ pub enum ConfigError {
 }
 
 impl DaemonConfig {
-    pub fn load(path: &Path) -> Result<DaemonConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
-        let mut cfg: DaemonConfig = serde_yaml::from_str(&text).map_err(|e| ConfigError::Invalid {
-            path: path.display().to_string(),
-            message: match e.location() {
-                Some(l) => format!("line {} column {}: {e}", l.line(), l.column()),
-                None => e.to_string(),
-            },
-        })?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        cfg.resolve(&base);
-        cfg.file = path.to_path_buf();
-        cfg.repository.check().map_err(|message| ConfigError::Invalid { path: path.display().to_string(), message })?;
-        if cfg.sim.speed.is_some_and(|s| s.is_nan() || s <= 0.0) {
-            return Err(ConfigError::Invalid {
-                path: path.display().to_string(),
-                message: "sim.speed must be above 0".into(),
-            });
-        }
-        Ok(cfg)
+    /// The file this was loaded from, as errors name it.
+    pub fn name(&self) -> String {
+        if self.file.as_os_str().is_empty() { "the daemon config".into() } else { self.file.display().to_string() }
     }
 
-    fn resolve(&mut self, base: &Path) {
+    pub(super) fn resolve(&mut self, base: &Path) {
         let url = &self.repository.url;
         if !url.contains("://") && !url.starts_with('/') && !url.contains('@') {
             self.repository.url = base.join(url).display().to_string();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::config::DaemonConfig;
-use super::http::Shared;
+use super::shared::Shared;
 use super::wake::Wake;
 use crate::capacity::DecisionLog;
 use crate::capacity::report::LoopMetrics;
@@ -40,8 +40,11 @@ impl Pace {
         Pace { start: Instant::now(), origin: world.now(), speed, wake: Mutex::default() }
     }
 
+    /// The world's time now. `speed` is bounded where it is configured (`sim.speed`); any
+    /// other value saturates instead of panicking.
     pub fn now(&self) -> Duration {
-        self.origin + self.start.elapsed().mul_f64(self.speed)
+        let scaled = self.start.elapsed().as_secs_f64() * self.speed;
+        self.origin.saturating_add(Duration::try_from_secs_f64(scaled).unwrap_or(Duration::MAX))
     }
 
     /// The next tick runs a pass (a new policy revision is in force).

@@ -9,7 +9,7 @@ use std::path::Path;
 use super::config::{ConfigError, DaemonConfig, Repository, Signatures};
 use crate::gitops::auth::Auth;
 use crate::gitops::signature::Trust;
-use crate::gitops::{Reference, SourceConfig};
+use crate::gitops::{Reference, RepoUrl, SourceConfig};
 
 /// The branch followed when the config names no branch, tag or commit.
 const DEFAULT_BRANCH: &str = "main";
@@ -22,7 +22,7 @@ pub fn source_config(cfg: &DaemonConfig) -> Result<SourceConfig, ConfigError> {
     check_credentials(repo).map_err(invalid)?;
     let trust = repo.signatures.as_ref().map(trust).transpose().map_err(invalid)?;
     Ok(SourceConfig {
-        url: repo.url.clone(),
+        url: RepoUrl::new(repo.url.clone()),
         reference: reference(repo),
         path: repo.path.clone(),
         auth: Auth {

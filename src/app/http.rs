@@ -1,55 +1,51 @@
 //! The daemon's HTTP surface: `/metrics` (Prometheus), `/healthz`, `/readyz`, `/status` (JSON),
-//! the Git webhook, and, with the simulated cluster, `/sim/scale` to drive workloads.
+//! the Git webhook ([`super::hook`]), and, with the simulated cluster, `/sim/scale` to drive
+//! workloads ([`super::scale`]). None of these routes reads a body: they keep a small limit.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
-use tokio::sync::watch;
 
-use crate::capacity::report::LoopStatus;
-use crate::cluster::sim::SimCluster;
-use crate::gitops::GitStatus;
+pub use super::shared::Shared;
 
-/// State the HTTP handlers read; the daemon's tasks write it.
-pub struct Shared {
-    pub cluster: String,
-    pub git: watch::Receiver<GitStatus>,
-    pub capacity: Mutex<Option<LoopStatus>>,
-    /// The last kOps state-store pass.
-    pub state_store: Mutex<Value>,
-    /// A policy is in force and the last capacity pass succeeded.
-    pub ready: AtomicBool,
-    /// This replica holds the leader Lease (always, with the simulated cluster).
-    pub leading: watch::Receiver<bool>,
-    pub registry: Registry,
-    pub sim: Option<SimCluster>,
-    /// The fleet rollout on this cluster.
-    pub rollout: Mutex<Option<crate::fleet::driver::RolloutView>>,
-}
+/// The body limit of the routes here (they read none).
+const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/status", get(status))
-        .route("/sim/scale", post(scale))
+        .route("/sim/scale", post(super::scale::handler))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(shared)
 }
 
-async fn readyz(State(s): State<Arc<Shared>>) -> (StatusCode, &'static str) {
-    if s.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready\n")
+/// 503 once a task has failed.
+async fn healthz(State(s): State<Arc<Shared>>) -> (StatusCode, String) {
+    match s.failure.get() {
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("failed: {why}\n")),
+        None => (StatusCode::OK, "ok\n".into()),
+    }
+}
+
+async fn readyz(State(s): State<Arc<Shared>>) -> (StatusCode, String) {
+    if let Some(why) = s.failure.get() {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n"))
+    } else if s.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ready\n".into())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: no policy in force yet, or the last capacity pass failed\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no policy in force yet, or the last capacity pass failed\n".into(),
+        )
     }
 }
 
@@ -102,18 +98,4 @@ pub fn status_document(s: &Shared) -> Value {
 
 async fn status(State(s): State<Arc<Shared>>) -> axum::Json<Value> {
     axum::Json(status_document(&s))
-}
-
-async fn scale(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> (StatusCode, String) {
-    let Some(sim) = &s.sim else {
-        return (StatusCode::NOT_FOUND, "only the simulated cluster can be driven\n".into());
-    };
-    let ns = q.get("namespace").map_or("default", String::as_str);
-    let (Some(name), Some(replicas)) = (q.get("deployment"), q.get("replicas").and_then(|r| r.parse().ok())) else {
-        return (StatusCode::BAD_REQUEST, "give deployment=NAME&replicas=N\n".into());
-    };
-    match sim.scale(ns, name, replicas) {
-        Ok(()) => (StatusCode::OK, format!("deployment {ns}/{name} scaled to {replicas}\n")),
-        Err(e) => (StatusCode::NOT_FOUND, format!("{e}\n")),
-    }
 }

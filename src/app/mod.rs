@@ -10,20 +10,29 @@
 //! With `cluster: kube`, replicas elect a leader with a Lease; only the leader reconciles the
 //! state store and runs the capacity loop.
 //!
+//! Before any task starts, the config is checked whole ([`checks`] at load, [`preflight`] against
+//! its files and the repository).
+//!
 //! SIGTERM or Ctrl-C cancels the token: every task (follower, state store, rollout, capacity,
 //! elector, HTTP server) finishes the pass it is in (decisions are flushed to the state store)
-//! and returns, and the process exits 0.
+//! and returns, and the process exits 0. A task that ends before — it panicked or returned —
+//! fails the daemon ([`supervise`]): the others are stopped the same way and the process exits 1.
 
+pub mod checks;
 pub mod config;
 pub mod drive;
 pub mod git;
+pub mod hook;
 pub mod http;
+pub mod preflight;
 pub mod real;
 pub mod rollout;
+pub mod scale;
+pub mod shared;
+pub mod supervise;
 pub mod wake;
 
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
@@ -46,19 +55,20 @@ use crate::kops::s3::S3Options;
 use crate::sim::World;
 
 use config::{CloudBackend, ClusterBackend, DaemonConfig};
-use http::Shared;
+use preflight::Prepared;
+use shared::Shared;
+use supervise::{Failure, Supervisor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
+    /// A backend could not be started (the Kubernetes API did not answer).
     #[error("{0}")]
     Config(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
-}
-
-fn git_source(cfg: &DaemonConfig) -> Result<GitSource, AppError> {
-    let config = git::source_config(cfg).map_err(|e| AppError::Config(e.to_string()))?;
-    Ok(GitSource::new(config, None))
+    /// A task ended while the daemon ran; the others were stopped.
+    #[error(transparent)]
+    Task(#[from] supervise::TaskFailed),
 }
 
 /// Resolves a shutdown when SIGTERM or Ctrl-C arrives.
@@ -83,25 +93,19 @@ enum Backends {
     Real(Box<KubeCluster>, Elector),
 }
 
-async fn backends(cfg: &DaemonConfig) -> Result<Backends, AppError> {
+/// The backends the config names (a pair [`checks`] accepted), with `workloads` applied to the
+/// simulated cluster.
+async fn backends(
+    cfg: &DaemonConfig,
+    workloads: Vec<crate::cluster::workload::Workload>,
+) -> Result<Backends, AppError> {
     match (cfg.backends.cloud, cfg.backends.cluster) {
         (CloudBackend::Sim, ClusterBackend::Sim) => {
             let world = World::new(&cfg.cluster, SystemClock.now());
-            for w in &cfg.sim.workloads {
-                let text = std::fs::read_to_string(w)
-                    .map_err(|e| AppError::Config(format!("cannot read workload {}: {e}", w.display())))?;
-                let parsed = crate::cluster::workload::parse(&w.display().to_string(), &text)
-                    .map_err(|e| AppError::Config(e.to_string()))?;
-                world.cluster.apply(parsed);
-            }
+            world.cluster.apply(workloads);
             Ok(Backends::Sim(world))
         }
         (CloudBackend::Aws, ClusterBackend::Kube) => {
-            if cfg.aws.prices_file.is_none() {
-                return Err(AppError::Config(
-                    "cloud: aws needs aws.pricesFile (CSV of instance_type,usd_per_hour)".into(),
-                ));
-            }
             let client = real::client(cfg).await.map_err(AppError::Config)?;
             let identity = cfg.identity();
             let cluster = KubeCluster::start(client.clone(), &identity, Arc::new(SystemClock))
@@ -117,40 +121,43 @@ async fn backends(cfg: &DaemonConfig) -> Result<Backends, AppError> {
     }
 }
 
-/// Runs the daemon until a signal; the listener is passed in so tests can bind port 0.
-pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppError> {
+/// Runs the daemon until a signal, with what [`preflight::preflight`] read; the listener is
+/// passed in so tests can bind port 0.
+pub async fn run(cfg: DaemonConfig, prepared: Prepared, listener: TcpListener) -> Result<(), AppError> {
+    run_until(cfg, prepared, listener, signalled()).await
+}
+
+/// Runs the daemon until `shutdown` resolves or a task fails.
+pub async fn run_until(
+    cfg: DaemonConfig,
+    prepared: Prepared,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), AppError> {
     let mut registry = Registry::default();
-    let source = git_source(&cfg)?;
+    let source = GitSource::new(prepared.source, None);
     let revisions = GitRevisions::new(source.clone(), &cfg.cluster);
     let follower = Arc::new(Follower::new(source, &cfg.cluster).with_metrics(GitMetrics::register(&mut registry)));
     let metrics = LoopMetrics::register(&mut registry);
     let cloud_metrics = crate::cloud::metered::CloudMetrics::register(&mut registry);
     let rollout_metrics = RolloutMetrics::register(&mut registry);
     let stop = CancellationToken::new();
+    let http_stop = CancellationToken::new();
+    let failure = Failure::default();
+    let mut tasks = Supervisor::new(failure.clone(), stop.clone(), http_stop.clone());
     let (lead_tx, lead_rx) = watch::channel(false);
     let (in_force_tx, in_force_rx) = watch::channel(None);
-    let backends = backends(&cfg).await?;
-    let shared = Arc::new(Shared {
-        cluster: cfg.cluster.clone(),
-        git: follower.subscribe(),
-        capacity: Mutex::new(None),
-        state_store: Mutex::new(json!(null)),
-        ready: AtomicBool::new(false),
-        leading: lead_rx.clone(),
-        registry,
-        sim: match &backends {
-            Backends::Sim(w) => Some(w.cluster.clone()),
-            Backends::Real(..) => None,
-        },
-        rollout: Mutex::new(None),
-    });
+    let backends = backends(&cfg, prepared.workloads).await?;
+    let sim = match &backends {
+        Backends::Sim(w) => Some(w.cluster.clone()),
+        Backends::Real(..) => None,
+    };
+    let shared = Arc::new(Shared::new(&cfg.cluster, follower.subscribe(), lead_rx.clone(), registry, sim, failure));
     let mut router = http::router(shared.clone());
-    if let Some(path) = &cfg.repository.webhook_secret_file {
-        let secret = std::fs::read(path)
-            .map_err(|e| AppError::Config(format!("cannot read webhook secret {}: {e}", path.display())))?;
-        router = router.merge(crate::gitops::webhook::router(secret.trim_ascii().to_vec(), follower.trigger.clone()));
+    if let Some(secret) = prepared.webhook_secret {
+        router = router.merge(hook::router(secret, follower.trigger.clone()));
     }
-    let _watcher = std::path::Path::new(&cfg.repository.url)
+    let watcher = std::path::Path::new(&cfg.repository.url)
         .is_dir()
         .then(|| {
             crate::gitops::watch::watch_refs(std::path::Path::new(&cfg.repository.url), follower.trigger.clone()).ok()
@@ -159,10 +166,10 @@ pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppErro
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), cluster = %cfg.cluster, "capstan listening");
 
     let base_ready = Arc::new(Notify::new());
-    let git_task = {
+    {
         let (f, stop, poll, ready) = (follower.clone(), stop.clone(), cfg.poll(), base_ready.clone());
         // The follower waits for its fast-forward base, read back from the state store.
-        tokio::spawn(async move {
+        tasks.spawn("git follower", async move {
             tokio::select! {
                 _ = ready.notified() => {}
                 _ = stop.cancelled() => return,
@@ -178,10 +185,12 @@ pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppErro
                 }
             };
             tokio::join!(f.run(poll, notify), relay);
-        })
-    };
-    let store_task =
-        tokio::spawn(state_store_task(cfg.clone(), in_force_rx.clone(), shared.clone(), lead_rx.clone(), stop.clone()));
+        });
+    }
+    tasks.spawn(
+        "state store",
+        state_store_task(cfg.clone(), in_force_rx.clone(), shared.clone(), lead_rx.clone(), stop.clone()),
+    );
     macro_rules! rollout {
         ($cluster:expr, $clock:expr) => {
             rollout::Task {
@@ -200,7 +209,7 @@ pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppErro
         };
     }
     let mut sim_leader = None;
-    let (loop_task, rollout_task, elector_task) = match backends {
+    match backends {
         Backends::Sim(world) => {
             // Always the leader: the sender stays alive so that nobody sees it closed.
             lead_tx.send_replace(true);
@@ -215,7 +224,8 @@ pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppErro
                 cloud_metrics,
                 stop.clone(),
             );
-            (tokio::spawn(task), tokio::spawn(fleet), None)
+            tasks.spawn("capacity", task);
+            tasks.spawn("rollout", fleet);
         }
         Backends::Real(cluster, elector) => {
             let fleet = rollout!((*cluster).clone(), Arc::new(crate::clock::SystemClock)).run();
@@ -230,23 +240,29 @@ pub async fn run(cfg: DaemonConfig, listener: TcpListener) -> Result<(), AppErro
                 stop.clone(),
             );
             let stopped = stopped_flag(&stop);
-            let elector = tokio::spawn(async move { elector.run(lead_tx, stopped).await });
-            (tokio::spawn(task), tokio::spawn(fleet), Some(elector))
+            tasks.spawn("capacity", task);
+            tasks.spawn("rollout", fleet);
+            tasks.spawn("leader election", async move { elector.run(lead_tx, stopped).await });
         }
-    };
-    let server = axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned());
-    let http_task = tokio::spawn(async move { server.await });
-
-    signalled().await;
-    tracing::info!("shutting down: finishing the passes in progress");
-    stop.cancel();
-    let _ = tokio::join!(git_task, store_task, loop_task, rollout_task, http_task);
-    if let Some(t) = elector_task {
-        let _ = t.await;
     }
+    // The HTTP server stops last, so that a failure shows in /healthz while the others finish.
+    let server = axum::serve(listener, router).with_graceful_shutdown(http_stop.cancelled_owned());
+    tasks.spawn_last("http", async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "the HTTP server stopped");
+        }
+    });
+
+    let outcome = tasks.run_until(shutdown).await;
     drop(sim_leader);
-    tracing::info!("stopped");
-    Ok(())
+    drop(watcher);
+    match outcome {
+        Ok(()) => {
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The state store for the policy's cluster: the config's, else its Fleet entry's.

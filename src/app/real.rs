@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::config::DaemonConfig;
-use super::http::Shared;
+use super::shared::Shared;
 use super::wake::Wake;
 use crate::capacity::report::LoopMetrics;
 use crate::capacity::{CapacityLoop, DecisionLog, fingerprint};

@@ -11,7 +11,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::config::DaemonConfig;
-use super::http::Shared;
+use super::shared::Shared;
 use crate::capacity::wall;
 use crate::clock::Clock;
 use crate::cluster::{ClusterApi, Subject};

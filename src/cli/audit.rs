@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::Format;
+use super::out::{out, outln};
 use crate::gitops::audit::{self, AuditOptions, Entry};
 use crate::kops::{S3Options, Store, decisions};
 
@@ -60,8 +61,8 @@ pub fn run(args: &AuditArgs) -> ExitCode {
         }
     }
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&entries).expect("entries serialise")),
-        Format::Text => print!("{}", audit::text(&entries)),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&entries).expect("entries serialise")),
+        Format::Text => out!("{}", audit::text(&entries)),
     }
     ExitCode::SUCCESS
 }

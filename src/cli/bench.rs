@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
 
+use super::out::outln;
 use crate::kops::{self, S3Options, Store};
 
 #[derive(Debug, Subcommand)]
@@ -136,8 +137,8 @@ pub fn run(what: BenchCommand) -> ExitCode {
         BenchCommand::Fleet { clusters, state_store, s3, region, json } => {
             let s3 = s3.options(region);
             match super::runtime().block_on(crate::bench::fleet::run(&state_store, &s3, clusters)) {
-                Ok(r) if json => println!("{}", serde_json::to_string(&r).expect("json")),
-                Ok(r) => println!(
+                Ok(r) if json => outln!("{}", serde_json::to_string(&r).expect("json")),
+                Ok(r) => outln!(
                     "{} clusters in the previous wave: gate decision {:.1} ms (read {:.1} ms, decide {:.1} ms), gate {}; records written in {:.0} ms",
                     r.clusters,
                     r.gate_ms,
@@ -155,8 +156,8 @@ pub fn run(what: BenchCommand) -> ExitCode {
         }
         BenchCommand::Healthz { nodes, decisions, parallel, inline, json } => {
             match crate::bench::healthz::run(nodes, decisions, parallel, !inline) {
-                Ok(r) if json => println!("{}", serde_json::to_string(&r).expect("json")),
-                Ok(r) => println!(
+                Ok(r) if json => outln!("{}", serde_json::to_string(&r).expect("json")),
+                Ok(r) => outln!(
                     "{} nodes, {} × {} decisions of {:.1} ms ({}): /healthz p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} requests",
                     r.nodes,
                     r.parallel,
@@ -177,10 +178,14 @@ pub fn run(what: BenchCommand) -> ExitCode {
         }
         BenchCommand::Gitops { repo, cluster, commits, trigger, json } => {
             match super::runtime().block_on(crate::bench::gitops::run(&repo, &cluster, commits, trigger)) {
-                Ok(r) if json => println!("{}", serde_json::to_string(&r).expect("json")),
-                Ok(r) => println!(
+                Ok(r) if json => outln!("{}", serde_json::to_string(&r).expect("json")),
+                Ok(r) => outln!(
                     "{} commits, {:?}: commit → in force median {:.0} ms, p90 {:.0} ms, max {:.0} ms",
-                    r.commits, r.trigger, r.median_ms, r.p90_ms, r.max_ms
+                    r.commits,
+                    r.trigger,
+                    r.median_ms,
+                    r.p90_ms,
+                    r.max_ms
                 ),
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -195,9 +200,9 @@ pub fn run(what: BenchCommand) -> ExitCode {
         BenchCommand::Consolidation { nodes, pods_per_node, seed, json } => {
             let r = crate::bench::consolidation::run(nodes, pods_per_node, seed);
             if json {
-                println!("{}", serde_json::to_string(&r).expect("json"));
+                outln!("{}", serde_json::to_string(&r).expect("json"));
             } else {
-                println!(
+                outln!(
                     "{} nodes, {} pods: decided in {:.1} ms; {} node(s) removed ({}), {} replacement(s), saving ${:.4}/h",
                     r.nodes,
                     r.pods,
@@ -233,16 +238,26 @@ fn scheduling(pods: usize, catalog: Option<&Path>, mix: MixArg, seed: u64, json:
     };
     let r = crate::bench::scheduling(&catalog, pods, which, seed);
     if json {
-        println!("{}", serde_json::to_string(&r).expect("json"));
+        outln!("{}", serde_json::to_string(&r).expect("json"));
     } else {
-        println!("{} pods, {} instance types", r.pods, r.instance_types);
-        println!(
+        outln!("{} pods, {} instance types", r.pods, r.instance_types);
+        outln!(
             "  cost-optimal: {:.1} ms ({:.0} pods/s), {} nodes, ${:.4}/h, {:.4}× the LP bound ${:.4}/h, {} unschedulable",
-            r.solve_ms, r.pods_per_sec, r.nodes, r.cost_per_hour, r.cost_ratio, r.lower_bound_per_hour, r.unschedulable
+            r.solve_ms,
+            r.pods_per_sec,
+            r.nodes,
+            r.cost_per_hour,
+            r.cost_ratio,
+            r.lower_bound_per_hour,
+            r.unschedulable
         );
-        println!(
+        outln!(
             "  karpenter-style FFD: {:.1} ms, {} nodes, ${:.4}/h, {:.4}× the bound, {} unschedulable",
-            r.ffd_solve_ms, r.ffd_nodes, r.ffd_cost_per_hour, r.ffd_ratio, r.ffd_unschedulable
+            r.ffd_solve_ms,
+            r.ffd_nodes,
+            r.ffd_cost_per_hour,
+            r.ffd_ratio,
+            r.ffd_unschedulable
         );
     }
     ExitCode::SUCCESS
@@ -260,8 +275,8 @@ fn bench_state_store(url: &str, s3: &S3Options, clusters: usize, igs: usize, jso
             let _ = s.client().create_bucket().bucket(bucket).send().await;
         }
         match crate::bench::state_store::run(&store, clusters, igs).await {
-            Ok(r) if json => println!("{}", serde_json::to_string(&r).expect("json")),
-            Ok(r) => println!(
+            Ok(r) if json => outln!("{}", serde_json::to_string(&r).expect("json")),
+            Ok(r) => outln!(
                 "{} InstanceGroups in {} clusters on {url}: create {:.0} ms, no-op pass {:.0} ms (cold {:.0} ms), update {:.0} ms",
                 r.instance_groups, r.clusters, r.create_ms, r.noop_ms, r.cold_noop_ms, r.update_ms
             ),
@@ -288,10 +303,16 @@ fn provisioning(repo: &Path, cluster: &str, workload: &Path, deployment: &str, r
     };
     let rules = std::sync::Arc::new(crate::rules::Rules::from_policy(&v.policies[0], "bench@sha1:local".into()));
     match super::runtime().block_on(crate::bench::provisioning::run(rules, &text, deployment, rounds)) {
-        Ok(r) if json => println!("{}", serde_json::to_string(&r).expect("json")),
-        Ok(r) => println!(
+        Ok(r) if json => outln!("{}", serde_json::to_string(&r).expect("json")),
+        Ok(r) => outln!(
             "{} rounds, batch idle {:.0} ms, tick {:.0} ms: pending → CreateFleet median {:.1} ms, p90 {:.1} ms, max {:.1} ms (max {:.1} ms over the idle time)",
-            r.rounds, r.batch_idle_ms, r.tick_ms, r.median_ms, r.p90_ms, r.max_ms, r.max_over_idle_ms
+            r.rounds,
+            r.batch_idle_ms,
+            r.tick_ms,
+            r.median_ms,
+            r.p90_ms,
+            r.max_ms,
+            r.max_over_idle_ms
         ),
         Err(e) => {
             eprintln!("error: {e}");

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+use super::out::outln;
 use crate::sim::demo::{self, Entry, Options, Summary};
 use crate::sim::fleet;
 
@@ -79,19 +80,19 @@ fn human(secs: Option<f64>) -> String {
 
 fn print_text(entries: &[Entry]) {
     for e in entries {
-        println!("[{}] {:<20} {}", clock(e.t), e.event, e.message);
+        outln!("[{}] {:<20} {}", clock(e.t), e.event, e.message);
     }
 }
 
 fn print_summary(s: &Summary, replicas: u32) {
-    println!();
-    println!("Summary (simulated time; policy {})", s.revision);
-    println!("  node Ready after scale-up:    {}", human(s.seconds_to_ready));
-    println!("  {replicas}/{replicas} pods Running after:      {}", human(s.seconds_to_running));
-    println!("  nodes gone after scale to 0:  {}", human(s.seconds_to_scale_down));
-    println!("  nodes launched:               {} ({})", s.nodes_launched, s.instance_types.join(", "));
-    println!("  cost of the run:              ${:.4}", s.cost_usd);
-    println!("  decision log:                 {}", s.decisions_at);
+    outln!();
+    outln!("Summary (simulated time; policy {})", s.revision);
+    outln!("  node Ready after scale-up:    {}", human(s.seconds_to_ready));
+    outln!("  {replicas}/{replicas} pods Running after:      {}", human(s.seconds_to_running));
+    outln!("  nodes gone after scale to 0:  {}", human(s.seconds_to_scale_down));
+    outln!("  nodes launched:               {} ({})", s.nodes_launched, s.instance_types.join(", "));
+    outln!("  cost of the run:              ${:.4}", s.cost_usd);
+    outln!("  decision log:                 {}", s.decisions_at);
 }
 
 pub fn run(args: DemoArgs) -> ExitCode {
@@ -110,7 +111,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         state_dir,
     };
     if !args.json {
-        println!(
+        outln!(
             "capstan demo: cluster {} from {}, simulated EC2 and Kubernetes, state store file://{}",
             opts.cluster,
             opts.repo.display(),
@@ -124,7 +125,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
     };
     if args.json {
         for e in &entries {
-            println!("{}", serde_json::to_string(e).expect("entries serialise"));
+            outln!("{}", serde_json::to_string(e).expect("entries serialise"));
         }
     } else {
         print_text(&entries);
@@ -133,7 +134,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         Ok(summary) => {
             if args.json {
                 let line = serde_json::json!({"t": entries.last().map_or(0.0, |e| e.t), "event": "summary", "detail": summary});
-                println!("{line}");
+                outln!("{line}");
             } else {
                 print_summary(&summary, args.replicas);
             }
@@ -161,7 +162,7 @@ fn run_fleet(args: FleetArgs) -> ExitCode {
         state_dir: state_dir.clone(),
     };
     if !args.json {
-        println!(
+        outln!(
             "capstan demo fleet: dev (wave 0), staging (wave 1) and prod (wave 2) on simulated EC2 and Kubernetes, each with its own state store, following one Git repository"
         );
     }
@@ -175,7 +176,7 @@ fn run_fleet(args: FleetArgs) -> ExitCode {
     };
     if args.json {
         for e in &entries {
-            println!("{}", serde_json::to_string(e).expect("entries serialise"));
+            outln!("{}", serde_json::to_string(e).expect("entries serialise"));
         }
     } else {
         print_text(&shorten(&entries));
@@ -184,7 +185,7 @@ fn run_fleet(args: FleetArgs) -> ExitCode {
         Ok(rows) => {
             if args.json {
                 let line = serde_json::json!({"t": entries.last().map_or(0.0, |e| e.t), "event": "summary", "detail": {"clusters": rows}});
-                println!("{line}");
+                outln!("{line}");
             } else {
                 print_rows(&rows);
             }
@@ -201,11 +202,11 @@ fn print_rows(rows: &[fleet::Row]) {
     let short = |r: &Option<String>| {
         r.as_deref().map_or("—".to_string(), |r| r.split("sha1:").nth(1).unwrap_or(r).chars().take(12).collect())
     };
-    println!();
-    println!("{:<8} {:>4}  {:<12}  {:<15}  {:<12}  halted", "cluster", "wave", "in force", "last-known-good", "state");
+    outln!();
+    outln!("{:<8} {:>4}  {:<12}  {:<15}  {:<12}  halted", "cluster", "wave", "in force", "last-known-good", "state");
     for r in rows {
         let halted: Vec<String> = r.halted.iter().map(|h| short(&Some(h.clone()))).collect();
-        println!(
+        outln!(
             "{:<8} {:>4}  {:<12}  {:<15}  {:<12}  {}",
             r.cluster,
             r.wave,

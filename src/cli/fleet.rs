@@ -16,6 +16,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::Format;
+use super::out::{out, outln};
 use super::state::S3Args;
 use crate::fleet::gate::Peer;
 use crate::fleet::peers::{self, Stores};
@@ -82,8 +83,8 @@ fn status(args: &StatusArgs) -> ExitCode {
     let rows = rows(&fleet, peers);
     let verdict = verdict(&rows);
     match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&json(&rows, verdict)).expect("status serialises")),
-        Format::Text => print!("{}", table(&rows, verdict)),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&json(&rows, verdict)).expect("status serialises")),
+        Format::Text => out!("{}", table(&rows, verdict)),
     }
     ExitCode::from(verdict.code())
 }

@@ -13,6 +13,7 @@ mod audit;
 mod bench;
 mod demo;
 mod fleet;
+mod out;
 mod run;
 mod state;
 
@@ -160,8 +161,11 @@ pub(crate) fn usage(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Reads the repository for validation: a folder below the root that cannot be read is left to
+/// `validate` to judge (another cluster's folder is only a warning).
 fn read_repo(repo: &Path) -> Result<Snapshot, ExitCode> {
-    Snapshot::from_dir(repo).map_err(|e| usage(format!("cannot read config repository {}: {e}", repo.display())))
+    Snapshot::from_dir_lenient(repo)
+        .map_err(|e| usage(format!("cannot read config repository {}: {e}", repo.display())))
 }
 
 pub(crate) fn load(repo: &Path, cluster: Option<&str>) -> Result<Validation, ExitCode> {
@@ -192,13 +196,13 @@ fn validate(repo: &Path, cluster: Option<&str>, format: Format) -> ExitCode {
                 "clusters": clusters,
                 "diagnostics": diags,
             });
-            println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+            out::outln!("{}", serde_json::to_string_pretty(&out).expect("json"));
         }
         Format::Text => {
             for d in &diags {
-                println!("{d}");
+                out::outln!("{d}");
             }
-            println!(
+            out::outln!(
                 "{}: {} error(s), {} warning(s); clusters checked: {}",
                 repo.display(),
                 v.diagnostics.errors(),
@@ -225,7 +229,7 @@ fn render(repo: &Path, cluster: &str) -> ExitCode {
     let policy = &v.policies[0];
     match policy::render::render(policy) {
         Ok(text) => {
-            print!("{text}");
+            out::out!("{text}");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -246,7 +250,7 @@ fn schema(out: &Path) -> ExitCode {
             eprintln!("error: cannot write {}: {e}", path.display());
             return ExitCode::from(1);
         }
-        println!("wrote {}", path.display());
+        out::outln!("wrote {}", path.display());
     }
     ExitCode::SUCCESS
 }
@@ -280,7 +284,7 @@ fn catalog_export(prices: &Path, url: Option<String>, region: Option<String>, ou
                 return ExitCode::from(1);
             }
         }
-        None => println!("{text}"),
+        None => out::outln!("{text}"),
     }
     eprintln!(
         "catalog: {} instance types described, {} exported; {} without a price, {} skipped (no 64-bit architecture or no offering)",

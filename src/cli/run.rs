@@ -37,8 +37,17 @@ pub fn run(args: RunArgs) -> ExitCode {
     }
     if args.speed.is_some() {
         cfg.sim.speed = args.speed;
+        if let Err(e) = app::checks::speed(args.speed) {
+            return super::usage(format!("--speed: {e}"));
+        }
     }
-    super::runtime().block_on(async move {
+    let runtime = super::runtime();
+    let code = runtime.block_on(async move {
+        // The whole config, its files and the repository, before anything starts: exit 2.
+        let prepared = match app::preflight::preflight(&cfg).await {
+            Ok(p) => p,
+            Err(e) => return super::usage(e),
+        };
         let addr = cfg.listen().to_string();
         let listener = match tokio::net::TcpListener::bind(&addr).await {
             Ok(l) => l,
@@ -47,12 +56,15 @@ pub fn run(args: RunArgs) -> ExitCode {
         if let Ok(a) = listener.local_addr() {
             eprintln!("capstan: listening on http://{a}");
         }
-        match app::run(cfg, listener).await {
+        match app::run(cfg, prepared, listener).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(1)
             }
         }
-    })
+    });
+    // A blocking call still running (a Git fetch that hangs, say) must not hold the exit.
+    runtime.shutdown_timeout(app::supervise::GRACE);
+    code
 }

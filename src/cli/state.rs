@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::out::{out, outln};
 use super::{Format, read_repo};
 use crate::kops::show::{self, Style};
 use crate::kops::{self, Cache, S3Options, Store, Target};
@@ -31,6 +32,10 @@ pub struct StoreArgs {
     pub region: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// How long a write to a folder store waits for another process's lock before the pass
+    /// fails (Go duration).
+    #[arg(long, default_value = "30s", value_parser = super::parse_duration)]
+    pub lock_timeout: Duration,
 }
 
 /// Where S3 is, for every command that opens a state store.
@@ -63,7 +68,16 @@ fn style() -> Style {
     Style { color: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() }
 }
 
+/// Warnings from the library (a wait for the store's lock, leftovers removed) on standard
+/// error; `RUST_LOG` changes the level.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let ansi = std::io::stderr().is_terminal();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+}
+
 async fn prepare(args: &StoreArgs) -> Result<Prepared, ExitCode> {
+    init_logs();
     let snapshot = read_repo(&args.repo)?;
     let v = crate::policy::validate(&snapshot, Some(&args.cluster)).map_err(super::usage)?;
     if v.diagnostics.has_errors() {
@@ -84,15 +98,19 @@ async fn prepare(args: &StoreArgs) -> Result<Prepared, ExitCode> {
         eprintln!("error: {e}");
         ExitCode::from(2)
     })?;
+    let store = store.with_lock_timeout(args.lock_timeout);
     let revision = format!("{}@{}", args.repo.display(), snapshot.digest());
     let target = Target::from_policy(&policy, &revision);
     Ok(Prepared { policy, url, store, target, cache: Cache::default() })
 }
 
 fn header(p: &Prepared) {
-    println!(
+    outln!(
         "cluster {} (kOps {}), state store {}, revision {}",
-        p.policy.cluster, p.target.cluster, p.url, p.target.revision
+        p.policy.cluster,
+        p.target.cluster,
+        p.url,
+        p.target.revision
     );
 }
 
@@ -110,10 +128,10 @@ pub fn plan(args: &StoreArgs) -> ExitCode {
             }
         };
         match args.format {
-            Format::Json => println!("{}", serde_json::to_string_pretty(&plan).expect("plans serialise")),
+            Format::Json => outln!("{}", serde_json::to_string_pretty(&plan).expect("plans serialise")),
             Format::Text => {
                 header(&p);
-                print!("{}", show::plan_text(&plan, style()));
+                out!("{}", show::plan_text(&plan, style()));
             }
         }
         if !plan.errors.is_empty() {
@@ -154,12 +172,12 @@ async fn pass(p: &Prepared, format: Format) -> ExitCode {
         }
     };
     match format {
-        Format::Json => println!("{}", serde_json::to_string(&report).expect("reports serialise")),
+        Format::Json => outln!("{}", serde_json::to_string(&report).expect("reports serialise")),
         Format::Text => {
             header(p);
-            print!("{}", show::plan_text(&report.plan, style()));
-            print!("{}", show::outcome_text(&report.outcome, style()));
-            println!(
+            out!("{}", show::plan_text(&report.plan, style()));
+            out!("{}", show::outcome_text(&report.outcome, style()));
+            outln!(
                 "Reconcile: {}; status in {}/{}",
                 report.result,
                 p.url.trim_end_matches('/'),

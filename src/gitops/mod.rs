@@ -8,27 +8,31 @@
 
 pub mod audit;
 pub mod auth;
+pub mod creds;
 pub mod follow;
 pub mod known_hosts;
 pub mod metrics;
 pub mod signature;
 pub mod source;
+pub mod url;
 pub mod watch;
 pub mod webhook;
 
 pub use crate::revision::Revision;
 pub use follow::{Follower, GitStatus};
 pub use source::{ConfigSource, Fetched, GitSource, Reference, SourceConfig};
+pub use url::RepoUrl;
 
-/// Why a fetch failed. Messages name what to check and never carry credentials.
+/// Why a fetch failed. Messages name what to check and never carry credentials: the URL is a
+/// [`RepoUrl`], which prints redacted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
     #[error("cannot fetch {url}: {message}; check the repository URL and that this host can reach it")]
-    Url { url: String, message: String },
+    Url { url: RepoUrl, message: String },
     #[error("authentication to {url} failed: {message}")]
-    Auth { url: String, message: String },
+    Auth { url: RepoUrl, message: String },
     #[error("{url}: {message}")]
-    Reference { url: String, message: String },
+    Reference { url: RepoUrl, message: String },
     #[error(
         "history was rewritten: {to} does not descend from {from}, the last revision seen; refused (set repository.allowRewrite to accept force-pushes)"
     )]

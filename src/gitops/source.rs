@@ -10,6 +10,7 @@ use git2::{FetchOptions, Oid, RemoteCallbacks, Repository};
 
 use super::auth::{self, Auth};
 use super::signature::{self, Trust, Verdict};
+use super::url::RepoUrl;
 use super::{Revision, SourceError};
 use crate::policy::Snapshot;
 use crate::policy::snapshot::is_yaml;
@@ -34,9 +35,8 @@ impl Reference {
 
 #[derive(Clone)]
 pub struct SourceConfig {
-    /// A path, `file://`, `git://`, `https://` or `ssh://` URL (credentials in it are used, never
-    /// shown).
-    pub url: String,
+    /// A path or a URL in any form Git accepts (credentials in it are used, never shown).
+    pub url: RepoUrl,
     pub reference: Reference,
     /// The folder inside the repository that holds `fleet.yaml` (empty: the root).
     pub path: String,
@@ -54,7 +54,7 @@ impl SourceConfig {
     /// required.
     pub fn main_branch(url: &str, mirror: PathBuf) -> SourceConfig {
         SourceConfig {
-            url: url.to_string(),
+            url: RepoUrl::new(url),
             reference: Reference::Branch("main".into()),
             path: String::new(),
             auth: Auth::default(),
@@ -68,7 +68,7 @@ impl SourceConfig {
 impl std::fmt::Debug for SourceConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SourceConfig")
-            .field("url", &auth::redact(&self.url))
+            .field("url", &self.url)
             .field("reference", &self.reference)
             .field("path", &self.path)
             .field("auth", &self.auth)
@@ -139,7 +139,7 @@ impl GitSource {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let repo = this.fetch_into_mirror()?;
-            let tip = resolve(&repo, &this.config.reference, &auth::redact(&this.config.url))?;
+            let tip = resolve(&repo, &this.config.reference, &this.config.url)?;
             this.read(&repo, tip)
         })
         .await
@@ -149,7 +149,7 @@ impl GitSource {
     /// The tip the mirror fetched last, without going to the network.
     pub fn local_tip(&self) -> Result<Fetched, SourceError> {
         let repo = open_mirror(&self.config.mirror)?;
-        let tip = resolve(&repo, &self.config.reference, &auth::redact(&self.config.url))?;
+        let tip = resolve(&repo, &self.config.reference, &self.config.url)?;
         self.read(&repo, tip)
     }
 
@@ -184,14 +184,15 @@ impl GitSource {
 
     fn fetch_into_mirror(&self) -> Result<Repository, SourceError> {
         let c = &self.config;
-        let (url, from_url) = auth::split_url(&c.url);
-        let shown = auth::redact(&c.url);
+        let (url, from_url) = c.url.for_fetch();
         let repo = open_mirror(&c.mirror)?;
         let auth = c.auth.clone().or(from_url);
         let mut callbacks = RemoteCallbacks::new();
         auth::install(&mut callbacks, &auth);
         let mut options = FetchOptions::new();
-        options.remote_callbacks(callbacks);
+        // FETCH_HEAD and the default reflog message would keep the URL, query token and all, in
+        // the mirror; nothing reads them.
+        options.remote_callbacks(callbacks).update_fetchhead(false);
         let refspecs = match &c.reference {
             Reference::Branch(b) => vec![format!("+refs/heads/{b}:refs/remotes/origin/{b}")],
             Reference::Tag(t) => vec![format!("+refs/tags/{t}:refs/tags/{t}")],
@@ -200,8 +201,10 @@ impl GitSource {
         {
             let mut remote = repo
                 .remote_anonymous(&url)
-                .map_err(|e| SourceError::Url { url: shown.clone(), message: e.message().to_string() })?;
-            remote.fetch(&refspecs, Some(&mut options), None).map_err(|e| auth::fetch_error(&shown, &auth, &e))?;
+                .map_err(|e| SourceError::Url { url: c.url.clone(), message: c.url.scrub(e.message()) })?;
+            remote
+                .fetch(&refspecs, Some(&mut options), Some("fetch"))
+                .map_err(|e| auth::fetch_error(&c.url, &auth, &e))?;
         }
         Ok(repo)
     }
@@ -223,7 +226,7 @@ impl GitSource {
 
     fn fetch_blocking(&self) -> Result<Fetched, SourceError> {
         let repo = self.fetch_into_mirror()?;
-        let tip = resolve(&repo, &self.config.reference, &auth::redact(&self.config.url))?;
+        let tip = resolve(&repo, &self.config.reference, &self.config.url)?;
         self.check_fast_forward(&repo, tip)?;
         self.read(&repo, tip)
     }
@@ -259,24 +262,24 @@ fn open_mirror(path: &Path) -> Result<Repository, SourceError> {
     opened.map_err(|e| SourceError::Git(format!("local mirror {}: {}", path.display(), e.message())))
 }
 
-fn resolve(repo: &Repository, reference: &Reference, url: &str) -> Result<Oid, SourceError> {
+fn resolve(repo: &Repository, reference: &Reference, url: &RepoUrl) -> Result<Oid, SourceError> {
     let name = match reference {
         Reference::Branch(b) => format!("refs/remotes/origin/{b}"),
         Reference::Tag(t) => format!("refs/tags/{t}"),
         Reference::Commit(sha) => {
             let oid = Oid::from_str(sha).map_err(|_| SourceError::Reference {
-                url: url.to_string(),
+                url: url.clone(),
                 message: format!("`{sha}` is not a commit id; write the full 40-character sha"),
             })?;
             return repo.find_commit(oid).map(|c| c.id()).map_err(|_| SourceError::Reference {
-                url: url.to_string(),
+                url: url.clone(),
                 message: format!("commit {sha} is not on any branch of the repository; check the pinned commit"),
             });
         }
     };
     let found = repo.find_reference(&name).and_then(|r| r.peel_to_commit());
     found.map(|c| c.id()).map_err(|_| SourceError::Reference {
-        url: url.to_string(),
+        url: url.clone(),
         message: format!("{} `{}` not found; check the name and that it was pushed", kind(reference), reference.name()),
     })
 }

@@ -22,6 +22,15 @@ impl Store {
             ))),
         }
     }
+
+    /// The same store, waiting at most `timeout` for the folder store's lock (other backends
+    /// take no lock).
+    pub fn with_lock_timeout(self, timeout: std::time::Duration) -> Store {
+        match self {
+            Store::File(f) => Store::File(f.with_lock_timeout(timeout)),
+            other => other,
+        }
+    }
 }
 
 macro_rules! each {
@@ -57,5 +66,9 @@ impl StateStore for Store {
 
     async fn list_tagged(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
         each!(self, s => s.list_tagged(prefix).await)
+    }
+
+    async fn tidy(&self, cluster: &str) -> Result<Vec<String>, StoreError> {
+        each!(self, s => s.tidy(cluster).await)
     }
 }

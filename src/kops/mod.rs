@@ -13,6 +13,8 @@ pub mod apply;
 pub mod decisions;
 pub mod diff;
 pub mod emit;
+pub mod folder;
+pub mod lock;
 pub mod object;
 pub mod plan;
 pub mod read;

@@ -57,6 +57,12 @@ pub fn backup_prefix(cluster: &str, ig: &str) -> String {
 pub struct Corrupt(pub Box<Diagnostic>);
 
 impl Corrupt {
+    /// An object the store could not hand over (permissions, I/O), by key.
+    pub fn unreadable(key: &str, e: &super::store::StoreError) -> Corrupt {
+        let hint = "check the object's permissions (file mode, or the IAM policy for S3); it is left untouched until it can be read";
+        Corrupt::at_key(key, format!("cannot be read: {e}"), hint)
+    }
+
     fn at_key(key: &str, message: String, hint: &str) -> Corrupt {
         Corrupt(Box::new(Diagnostic {
             severity: crate::policy::Severity::Error,
@@ -71,8 +77,31 @@ impl Corrupt {
     }
 }
 
+/// The largest object read as a kOps document. kOps writes InstanceGroups of a few kilobytes
+/// and Cluster specs of a few dozen; an object this large is not one, and is not parsed. Never
+/// more than the YAML reader takes, so its advice for policy files never shows for the store.
+pub const MAX_OBJECT_BYTES: usize = {
+    let parser = crate::policy::document::MAX_FILE_BYTES;
+    if parser < 4 << 20 { parser } else { 4 << 20 }
+};
+
 /// Reads one document of `kind` from the object at `key`, as a JSON value.
 fn read(key: &str, bytes: &[u8], kind: Kind) -> Result<Value, Corrupt> {
+    if bytes.len() > MAX_OBJECT_BYTES {
+        let message = format!(
+            "is {} bytes, far larger than any kOps {} (at most {MAX_OBJECT_BYTES} bytes are read); it was not parsed",
+            bytes.len(),
+            kind.name()
+        );
+        let hint = match kind {
+            Kind::InstanceGroup => format!(
+                "restore it from its backup under {} or rewrite it with `kops edit ig`",
+                key.replacen("/instancegroup/", "/capstan/backups/instancegroup/", 1) + "/"
+            ),
+            _ => "restore it from a backup of the state store or rewrite it with `kops edit cluster`".to_string(),
+        };
+        return Err(Corrupt::at_key(key, message, &hint));
+    }
     let docs = document::parse_file(key, bytes).map_err(Corrupt)?;
     let mut docs: Vec<_> = docs.into_iter().filter(|d| !d.node.is_null()).collect();
     if docs.len() != 1 {

@@ -1,5 +1,6 @@
 //! Reads what one cluster's state store holds: the Cluster spec, the InstanceGroups (each
-//! unreadable object reported by key and set aside), and what capstan last applied.
+//! object that cannot be read or parsed reported by key and set aside, the others read), and
+//! what capstan last applied.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -95,11 +96,16 @@ pub async fn read<S: StateStore>(store: &S, cluster: &str, cache: &Cache) -> Res
         .collect()
         .await;
     for (name, got) in objects {
-        match got? {
-            None => {}
-            Some(Ok(current)) => state.current.push(current),
-            Some(Err(e)) => {
+        match got {
+            Ok(None) => {}
+            Ok(Some(Ok(current))) => state.current.push(current),
+            Ok(Some(Err(e))) => {
                 state.unreadable.insert(name, e);
+            }
+            // One object the store cannot hand over stops only that IG.
+            Err(e) => {
+                let key = object::instance_group_key(cluster, &name);
+                state.unreadable.insert(name, Corrupt::unreadable(&key, &e));
             }
         }
     }
@@ -114,4 +120,62 @@ pub async fn read<S: StateStore>(store: &S, cluster: &str, cache: &Cache) -> Res
         }
     }
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kops::store::{MemoryStore, Object};
+
+    /// The in-memory store, except that one key cannot be read.
+    #[derive(Default)]
+    struct Unreadable {
+        inner: MemoryStore,
+    }
+
+    impl StateStore for Unreadable {
+        async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+            if key.ends_with("/locked") {
+                return Err(StoreError::Io(format!("{key}: Permission denied (os error 13)")));
+            }
+            self.inner.get(key).await
+        }
+        async fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<String, StoreError> {
+            self.inner.put_if_absent(key, bytes).await
+        }
+        async fn put_if_match(&self, key: &str, bytes: &[u8], etag: &str) -> Result<String, StoreError> {
+            self.inner.put_if_match(key, bytes, etag).await
+        }
+        async fn delete_if_match(&self, key: &str, etag: &str) -> Result<(), StoreError> {
+            self.inner.delete_if_match(key, etag).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            self.inner.list(prefix).await
+        }
+        async fn list_tagged(&self, prefix: &str) -> Result<Vec<(String, String)>, StoreError> {
+            self.inner.list_tagged(prefix).await
+        }
+    }
+
+    fn ig(name: &str) -> String {
+        format!(
+            "apiVersion: kops.k8s.io/v1alpha2\nkind: InstanceGroup\nmetadata:\n  name: {name}\nspec:\n  role: Node\n"
+        )
+    }
+
+    #[test]
+    fn an_object_that_cannot_be_read_is_set_aside_by_key_and_the_others_are_read() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let store = Unreadable::default();
+        let state = rt.block_on(async {
+            for name in ["locked", "nodes"] {
+                store.put_if_absent(&object::instance_group_key("c", name), ig(name).as_bytes()).await.unwrap();
+            }
+            read(&store, "c", &Cache::default()).await.expect("one bad object does not stop the read")
+        });
+        assert_eq!(state.current.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["nodes"]);
+        let why = state.unreadable["locked"].to_string();
+        assert!(why.starts_with("c/instancegroup/locked:1:1: error: cannot be read:"), "{why}");
+        assert!(why.contains("Permission denied") && why.contains("hint: check the object's permissions"), "{why}");
+    }
 }

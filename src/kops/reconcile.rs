@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::apply::{self, Outcome};
-use super::object;
+use super::object::{self, Corrupt};
 use super::plan::{self, Inputs, Plan};
 use super::read::{self, Cache};
 use super::store::{StateStore, StoreError};
@@ -48,6 +48,12 @@ pub enum ReconcileError {
         "no kOps cluster at {key} in the state store: check the cluster's kopsName in fleet.yaml and the state store URL (capstan never creates a cluster; run `kops create cluster` first)"
     )]
     NoCluster { key: String },
+    /// `<cluster>/config` exists but cannot be parsed: the Cluster checks cannot run, so nothing
+    /// is planned or written for the cluster.
+    #[error(
+        "{0}\n  the Cluster spec cannot be read, so nothing is planned or written for this cluster: fix it with `kops edit cluster` or restore it from a backup of the state store"
+    )]
+    CorruptCluster(Corrupt),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -55,8 +61,10 @@ pub enum ReconcileError {
 pub async fn plan_cluster<S: StateStore>(store: &S, target: &Target, cache: &Cache) -> Result<Plan, ReconcileError> {
     let read::ClusterState { spec, current, unreadable, last_applied, warnings } =
         read::read(store, &target.cluster, cache).await?;
-    let Some(spec) = spec else {
-        return Err(ReconcileError::NoCluster { key: object::config_key(&target.cluster) });
+    let spec = match spec {
+        None => return Err(ReconcileError::NoCluster { key: object::config_key(&target.cluster) }),
+        Some(Err(e)) => return Err(ReconcileError::CorruptCluster(e)),
+        Some(Ok(spec)) => spec,
     };
     let inputs = Inputs {
         cluster: target.cluster.clone(),
@@ -82,10 +90,7 @@ pub async fn plan_cluster<S: StateStore>(store: &S, target: &Target, cache: &Cac
             ));
         }
     }
-    match spec {
-        Ok(spec) => plan.warnings.extend(cluster_spec_warnings(&spec, &target.desired)),
-        Err(e) => plan.warnings.push(format!("the Cluster spec cannot be read, so it was not checked: {e}")),
-    }
+    plan.warnings.extend(cluster_spec_warnings(&spec, &target.desired));
     Ok(plan)
 }
 
@@ -136,7 +141,20 @@ pub async fn reconcile_once<S: StateStore>(
     cache: &Cache,
     now: DateTime<Utc>,
 ) -> Result<Report, ReconcileError> {
-    let plan = plan_cluster(store, target, cache).await?;
+    let mut plan = plan_cluster(store, target, cache).await?;
+    // Best effort: leftovers that cannot be removed now are tried again next pass.
+    match store.tidy(&target.cluster).await {
+        Ok(removed) => {
+            for key in removed {
+                tracing::warn!(%key, "removed a temporary file left by an interrupted write");
+                plan.warnings.push(format!("removed {key}, a temporary file left by an interrupted write"));
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not remove temporary files left by interrupted writes");
+            plan.warnings.push(format!("could not remove temporary files left by interrupted writes: {e}"));
+        }
+    }
     let outcome = apply::apply(store, &plan, cache, now).await;
     let result = if !outcome.errors.is_empty() || !plan.errors.is_empty() {
         "error"

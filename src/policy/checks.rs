@@ -1,5 +1,6 @@
 //! Rules the types cannot express: operator/value consistency, references between objects,
-//! exclusive fields, and the fields capstan accepts but does not act on.
+//! exclusive fields, and the fields capstan accepts but does not act on. Names, label syntax and
+//! single-field ranges are [`bounds`](super::bounds)' job.
 
 use super::capstan::ClusterPolicy;
 use super::diag::{Diagnostics, Severity};
@@ -90,37 +91,13 @@ fn check_node_pool(pool: &NodePool, policy: &EffectivePolicy, r: &mut Reporter) 
         check_requirement(req, &format!("spec.template.spec.requirements[{i}]"), r);
     }
     if let Some(meta) = &spec.template.metadata {
-        for (k, v) in &meta.labels {
+        for k in meta.labels.keys() {
             let field = format!("spec.template.metadata.labels.{k}");
             if let Some(why) = labels::restricted_reason(k) {
                 r.error(
                     &field,
                     format!("label `{k}` is not allowed: {why}"),
                     "remove the label or use your own domain, e.g. example.com/team",
-                );
-            } else if !labels::is_qualified_name(k) {
-                r.error(
-                    &field,
-                    format!("`{k}` is not a valid label key"),
-                    "use [prefix/]name with a DNS prefix and at most 63 characters of a-z, 0-9, -, _ and .",
-                );
-            }
-            if !labels::is_label_value(v) {
-                r.error(
-                    &field,
-                    format!("`{v}` is not a valid label value"),
-                    "use at most 63 characters of a-z, A-Z, 0-9, -, _ and ., starting and ending alphanumeric",
-                );
-            }
-        }
-    }
-    for (list, taints) in [("taints", &tspec.taints), ("startupTaints", &tspec.startup_taints)] {
-        for (i, t) in taints.iter().enumerate() {
-            if !labels::is_qualified_name(&t.key) {
-                r.error(
-                    &format!("spec.template.spec.{list}[{i}].key"),
-                    format!("`{}` is not a valid taint key", t.key),
-                    "use [prefix/]name, e.g. example.com/dedicated",
                 );
             }
         }
@@ -147,15 +124,7 @@ fn check_node_pool(pool: &NodePool, policy: &EffectivePolicy, r: &mut Reporter) 
             ),
         );
     }
-    if let Some(w) = spec.weight
-        && !(1..=100).contains(&w)
-    {
-        r.error("spec.weight", format!("weight {w} is outside 1–100"), "use a weight from 1 to 100, or leave it unset");
-    }
-    if let Some(n) = spec.replicas {
-        if n < 0 {
-            r.error("spec.replicas", "replicas cannot be negative", "set a count of 0 or more");
-        }
+    if spec.replicas.is_some() {
         if spec.weight.is_some() {
             r.error(
                 "spec.weight",
@@ -231,8 +200,6 @@ fn check_requirement(req: &Requirement, at: &str, r: &mut Reporter) {
             format!("requirement key `{}` is not allowed: {why}", req.key),
             "use a well-known label such as karpenter.k8s.aws/instance-family or your own domain",
         );
-    } else if !labels::is_qualified_name(&req.key) {
-        r.error(&format!("{at}.key"), format!("`{}` is not a valid label key", req.key), "use [prefix/]name");
     }
     let n = req.values.len();
     match req.operator {
@@ -262,20 +229,16 @@ fn check_requirement(req: &Requirement, at: &str, r: &mut Reporter) {
         }
         _ => {}
     }
-    if let Some(min) = req.min_values {
-        if !(1..=50).contains(&min) {
-            r.error(
-                &format!("{at}.minValues"),
-                format!("minValues {min} is outside 1–50"),
-                "use a number from 1 to 50",
-            );
-        } else if req.operator == Operator::In && (min as usize) > n {
-            r.error(
-                &format!("{at}.minValues"),
-                format!("minValues {min} is larger than the {n} values listed"),
-                "list at least minValues values, or lower minValues",
-            );
-        }
+    if let Some(min) = req.min_values
+        && (1..=50).contains(&min)
+        && req.operator == Operator::In
+        && (min as usize) > n
+    {
+        r.error(
+            &format!("{at}.minValues"),
+            format!("minValues {min} is larger than the {n} values listed"),
+            "list at least minValues values, or lower minValues",
+        );
     }
 }
 
@@ -330,16 +293,6 @@ fn check_node_class(class: &EC2NodeClass, r: &mut Reporter) {
             "spec.kubelet.imageGCHighThresholdPercent",
             format!("imageGCHighThresholdPercent {high} must be above imageGCLowThresholdPercent {low}"),
             "raise the high threshold or lower the low one",
-        );
-    }
-    if let Some(m) = &s.metadata_options
-        && let Some(hops) = m.http_put_response_hop_limit
-        && !(1..=64).contains(&hops)
-    {
-        r.error(
-            "spec.metadataOptions.httpPutResponseHopLimit",
-            format!("{hops} is outside 1–64"),
-            "use 1 (no container access to IMDS) or 2",
         );
     }
     for (field, why) in IGNORED_NODE_CLASS_FIELDS {

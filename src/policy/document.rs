@@ -102,6 +102,8 @@ pub fn parse_file(file: &str, bytes: &[u8]) -> Result<Vec<RawDoc>, Box<Diagnosti
         let msg = format!("file is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to());
         at(Span { line, column }, msg, "save the file as UTF-8")
     })?;
+    // Editors on Windows often start a file with a byte-order mark; Kubernetes tools ignore it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let nodes = yaml::parse_documents(text).map_err(|e| at(e.span, e.message, &e.hint))?;
     let file: Arc<str> = Arc::from(file);
     Ok(nodes.into_iter().map(|node| RawDoc { file: file.clone(), value: node.to_value(), node }).collect())

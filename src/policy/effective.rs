@@ -7,10 +7,11 @@
 //! clusters/<c>/* ─┘                        + translate(InstanceGroups) ─► EffectivePolicy
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::de::DeserializeOwned;
 
+use super::bounds;
 use super::capstan::{ClusterPolicy, FleetCluster, FleetSpec};
 use super::diag::{Diagnostics, Severity};
 use super::document::{self, Kind, Origin};
@@ -82,15 +83,19 @@ pub fn effective(repo: &Repo, cluster: &str) -> (EffectivePolicy, Diagnostics) {
         cluster_spec_source: String::new(),
         notes: Vec::new(),
     };
+    // InstanceGroups with names or values out of bounds are not translated: their errors are
+    // reported at the IG's own fields, not again at the objects made from them.
+    let mut out_of_bounds = BTreeSet::new();
     for (kind, origin, value) in &merged {
-        let object = format!("{}/{}", kind.name(), value["metadata"]["name"].as_str().unwrap_or_default());
-        match kind {
-            Kind::NodePool => typed_into(&mut policy.node_pools, &mut diags, origin, &object, value),
-            Kind::EC2NodeClass => typed_into(&mut policy.node_classes, &mut diags, origin, &object, value),
-            Kind::InstanceGroup => typed_into(&mut policy.instance_groups, &mut diags, origin, &object, value),
+        let name = value["metadata"]["name"].as_str().unwrap_or_default();
+        let object = format!("{}/{name}", kind.name());
+        let clean = match kind {
+            Kind::NodePool => typed_into(*kind, &mut policy.node_pools, &mut diags, origin, &object, value),
+            Kind::EC2NodeClass => typed_into(*kind, &mut policy.node_classes, &mut diags, origin, &object, value),
+            Kind::InstanceGroup => typed_into(*kind, &mut policy.instance_groups, &mut diags, origin, &object, value),
             Kind::ClusterPolicy => {
                 let mut found = Vec::new();
-                typed_into(&mut found, &mut diags, origin, &object, value);
+                let clean = typed_into(*kind, &mut found, &mut diags, origin, &object, value);
                 for p in found {
                     if let Some(first) = &policy.cluster_policy {
                         diags.push(p.origin.diag(Severity::Error, &object, &document::steps("metadata.name"),
@@ -100,13 +105,18 @@ pub fn effective(repo: &Repo, cluster: &str) -> (EffectivePolicy, Diagnostics) {
                         policy.cluster_policy = Some(p);
                     }
                 }
+                clean
             }
             Kind::Cluster => {
                 let mut found = Vec::new();
-                typed_into(&mut found, &mut diags, origin, &object, value);
+                let clean = typed_into(*kind, &mut found, &mut diags, origin, &object, value);
                 policy.cluster_spec = found.pop();
+                clean
             }
-            Kind::Fleet | Kind::Guardrails => {}
+            Kind::Fleet | Kind::Guardrails => true,
+        };
+        if !clean && *kind == Kind::InstanceGroup {
+            out_of_bounds.insert(name.to_string());
         }
     }
     policy.cluster_spec_source = match &policy.cluster_spec {
@@ -116,7 +126,7 @@ pub fn effective(repo: &Repo, cluster: &str) -> (EffectivePolicy, Diagnostics) {
                 .to_string()
         }
     };
-    translate_igs(&mut policy, &mut diags);
+    translate_igs(&mut policy, &out_of_bounds, &mut diags);
     policy.node_pools.sort_by(|a, b| a.value.metadata.name.cmp(&b.value.metadata.name));
     policy.node_classes.sort_by(|a, b| a.value.metadata.name.cmp(&b.value.metadata.name));
     (policy, diags)
@@ -147,24 +157,47 @@ fn merge(base: &[Entry], own: &[Entry]) -> Vec<(Kind, Origin, serde_json::Value)
     out
 }
 
+/// Admits one document into `list`; false when it has errors.
 fn typed_into<T: DeserializeOwned>(
+    kind: Kind,
     list: &mut Vec<Located<T>>,
     diags: &mut Diagnostics,
     origin: &Origin,
     object: &str,
     value: &serde_json::Value,
-) {
-    match document::typed_all::<T>(origin, object, value) {
-        Ok(v) => list.push(Located { value: v, origin: origin.clone() }),
-        Err(errors) => errors.into_iter().for_each(|d| diags.push(d)),
+) -> bool {
+    let admitted = bounds::admit::<T>(kind, origin, object, value);
+    let clean = !admitted.has_errors();
+    admitted.diagnostics.into_iter().for_each(|d| diags.push(d));
+    if let Some(v) = admitted.value {
+        list.push(Located { value: v, origin: origin.clone() });
     }
+    clean
 }
 
-fn translate_igs(policy: &mut EffectivePolicy, diags: &mut Diagnostics) {
+/// Passes an object made from InstanceGroup `name` (and named after it) through the same gate as
+/// a written one; its findings point at the IG and say which object they are about.
+fn admit_made<T: serde::Serialize + DeserializeOwned>(
+    kind: Kind,
+    made: &T,
+    name: &str,
+    origin: &Origin,
+) -> Diagnostics {
+    let mut diags = Diagnostics::default();
+    let value = serde_json::to_value(made).expect("policy objects serialise");
+    let object = format!("{}/{name}", kind.name());
+    for mut d in bounds::admit::<T>(kind, origin, &object, &value).diagnostics {
+        d.message = format!("{} (in the {} made from InstanceGroup/{name})", d.message, kind.name());
+        diags.push(d);
+    }
+    diags
+}
+
+fn translate_igs(policy: &mut EffectivePolicy, out_of_bounds: &BTreeSet<String>, diags: &mut Diagnostics) {
     let cluster = policy.cluster_spec.as_ref().map(|c| &c.value);
     let mut made = BTreeMap::new();
     for ig in &policy.instance_groups {
-        if !ig.value.is_karpenter() {
+        if !ig.value.is_karpenter() || out_of_bounds.contains(&ig.value.metadata.name) {
             continue;
         }
         let object = format!("InstanceGroup/{}", ig.value.metadata.name);
@@ -225,6 +258,8 @@ fn translate_igs(policy: &mut EffectivePolicy, diags: &mut Diagnostics) {
             ));
             continue;
         }
+        diags.extend(admit_made(Kind::NodePool, &t.node_pool, &name, &translated));
+        diags.extend(admit_made(Kind::EC2NodeClass, &t.node_class, &name, &translated));
         policy.node_pools.push(Located { value: t.node_pool, origin: translated.clone() });
         policy.node_classes.push(Located { value: t.node_class, origin: translated });
     }

@@ -83,39 +83,7 @@ pub fn restricted_reason(key: &str) -> Option<String> {
         .map(|r| format!("the `{r}` label domain is reserved and `{key}` is not one of its well-known labels"))
 }
 
-/// A Kubernetes qualified name: optional DNS prefix and `/`, then a name of at most 63 chars.
-pub fn is_qualified_name(key: &str) -> bool {
-    let (prefix, name) = match key.rsplit_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, key),
-    };
-    let name_ok = !name.is_empty()
-        && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
-    let prefix_ok = prefix.is_none_or(|p| {
-        !p.is_empty()
-            && p.len() <= 253
-            && p.split('.').all(|part| {
-                !part.is_empty()
-                    && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                    && !part.starts_with('-')
-                    && !part.ends_with('-')
-            })
-    });
-    name_ok && prefix_ok
-}
-
-/// A label value: empty, or at most 63 alphanumerics, `-`, `_`, `.`, starting and ending
-/// alphanumeric.
-pub fn is_label_value(value: &str) -> bool {
-    value.is_empty()
-        || (value.len() <= 63
-            && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && value.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && value.ends_with(|c: char| c.is_ascii_alphanumeric()))
-}
+pub use super::names::{is_label_value, is_qualified_name};
 
 #[cfg(test)]
 mod tests {
@@ -134,15 +102,5 @@ mod tests {
         assert!(restricted_reason("example.com/team").is_none());
         assert!(restricted_reason("kubernetes.io/made-up").is_none());
         assert!(restricted_reason("sub.karpenter.sh/x").is_some());
-    }
-
-    #[test]
-    fn names_and_values() {
-        assert!(is_qualified_name("example.com/special-taint"));
-        assert!(is_qualified_name("billing-team"));
-        assert!(!is_qualified_name("Bad_Prefix/x"));
-        assert!(!is_qualified_name(""));
-        assert!(is_label_value(""));
-        assert!(!is_label_value("-bad"));
     }
 }

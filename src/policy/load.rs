@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use super::bounds;
 use super::capstan::{Fleet, Guardrails};
 use super::diag::{Diagnostic, Diagnostics, Severity};
 use super::document::{self, Kind, Origin, RawDoc};
@@ -168,9 +169,10 @@ fn set_single<T: serde::de::DeserializeOwned>(
         );
         return diags.push(d);
     }
-    match document::typed_all::<T>(&origin, &entry.object(), &entry.doc.value) {
-        Ok(value) => *slot = Some((value, origin)),
-        Err(errors) => errors.into_iter().for_each(|d| diags.push(d)),
+    let admitted = bounds::admit::<T>(entry.kind, &origin, &entry.object(), &entry.doc.value);
+    admitted.diagnostics.into_iter().for_each(|d| diags.push(d));
+    if let Some(value) = admitted.value {
+        *slot = Some((value, origin));
     }
 }
 
@@ -300,4 +302,31 @@ fn file_error(file: &str, message: &str, hint: &str) -> Diagnostic {
 
 fn file_warning(file: &str, message: &str, hint: &str) -> Diagnostic {
     file_diag(Severity::Warning, file, message, hint)
+}
+
+/// Findings about the folders and files the snapshot could not read. When only `cluster` is
+/// checked, a path inside another cluster's folder is skipped with a warning; anything else is
+/// an error, since the clusters being checked may need it.
+pub fn unreadable(snapshot: &Snapshot, cluster: Option<&str>) -> Diagnostics {
+    let mut diags = Diagnostics::default();
+    for (path, why) in snapshot.unreadable() {
+        let owner = path.strip_prefix("clusters/").map(|rest| rest.split('/').next().unwrap_or(rest));
+        let message = format!("cannot read `{path}`: {why}");
+        let d = match (owner, cluster) {
+            (Some(other), Some(checked)) if other != checked => file_warning(
+                path,
+                &format!("{message}; skipped, since it belongs to cluster `{other}` and only `{checked}` is checked"),
+                &format!(
+                    "make it readable (check its owner and permissions) before checking cluster `{other}` or every cluster"
+                ),
+            ),
+            _ => file_error(
+                path,
+                &message,
+                "make it readable (check its owner and permissions); the clusters being checked may depend on it",
+            ),
+        };
+        diags.push(d);
+    }
+    diags
 }

@@ -7,6 +7,8 @@
 //!                                                    └─render─► YAML
 //! ```
 
+pub mod bounds;
+mod bounds_rules;
 pub mod capstan;
 pub mod checks;
 pub mod diag;
@@ -19,6 +21,7 @@ pub mod kops;
 pub mod labels;
 pub mod load;
 pub mod meta;
+pub mod names;
 pub mod nodeclass;
 pub mod nodepool;
 pub mod quantity;
@@ -68,6 +71,7 @@ pub fn validate(snapshot: &Snapshot, cluster: Option<&str>) -> Result<Validation
         }
         None => listed,
     };
+    diagnostics.extend(load::unreadable(snapshot, cluster));
     let rules = guardrails::tighten(guardrails::builtin(), repo.guardrails.as_ref(), &mut diagnostics);
     let mut policies = Vec::new();
     for c in clusters {

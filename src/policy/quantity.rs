@@ -46,6 +46,12 @@ impl Quantity {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+
+    /// Below zero. Kubernetes refuses negative resource quantities, and so does every quantity
+    /// field of a policy document.
+    pub fn is_negative(&self) -> bool {
+        self.milli < 0
+    }
 }
 
 fn parse_milli(text: &str) -> Option<i128> {
@@ -122,7 +128,15 @@ impl<'de> Deserialize<'de> for Quantity {
                 ));
             }
         };
-        Quantity::parse(&text).ok_or_else(|| hint::error(format!("invalid quantity `{text}`"), QUANTITY_HINT))
+        let q =
+            Quantity::parse(&text).ok_or_else(|| hint::error(format!("invalid quantity `{text}`"), QUANTITY_HINT))?;
+        if q.is_negative() {
+            return Err(hint::error(
+                format!("quantity `{text}` is negative"),
+                "write a quantity of 0 or more; a negative limit or size would cancel out other values",
+            ));
+        }
+        Ok(q)
     }
 }
 
@@ -132,10 +146,10 @@ impl schemars::JsonSchema for Quantity {
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
-            "description": "A Kubernetes quantity such as 500m, 4 or 16Gi.",
+            "description": "A Kubernetes quantity such as 500m, 4 or 16Gi, never negative.",
             "anyOf": [
-                {"type": "string", "pattern": "^[+-]?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?[0-9]+))?$"},
-                {"type": "number"}
+                {"type": "string", "pattern": "^\\+?([0-9]+(\\.[0-9]*)?|\\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?[0-9]+))?$"},
+                {"type": "number", "minimum": 0}
             ]
         })
     }

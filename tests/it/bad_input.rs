@@ -1,16 +1,7 @@
 //! Every category of bad input gets exit 1 and a message naming file:line:column, the object,
 //! the field path and a hint. Positions are computed from the test's own YAML text.
 
-use crate::common::{TempRepo, capstan, errors, expect_error, karpenter_ig};
-
-/// 1-based line and column of the first occurrence of `needle` in `text`.
-fn at(text: &str, needle: &str) -> (u64, u64) {
-    let i = text.find(needle).unwrap_or_else(|| panic!("{needle:?} not in text"));
-    let before = &text[..i];
-    let line = before.matches('\n').count() as u64 + 1;
-    let col = (i - before.rfind('\n').map_or(0, |n| n + 1)) as u64 + 1;
-    (line, col)
-}
+use crate::common::{TempRepo, at, capstan, errors, expect_error, karpenter_ig};
 
 /// A NodePool whose template spec ends with `extra` (indented six spaces) and whose spec ends
 /// with `tail` (indented two spaces).

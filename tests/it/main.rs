@@ -17,6 +17,7 @@ mod fleet;
 mod fleet_status;
 mod gitops;
 mod guardrails;
+mod hardening;
 mod karpenter_docs;
 mod kops;
 mod kube_e2e;

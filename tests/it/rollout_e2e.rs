@@ -294,7 +294,10 @@ fn a_force_push_refused_before_a_restart_stays_refused_after_it() {
     let dev = f.start("dev");
     let good = f.limit("120", "Raise the default pool's cpu limit");
     wait("dev on the commit", Duration::from_secs(30), || applied(&dev) == good);
-    wait("a last-known-good", Duration::from_secs(10), || status(&dev.addr)["lastKnownGood"].is_string());
+    // The last-known-good follows the applied revision once a pass under it has succeeded.
+    wait("the commit as last-known-good", Duration::from_secs(20), || {
+        status(&dev.addr)["lastKnownGood"].as_str().is_some_and(|r| r.ends_with(good.as_str()))
+    });
     let known_good = status(&dev.addr)["lastKnownGood"].clone();
 
     // Rewrite history: drop the last commit and push another in its place.

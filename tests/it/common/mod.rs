@@ -171,3 +171,12 @@ pub fn expect_error(run: &Run, file: &str, line: u64, column: u64, field: Option
     assert!(!d["hint"].as_str().unwrap_or("").is_empty(), "hint missing in {d}");
     d
 }
+
+/// 1-based line and column of the first occurrence of `needle` in `text`.
+pub fn at(text: &str, needle: &str) -> (u64, u64) {
+    let i = text.find(needle).unwrap_or_else(|| panic!("{needle:?} not in text"));
+    let before = &text[..i];
+    let line = before.matches('\n').count() as u64 + 1;
+    let col = (i - before.rfind('\n').map_or(0, |n| n + 1)) as u64 + 1;
+    (line, col)
+}

@@ -1,0 +1,57 @@
+//! What the daemon's tasks write and its HTTP handlers read.
+
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+
+use prometheus_client::registry::Registry;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::supervise::Failure;
+use crate::capacity::report::LoopStatus;
+use crate::cluster::sim::SimCluster;
+use crate::gitops::GitStatus;
+
+/// State the HTTP handlers read; the daemon's tasks write it.
+pub struct Shared {
+    pub cluster: String,
+    pub git: watch::Receiver<GitStatus>,
+    pub capacity: Mutex<Option<LoopStatus>>,
+    /// The last kOps state-store pass.
+    pub state_store: Mutex<Value>,
+    /// A policy is in force and the last capacity pass succeeded.
+    pub ready: AtomicBool,
+    /// This replica holds the leader Lease (always, with the simulated cluster).
+    pub leading: watch::Receiver<bool>,
+    pub registry: Registry,
+    pub sim: Option<SimCluster>,
+    /// The fleet rollout on this cluster.
+    pub rollout: Mutex<Option<crate::fleet::driver::RolloutView>>,
+    /// Set when a task failed: the daemon is neither live nor ready, and is stopping.
+    pub failure: Failure,
+}
+
+impl Shared {
+    /// Nothing known yet: no policy, no pass, not ready, not failed.
+    pub fn new(
+        cluster: &str,
+        git: watch::Receiver<GitStatus>,
+        leading: watch::Receiver<bool>,
+        registry: Registry,
+        sim: Option<SimCluster>,
+        failure: Failure,
+    ) -> Shared {
+        Shared {
+            cluster: cluster.to_string(),
+            git,
+            capacity: Mutex::new(None),
+            state_store: Mutex::new(Value::Null),
+            ready: AtomicBool::new(false),
+            leading,
+            registry,
+            sim,
+            rollout: Mutex::new(None),
+            failure,
+        }
+    }
+}
