@@ -1,6 +1,6 @@
 //! The command line: parse arguments, call the library, print, and map outcomes to exit codes
-//! (0 clean, 1 findings or failure, 2 usage; `fleet status` uses 2 for "in progress" and 3 for
-//! usage).
+//! (0 clean, 1 findings or failure, 2 usage; `fleet status` uses 2 for "in progress" and `diff`
+//! 2 for "changes", and both 3 for usage).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,6 +12,7 @@ use crate::policy::{self, Snapshot, Validation};
 mod audit;
 mod bench;
 mod demo;
+mod diff;
 mod fleet;
 mod out;
 mod run;
@@ -69,6 +70,9 @@ pub enum Command {
     },
     /// The commits that changed a cluster's effective policy, with their field-level changes.
     Audit(audit::AuditArgs),
+    /// Each cluster's effective policy change between two revisions, field by field, with what
+    /// follows (drift, tighter limits). Exit 0 no change, 2 changes, 1 error, 3 usage.
+    Diff(diff::DiffArgs),
     /// Measure the scheduler or other parts; prints what it measured.
     Bench {
         #[command(subcommand)]
@@ -129,6 +133,7 @@ pub fn main() -> ExitCode {
         Command::Schema { out } => schema(&out),
         Command::Plan { store } => state::plan(&store),
         Command::Audit(args) => audit::run(&args),
+        Command::Diff(args) => diff::run(&args),
         Command::Reconcile { store, once, interval } => state::reconcile(&store, once, interval),
         Command::Catalog { what: CatalogCommand::Export { prices, endpoint, region, out } } => {
             catalog_export(&prices, endpoint, region, out.as_deref())
@@ -138,15 +143,19 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// clap's exit code for bad arguments is 2, which `fleet` commands use for "in progress"; theirs
-/// is 3.
+/// clap's exit code for bad arguments is 2, which `fleet` commands use for "in progress" and
+/// `diff` for "changes"; theirs is 3.
 fn parse_error(e: &clap::Error) -> ExitCode {
     // Printing to a closed pipe is not worth a panic.
     let _ = e.print();
     if !e.use_stderr() {
         return ExitCode::SUCCESS; // --help, --version
     }
-    if std::env::args().nth(1).as_deref() == Some("fleet") { ExitCode::from(fleet::USAGE) } else { ExitCode::from(2) }
+    match std::env::args().nth(1).as_deref() {
+        Some("fleet") => ExitCode::from(fleet::USAGE),
+        Some("diff") => ExitCode::from(diff::USAGE),
+        _ => ExitCode::from(2),
+    }
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

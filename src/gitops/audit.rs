@@ -7,12 +7,10 @@ use std::path::Path;
 
 use git2::{Oid, Repository, Sort};
 use serde::Serialize;
-use serde_json::Value;
 
+use super::diff::{self, Loaded, ObjectChange, show};
 use super::source::snapshot_at;
 use crate::kops::decisions::Decision;
-use crate::kops::diff::{self, FieldChange};
-use crate::policy::{self, EffectivePolicy};
 
 #[derive(Debug, Clone, Default)]
 pub struct AuditOptions {
@@ -30,6 +28,11 @@ pub struct Entry {
     pub time: String,
     pub subject: String,
     pub clusters: Vec<ClusterChanges>,
+    /// The revision did not load (`file:line:col: message` of its first error): it is never put
+    /// in force, lists no changes, and the next revision that loads is compared with the last
+    /// one before it that did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Decisions this revision caused (from the state store), when asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub decisions: Vec<Decision>,
@@ -39,77 +42,16 @@ pub struct Entry {
 pub struct ClusterChanges {
     pub cluster: String,
     pub objects: Vec<ObjectChange>,
-    /// Errors `validate` finds at this commit: such a revision is never put in force.
-    pub errors: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct ObjectChange {
-    pub object: String,
-    /// `created`, `changed` or `deleted`.
-    pub action: &'static str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub fields: Vec<FieldChange>,
-}
-
-/// The objects of each cluster at one commit, and how many errors validation found.
-type Objects = BTreeMap<String, (BTreeMap<String, Value>, usize)>;
-
-fn objects(policy: &EffectivePolicy) -> BTreeMap<String, Value> {
-    let mut out = BTreeMap::new();
-    let mut add = |kind: &str, name: &str, v: Value| {
-        out.insert(format!("{kind}/{name}"), v);
-    };
-    for p in &policy.node_pools {
-        add("NodePool", &p.value.metadata.name, serde_json::to_value(&p.value).unwrap_or_default());
-    }
-    for c in &policy.node_classes {
-        add("EC2NodeClass", &c.value.metadata.name, serde_json::to_value(&c.value).unwrap_or_default());
-    }
-    for ig in &policy.instance_groups {
-        add("InstanceGroup", &ig.value.metadata.name, serde_json::to_value(&ig.value).unwrap_or_default());
-    }
-    if let Some(cp) = &policy.cluster_policy {
-        add("ClusterPolicy", &cp.value.metadata.name, serde_json::to_value(&cp.value).unwrap_or_default());
-    }
-    out
-}
-
-fn at_commit(repo: &Repository, commit: Oid, path: &str, cluster: Option<&str>) -> Result<Objects, String> {
+fn at_commit(repo: &Repository, commit: Oid, path: &str, cluster: Option<&str>) -> Result<Loaded, String> {
     let snapshot = snapshot_at(repo, commit, path).map_err(|e| e.to_string())?;
-    let mut out = Objects::new();
-    let Ok(v) = policy::validate(&snapshot, cluster) else { return Ok(out) }; // the cluster is not listed yet
-    let errors = v.diagnostics.errors();
-    for p in &v.policies {
-        if !p.cluster.is_empty() {
-            out.insert(p.cluster.clone(), (objects(p), errors));
-        }
-    }
-    Ok(out)
-}
-
-fn compare(old: &BTreeMap<String, Value>, new: &BTreeMap<String, Value>, only: Option<&str>) -> Vec<ObjectChange> {
-    let names: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
-    let mut out = Vec::new();
-    for name in names {
-        if only.is_some_and(|o| o != name) {
-            continue;
-        }
-        let change = match (old.get(name), new.get(name)) {
-            (None, Some(_)) => ObjectChange { object: name.clone(), action: "created", fields: Vec::new() },
-            (Some(_), None) => ObjectChange { object: name.clone(), action: "deleted", fields: Vec::new() },
-            (Some(a), Some(b)) if a != b => {
-                ObjectChange { object: name.clone(), action: "changed", fields: diff::diff(b, Some(a), Some(a)) }
-            }
-            _ => continue,
-        };
-        out.push(change);
-    }
-    out
+    // An unknown cluster is one not listed yet at this commit.
+    Ok(diff::load(&snapshot, cluster).unwrap_or_else(|_| Loaded::Clusters(BTreeMap::new())))
 }
 
 /// The folder `path` as a path inside its repository, with the repository.
-fn open(path: &Path) -> Result<(Repository, String), String> {
+pub(crate) fn open(path: &Path) -> Result<(Repository, String), String> {
     let repo = Repository::discover(path)
         .map_err(|e| format!("{} is not inside a Git repository: {}", path.display(), e.message()))?;
     let root = repo.workdir().unwrap_or(repo.path()).canonicalize().map_err(|e| e.to_string())?;
@@ -117,6 +59,23 @@ fn open(path: &Path) -> Result<(Repository, String), String> {
     let rel = here.strip_prefix(&root).map_err(|_| format!("{} is outside its repository", path.display()))?;
     let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
     Ok((repo, rel))
+}
+
+fn changes(
+    old: &BTreeMap<String, diff::Objects>,
+    new: &BTreeMap<String, diff::Objects>,
+    only: Option<&str>,
+) -> Vec<ClusterChanges> {
+    let empty = diff::Objects::new();
+    let clusters: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let mut out = Vec::new();
+    for c in clusters {
+        let objects = diff::compare(old.get(c).unwrap_or(&empty), new.get(c).unwrap_or(&empty), only);
+        if !objects.is_empty() {
+            out.push(ClusterChanges { cluster: c.clone(), objects });
+        }
+    }
+    out
 }
 
 /// The history of the config repository at `path`, newest first.
@@ -130,9 +89,9 @@ pub fn audit(path: &Path, options: &AuditOptions) -> Result<Vec<Entry>, String> 
         let tree = repo.find_commit(oid).ok()?.tree().ok()?;
         if rel.is_empty() { Some(tree.id()) } else { tree.get_path(Path::new(&rel)).ok().map(|e| e.id()) }
     };
-    let mut cache: HashMap<Oid, Objects> = HashMap::new();
-    let mut load = |commit: Oid, tree: Option<Oid>| -> Result<Objects, String> {
-        let Some(tree) = tree else { return Ok(Objects::new()) };
+    let mut cache: HashMap<Oid, Loaded> = HashMap::new();
+    let mut load = |commit: Oid| -> Result<Loaded, String> {
+        let Some(tree) = tree_of(commit) else { return Ok(Loaded::Clusters(BTreeMap::new())) };
         if let Some(o) = cache.get(&tree) {
             return Ok(o.clone());
         }
@@ -148,26 +107,26 @@ pub fn audit(path: &Path, options: &AuditOptions) -> Result<Vec<Entry>, String> 
             continue;
         }
         let parent = commit.parent_id(0).ok();
-        let (tree, parent_tree) = (tree_of(oid), parent.and_then(tree_of));
-        if tree == parent_tree {
+        if tree_of(oid) == parent.and_then(tree_of) {
             continue;
         }
-        let new = load(oid, tree)?;
-        let old = match parent {
-            Some(p) => load(p, parent_tree)?,
-            None => Objects::new(),
-        };
-        let empty = (BTreeMap::new(), 0);
-        let clusters: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
-        let mut changes = Vec::new();
-        for c in clusters {
-            let (before, after) = (old.get(c).unwrap_or(&empty), new.get(c).unwrap_or(&empty));
-            let objects = compare(&before.0, &after.0, options.object.as_deref());
-            if !objects.is_empty() {
-                changes.push(ClusterChanges { cluster: c.clone(), objects, errors: after.1 });
+        let (clusters, error) = match load(oid)? {
+            Loaded::Failed(e) => (Vec::new(), Some(e)),
+            Loaded::Clusters(new) => {
+                // Compared with the last first-parent ancestor that loaded.
+                let mut old = BTreeMap::new();
+                let mut at = parent;
+                while let Some(p) = at {
+                    if let Loaded::Clusters(o) = load(p)? {
+                        old = o;
+                        break;
+                    }
+                    at = repo.find_commit(p).map_err(git)?.parent_id(0).ok();
+                }
+                (changes(&old, &new, options.object.as_deref()), None)
             }
-        }
-        if changes.is_empty() {
+        };
+        if clusters.is_empty() && error.is_none() {
             continue;
         }
         let author = commit.author();
@@ -177,19 +136,12 @@ pub fn audit(path: &Path, options: &AuditOptions) -> Result<Vec<Entry>, String> 
             author: format!("{} <{}>", author.name().unwrap_or("?"), author.email().unwrap_or("?")),
             time: time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             subject: commit.summary().ok().flatten().unwrap_or_default().to_string(),
-            clusters: changes,
+            clusters,
+            error,
             decisions: Vec::new(),
         });
     }
     Ok(entries)
-}
-
-fn show(v: &Option<Value>) -> String {
-    match v {
-        None => "(absent)".to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    }
 }
 
 /// The history as text.
@@ -198,13 +150,11 @@ pub fn text(entries: &[Entry]) -> String {
     let mut out = String::new();
     for e in entries {
         let _ = writeln!(out, "{} {} {}\n    {}", &e.sha[..12], e.time, e.author, e.subject);
+        if let Some(error) = &e.error {
+            let _ = writeln!(out, "  did not load: {error} (never put in force)");
+        }
         for c in &e.clusters {
-            let invalid = if c.errors > 0 {
-                format!(" (invalid here: {} error(s), never put in force)", c.errors)
-            } else {
-                String::new()
-            };
-            let _ = writeln!(out, "  cluster {}{invalid}", c.cluster);
+            let _ = writeln!(out, "  cluster {}", c.cluster);
             for o in &c.objects {
                 match o.action {
                     "changed" => {

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod auth;
 pub mod creds;
+pub mod diff;
 pub mod follow;
 pub mod known_hosts;
 pub mod metrics;

@@ -2,6 +2,7 @@
 //! remote served by `git daemon` on 127.0.0.1, commits pushed while the source follows.
 
 mod audit;
+mod diff;
 mod follow;
 mod triggers;
 
