@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 ENV_DIR=target/test-env
 MOTO_VERSION=5.1.22
+PLAYWRIGHT_VERSION=1.65.1
 mkdir -p "$ENV_DIR"
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -63,6 +64,32 @@ install_moto() {
   MOTO_BIN="$venv/bin/moto_server"
 }
 
+# Debian's Chromium, driven by npm's playwright-core (which never downloads a browser of its own),
+# for the test that opens `capstan simulate`'s HTML report.
+install_browser() {
+  local missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+      echo "error: the browser test needs: ${missing[*]}; install them" >&2
+      exit 1
+    fi
+  fi
+  local dir="$ENV_DIR/playwright-$PLAYWRIGHT_VERSION"
+  if [ ! -f "$dir/node_modules/playwright-core/package.json" ]; then
+    rm -rf "$dir"
+    npm install --prefix "$dir" --no-audit --no-fund --silent "playwright-core@$PLAYWRIGHT_VERSION"
+  fi
+  CAPSTAN_TEST_CHROMIUM=$(command -v chromium)
+  CAPSTAN_TEST_PLAYWRIGHT="$PWD/$dir"
+  export CAPSTAN_TEST_CHROMIUM CAPSTAN_TEST_PLAYWRIGHT
+  echo "$("$CAPSTAN_TEST_CHROMIUM" --version 2>/dev/null) with playwright-core $PLAYWRIGHT_VERSION"
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -109,6 +136,7 @@ install_moto
 start_moto
 install_kube
 start_kube
+install_browser
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 
 step "tests"

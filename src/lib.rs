@@ -24,3 +24,5 @@ pub mod revision;
 pub mod rules;
 pub mod scheduling;
 pub mod sim;
+pub mod trace;
+pub mod whatif;

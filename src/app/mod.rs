@@ -30,7 +30,7 @@ pub mod rollout;
 pub mod scale;
 pub mod shared;
 pub mod supervise;
-pub mod wake;
+pub use crate::capacity::wake;
 
 use std::sync::Arc;
 use std::time::Duration;

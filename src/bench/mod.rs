@@ -5,6 +5,7 @@ pub mod fleet;
 pub mod gitops;
 pub mod healthz;
 pub mod provisioning;
+pub mod simulate;
 pub mod state_store;
 
 use std::time::Instant;

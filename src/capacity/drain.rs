@@ -161,7 +161,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
                 now,
                 "cordon",
                 format!("node {} cordoned for {}; draining{waits}", t.node, cmd.reason.label()),
-                json!({"node": t.node}),
+                json!({"node": t.node, "reason": cmd.reason.label()}),
             );
         }
         true

@@ -17,6 +17,7 @@ mod drain;
 mod launch;
 pub mod offload;
 pub mod report;
+pub mod wake;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

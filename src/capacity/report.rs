@@ -74,7 +74,7 @@ pub struct LoopMetrics {
     /// Seconds from a pod turning unschedulable to the launch request for it.
     pub decision_latency_seconds: Histogram,
     /// Passes run: with passes driven by change, a quiet cluster adds about one per
-    /// `app::wake::IDLE_PASS_BOUND` or disruption poll.
+    /// `wake::IDLE_PASS_BOUND` or disruption poll.
     pub passes: Counter,
 }
 

@@ -105,6 +105,21 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// A synthetic diurnal trace replayed twice (base and head, as `simulate` does) under a
+    /// repository's policy on one thread.
+    Simulate {
+        #[arg(long, default_value = "examples/fleet")]
+        repo: PathBuf,
+        #[arg(long, default_value = "dev")]
+        cluster: String,
+        /// Pods at the busiest hour.
+        #[arg(long, default_value_t = 2000)]
+        pods: u32,
+        #[arg(long, default_value_t = 24)]
+        hours: u32,
+        #[arg(long)]
+        json: bool,
+    },
     /// Solve pending pods against an instance catalog, cost-optimal and Karpenter-style.
     Scheduling {
         #[arg(long, default_value_t = 1000)]
@@ -196,6 +211,27 @@ pub fn run(what: BenchCommand) -> ExitCode {
         }
         BenchCommand::Provisioning { repo, cluster, workload, deployment, rounds, json } => {
             provisioning(&repo, &cluster, &workload, &deployment, rounds, json)
+        }
+        BenchCommand::Simulate { repo, cluster, pods, hours, json } => {
+            match crate::bench::simulate::run(&repo, &cluster, pods, hours) {
+                Ok(r) if json => outln!("{}", serde_json::to_string(&r).expect("json")),
+                Ok(r) => outln!(
+                    "{} pods, {} h, {} events: replays {:.2} s and {:.2} s, {:.2} s in all ({} launches, ${:.2} per replay)",
+                    r.pods,
+                    r.hours,
+                    r.events,
+                    r.replay_seconds[0],
+                    r.replay_seconds[1],
+                    r.total_seconds,
+                    r.launches,
+                    r.cost_usd
+                ),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+            ExitCode::SUCCESS
         }
         BenchCommand::Consolidation { nodes, pods_per_node, seed, json } => {
             let r = crate::bench::consolidation::run(nodes, pods_per_node, seed);

@@ -16,7 +16,9 @@ mod diff;
 mod fleet;
 mod out;
 mod run;
+mod simulate;
 mod state;
+mod trace;
 
 #[derive(Debug, Parser)]
 #[command(name = "capstan", version, about = "Node autoscaler for kOps clusters on AWS, run as a GitOps reconciler")]
@@ -73,6 +75,14 @@ pub enum Command {
     /// Each cluster's effective policy change between two revisions, field by field, with what
     /// follows (drift, tighter limits). Exit 0 no change, 2 changes, 1 error, 3 usage.
     Diff(diff::DiffArgs),
+    /// Replay a workload trace under the base and the head revision and compare cost, nodes,
+    /// pending time and disruptions. Exit 0 within the outcome guardrails, 1 broken or error, 3 usage.
+    Simulate(simulate::SimulateArgs),
+    /// Workload traces for simulate: record one from a live cluster, or synthesise one.
+    Trace {
+        #[command(subcommand)]
+        what: trace::TraceCommand,
+    },
     /// Measure the scheduler or other parts; prints what it measured.
     Bench {
         #[command(subcommand)]
@@ -134,6 +144,8 @@ pub fn main() -> ExitCode {
         Command::Plan { store } => state::plan(&store),
         Command::Audit(args) => audit::run(&args),
         Command::Diff(args) => diff::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
+        Command::Trace { what } => trace::run(what),
         Command::Reconcile { store, once, interval } => state::reconcile(&store, once, interval),
         Command::Catalog { what: CatalogCommand::Export { prices, endpoint, region, out } } => {
             catalog_export(&prices, endpoint, region, out.as_deref())
@@ -153,7 +165,7 @@ fn parse_error(e: &clap::Error) -> ExitCode {
     }
     match std::env::args().nth(1).as_deref() {
         Some("fleet") => ExitCode::from(fleet::USAGE),
-        Some("diff") => ExitCode::from(diff::USAGE),
+        Some("diff" | "simulate" | "trace") => ExitCode::from(diff::USAGE),
         _ => ExitCode::from(2),
     }
 }

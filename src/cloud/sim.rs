@@ -100,6 +100,11 @@ impl SimCloud {
         self.timing
     }
 
+    /// The catalog this EC2 offers, without recording a call.
+    pub fn catalog_ref(&self) -> &Catalog {
+        &self.catalog
+    }
+
     pub fn clock(&self) -> &VirtualClock {
         &self.clock
     }

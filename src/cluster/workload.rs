@@ -1,14 +1,21 @@
-//! Workloads read from Kubernetes YAML (Deployments, DaemonSets, PodDisruptionBudgets) for the
+//! Workloads read from Kubernetes YAML (Deployments, StatefulSets, Jobs, DaemonSets,
+//! PodDisruptionBudgets) for the
 //! simulated cluster: `examples/workloads/*.yaml` load exactly as `kubectl apply` would take them.
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Deserialize;
+use serde_json::Value;
 use thiserror::Error;
 
 use super::convert::{self, ConvertError};
 use super::model::DO_NOT_DISRUPT;
+use crate::policy::duration::GoDuration;
 use crate::scheduling::pod::{Pod, Selector};
 
 #[derive(Debug, Error)]
@@ -48,13 +55,52 @@ impl Amount {
     }
 }
 
-/// A Deployment's pod template.
+/// The annotation giving how long each pod of a Job runs before it succeeds: a Kubernetes Job
+/// does not say how long its work takes.
+pub const POD_RUNTIME: &str = "capstan.io/pod-runtime";
+/// How long a Job's pod runs when its Job has no [`POD_RUNTIME`].
+pub const DEFAULT_POD_RUNTIME_SECS: u64 = 300;
+
+/// How a controller of replicas names and orders its pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaKind {
+    /// Pods with random suffixes, created and removed in any order.
+    Deployment,
+    /// Pods `name-0`, `name-1`…; with the default `OrderedReady` policy one is created only
+    /// when those before it run, and scale-down removes the highest ordinal first.
+    StatefulSet { ordered: bool },
+}
+
+impl ReplicaKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            ReplicaKind::Deployment => "Deployment",
+            ReplicaKind::StatefulSet { .. } => "StatefulSet",
+        }
+    }
+}
+
+/// A Deployment's or StatefulSet's pod template.
 #[derive(Debug, Clone)]
 pub struct DeploymentSpec {
+    pub kind: ReplicaKind,
     pub namespace: String,
     pub name: String,
     pub replicas: u32,
     /// The template pod (its name is unused).
+    pub template: Pod,
+    pub do_not_disrupt: bool,
+}
+
+/// A Job: `parallelism` pods at a time until `completions` have succeeded, each running for
+/// `runtime`.
+#[derive(Debug, Clone)]
+pub struct JobSpec {
+    pub namespace: String,
+    pub name: String,
+    pub parallelism: u32,
+    pub completions: u32,
+    pub runtime: std::time::Duration,
     pub template: Pod,
     pub do_not_disrupt: bool,
 }
@@ -78,77 +124,157 @@ pub struct PdbSpec {
 #[derive(Debug, Clone)]
 pub enum Workload {
     Deployment(DeploymentSpec),
+    Job(JobSpec),
     DaemonSet(DaemonSetSpec),
     Pdb(PdbSpec),
 }
 
-fn ns(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+/// The kinds the simulated cluster runs.
+pub const KINDS: [&str; 5] = ["Deployment", "StatefulSet", "Job", "DaemonSet", "PodDisruptionBudget"];
+
+impl Workload {
+    /// Replicas asked for (Deployments, StatefulSets; a Job's parallelism).
+    pub fn replicas(&self) -> Option<u32> {
+        match self {
+            Workload::Deployment(d) => Some(d.replicas),
+            Workload::Job(j) => Some(j.parallelism.max(j.completions)),
+            _ => None,
+        }
+    }
+}
+
+fn ns(meta: &ObjectMeta) -> String {
     meta.namespace.clone().unwrap_or_else(|| "default".to_string())
 }
 
 /// Parses every document of `text`; `source_name` names the file in errors. Kinds other than
-/// Deployment, DaemonSet and PodDisruptionBudget are skipped.
+/// those in [`KINDS`] are skipped.
 pub fn parse(source_name: &str, text: &str) -> Result<Vec<Workload>, WorkloadError> {
     let mut out = Vec::new();
     for (index, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let parse_err = |e: serde_yaml::Error| WorkloadError::Parse {
-            source_name: source_name.to_string(),
-            index: index + 1,
-            message: e.to_string(),
-        };
-        let value = serde_yaml::Value::deserialize(doc).map_err(parse_err)?;
-        let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_string();
-        let template_err = |name: &str, error| WorkloadError::Template {
-            source_name: source_name.to_string(),
-            kind: kind.clone(),
-            name: name.to_string(),
-            error,
-        };
-        match kind.as_str() {
-            "Deployment" => {
-                let d: Deployment = serde_yaml::from_value(value).map_err(parse_err)?;
-                let name = d.metadata.name.clone().unwrap_or_default();
-                let spec = d.spec.unwrap_or_default();
-                let meta = spec.template.metadata.unwrap_or_default();
-                let labels = meta.labels.clone().unwrap_or_default();
-                let pod_spec = spec.template.spec.unwrap_or_default();
-                let template =
-                    convert::pod(&ns(&d.metadata), &name, &labels, &pod_spec).map_err(|e| template_err(&name, e))?;
-                let do_not_disrupt =
-                    meta.annotations.as_ref().and_then(|a| a.get(DO_NOT_DISRUPT)).is_some_and(|v| v == "true");
-                out.push(Workload::Deployment(DeploymentSpec {
-                    namespace: ns(&d.metadata),
-                    name,
-                    replicas: spec.replicas.unwrap_or(1).max(0) as u32,
-                    template,
-                    do_not_disrupt,
-                }));
-            }
-            "DaemonSet" => {
-                let d: DaemonSet = serde_yaml::from_value(value).map_err(parse_err)?;
-                let name = d.metadata.name.clone().unwrap_or_default();
-                let spec = d.spec.unwrap_or_default();
-                let labels = spec.template.metadata.and_then(|m| m.labels).unwrap_or_default();
-                let template = convert::pod(&ns(&d.metadata), &name, &labels, &spec.template.spec.unwrap_or_default())
-                    .map_err(|e| template_err(&name, e))?;
-                out.push(Workload::DaemonSet(DaemonSetSpec { namespace: ns(&d.metadata), name, template }));
-            }
-            "PodDisruptionBudget" => {
-                let p: PodDisruptionBudget = serde_yaml::from_value(value).map_err(parse_err)?;
-                let spec = p.spec.unwrap_or_default();
-                let name = p.metadata.name.clone().unwrap_or_default();
-                let selector =
-                    convert::selector(spec.selector.as_ref(), "spec.selector").map_err(|e| template_err(&name, e))?;
-                out.push(Workload::Pdb(PdbSpec {
-                    namespace: ns(&p.metadata),
-                    name,
-                    selector,
-                    min_available: spec.min_available.as_ref().and_then(Amount::from_k8s),
-                    max_unavailable: spec.max_unavailable.as_ref().and_then(Amount::from_k8s),
-                }));
-            }
-            _ => {}
-        }
+        let parse_err =
+            |message: String| WorkloadError::Parse { source_name: source_name.to_string(), index: index + 1, message };
+        let value = serde_yaml::Value::deserialize(doc).map_err(|e| parse_err(e.to_string()))?;
+        let value = serde_json::to_value(value).map_err(|e| parse_err(e.to_string()))?;
+        out.extend(from_value(source_name, index + 1, value)?);
     }
     Ok(out)
+}
+
+fn template_parts(
+    t: Option<k8s_openapi::api::core::v1::PodTemplateSpec>,
+) -> (BTreeMap<String, String>, bool, k8s_openapi::api::core::v1::PodSpec) {
+    let t = t.unwrap_or_default();
+    let meta = t.metadata.unwrap_or_default();
+    let do_not_disrupt = meta.annotations.as_ref().and_then(|a| a.get(DO_NOT_DISRUPT)).is_some_and(|v| v == "true");
+    (meta.labels.unwrap_or_default(), do_not_disrupt, t.spec.unwrap_or_default())
+}
+
+/// One Kubernetes object as a workload; `None` for a kind the simulated cluster does not run.
+/// `index` is the document's place in its file, for errors.
+pub fn from_value(source_name: &str, index: usize, value: Value) -> Result<Option<Workload>, WorkloadError> {
+    let parse_err = |e: serde_json::Error| WorkloadError::Parse {
+        source_name: source_name.to_string(),
+        index,
+        message: e.to_string(),
+    };
+    let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_string();
+    let template_err = |name: &str, error| WorkloadError::Template {
+        source_name: source_name.to_string(),
+        kind: kind.clone(),
+        name: name.to_string(),
+        error,
+    };
+    let pod = |meta: &ObjectMeta, labels: &BTreeMap<String, String>, spec: &k8s_openapi::api::core::v1::PodSpec| {
+        let name = meta.name.clone().unwrap_or_default();
+        convert::pod(&ns(meta), &name, labels, spec).map_err(|e| template_err(&name, e))
+    };
+    let w = match kind.as_str() {
+        "Deployment" => {
+            let d: Deployment = serde_json::from_value(value).map_err(parse_err)?;
+            let spec = d.spec.clone().unwrap_or_default();
+            let (labels, do_not_disrupt, pod_spec) = template_parts(Some(spec.template));
+            Workload::Deployment(DeploymentSpec {
+                kind: ReplicaKind::Deployment,
+                namespace: ns(&d.metadata),
+                name: d.metadata.name.clone().unwrap_or_default(),
+                replicas: spec.replicas.unwrap_or(1).max(0) as u32,
+                template: pod(&d.metadata, &labels, &pod_spec)?,
+                do_not_disrupt,
+            })
+        }
+        "StatefulSet" => {
+            let d: StatefulSet = serde_json::from_value(value).map_err(parse_err)?;
+            let spec = d.spec.clone().unwrap_or_default();
+            let ordered = spec.pod_management_policy.as_deref() != Some("Parallel");
+            let (labels, do_not_disrupt, pod_spec) = template_parts(Some(spec.template));
+            Workload::Deployment(DeploymentSpec {
+                kind: ReplicaKind::StatefulSet { ordered },
+                namespace: ns(&d.metadata),
+                name: d.metadata.name.clone().unwrap_or_default(),
+                replicas: spec.replicas.unwrap_or(1).max(0) as u32,
+                template: pod(&d.metadata, &labels, &pod_spec)?,
+                do_not_disrupt,
+            })
+        }
+        "Job" => {
+            let j: Job = serde_json::from_value(value).map_err(parse_err)?;
+            let spec = j.spec.clone().unwrap_or_default();
+            let runtime = runtime(&j.metadata).map_err(|message| {
+                template_err(
+                    j.metadata.name.as_deref().unwrap_or_default(),
+                    ConvertError { field: format!("metadata.annotations.{POD_RUNTIME}"), message },
+                )
+            })?;
+            let parallelism = spec.parallelism.unwrap_or(1).max(0) as u32;
+            let completions = spec.completions.map_or(parallelism, |c| c.max(0) as u32);
+            let (labels, do_not_disrupt, pod_spec) = template_parts(Some(spec.template));
+            Workload::Job(JobSpec {
+                namespace: ns(&j.metadata),
+                name: j.metadata.name.clone().unwrap_or_default(),
+                parallelism,
+                completions,
+                runtime,
+                template: pod(&j.metadata, &labels, &pod_spec)?,
+                do_not_disrupt,
+            })
+        }
+        "DaemonSet" => {
+            let d: DaemonSet = serde_json::from_value(value).map_err(parse_err)?;
+            let spec = d.spec.clone().unwrap_or_default();
+            let (labels, _, pod_spec) = template_parts(Some(spec.template));
+            Workload::DaemonSet(DaemonSetSpec {
+                namespace: ns(&d.metadata),
+                name: d.metadata.name.clone().unwrap_or_default(),
+                template: pod(&d.metadata, &labels, &pod_spec)?,
+            })
+        }
+        "PodDisruptionBudget" => {
+            let p: PodDisruptionBudget = serde_json::from_value(value).map_err(parse_err)?;
+            let spec = p.spec.unwrap_or_default();
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let selector =
+                convert::selector(spec.selector.as_ref(), "spec.selector").map_err(|e| template_err(&name, e))?;
+            Workload::Pdb(PdbSpec {
+                namespace: ns(&p.metadata),
+                name,
+                selector,
+                min_available: spec.min_available.as_ref().and_then(Amount::from_k8s),
+                max_unavailable: spec.max_unavailable.as_ref().and_then(Amount::from_k8s),
+            })
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(w))
+}
+
+/// A Job's pod runtime from its [`POD_RUNTIME`] annotation.
+fn runtime(meta: &ObjectMeta) -> Result<std::time::Duration, String> {
+    match meta.annotations.as_ref().and_then(|a| a.get(POD_RUNTIME)) {
+        None => Ok(std::time::Duration::from_secs(DEFAULT_POD_RUNTIME_SECS)),
+        Some(text) => GoDuration::parse(text)
+            .map(|d| d.duration())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("invalid duration {text:?}; write whole hours, minutes and seconds, e.g. 45m")),
+    }
 }

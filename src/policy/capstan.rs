@@ -193,4 +193,27 @@ pub struct GuardrailsSpec {
     /// Per-cluster cpu ceilings, by cluster folder name; the lower of this and `maxClusterCpu`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub cluster_cpu: BTreeMap<String, Quantity>,
+    /// Limits on what `capstan simulate` shows for the head revision; a run that crosses one
+    /// fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulation: Option<SimulationGuardrails>,
+}
+
+/// Outcome guardrails: limits on a simulated replay of a trace under the head revision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SimulationGuardrails {
+    /// The most the total cost may rise over the base revision's, in percent (`0` allows no
+    /// rise; a negative value requires a saving).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_increase_percent: Option<f64>,
+    /// The longest the 99th percentile of pods' pending time may be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pending_p99: Option<GoDuration>,
+    /// The most nodes that may be disrupted per hour of the trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_disruptions_per_hour: Option<f64>,
+    /// The most pods that may never get a node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pods_never_scheduled: Option<u64>,
 }

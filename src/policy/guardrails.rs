@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::capstan::{Guardrails, GuardrailsSpec};
+use super::capstan::{Guardrails, GuardrailsSpec, SimulationGuardrails};
 use super::diag::{Diagnostics, Severity};
 use super::document::{self, Origin, steps};
 use super::effective::{EffectivePolicy, Located};
@@ -68,7 +68,52 @@ pub fn tighten(base: GuardrailsSpec, repo: Option<&(Guardrails, Origin)>, diags:
         per.insert(c.clone(), merged.expect("one side is set"));
     }
     out.cluster_cpu = per;
+    if let Some(sim) = &r.simulation {
+        let numbers = [
+            ("maxCostIncreasePercent", sim.max_cost_increase_percent, f64::NEG_INFINITY),
+            ("maxDisruptionsPerHour", sim.max_disruptions_per_hour, 0.0),
+        ];
+        for (field, value, least) in numbers {
+            if let Some(v) = value.filter(|v| !v.is_finite() || *v < least) {
+                diags.push(origin.diag(
+                    Severity::Error,
+                    &object,
+                    &steps(&format!("spec.simulation.{field}")),
+                    format!("{v} is not a usable limit"),
+                    "give a finite number (a rate per hour may not be negative)",
+                ));
+            }
+        }
+    }
+    out.simulation = stricter_outcomes(base.simulation, r.simulation.clone());
     out
+}
+
+/// The stricter of two sets of outcome guardrails, rule by rule.
+pub fn stricter_outcomes(
+    a: Option<SimulationGuardrails>,
+    b: Option<SimulationGuardrails>,
+) -> Option<SimulationGuardrails> {
+    let (a, b) = match (a, b) {
+        (Some(a), Some(b)) => (a, b),
+        (a, b) => return a.or(b),
+    };
+    fn min<T: PartialOrd>(x: Option<T>, y: Option<T>) -> Option<T> {
+        match (x, y) {
+            (Some(x), Some(y)) => Some(if y < x { y } else { x }),
+            (x, y) => x.or(y),
+        }
+    }
+    let p99 = match (a.max_pending_p99, b.max_pending_p99) {
+        (Some(x), Some(y)) => Some(if y.duration() < x.duration() { y } else { x }),
+        (x, y) => x.or(y),
+    };
+    Some(SimulationGuardrails {
+        max_cost_increase_percent: min(a.max_cost_increase_percent, b.max_cost_increase_percent),
+        max_pending_p99: p99,
+        max_disruptions_per_hour: min(a.max_disruptions_per_hour, b.max_disruptions_per_hour),
+        max_pods_never_scheduled: min(a.max_pods_never_scheduled, b.max_pods_never_scheduled),
+    })
 }
 
 fn stricter(a: Option<Quantity>, b: Option<Quantity>) -> Option<Quantity> {

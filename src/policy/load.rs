@@ -81,7 +81,8 @@ fn place(path: &str) -> Option<Place> {
 pub fn load(snapshot: &Snapshot) -> Repo {
     let mut repo = Repo::default();
     for (path, bytes) in snapshot.files() {
-        if !is_yaml(path) {
+        // Workload traces for `capstan simulate` live beside the policy; they are not policy.
+        if !is_yaml(path) || path.starts_with("traces/") {
             continue;
         }
         let Some(place) = place(path) else {

@@ -40,6 +40,8 @@ pub use snapshot::Snapshot;
 pub struct Validation {
     pub diagnostics: Diagnostics,
     pub policies: Vec<EffectivePolicy>,
+    /// The guardrails in force: the built-in ones tightened by the repository's.
+    pub guardrails: capstan::GuardrailsSpec,
 }
 
 /// Why a validation could not start.
@@ -81,5 +83,5 @@ pub fn validate(snapshot: &Snapshot, cluster: Option<&str>) -> Result<Validation
         guardrails::check(&rules, &policy, &mut diagnostics);
         policies.push(policy);
     }
-    Ok(Validation { diagnostics, policies })
+    Ok(Validation { diagnostics, policies, guardrails: rules })
 }

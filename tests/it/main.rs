@@ -27,4 +27,6 @@ mod rollout_e2e;
 mod roundtrip;
 mod sched;
 mod state_store;
+mod trace;
 mod translation;
+mod whatif;

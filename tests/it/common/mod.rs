@@ -180,3 +180,21 @@ pub fn at(text: &str, needle: &str) -> (u64, u64) {
     let col = (i - before.rfind('\n').map_or(0, |n| n + 1)) as u64 + 1;
     (line, col)
 }
+
+/// `examples/fleet` copied to `<dir>/fleet` and committed on `main` as one Git repository;
+/// returns its path.
+pub fn example_fleet(dir: &Path) -> PathBuf {
+    let work = dir.join("fleet");
+    let copied = Command::new("cp").arg("-R").arg(root().join("examples/fleet")).arg(&work).status().unwrap();
+    assert!(copied.success(), "copy examples/fleet");
+    let git = |args: &[&str]| {
+        let ok = Command::new("git").current_dir(&work).args(args).status().unwrap().success();
+        assert!(ok, "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["config", "user.name", "Alice Admin"]);
+    git(&["config", "user.email", "alice@example.com"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "Example fleet"]);
+    work
+}

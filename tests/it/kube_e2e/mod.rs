@@ -6,6 +6,7 @@ mod deploy;
 mod drain;
 mod kubelet;
 mod scenarios;
+mod trace_record;
 
 use std::path::Path;
 use std::time::Duration;

@@ -9,20 +9,22 @@
 //!     unschedulable) → kubelet starts bound pods
 //! ```
 
-use std::collections::BTreeMap;
+mod controllers;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::api::{ClusterApi, ClusterError, Subject};
 use super::marks::{self, DISRUPTED_TAINT, DisruptionMarks};
 use super::model::{ClusterNode, ClusterPod, NOT_READY_TAINT, Owner, Pdb, Phase, Snapshot};
-use super::workload::{DaemonSetSpec, DeploymentSpec, PdbSpec, Workload};
+use super::workload::{DaemonSetSpec, DeploymentSpec, JobSpec, PdbSpec, Workload};
 use crate::cloud::provider::InstanceState;
 use crate::cloud::sim::{SimCloud, VirtualClock};
 use crate::policy::meta::{Labels, Taint, TaintEffect};
 use crate::scheduling::allocatable::{KubeletSettings, allocatable};
-use crate::scheduling::catalog::{Catalog, HOSTNAME, INSTANCE_TYPE, ZONE};
-use crate::scheduling::pod::{Pod, untolerated};
+use crate::scheduling::catalog::{Catalog, HOSTNAME, INSTANCE_TYPE, InstanceType, ZONE};
+use crate::scheduling::pod::Pod;
 use crate::scheduling::{Input, Strategy, solve};
 
 /// An event recorded by [`ClusterApi::event`].
@@ -34,13 +36,30 @@ pub struct RecordedEvent {
     pub message: String,
 }
 
+/// A pod's wait for a node: from its creation to its binding, or to its removal unbound.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Wait {
+    pub created: Duration,
+    /// When it was bound; `None` when it was removed (scaled down, deleted) before it was.
+    pub bound: Option<Duration>,
+}
+
 #[derive(Debug, Default)]
 struct State {
     deployments: BTreeMap<String, DeploymentSpec>,
+    jobs: BTreeMap<String, JobSpec>,
+    /// Pods of each Job that succeeded.
+    succeeded: BTreeMap<String, u32>,
+    /// When each Job pod started running (bound).
+    started: BTreeMap<String, Duration>,
     daemonsets: Vec<DaemonSetSpec>,
     pdbs: Vec<PdbSpec>,
     pods: BTreeMap<String, ClusterPod>,
     nodes: BTreeMap<String, ClusterNode>,
+    /// Nodes no instance backs (present from the start, not managed by capstan).
+    static_nodes: BTreeSet<String>,
+    /// Waits ended since the last [`SimCluster::take_waits`].
+    waits: Vec<Wait>,
     /// Instances whose node was deleted: their kubelet does not register again.
     retired: Vec<String>,
     events: Vec<RecordedEvent>,
@@ -85,6 +104,9 @@ impl SimCluster {
                 Workload::Deployment(d) => {
                     s.deployments.insert(key(&d.namespace, &d.name), d);
                 }
+                Workload::Job(j) => {
+                    s.jobs.insert(key(&j.namespace, &j.name), j);
+                }
                 Workload::DaemonSet(d) => {
                     s.daemonsets.retain(|x| (&x.namespace, &x.name) != (&d.namespace, &d.name));
                     s.daemonsets.push(d);
@@ -99,13 +121,108 @@ impl SimCluster {
 
     /// `kubectl scale deployment`; `Err` when there is no such Deployment.
     pub fn scale(&self, namespace: &str, name: &str, replicas: u32) -> Result<(), ClusterError> {
+        self.scale_kind("Deployment", namespace, name, replicas)
+    }
+
+    /// `kubectl scale` of a Deployment or StatefulSet (`kind`); `Err` when there is no such one.
+    pub fn scale_kind(&self, kind: &str, namespace: &str, name: &str, replicas: u32) -> Result<(), ClusterError> {
         let mut s = self.lock();
         let d = s
             .deployments
             .get_mut(&key(namespace, name))
-            .ok_or_else(|| ClusterError::NotFound(format!("Deployment {namespace}/{name}")))?;
+            .filter(|d| d.kind.label() == kind)
+            .ok_or_else(|| ClusterError::NotFound(format!("{kind} {namespace}/{name}")))?;
         d.replicas = replicas;
         Ok(())
+    }
+
+    /// `kubectl delete` of a workload (`kind` as in [`super::workload::KINDS`]) and its pods;
+    /// `Err` when there is no such object.
+    pub fn delete(&self, kind: &str, namespace: &str, name: &str) -> Result<(), ClusterError> {
+        let now = self.clock.now();
+        let mut s = self.lock();
+        let k = key(namespace, name);
+        let missing = || ClusterError::NotFound(format!("{kind} {namespace}/{name}"));
+        let owner = match kind {
+            "Deployment" | "StatefulSet" => {
+                s.deployments.remove(&k).filter(|d| d.kind.label() == kind).ok_or_else(missing)?;
+                Owner::Controller(format!("{kind}/{name}"))
+            }
+            "Job" => {
+                s.jobs.remove(&k).ok_or_else(missing)?;
+                s.succeeded.remove(&k);
+                Owner::Controller(format!("Job/{name}"))
+            }
+            "DaemonSet" => {
+                let before = s.daemonsets.len();
+                s.daemonsets.retain(|d| (d.namespace.as_str(), d.name.as_str()) != (namespace, name));
+                if s.daemonsets.len() == before {
+                    return Err(missing());
+                }
+                Owner::DaemonSet(name.to_string())
+            }
+            "PodDisruptionBudget" => {
+                let before = s.pdbs.len();
+                s.pdbs.retain(|d| (d.namespace.as_str(), d.name.as_str()) != (namespace, name));
+                return if s.pdbs.len() == before { Err(missing()) } else { Ok(()) };
+            }
+            _ => return Err(missing()),
+        };
+        let gone: Vec<String> =
+            s.pods.values().filter(|p| p.namespace == namespace && p.owner == owner).map(|p| p.key()).collect();
+        for p in gone {
+            controllers::remove_pod(&mut s, &p, now);
+        }
+        Ok(())
+    }
+
+    /// A Ready node that no instance backs, present from the start (a kOps `CloudGroup`
+    /// InstanceGroup's node); `false` when the catalog has no such instance type.
+    pub fn add_static_node(&self, name: &str, instance_type: &str, zone: &str) -> bool {
+        let Some(t) = self.catalog.get(instance_type) else { return false };
+        let now = self.clock.now();
+        let mut node = node_for(name, t, zone, now);
+        node.ready = true;
+        node.taints.clear();
+        let mut s = self.lock();
+        s.static_nodes.insert(name.to_string());
+        s.nodes.insert(name.to_string(), node);
+        true
+    }
+
+    /// When the next running Job pod completes.
+    pub fn next_completion(&self) -> Option<Duration> {
+        let s = self.lock();
+        let runtime = |pod: &str| {
+            let p = s.pods.get(pod)?;
+            let Owner::Controller(c) = &p.owner else { return None };
+            let job = c.strip_prefix("Job/")?;
+            s.jobs.get(&key(&p.namespace, job)).map(|j| j.runtime)
+        };
+        s.started.iter().filter_map(|(pod, at)| runtime(pod).map(|r| *at + r)).min()
+    }
+
+    /// Static nodes (name, instance type, zone).
+    pub fn static_nodes(&self) -> Vec<(String, String, String)> {
+        let s = self.lock();
+        s.static_nodes
+            .iter()
+            .filter_map(|n| s.nodes.get(n))
+            .map(|n| {
+                let label = |k: &str| n.labels.get(k).cloned().unwrap_or_default();
+                (n.name.clone(), label(INSTANCE_TYPE), label(ZONE))
+            })
+            .collect()
+    }
+
+    /// Pods' waits for a node that ended since the last call.
+    pub fn take_waits(&self) -> Vec<Wait> {
+        std::mem::take(&mut self.lock().waits)
+    }
+
+    /// Pods waiting for a node now (DaemonSet pods excluded), with when each was created.
+    pub fn waiting(&self) -> Vec<Duration> {
+        self.lock().pods.values().filter(|p| p.node.is_none()).map(|p| p.created_at).collect()
     }
 
     /// Sets or clears an annotation on a pod (`karpenter.sh/do-not-disrupt`).
@@ -140,7 +257,12 @@ impl SimCluster {
 
     /// Pods of a Deployment that are Running.
     pub fn running(&self, namespace: &str, deployment: &str) -> usize {
-        let owner = Owner::Controller(format!("Deployment/{deployment}"));
+        self.running_of(namespace, &format!("Deployment/{deployment}"))
+    }
+
+    /// Pods of a controller (`StatefulSet/db`, `Job/nightly`) that are Running.
+    pub fn running_of(&self, namespace: &str, controller: &str) -> usize {
+        let owner = Owner::Controller(controller.to_string());
         self.lock()
             .pods
             .values()
@@ -154,8 +276,9 @@ impl SimCluster {
         let instances = self.cloud.instances();
         let mut s = self.lock();
         kubelet(&mut s, &instances, &self.catalog, now, self.cloud.timing().ready_after);
-        daemonsets(&mut s, now);
-        deployments(&mut s, now);
+        controllers::daemonsets(&mut s, now);
+        controllers::replicas(&mut s, now);
+        controllers::jobs(&mut s, now);
         schedule(&mut s, &self.catalog, now);
     }
 
@@ -199,31 +322,8 @@ fn kubelet(
             continue;
         }
         let Some(t) = catalog.get(&i.instance_type) else { continue };
-        let labels = Labels::from([
-            (INSTANCE_TYPE.to_string(), i.instance_type.clone()),
-            (ZONE.to_string(), i.zone.clone()),
-            ("topology.kubernetes.io/region".to_string(), i.zone.trim_end_matches(char::is_alphabetic).to_string()),
-            ("kubernetes.io/arch".to_string(), t.arch.clone()),
-            ("kubernetes.io/os".to_string(), "linux".to_string()),
-            (HOSTNAME.to_string(), i.id.clone()),
-        ]);
-        let node = ClusterNode {
-            name: i.id.clone(),
-            provider_id: i.provider_id(),
-            labels,
-            taints: vec![Taint {
-                key: NOT_READY_TAINT.into(),
-                value: None,
-                effect: TaintEffect::NoSchedule,
-                time_added: None,
-            }],
-            annotations: BTreeMap::new(),
-            allocatable: allocatable(t, &KubeletSettings::default()),
-            ready: false,
-            unschedulable: false,
-            created_at: now,
-            pods_changed_at: now,
-        };
+        let mut node = node_for(&i.id, t, &i.zone, now);
+        node.provider_id = i.provider_id();
         s.nodes.insert(i.id.clone(), node);
     }
     let alive: Vec<&str> = instances
@@ -231,7 +331,8 @@ fn kubelet(
         .filter(|i| i.state != InstanceState::Terminated && i.state != InstanceState::ShuttingDown)
         .map(|i| i.id.as_str())
         .collect();
-    let gone: Vec<String> = s.nodes.keys().filter(|n| !alive.contains(&n.as_str())).cloned().collect();
+    let gone: Vec<String> =
+        s.nodes.keys().filter(|n| !alive.contains(&n.as_str()) && !s.static_nodes.contains(*n)).cloned().collect();
     for n in gone {
         remove_node(s, &n);
     }
@@ -246,79 +347,40 @@ fn kubelet(
     }
 }
 
+/// A new node of type `t` in `zone`, not Ready yet.
+fn node_for(name: &str, t: &InstanceType, zone: &str, now: Duration) -> ClusterNode {
+    let labels = Labels::from([
+        (INSTANCE_TYPE.to_string(), t.name.clone()),
+        (ZONE.to_string(), zone.to_string()),
+        ("topology.kubernetes.io/region".to_string(), zone.trim_end_matches(char::is_alphabetic).to_string()),
+        ("kubernetes.io/arch".to_string(), t.arch.clone()),
+        ("kubernetes.io/os".to_string(), "linux".to_string()),
+        (HOSTNAME.to_string(), name.to_string()),
+    ]);
+    ClusterNode {
+        name: name.to_string(),
+        provider_id: format!("static:///{zone}/{name}"),
+        labels,
+        taints: vec![Taint {
+            key: NOT_READY_TAINT.into(),
+            value: None,
+            effect: TaintEffect::NoSchedule,
+            time_added: None,
+        }],
+        annotations: BTreeMap::new(),
+        allocatable: allocatable(t, &KubeletSettings::default()),
+        ready: false,
+        unschedulable: false,
+        created_at: now,
+        pods_changed_at: now,
+    }
+}
+
 fn remove_node(s: &mut State, node: &str) {
     s.nodes.remove(node);
+    s.static_nodes.remove(node);
     s.retired.push(node.to_string());
     s.pods.retain(|_, p| p.node.as_deref() != Some(node));
-}
-
-fn new_pod(s: &mut State, namespace: &str, name: String, owner: Owner, template: &Pod, now: Duration) -> ClusterPod {
-    s.seq += 1;
-    let mut spec = template.clone();
-    spec.name = key(namespace, &name);
-    ClusterPod {
-        namespace: namespace.to_string(),
-        name,
-        owner,
-        node: None,
-        phase: Phase::Pending,
-        unschedulable: false,
-        spec,
-        do_not_disrupt: false,
-        created_at: now,
-    }
-}
-
-fn daemonsets(s: &mut State, now: Duration) {
-    let sets = s.daemonsets.clone();
-    let nodes: Vec<ClusterNode> = s.nodes.values().cloned().collect();
-    for ds in &sets {
-        for n in &nodes {
-            let name = format!("{}-{}", ds.name, n.name);
-            let k = key(&ds.namespace, &name);
-            let fits = untolerated(&n.taints, &ds.template.constraints.tolerations)
-                .is_none_or(|t| t.key == NOT_READY_TAINT || t.key == DISRUPTED_TAINT);
-            if !fits || s.pods.contains_key(&k) {
-                continue;
-            }
-            let mut p = new_pod(s, &ds.namespace, name, Owner::DaemonSet(ds.name.clone()), &ds.template, now);
-            p.node = Some(n.name.clone());
-            p.phase = Phase::Running;
-            s.pods.insert(k, p);
-        }
-    }
-}
-
-fn deployments(s: &mut State, now: Duration) {
-    let specs: Vec<DeploymentSpec> = s.deployments.values().cloned().collect();
-    for d in &specs {
-        let owner = Owner::Controller(format!("Deployment/{}", d.name));
-        let mut mine: Vec<(bool, Duration, String)> = s
-            .pods
-            .values()
-            .filter(|p| p.namespace == d.namespace && p.owner == owner)
-            .map(|p| (p.node.is_some(), p.created_at, p.key()))
-            .collect();
-        let have = mine.len() as u32;
-        if have > d.replicas {
-            // Scale down removes unscheduled pods first, then the newest.
-            mine.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-            for (_, _, k) in mine.into_iter().take((have - d.replicas) as usize) {
-                if let Some(p) = s.pods.remove(&k)
-                    && let Some(n) = p.node.and_then(|n| s.nodes.get_mut(&n))
-                {
-                    n.pods_changed_at = now;
-                }
-            }
-        }
-        for _ in have..d.replicas {
-            let seq = s.seq;
-            let name = format!("{}-{:05x}", d.name, seq);
-            let mut p = new_pod(s, &d.namespace, name, owner.clone(), &d.template, now);
-            p.do_not_disrupt = d.do_not_disrupt;
-            s.pods.insert(p.key(), p);
-        }
-    }
 }
 
 fn schedule(s: &mut State, catalog: &Catalog, now: Duration) {
@@ -346,6 +408,12 @@ fn schedule(s: &mut State, catalog: &Catalog, now: Duration) {
             p.node = Some(b.node.clone());
             p.phase = Phase::Running;
             p.unschedulable = false;
+            let created = p.created_at;
+            let job = matches!(&p.owner, Owner::Controller(c) if c.starts_with("Job/"));
+            s.waits.push(Wait { created, bound: Some(now) });
+            if job {
+                s.started.insert(b.pod.clone(), now);
+            }
         }
         if let Some(n) = s.nodes.get_mut(&b.node) {
             n.pods_changed_at = now;

@@ -1,0 +1,205 @@
+//! `capstan simulate`: a workload trace replayed under the base and the head revision's
+//! effective policy, side by side, for every cluster (or one), as text, a pull-request comment
+//! (markdown), JSON or a self-contained HTML report. The outcome guardrails of
+//! `guardrails.yaml` (`spec.simulation`, the stricter of both revisions) fail the run.
+//!
+//! Exit codes: 0 within the guardrails, 1 a guardrail broken or an error, 3 usage.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use git2::Repository;
+
+use super::diff::USAGE;
+use super::out::out;
+use crate::gitops::audit::open;
+use crate::gitops::source::snapshot_at;
+use crate::policy::capstan::SimulationGuardrails;
+use crate::policy::guardrails::stricter_outcomes;
+use crate::policy::{self, EffectivePolicy};
+use crate::revision::Revision;
+use crate::trace::{self, Action, Trace};
+use crate::whatif::{self, ClusterOutcome, Report, Side, TraceInfo, guard, replay};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SimulateFormat {
+    Text,
+    Markdown,
+    Json,
+    Html,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// The config repository (a folder in a Git repository).
+    #[arg(default_value = ".")]
+    pub repo: PathBuf,
+    /// The revision compared against: a branch, `origin/main`, a sha, `HEAD~1`…
+    #[arg(long)]
+    pub base: String,
+    /// The revision with the change.
+    #[arg(long, default_value = "HEAD")]
+    pub head: String,
+    /// The workload trace to replay (see `capstan trace`).
+    #[arg(long)]
+    pub trace: PathBuf,
+    #[arg(long)]
+    pub cluster: Option<String>,
+    #[arg(long, value_enum, default_value_t = SimulateFormat::Text)]
+    pub format: SimulateFormat,
+    /// Write the report here instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// One revision, loaded: its clusters' policies and its outcome guardrails.
+struct Loaded {
+    side: Side,
+    revision: Revision,
+    policies: Vec<EffectivePolicy>,
+    rules: Option<SimulationGuardrails>,
+}
+
+pub fn run(args: &SimulateArgs) -> ExitCode {
+    let trace = match trace::load(&args.trace) {
+        Ok(t) => t,
+        Err(d) => return fail(d),
+    };
+    let (repo, rel) = match open(&args.repo) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let (base, head) = match (
+        load(&repo, &rel, "base", &args.base, args.cluster.as_deref()),
+        load(&repo, &rel, "head", &args.head, args.cluster.as_deref()),
+    ) {
+        (Ok(b), Ok(h)) => (b, h),
+        (Err(code), _) | (_, Err(code)) => return code,
+    };
+    let rules = stricter_outcomes(base.rules.clone(), head.rules.clone()).unwrap_or_default();
+    let seconds = trace.spec.duration.duration().as_secs();
+    let mut clusters = Vec::new();
+    for h in &head.policies {
+        let Some(b) = base.policies.iter().find(|b| b.cluster == h.cluster) else {
+            eprintln!("note: cluster {} is not in the base revision; not simulated", h.cluster);
+            continue;
+        };
+        let runs = super::runtime().block_on(async {
+            let base_run = timed(&h.cluster, "base", replay::replay(b, base.revision.clone(), &trace)).await?;
+            let head_run = timed(&h.cluster, "head", replay::replay(h, head.revision.clone(), &trace)).await?;
+            Ok::<_, replay::ReplayError>((base_run, head_run))
+        });
+        let (base_run, head_run) = match runs {
+            Ok(r) => r,
+            Err(e) => return fail(format!("{}: {e}", args.trace.display())),
+        };
+        let breaches = guard::check(&rules, &base_run, &head_run, seconds);
+        clusters.push(ClusterOutcome { cluster: h.cluster.clone(), base: base_run, head: head_run, breaches });
+    }
+    let report = Report { trace: info(&trace), base: base.side, head: head.side, clusters };
+    let text = match args.format {
+        SimulateFormat::Text => whatif::text::text(&report),
+        SimulateFormat::Markdown => whatif::markdown::markdown(&report),
+        SimulateFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report).expect("report serialises")),
+        SimulateFormat::Html => whatif::html::html(&report),
+    };
+    match &args.out {
+        Some(path) => {
+            if let Err(e) = write(path, &text) {
+                return fail(format!("writing {}: {e}", path.display()));
+            }
+            eprintln!("wrote {}", path.display());
+        }
+        None => out!("{text}"),
+    }
+    let broken: Vec<String> = report.breaches().map(|(c, b)| format!("{c}: {}: {}", b.rule, b.message)).collect();
+    if broken.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    for b in &broken {
+        eprintln!("guardrail broken: {b}");
+    }
+    ExitCode::from(1)
+}
+
+/// Replays one side, saying on standard error what runs and how long it took.
+async fn timed<F: std::future::Future<Output = Result<whatif::Run, replay::ReplayError>>>(
+    cluster: &str,
+    side: &str,
+    replay: F,
+) -> Result<whatif::Run, replay::ReplayError> {
+    let started = Instant::now();
+    eprintln!("simulating {cluster} under the {side} revision…");
+    let run = replay.await?;
+    eprintln!("  {cluster} {side}: done in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(run)
+}
+
+fn load(repo: &Repository, rel: &str, flag: &str, rev: &str, cluster: Option<&str>) -> Result<Loaded, ExitCode> {
+    let commit = repo
+        .revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|e| usage(format!("--{flag} `{rev}` is not a revision of this repository: {}", e.message())))?;
+    let sha = commit.id().to_string();
+    let snapshot = snapshot_at(repo, commit.id(), rel).map_err(|e| fail(e.to_string()))?;
+    let v = policy::validate(&snapshot, cluster).map_err(usage)?;
+    if let Some(d) = v.diagnostics.sorted().into_iter().find(|d| d.is_error()) {
+        return Err(fail(format!("the {flag} revision {rev} does not load, so it cannot be simulated:\n{d}")));
+    }
+    let policies = v.policies.into_iter().filter(|p| !p.cluster.is_empty()).collect();
+    Ok(Loaded {
+        revision: Revision::commit(rev, sha.clone()),
+        side: Side { rev: rev.to_string(), sha },
+        policies,
+        rules: v.guardrails.simulation,
+    })
+}
+
+/// What the report says of the trace.
+fn info(trace: &Trace) -> TraceInfo {
+    let mut replicas: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for w in &trace.spec.workloads {
+        let key = format!(
+            "{}/{}",
+            w["kind"].as_str().unwrap_or_default(),
+            w["metadata"]["name"].as_str().unwrap_or_default()
+        );
+        replicas.insert(key, w["spec"]["replicas"].as_u64().unwrap_or(0));
+    }
+    let mut peak = replicas.values().sum::<u64>();
+    for e in &trace.spec.events {
+        if let Action::Scale(s) = &e.action {
+            replicas.insert(format!("{}/{}", s.kind, s.name), u64::from(s.replicas));
+            peak = peak.max(replicas.values().sum());
+        }
+    }
+    TraceInfo {
+        name: trace.metadata.name.clone(),
+        seconds: trace.spec.duration.duration().as_secs(),
+        events: trace.spec.events.len(),
+        peak_pods: peak,
+    }
+}
+
+/// Writes through a temporary file in the same folder, so a reader never sees half a report.
+fn write(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(1)
+}
+
+fn usage(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(USAGE)
+}

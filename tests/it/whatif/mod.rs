@@ -1,0 +1,4 @@
+//! `capstan simulate`: replays, reports and outcome guardrails.
+mod simulate;
+
+mod report;
