@@ -37,17 +37,7 @@ pub const TICK: Duration = Duration::from_millis(500);
 /// A Kubernetes client from the config's kubeconfig, else the usual chain (in-cluster service
 /// account, `KUBECONFIG`, ~/.kube/config).
 pub async fn client(cfg: &DaemonConfig) -> Result<kube::Client, String> {
-    let config = match &cfg.kube.kubeconfig {
-        Some(path) => {
-            let kc =
-                kube::config::Kubeconfig::read_from(path).map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
-        }
-        None => kube::Config::infer().await.map_err(|e| format!("no Kubernetes configuration found: {e}"))?,
-    };
-    kube::Client::try_from(config).map_err(|e| format!("Kubernetes client: {e}"))
+    crate::cluster::kube::connect::client(cfg.kube.kubeconfig.as_deref()).await
 }
 
 async fn provider(

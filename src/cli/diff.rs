@@ -30,8 +30,9 @@ pub enum DiffFormat {
     Json,
 }
 
+/// The repository, the two revisions compared and the cluster: shared by `diff` and `simulate`.
 #[derive(Debug, Args)]
-pub struct DiffArgs {
+pub struct Revisions {
     /// The config repository (a folder in a Git repository).
     #[arg(default_value = ".")]
     pub repo: PathBuf,
@@ -43,6 +44,12 @@ pub struct DiffArgs {
     pub head: String,
     #[arg(long)]
     pub cluster: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub revs: Revisions,
     #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
     pub format: DiffFormat,
 }
@@ -68,7 +75,8 @@ pub struct Report {
     pub clusters: Vec<ClusterDiff>,
 }
 
-pub fn run(args: &DiffArgs) -> ExitCode {
+pub fn run(all: &DiffArgs) -> ExitCode {
+    let args = &all.revs;
     let (repo, rel) = match open(&args.repo) {
         Ok(r) => r,
         Err(e) => return fail(e),
@@ -98,7 +106,7 @@ pub fn run(args: &DiffArgs) -> ExitCode {
         head: Side { rev: args.head.clone(), sha: head_sha, error: error(&head) },
         clusters,
     };
-    match args.format {
+    match all.format {
         DiffFormat::Json => out!("{}\n", serde_json::to_string_pretty(&report).expect("report serialises")),
         DiffFormat::Text => out!("{}", text(&report)),
         DiffFormat::Markdown => out!("{}", markdown(&report)),

@@ -7,20 +7,21 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use git2::Repository;
 
-use super::diff::USAGE;
-use super::out::out;
+use super::diff::{Revisions, USAGE};
+use super::out::{file_out, out};
 use crate::gitops::audit::open;
 use crate::gitops::source::snapshot_at;
 use crate::policy::capstan::SimulationGuardrails;
+use crate::policy::duration::GoDuration;
 use crate::policy::guardrails::stricter_outcomes;
 use crate::policy::{self, EffectivePolicy};
 use crate::revision::Revision;
-use crate::trace::{self, Action, Trace};
+use crate::trace::{self, Trace};
 use crate::whatif::{self, ClusterOutcome, Report, Side, TraceInfo, guard, replay};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -33,20 +34,11 @@ pub enum SimulateFormat {
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// The config repository (a folder in a Git repository).
-    #[arg(default_value = ".")]
-    pub repo: PathBuf,
-    /// The revision compared against: a branch, `origin/main`, a sha, `HEAD~1`…
-    #[arg(long)]
-    pub base: String,
-    /// The revision with the change.
-    #[arg(long, default_value = "HEAD")]
-    pub head: String,
+    #[command(flatten)]
+    pub revs: Revisions,
     /// The workload trace to replay (see `capstan trace`).
     #[arg(long)]
     pub trace: PathBuf,
-    #[arg(long)]
-    pub cluster: Option<String>,
     #[arg(long, value_enum, default_value_t = SimulateFormat::Text)]
     pub format: SimulateFormat,
     /// Write the report here instead of standard output.
@@ -67,13 +59,17 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
         Ok(t) => t,
         Err(d) => return fail(d),
     };
-    let (repo, rel) = match open(&args.repo) {
+    let out_file = match file_out(args.out.as_deref()) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    let (repo, rel) = match open(&args.revs.repo) {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
     let (base, head) = match (
-        load(&repo, &rel, "base", &args.base, args.cluster.as_deref()),
-        load(&repo, &rel, "head", &args.head, args.cluster.as_deref()),
+        load(&repo, &rel, "base", &args.revs.base, args.revs.cluster.as_deref()),
+        load(&repo, &rel, "head", &args.revs.head, args.revs.cluster.as_deref()),
     ) {
         (Ok(b), Ok(h)) => (b, h),
         (Err(code), _) | (_, Err(code)) => return code,
@@ -87,8 +83,11 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
             continue;
         };
         let runs = super::runtime().block_on(async {
-            let base_run = timed(&h.cluster, "base", replay::replay(b, base.revision.clone(), &trace)).await?;
-            let head_run = timed(&h.cluster, "head", replay::replay(h, head.revision.clone(), &trace)).await?;
+            let mut progress = progress(&trace);
+            let base_run =
+                timed(&h.cluster, "base", replay::replay_with(b, base.revision.clone(), &trace, &mut progress)).await?;
+            let head_run =
+                timed(&h.cluster, "head", replay::replay_with(h, head.revision.clone(), &trace, &mut progress)).await?;
             Ok::<_, replay::ReplayError>((base_run, head_run))
         });
         let (base_run, head_run) = match runs {
@@ -105,12 +104,13 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
         SimulateFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report).expect("report serialises")),
         SimulateFormat::Html => whatif::html::html(&report),
     };
-    match &args.out {
-        Some(path) => {
-            if let Err(e) = write(path, &text) {
-                return fail(format!("writing {}: {e}", path.display()));
+    match out_file {
+        Some(file) => {
+            let path = file.path().display().to_string();
+            if let Err(e) = file.commit(&text) {
+                return fail(format!("writing {path}: {e}"));
             }
-            eprintln!("wrote {}", path.display());
+            eprintln!("wrote {path}");
         }
         None => out!("{text}"),
     }
@@ -124,12 +124,26 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// How often a long replay says how far it is.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Says every few seconds how far a long replay is, on standard error.
+fn progress(trace: &Trace) -> impl FnMut(Duration) {
+    let total = GoDuration::from_secs(trace.spec.duration.duration().as_secs());
+    let mut said = Instant::now();
+    move |at: Duration| {
+        if said.elapsed() >= PROGRESS_EVERY {
+            said = Instant::now();
+            eprintln!("  {} of {total} replayed", GoDuration::from_secs(at.as_secs()));
+        }
+    }
+}
+
 /// Replays one side, saying on standard error what runs and how long it took.
-async fn timed<F: std::future::Future<Output = Result<whatif::Run, replay::ReplayError>>>(
-    cluster: &str,
-    side: &str,
-    replay: F,
-) -> Result<whatif::Run, replay::ReplayError> {
+async fn timed<F>(cluster: &str, side: &str, replay: F) -> Result<whatif::Run, replay::ReplayError>
+where
+    F: std::future::Future<Output = Result<whatif::Run, replay::ReplayError>>,
+{
     let started = Instant::now();
     eprintln!("simulating {cluster} under the {side} revision…");
     let run = replay.await?;
@@ -159,39 +173,12 @@ fn load(repo: &Repository, rel: &str, flag: &str, rev: &str, cluster: Option<&st
 
 /// What the report says of the trace.
 fn info(trace: &Trace) -> TraceInfo {
-    let mut replicas: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
-    for w in &trace.spec.workloads {
-        let key = format!(
-            "{}/{}",
-            w["kind"].as_str().unwrap_or_default(),
-            w["metadata"]["name"].as_str().unwrap_or_default()
-        );
-        replicas.insert(key, w["spec"]["replicas"].as_u64().unwrap_or(0));
-    }
-    let mut peak = replicas.values().sum::<u64>();
-    for e in &trace.spec.events {
-        if let Action::Scale(s) = &e.action {
-            replicas.insert(format!("{}/{}", s.kind, s.name), u64::from(s.replicas));
-            peak = peak.max(replicas.values().sum());
-        }
-    }
     TraceInfo {
         name: trace.metadata.name.clone(),
         seconds: trace.spec.duration.duration().as_secs(),
         events: trace.spec.events.len(),
-        peak_pods: peak,
+        peak_pods: trace.peak_pods(),
     }
-}
-
-/// Writes through a temporary file in the same folder, so a reader never sees half a report.
-fn write(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
 }
 
 fn fail(message: impl std::fmt::Display) -> ExitCode {

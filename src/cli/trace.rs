@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::diff::USAGE;
-use super::out::out;
+use super::out::{FileOut, file_out, out};
 use crate::trace::Trace;
 use crate::trace::record::{self, RecordOptions};
 use crate::trace::synth::{self, Pattern, SynthOptions};
@@ -54,19 +54,32 @@ pub enum TraceCommand {
 pub fn run(what: TraceCommand) -> ExitCode {
     match what {
         TraceCommand::Record { kubeconfig, namespace, duration, name, out } => {
+            if duration.is_zero() || duration.as_secs() > crate::trace::MAX_DURATION_SECS {
+                eprintln!("error: --duration must be from 1s to 744h");
+                return ExitCode::from(USAGE);
+            }
+            // Found out now, not after hours of recording.
+            let file = match file_out(out.as_deref()) {
+                Ok(f) => f,
+                Err(code) => return code,
+            };
             let opts = RecordOptions { duration, namespace, name };
             let recorded = super::runtime().block_on(async {
-                let client = client(kubeconfig.as_deref()).await?;
+                let client = crate::cluster::kube::connect::client(kubeconfig.as_deref()).await?;
                 record::record(client, &opts).await.map_err(|e| e.to_string())
             });
             match recorded {
-                Ok(trace) => emit(&trace, out.as_deref()),
+                Ok(trace) => emit(&trace, file),
                 Err(e) => fail(e),
             }
         }
         TraceCommand::Synth { pattern, pods, hours, seed, out } => {
+            let file = match file_out(out.as_deref()) {
+                Ok(f) => f,
+                Err(code) => return code,
+            };
             match synth::synth(&SynthOptions { pattern, pods, hours, seed }) {
-                Ok(trace) => emit(&trace, out.as_deref()),
+                Ok(trace) => emit(&trace, file),
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::from(USAGE)
@@ -76,30 +89,19 @@ pub fn run(what: TraceCommand) -> ExitCode {
     }
 }
 
-async fn client(kubeconfig: Option<&std::path::Path>) -> Result<kube::Client, String> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let kc =
-                kube::config::Kubeconfig::read_from(path).map_err(|e| format!("kubeconfig {}: {e}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(|e| format!("kubeconfig {}: {e}", path.display()))?
-        }
-        None => kube::Config::infer().await.map_err(|e| format!("no Kubernetes configuration found: {e}"))?,
-    };
-    kube::Client::try_from(config).map_err(|e| format!("Kubernetes client: {e}"))
-}
-
-fn emit(trace: &Trace, path: Option<&std::path::Path>) -> ExitCode {
+fn emit(trace: &Trace, file: Option<FileOut>) -> ExitCode {
     let text = trace.to_yaml();
-    match path {
-        Some(p) => match std::fs::write(p, &text) {
-            Ok(()) => {
-                eprintln!("wrote {} ({} events)", p.display(), trace.spec.events.len());
-                ExitCode::SUCCESS
+    match file {
+        Some(f) => {
+            let path = f.path().display().to_string();
+            match f.commit(&text) {
+                Ok(()) => {
+                    eprintln!("wrote {path} ({} events)", trace.spec.events.len());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(format!("writing {path}: {e}")),
             }
-            Err(e) => fail(format!("writing {}: {e}", p.display())),
-        },
+        }
         None => {
             out!("{text}");
             ExitCode::SUCCESS

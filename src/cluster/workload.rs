@@ -36,12 +36,17 @@ pub enum Amount {
 }
 
 impl Amount {
-    fn from_k8s(v: &IntOrString) -> Option<Amount> {
+    /// A count (at least 0) or a percentage (0% to 100%), as the API server accepts them.
+    fn from_k8s(v: &IntOrString) -> Result<Amount, String> {
+        let bad = || format!("{v:?} is not a count of at least 0 or a percentage from 0% to 100%");
         match v {
-            IntOrString::Int(n) => Some(Amount::Count(*n as i64)),
+            IntOrString::Int(n) if *n >= 0 => Ok(Amount::Count(i64::from(*n))),
+            IntOrString::Int(_) => Err(bad()),
             IntOrString::String(s) => match s.strip_suffix('%') {
-                Some(p) => p.parse().ok().map(Amount::Percent),
-                None => s.parse().ok().map(Amount::Count),
+                Some(p) => p.parse().ok().filter(|p| (0..=100).contains(p)).map(Amount::Percent).ok_or_else(bad),
+                None => {
+                    s.parse().ok().filter(|n| (0..=i64::from(i32::MAX)).contains(n)).map(Amount::Count).ok_or_else(bad)
+                }
             },
         }
     }
@@ -50,7 +55,7 @@ impl Amount {
     pub fn of(self, total: i64) -> i64 {
         match self {
             Amount::Count(n) => n,
-            Amount::Percent(p) => (total * p + 99) / 100,
+            Amount::Percent(p) => total.saturating_mul(p).saturating_add(99) / 100,
         }
     }
 }
@@ -60,6 +65,8 @@ impl Amount {
 pub const POD_RUNTIME: &str = "capstan.io/pod-runtime";
 /// How long a Job's pod runs when its Job has no [`POD_RUNTIME`].
 pub const DEFAULT_POD_RUNTIME_SECS: u64 = 300;
+/// The longest [`POD_RUNTIME`]: 31 days.
+pub const MAX_POD_RUNTIME_SECS: u64 = 31 * 24 * 3600;
 
 /// How a controller of replicas names and orders its pods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +192,13 @@ pub fn from_value(source_name: &str, index: usize, value: Value) -> Result<Optio
         name: name.to_string(),
         error,
     };
+    let count = |n: Option<i32>, default: i32, meta: &ObjectMeta, field: &str| {
+        let n = n.unwrap_or(default);
+        u32::try_from(n).map_err(|_| {
+            let message = format!("{n} is negative");
+            template_err(meta.name.as_deref().unwrap_or_default(), ConvertError { field: field.to_string(), message })
+        })
+    };
     let pod = |meta: &ObjectMeta, labels: &BTreeMap<String, String>, spec: &k8s_openapi::api::core::v1::PodSpec| {
         let name = meta.name.clone().unwrap_or_default();
         convert::pod(&ns(meta), &name, labels, spec).map_err(|e| template_err(&name, e))
@@ -198,7 +212,7 @@ pub fn from_value(source_name: &str, index: usize, value: Value) -> Result<Optio
                 kind: ReplicaKind::Deployment,
                 namespace: ns(&d.metadata),
                 name: d.metadata.name.clone().unwrap_or_default(),
-                replicas: spec.replicas.unwrap_or(1).max(0) as u32,
+                replicas: count(spec.replicas, 1, &d.metadata, "spec.replicas")?,
                 template: pod(&d.metadata, &labels, &pod_spec)?,
                 do_not_disrupt,
             })
@@ -212,7 +226,7 @@ pub fn from_value(source_name: &str, index: usize, value: Value) -> Result<Optio
                 kind: ReplicaKind::StatefulSet { ordered },
                 namespace: ns(&d.metadata),
                 name: d.metadata.name.clone().unwrap_or_default(),
-                replicas: spec.replicas.unwrap_or(1).max(0) as u32,
+                replicas: count(spec.replicas, 1, &d.metadata, "spec.replicas")?,
                 template: pod(&d.metadata, &labels, &pod_spec)?,
                 do_not_disrupt,
             })
@@ -226,8 +240,8 @@ pub fn from_value(source_name: &str, index: usize, value: Value) -> Result<Optio
                     ConvertError { field: format!("metadata.annotations.{POD_RUNTIME}"), message },
                 )
             })?;
-            let parallelism = spec.parallelism.unwrap_or(1).max(0) as u32;
-            let completions = spec.completions.map_or(parallelism, |c| c.max(0) as u32);
+            let parallelism = count(spec.parallelism, 1, &j.metadata, "spec.parallelism")?;
+            let completions = count(spec.completions, parallelism as i32, &j.metadata, "spec.completions")?;
             let (labels, do_not_disrupt, pod_spec) = template_parts(Some(spec.template));
             Workload::Job(JobSpec {
                 namespace: ns(&j.metadata),
@@ -255,13 +269,14 @@ pub fn from_value(source_name: &str, index: usize, value: Value) -> Result<Optio
             let name = p.metadata.name.clone().unwrap_or_default();
             let selector =
                 convert::selector(spec.selector.as_ref(), "spec.selector").map_err(|e| template_err(&name, e))?;
-            Workload::Pdb(PdbSpec {
-                namespace: ns(&p.metadata),
-                name,
-                selector,
-                min_available: spec.min_available.as_ref().and_then(Amount::from_k8s),
-                max_unavailable: spec.max_unavailable.as_ref().and_then(Amount::from_k8s),
-            })
+            let amount = |v: Option<&IntOrString>, field: &str| {
+                v.map(Amount::from_k8s)
+                    .transpose()
+                    .map_err(|message| template_err(&name, ConvertError { field: field.to_string(), message }))
+            };
+            let min_available = amount(spec.min_available.as_ref(), "spec.minAvailable")?;
+            let max_unavailable = amount(spec.max_unavailable.as_ref(), "spec.maxUnavailable")?;
+            Workload::Pdb(PdbSpec { namespace: ns(&p.metadata), name, selector, min_available, max_unavailable })
         }
         _ => return Ok(None),
     };
@@ -274,7 +289,9 @@ fn runtime(meta: &ObjectMeta) -> Result<std::time::Duration, String> {
         None => Ok(std::time::Duration::from_secs(DEFAULT_POD_RUNTIME_SECS)),
         Some(text) => GoDuration::parse(text)
             .map(|d| d.duration())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| format!("invalid duration {text:?}; write whole hours, minutes and seconds, e.g. 45m")),
+            .filter(|d| !d.is_zero() && d.as_secs() <= MAX_POD_RUNTIME_SECS)
+            .ok_or_else(|| {
+                format!("invalid duration {text:?}; write whole hours, minutes and seconds from 1s to 744h, e.g. 45m")
+            }),
     }
 }

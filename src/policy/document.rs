@@ -77,8 +77,27 @@ impl RawDoc {
     }
 }
 
+/// How large a file of one sort may be.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_bytes: usize,
+    /// Most YAML nodes, aliases expanded.
+    pub max_nodes: usize,
+    /// What the file is, for the message ("policy files", "traces").
+    pub what: &'static str,
+}
+
+/// Policy files: small.
+pub const POLICY_LIMITS: Limits =
+    Limits { max_bytes: MAX_FILE_BYTES, max_nodes: yaml::MAX_NODES, what: "policy files" };
+
 /// Reads one file into documents, or the diagnostic that says why it cannot be read.
 pub fn parse_file(file: &str, bytes: &[u8]) -> Result<Vec<RawDoc>, Box<Diagnostic>> {
+    parse_file_within(file, bytes, POLICY_LIMITS)
+}
+
+/// [`parse_file`] within `limits`.
+pub fn parse_file_within(file: &str, bytes: &[u8], limits: Limits) -> Result<Vec<RawDoc>, Box<Diagnostic>> {
     let at = |span: Span, message: String, hint: &str| {
         Box::new(Diagnostic {
             severity: Severity::Error,
@@ -91,8 +110,8 @@ pub fn parse_file(file: &str, bytes: &[u8]) -> Result<Vec<RawDoc>, Box<Diagnosti
             hint: hint.to_string(),
         })
     };
-    if bytes.len() > MAX_FILE_BYTES {
-        let msg = format!("file is {} bytes; policy files may be at most {MAX_FILE_BYTES}", bytes.len());
+    if bytes.len() > limits.max_bytes {
+        let msg = format!("file is {} bytes; {} may be at most {}", bytes.len(), limits.what, limits.max_bytes);
         return Err(at(Span { line: 1, column: 1 }, msg, "split it into smaller files"));
     }
     let text = std::str::from_utf8(bytes).map_err(|e| {
@@ -104,7 +123,7 @@ pub fn parse_file(file: &str, bytes: &[u8]) -> Result<Vec<RawDoc>, Box<Diagnosti
     })?;
     // Editors on Windows often start a file with a byte-order mark; Kubernetes tools ignore it.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let nodes = yaml::parse_documents(text).map_err(|e| at(e.span, e.message, &e.hint))?;
+    let nodes = yaml::parse_documents_within(text, limits.max_nodes).map_err(|e| at(e.span, e.message, &e.hint))?;
     let file: Arc<str> = Arc::from(file);
     Ok(nodes.into_iter().map(|node| RawDoc { file: file.clone(), value: node.to_value(), node }).collect())
 }

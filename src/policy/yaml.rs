@@ -77,7 +77,12 @@ impl YamlError {
 
 /// Reads every document of a multi-document YAML text. Empty documents are skipped.
 pub fn parse_documents(text: &str) -> Result<Vec<Node>, YamlError> {
-    let mut reader = Reader { parser: Parser::new_from_str(text), anchors: HashMap::new(), nodes: 0 };
+    parse_documents_within(text, MAX_NODES)
+}
+
+/// [`parse_documents`] with a node budget of `max_nodes` (aliases expanded).
+pub fn parse_documents_within(text: &str, max_nodes: usize) -> Result<Vec<Node>, YamlError> {
+    let mut reader = Reader { parser: Parser::new_from_str(text), anchors: HashMap::new(), nodes: 0, max_nodes };
     reader.stream()
 }
 
@@ -87,6 +92,7 @@ struct Reader<'a> {
     /// before it is copied.
     anchors: HashMap<usize, (Node, usize)>,
     nodes: usize,
+    max_nodes: usize,
 }
 
 impl Reader<'_> {
@@ -124,11 +130,11 @@ impl Reader<'_> {
 
     fn count(&mut self, n: usize, span: Span) -> Result<(), YamlError> {
         self.nodes += n;
-        if self.nodes > MAX_NODES {
+        if self.nodes > self.max_nodes {
             return Err(YamlError::new(
                 span,
-                format!("document expands to more than {MAX_NODES} nodes (alias bomb?)"),
-                "policy files are small; remove the repeated aliases",
+                format!("document expands to more than {} nodes (alias bomb?)", self.max_nodes),
+                "remove repeated aliases, or split the file",
             ));
         }
         Ok(())

@@ -1,15 +1,16 @@
 //! The capacity the scheduler can place pods on: registered nodes with their pods, and
 //! instances still launching (in flight), with the labels capstan gives their nodes.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use crate::cloud::provider::Instance;
+use crate::cluster::marks;
 use crate::cluster::model::{ClusterPod, Snapshot};
 use crate::policy::meta::Labels;
 use crate::scheduling::allocatable::allocatable;
 use crate::scheduling::catalog::{CAPACITY_TYPE, Catalog, HOSTNAME, InstanceType, ZONE};
 use crate::scheduling::node::Node;
-use crate::scheduling::pool::PoolSpec;
+use crate::scheduling::pool::{NODE_POOL_LABEL, PoolSpec};
 use crate::scheduling::view::daemonset_overhead;
 
 /// Labels of instance-type facts capstan puts on every node it launches.
@@ -37,12 +38,15 @@ pub fn node_labels(instance: &Instance, t: Option<&InstanceType>, pool: Option<&
     }
     labels.insert(ZONE.to_string(), instance.zone.clone());
     labels.insert(CAPACITY_TYPE.to_string(), instance.capacity_type.label().to_string());
-    labels.insert(crate::scheduling::pool::NODE_POOL_LABEL.to_string(), instance.node_pool.clone());
+    labels.insert(NODE_POOL_LABEL.to_string(), instance.node_pool.clone());
     labels
 }
 
 /// Registered nodes and in-flight instances as the scheduler sees them. A node not yet Ready
 /// counts as in flight: pods may be planned onto it, but the scheduler will bind them later.
+/// Until capstan has initialized a node it launched, the node is seen as its NodeClaim makes
+/// it: with its pool's labels and taints (a kubelet registers the Node before capstan applies
+/// them) and without its pool's startup taints, so the pods it was launched for still fit it.
 pub fn capacity(snapshot: &Snapshot, instances: &[Instance], pools: &[PoolSpec], catalog: &Catalog) -> Vec<Node> {
     let mut by_node: HashMap<&str, Vec<&ClusterPod>> = HashMap::new();
     for p in &snapshot.pods {
@@ -50,11 +54,17 @@ pub fn capacity(snapshot: &Snapshot, instances: &[Instance], pools: &[PoolSpec],
             by_node.entry(n.as_str()).or_default().push(p);
         }
     }
-    let price: BTreeMap<&str, f64> = instances.iter().map(|i| (i.id.as_str(), i.price)).collect();
+    let by_id: HashMap<&str, &Instance> = instances.iter().map(|i| (i.id.as_str(), i)).collect();
     let mut out: Vec<Node> = Vec::with_capacity(snapshot.nodes.len() + 8);
     for n in &snapshot.nodes {
-        let p = n.instance_id().and_then(|id| price.get(id)).copied().unwrap_or(0.0);
+        let instance = n.instance_id().and_then(|id| by_id.get(id)).copied();
+        let p = instance.map_or(0.0, |i| i.price);
         let mut node = n.scheduling_node(by_node.get(n.name.as_str()).into_iter().flatten().copied(), p);
+        if let Some(i) = instance
+            && !marks::initialized(n)
+        {
+            as_claimed(&mut node, i, pools, catalog);
+        }
         if !n.ready && !n.unschedulable {
             node.in_flight = true;
             node.unschedulable = false;
@@ -89,4 +99,21 @@ pub fn capacity(snapshot: &Snapshot, instances: &[Instance], pools: &[PoolSpec],
         });
     }
     out
+}
+
+/// A node of `instance` not yet initialized, as its NodeClaim makes it: the labels and taints
+/// capstan registers it with (present or not yet), without the startup taints.
+fn as_claimed(node: &mut Node, instance: &Instance, pools: &[PoolSpec], catalog: &Catalog) {
+    let pool = pools.iter().find(|p| p.name == instance.node_pool);
+    if !node.labels.contains_key(NODE_POOL_LABEL) {
+        node.labels.extend(node_labels(instance, catalog.get(&instance.instance_type), pool));
+        node.node_pool = Some(instance.node_pool.clone());
+    }
+    let Some(pool) = pool else { return };
+    for t in &pool.taints {
+        if !node.taints.iter().any(|x| x.key == t.key && x.effect == t.effect) {
+            node.taints.push(t.clone());
+        }
+    }
+    node.taints.retain(|t| !pool.startup_taints.iter().any(|s| s.key == t.key && s.effect == t.effect));
 }

@@ -107,11 +107,19 @@ pub fn pin_domains(groups: Vec<Group>, domains: &Domains) -> (Vec<Group>, Vec<Re
                 splits.push((gi, d, pods));
             }
         }
+        // Each group's pinned parts take its place, so the groups stay largest first: placed
+        // later, a pinned pod would find the node launched for it taken by smaller pods.
+        let mut parts: Vec<Vec<Group>> = vec![Vec::new(); groups.len()];
         for (gi, d, pods) in splits {
             let g = groups[gi].split(pods, &pin(key, &d));
-            groups.push(g);
+            parts[gi].push(g);
         }
-        groups.retain(|g| !g.pods.is_empty());
+        groups = groups
+            .into_iter()
+            .zip(parts)
+            .flat_map(|(g, parts)| std::iter::once(g).chain(parts))
+            .filter(|g| !g.pods.is_empty())
+            .collect();
     }
     // Zonal affinity and anti-affinity.
     let mut affinity_zone: BTreeMap<String, String> = BTreeMap::new();

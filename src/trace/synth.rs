@@ -124,7 +124,17 @@ pub fn synth(opts: &SynthOptions) -> Result<Trace, SynthError> {
     ));
     trace.spec.workloads = b.workloads;
     trace.spec.events = b.events;
+    if opts.pattern == Pattern::Diurnal && b.length < 24 * HOUR {
+        let at = crate::trace::DEFAULT_START + diurnal_start(b.length);
+        trace.spec.start = chrono::DateTime::from_timestamp(at as i64, 0);
+    }
     Ok(trace)
+}
+
+/// Where a diurnal trace starts, in seconds from Monday 00:00: a day from midnight, or a
+/// shorter window around the afternoon peak.
+fn diurnal_start(length: u64) -> u64 {
+    if length >= 24 * HOUR { 0 } else { 15 * HOUR - length / 2 }
 }
 
 /// A duration as whole hours, minutes and seconds (`2m36s`), as a trace is written by hand.
@@ -320,8 +330,7 @@ fn diurnal(b: &mut Builder) -> String {
         App::new("checkout", LARGE, 0.15).pdb("maxUnavailable", "1").spread().lag(-0.5),
         App::new("worker", MEDIUM, 0.20).spot().lag(1.0),
     ];
-    // A day from Monday 00:00, or a shorter window around the afternoon peak.
-    let start = if b.length >= 24 * HOUR { 0 } else { 15 * HOUR - b.length / 2 };
+    let start = diurnal_start(b.length);
     let level = |t: u64, lag: f64, noise: f64, cap: u32| -> u32 {
         let want = (f64::from(cap) * day_curve(start + t, lag) * (1.0 + noise)).round();
         (want as u32).clamp(1, cap)

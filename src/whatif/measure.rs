@@ -7,8 +7,17 @@ use std::time::Duration;
 use super::{Percentiles, Run, Sample};
 use crate::capacity::report::LoopEvent;
 
-/// Time between two samples of the series the charts draw.
+/// The shortest time between two samples of the series the charts draw.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(60);
+/// The most samples a series holds: a long trace is sampled less often.
+pub const MAX_SAMPLES: u64 = 1440;
+
+/// Time between samples for a trace of `length`: a minute, or whole minutes enough to keep a
+/// series within [`MAX_SAMPLES`].
+pub fn sample_every(length: Duration) -> u64 {
+    let minutes = length.as_secs().div_ceil(MAX_SAMPLES * 60).max(1);
+    minutes * SAMPLE_EVERY.as_secs()
+}
 
 /// A node that costs money while the replay advances.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,13 +49,17 @@ pub struct Meter {
     disrupted_since: usize,
     /// The next sample's time, in seconds since the start.
     next_sample: u64,
+    /// Seconds between samples.
+    every: u64,
     node_seconds: f64,
     elapsed: f64,
 }
 
 impl Meter {
-    pub fn new(revision: &str) -> Meter {
-        Meter { run: Run { revision: revision.to_string(), ..Run::default() }, ..Meter::default() }
+    /// A meter for a replay of `length` under `revision`.
+    pub fn new(revision: &str, length: Duration) -> Meter {
+        let run = Run { revision: revision.to_string(), ..Run::default() };
+        Meter { run, every: sample_every(length), ..Meter::default() }
     }
 
     /// The cluster held `state` from `from` to `to` (seconds since the start): cost, node-hours
@@ -70,7 +83,7 @@ impl Meter {
                 pending_pods: state.pending_pods,
                 disruptions: std::mem::take(&mut self.disrupted_since),
             });
-            self.next_sample += SAMPLE_EVERY.as_secs();
+            self.next_sample += self.every;
         }
     }
 
@@ -155,7 +168,7 @@ mod tests {
 
     #[test]
     fn cost_is_price_times_time_and_samples_fall_every_minute() {
-        let mut m = Meter::new("r");
+        let mut m = Meter::new("r", Duration::from_secs(3600));
         let s = State { nodes: vec![node(0.096), node(0.096)], pending_pods: 3 };
         m.advance(0.0, 1800.0, &s);
         m.advance(1800.0, 3600.0, &State::default());
@@ -167,6 +180,13 @@ mod tests {
         assert_eq!(run.series[29].nodes, 2);
         assert_eq!(run.series[30].nodes, 0);
         assert_eq!(run.series[0].pending_pods, 3);
+    }
+
+    #[test]
+    fn a_long_trace_is_sampled_less_often() {
+        assert_eq!(sample_every(Duration::from_secs(24 * 3600)), 60);
+        assert_eq!(sample_every(Duration::from_secs(25 * 3600)), 120);
+        assert!(744 * 3600 / sample_every(Duration::from_secs(744 * 3600)) <= MAX_SAMPLES);
     }
 
     #[test]

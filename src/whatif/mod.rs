@@ -75,7 +75,8 @@ pub struct Run {
     pub limits_hit: usize,
     /// Spot instances interrupted by the trace.
     pub interruptions: usize,
-    /// The cluster over time, one sample per [`measure::SAMPLE_EVERY`].
+    /// The cluster over time, a sample a minute (less often for traces over a day, see
+    /// [`measure::sample_every`]).
     pub series: Vec<Sample>,
 }
 

@@ -18,8 +18,6 @@ use crate::scheduling::catalog::CapacityType;
 use crate::sim::{STEP, SimLoop, World};
 use crate::trace::{Action, Shortage, Trace};
 
-/// Monday 2026-01-05 00:00 UTC: a trace's hour 0 is midnight, outside business hours.
-pub const START: Duration = Duration::from_secs(1_767_571_200);
 /// The longest jump while pods wait (the daemon's idle pass bound).
 const WAITING_JUMP: Duration = crate::capacity::wake::IDLE_PASS_BOUND;
 /// The longest jump while nothing waits.
@@ -43,16 +41,27 @@ struct Short {
 
 /// Replays `trace` under `policy` (in force as `revision`) and measures it.
 pub async fn replay(policy: &EffectivePolicy, revision: Revision, trace: &Trace) -> Result<Run, ReplayError> {
-    let world = World::new(&policy.kops_name, START);
+    replay_with(policy, revision, trace, &mut |_| {}).await
+}
+
+/// [`replay`], telling `progress` how far into the trace the replay is after every step.
+pub async fn replay_with(
+    policy: &EffectivePolicy,
+    revision: Revision,
+    trace: &Trace,
+    progress: &mut dyn FnMut(Duration),
+) -> Result<Run, ReplayError> {
+    let start = trace.start();
+    let world = World::new(&policy.kops_name, start);
     setup(&world, trace)?;
     let mut lp = world.capacity_loop(Arc::new(Rules::from_policy(policy, revision.clone())));
-    let mut meter = Meter::new(&revision.to_string());
-    let end = START + trace.spec.duration.duration();
+    let mut meter = Meter::new(&revision.to_string(), trace.spec.duration.duration());
+    let end = start + trace.spec.duration.duration();
     let mut next_event = 0;
     let mut shortages: Vec<Short> = Vec::new();
     loop {
         let now = world.now();
-        while let Some(e) = trace.spec.events.get(next_event).filter(|e| START + e.at.duration() <= now) {
+        while let Some(e) = trace.spec.events.get(next_event).filter(|e| start + e.at.duration() <= now) {
             let fail = |message: String| ReplayError::Event { index: next_event, at: e.at.to_string(), message };
             act(&world, &e.action, now, &mut shortages, &mut meter).map_err(fail)?;
             next_event += 1;
@@ -67,11 +76,12 @@ pub async fn replay(policy: &EffectivePolicy, revision: Revision, trace: &Trace)
         if now >= end {
             break;
         }
+        progress(now - start);
         let state = state(&world);
         let busy = !events.is_empty() || !lp.status().draining.is_empty();
-        let upcoming = trace.spec.events.get(next_event).map(|e| START + e.at.duration());
+        let upcoming = trace.spec.events.get(next_event).map(|e| start + e.at.duration());
         let next = next_time(&world, &lp, now, busy, state.pending_pods > 0, upcoming, &shortages).min(end);
-        meter.advance((now - START).as_secs_f64(), (next - START).as_secs_f64(), &state);
+        meter.advance((now - start).as_secs_f64(), (next - start).as_secs_f64(), &state);
         world.clock.set(next);
     }
     for created in world.cluster.waiting() {

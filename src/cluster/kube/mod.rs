@@ -3,6 +3,7 @@
 //! API calls: merge patches on Nodes, the Eviction API (policy/v1, or policy/v1beta1 on
 //! servers older than 1.21, found by discovery), Node deletion, and events.k8s.io Events.
 
+pub mod connect;
 pub mod lease;
 pub mod objects;
 

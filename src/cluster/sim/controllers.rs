@@ -168,7 +168,7 @@ pub(super) fn jobs(s: &mut State, now: Duration) {
             .collect();
         let mut active = mine.len() as u32;
         for p in mine {
-            if s.started.get(&p).is_some_and(|t| now >= *t + j.runtime) {
+            if s.started.get(&p).is_some_and(|t| now >= t.saturating_add(j.runtime)) {
                 remove_pod(s, &p, now);
                 *s.succeeded.entry(k.clone()).or_default() += 1;
                 active -= 1;

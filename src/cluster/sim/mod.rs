@@ -46,6 +46,7 @@ pub struct Wait {
 
 #[derive(Debug, Default)]
 struct State {
+    /// Deployments and StatefulSets, keyed `Kind/namespace/name` (both kinds may share a name).
     deployments: BTreeMap<String, DeploymentSpec>,
     jobs: BTreeMap<String, JobSpec>,
     /// Pods of each Job that succeeded.
@@ -58,6 +59,8 @@ struct State {
     nodes: BTreeMap<String, ClusterNode>,
     /// Nodes no instance backs (present from the start, not managed by capstan).
     static_nodes: BTreeSet<String>,
+    /// The nodes (as [`nodes_fingerprint`]) the scheduler last ran over.
+    scheduled_over: Option<u64>,
     /// Waits ended since the last [`SimCluster::take_waits`].
     waits: Vec<Wait>,
     /// Instances whose node was deleted: their kubelet does not register again.
@@ -102,7 +105,7 @@ impl SimCluster {
         for w in workloads {
             match w {
                 Workload::Deployment(d) => {
-                    s.deployments.insert(key(&d.namespace, &d.name), d);
+                    s.deployments.insert(key(d.kind.label(), &key(&d.namespace, &d.name)), d);
                 }
                 Workload::Job(j) => {
                     s.jobs.insert(key(&j.namespace, &j.name), j);
@@ -129,8 +132,7 @@ impl SimCluster {
         let mut s = self.lock();
         let d = s
             .deployments
-            .get_mut(&key(namespace, name))
-            .filter(|d| d.kind.label() == kind)
+            .get_mut(&key(kind, &key(namespace, name)))
             .ok_or_else(|| ClusterError::NotFound(format!("{kind} {namespace}/{name}")))?;
         d.replicas = replicas;
         Ok(())
@@ -145,7 +147,7 @@ impl SimCluster {
         let missing = || ClusterError::NotFound(format!("{kind} {namespace}/{name}"));
         let owner = match kind {
             "Deployment" | "StatefulSet" => {
-                s.deployments.remove(&k).filter(|d| d.kind.label() == kind).ok_or_else(missing)?;
+                s.deployments.remove(&key(kind, &k)).ok_or_else(missing)?;
                 Owner::Controller(format!("{kind}/{name}"))
             }
             "Job" => {
@@ -199,7 +201,7 @@ impl SimCluster {
             let job = c.strip_prefix("Job/")?;
             s.jobs.get(&key(&p.namespace, job)).map(|j| j.runtime)
         };
-        s.started.iter().filter_map(|(pod, at)| runtime(pod).map(|r| *at + r)).min()
+        s.started.iter().filter_map(|(pod, at)| runtime(pod).map(|r| at.saturating_add(r))).min()
     }
 
     /// Static nodes (name, instance type, zone).
@@ -383,15 +385,37 @@ fn remove_node(s: &mut State, node: &str) {
     s.pods.retain(|_, p| p.node.as_deref() != Some(node));
 }
 
+/// What the scheduler's answer for a pod already found unschedulable depends on: the nodes,
+/// their readiness, marks and pods.
+fn nodes_fingerprint(s: &State) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for n in s.nodes.values() {
+        (&n.name, n.ready, n.unschedulable, n.taints.len(), n.labels.len(), n.pods_changed_at).hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Binds pending pods. A pod already found unschedulable is tried again only once the nodes
+/// changed, as the real scheduler retries it on a cluster event.
 fn schedule(s: &mut State, catalog: &Catalog, now: Duration) {
-    let pending: Vec<Pod> = s.pods.values().filter(|p| p.node.is_none()).map(|p| p.spec.clone()).collect();
+    let nodes_now = nodes_fingerprint(s);
+    let retry = s.scheduled_over != Some(nodes_now);
+    let pending: Vec<Pod> =
+        s.pods.values().filter(|p| p.node.is_none() && (retry || !p.unschedulable)).map(|p| p.spec.clone()).collect();
     if pending.is_empty() {
         return;
+    }
+    let mut on: BTreeMap<&str, Vec<&ClusterPod>> = BTreeMap::new();
+    for p in s.pods.values() {
+        if let Some(n) = &p.node {
+            on.entry(n.as_str()).or_default().push(p);
+        }
     }
     let nodes = s
         .nodes
         .values()
-        .map(|n| n.scheduling_node(s.pods.values().filter(|p| p.node.as_deref() == Some(&n.name)), 0.0))
+        .map(|n| n.scheduling_node(on.get(n.name.as_str()).into_iter().flatten().copied(), 0.0))
         .collect();
     let input = Input {
         pods: pending,
@@ -424,6 +448,7 @@ fn schedule(s: &mut State, catalog: &Catalog, now: Duration) {
             p.unschedulable = true;
         }
     }
+    s.scheduled_over = Some(nodes_fingerprint(s));
 }
 
 impl ClusterApi for SimCluster {

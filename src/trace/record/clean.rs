@@ -165,6 +165,7 @@ pub fn clean(kind: Kind, raw: &Value) -> Result<Value, Skip> {
     if let Some(t) = spec.pointer_mut("/template/metadata").and_then(Value::as_object_mut) {
         t.remove("creationTimestamp");
     }
+    secrets_out(&mut spec);
     match kind {
         Kind::Job if generated_selector => {
             remove(&mut spec, "", "selector");
@@ -186,6 +187,24 @@ pub fn clean(kind: Kind, raw: &Value) -> Result<Value, Skip> {
     let object = json!({"apiVersion": kind.api_version(), "kind": kind.name(), "metadata": metadata, "spec": spec});
     replayable(kind, &object)?;
     Ok(object)
+}
+
+/// Fields of a container that the scheduler does not read and that may hold secrets
+/// (environment values, command lines); a trace is meant to be committed.
+const CONTAINER_SECRETS: [&str; 5] = ["env", "envFrom", "args", "command", "lifecycle"];
+
+/// Removes what may hold secrets from the pod template's containers.
+fn secrets_out(spec: &mut Value) {
+    let Some(pod) = spec.pointer_mut("/template/spec") else { return };
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
+        for c in pod.get_mut(list).and_then(Value::as_array_mut).into_iter().flatten() {
+            if let Some(c) = c.as_object_mut() {
+                for field in CONTAINER_SECRETS {
+                    c.remove(field);
+                }
+            }
+        }
+    }
 }
 
 /// Whether the trace's loader takes `object`: its pod template converts, its replicas fit.

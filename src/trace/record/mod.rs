@@ -173,7 +173,10 @@ where
         }
     }
     tracing::info!(objects = recording.objects(), events = recording.events(), "recording ended");
-    Ok(recording.finish(&opts.name, secs))
+    let mut trace = recording.finish(&opts.name, secs);
+    // When the recording's hour 0 was, so a replay falls in the same part of the week.
+    trace.spec.start = Some(chrono::Utc::now() - chrono::Duration::seconds(secs as i64));
+    Ok(trace)
 }
 
 /// Whether the recording goes on after a watcher's failure: not when RBAC refuses, nor when a

@@ -145,16 +145,13 @@ impl Recording {
         }
     }
 
-    /// The trace named `name`, lasting `duration_secs`; a late event counts as at the end.
+    /// The trace named `name`, lasting `duration_secs`; an event at or after the end is left out.
     pub fn finish(self, name: &str, duration_secs: u64) -> Trace {
         let mut trace = Trace::new(name, GoDuration::from_secs(duration_secs));
         trace.spec.workloads = self.workloads;
         trace.spec.events = self.events;
-        for e in &mut trace.spec.events {
-            if e.at.duration().as_secs() > duration_secs {
-                e.at = GoDuration::from_secs(duration_secs);
-            }
-        }
+        // A change seen as the recording ended has no time left to act in a replay.
+        trace.spec.events.retain(|e| e.at.duration().as_secs() < duration_secs);
         trace
     }
 }

@@ -6,6 +6,7 @@ mod cloud_calls;
 mod disruption;
 mod drain_protocol;
 mod drift;
+mod in_flight;
 mod provisioning;
 mod restart;
 mod wake;
