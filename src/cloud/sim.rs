@@ -143,6 +143,20 @@ impl SimCloud {
             .collect()
     }
 
+    /// The instances not terminated, as [`SimCloud::instances`] sees them: terminated ones stay
+    /// listed for good, so callers that look only at live ones ask for these.
+    pub fn current(&self) -> Vec<Instance> {
+        let mut s = self.lock();
+        s.instances
+            .values_mut()
+            .filter(|i| i.state != InstanceState::Terminated)
+            .map(|i| {
+                self.refresh(i);
+                i.clone()
+            })
+            .collect()
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()
     }

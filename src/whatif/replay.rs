@@ -129,7 +129,7 @@ fn act(
         Action::Interrupt(n) => {
             let mut spot: Vec<_> = world
                 .cloud
-                .instances()
+                .current()
                 .into_iter()
                 .filter(|i| i.capacity_type == CapacityType::Spot && i.state == InstanceState::Running)
                 .filter(|i| n.instance_type.as_ref().is_none_or(|t| *t == i.instance_type))
@@ -178,7 +178,7 @@ fn expire(world: &World, shortages: &mut Vec<Short>, now: Duration) {
 fn state(world: &World) -> State {
     let mut nodes: Vec<Billed> = world
         .cloud
-        .instances()
+        .current()
         .into_iter()
         .filter(|i| i.state != InstanceState::Terminated)
         .map(|i| Billed {
@@ -212,7 +212,7 @@ fn next_time(
         return now + STEP;
     }
     let timing = world.cloud.timing();
-    let instances = world.cloud.instances();
+    let instances = world.cloud.current();
     let launches = instances
         .iter()
         .filter(|i| i.state != InstanceState::Terminated)

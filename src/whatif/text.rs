@@ -206,6 +206,12 @@ pub(super) fn summary(report: &Report, mark: &str) -> String {
             .collect();
         said.join(", ")
     };
+    // Pods left without a node matter even when the three headline numbers do not move.
+    let never = |f: fn(&ClusterOutcome) -> usize| report.clusters.iter().map(f).sum::<usize>() as f64;
+    if let Some(change) = count_change(never(|c| c.base.pods_never_scheduled), never(|c| c.head.pods_never_scheduled)) {
+        out = if out == "no change" { String::new() } else { format!("{out}, ") };
+        out.push_str(&format!("pods never scheduled {change}"));
+    }
     match report.breaches().count() {
         0 => {}
         1 => out.push_str(&format!(", {mark} 1 guardrail breach")),

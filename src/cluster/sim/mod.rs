@@ -275,7 +275,8 @@ impl SimCluster {
     /// Converges the cluster one step at the clock's current time.
     pub fn tick(&self) {
         let now = self.clock.now();
-        let instances = self.cloud.instances();
+        // Terminated instances play no part: their nodes go because they are not alive.
+        let instances = self.cloud.current();
         let mut s = self.lock();
         kubelet(&mut s, &instances, &self.catalog, now, self.cloud.timing().ready_after);
         controllers::daemonsets(&mut s, now);
