@@ -90,7 +90,7 @@ pub(super) fn daemonsets(s: &mut State, now: Duration) {
 }
 
 /// How many pods each controller (`namespace`, `Kind/name`) has, in one pass over the pods.
-fn counts<'a>(s: &'a State) -> HashMap<(&'a str, &'a str), u32> {
+fn counts(s: &State) -> HashMap<(&str, &str), u32> {
     let mut out = HashMap::new();
     for p in s.pods.values() {
         if let Owner::Controller(c) = &p.owner {
