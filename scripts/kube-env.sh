@@ -95,9 +95,12 @@ start_kube() {
     echo "capstan-admin-token,admin,admin,system:masters" >tokens.csv
   )
   local etcd_port peer_port api_port
+  # Three different ports: a port just released may be handed out again.
   etcd_port=$(free_port)
   peer_port=$(free_port)
+  while [ "$peer_port" = "$etcd_port" ]; do peer_port=$(free_port); done
   api_port=$(free_port)
+  while [ "$api_port" = "$etcd_port" ] || [ "$api_port" = "$peer_port" ]; do api_port=$(free_port); done
   etcd --data-dir "$run/etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" \
     --advertise-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$peer_port" \
     >"$run/etcd.log" 2>&1 &

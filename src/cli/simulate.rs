@@ -17,7 +17,6 @@ use super::out::{file_out, out};
 use crate::gitops::audit::open;
 use crate::gitops::source::snapshot_at;
 use crate::policy::capstan::SimulationGuardrails;
-use crate::policy::duration::GoDuration;
 use crate::policy::guardrails::stricter_outcomes;
 use crate::policy::{self, EffectivePolicy};
 use crate::revision::Revision;
@@ -129,13 +128,22 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// Says every few seconds how far a long replay is, on standard error.
 fn progress(trace: &Trace) -> impl FnMut(Duration) {
-    let total = GoDuration::from_secs(trace.spec.duration.duration().as_secs());
+    let total = hours_minutes(trace.spec.duration.duration());
     let mut said = Instant::now();
     move |at: Duration| {
         if said.elapsed() >= PROGRESS_EVERY {
             said = Instant::now();
-            eprintln!("  {} of {total} replayed", GoDuration::from_secs(at.as_secs()));
+            eprintln!("  {} of {total} replayed", hours_minutes(at));
         }
+    }
+}
+
+/// `19h46m`, `5m`: a time on the trace, to the minute.
+fn hours_minutes(d: Duration) -> String {
+    let minutes = d.as_secs() / 60;
+    match (minutes / 60, minutes % 60) {
+        (0, m) => format!("{m}m"),
+        (h, m) => format!("{h}h{m:02}m"),
     }
 }
 
