@@ -82,10 +82,7 @@ pub fn run(all: &DiffArgs) -> ExitCode {
         Err(e) => return fail(e),
     };
     let resolve = |flag: &str, rev: &str| -> Result<(String, Loaded), ExitCode> {
-        let commit = repo
-            .revparse_single(rev)
-            .and_then(|o| o.peel_to_commit())
-            .map_err(|e| usage(format!("--{flag} `{rev}` is not a revision of this repository: {}", e.message())))?;
+        let commit = commit_of(&repo, flag, rev)?;
         let loaded = read(&repo, commit.id(), &rel, args.cluster.as_deref())?;
         Ok((commit.id().to_string(), loaded))
     };
@@ -127,12 +124,21 @@ fn read(repo: &Repository, commit: git2::Oid, rel: &str, cluster: Option<&str>) 
     diff::load(&snapshot, cluster).map_err(usage)
 }
 
-fn fail(message: impl std::fmt::Display) -> ExitCode {
+/// The commit `rev` (given as `--flag`) resolves to; a usage error when it resolves to none.
+pub(super) fn commit_of<'r>(repo: &'r Repository, flag: &str, rev: &str) -> Result<git2::Commit<'r>, ExitCode> {
+    repo.revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|e| usage(format!("--{flag} `{rev}` is not a revision of this repository: {}", e.message())))
+}
+
+/// Says why and gives exit code 1.
+pub(super) fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(1)
 }
 
-fn usage(message: impl std::fmt::Display) -> ExitCode {
+/// Says why and gives the usage exit code.
+pub(super) fn usage(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(USAGE)
 }

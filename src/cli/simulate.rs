@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use git2::Repository;
 
-use super::diff::{Revisions, USAGE};
+use super::diff::{Revisions, commit_of, fail, usage};
 use super::out::{file_out, out};
 use crate::gitops::audit::open;
 use crate::gitops::source::snapshot_at;
@@ -160,10 +160,7 @@ where
 }
 
 fn load(repo: &Repository, rel: &str, flag: &str, rev: &str, cluster: Option<&str>) -> Result<Loaded, ExitCode> {
-    let commit = repo
-        .revparse_single(rev)
-        .and_then(|o| o.peel_to_commit())
-        .map_err(|e| usage(format!("--{flag} `{rev}` is not a revision of this repository: {}", e.message())))?;
+    let commit = commit_of(repo, flag, rev)?;
     let sha = commit.id().to_string();
     let snapshot = snapshot_at(repo, commit.id(), rel).map_err(|e| fail(e.to_string()))?;
     let v = policy::validate(&snapshot, cluster).map_err(usage)?;
@@ -187,14 +184,4 @@ fn info(trace: &Trace) -> TraceInfo {
         events: trace.spec.events.len(),
         peak_pods: trace.peak_pods(),
     }
-}
-
-fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::from(1)
-}
-
-fn usage(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::from(USAGE)
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::diff::USAGE;
+use super::diff::{USAGE, fail};
 use super::out::{FileOut, file_out, out};
 use crate::trace::Trace;
 use crate::trace::record::{self, RecordOptions};
@@ -107,9 +107,4 @@ fn emit(trace: &Trace, file: Option<FileOut>) -> ExitCode {
             ExitCode::SUCCESS
         }
     }
-}
-
-fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::from(1)
 }
