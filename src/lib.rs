@@ -25,4 +25,5 @@ pub mod rules;
 pub mod scheduling;
 pub mod sim;
 pub mod trace;
+pub mod view;
 pub mod whatif;

@@ -1,4 +1,5 @@
-//! The daemon's HTTP surface: `/metrics` (Prometheus), `/healthz`, `/readyz`, `/status` (JSON),
+//! The daemon's HTTP surface: the status page at `/` (its files under `/assets/`, the board it
+//! draws at `/status/board`), `/metrics` (Prometheus), `/healthz`, `/readyz`, `/status` (JSON),
 //! the Git webhook ([`super::hook`]), and, with the simulated cluster, `/sim/scale` to drive
 //! workloads ([`super::scale`]). None of these routes reads a body: they keep a small limit.
 
@@ -6,11 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub use super::shared::Shared;
 
@@ -19,6 +20,9 @@ const BODY_LIMIT: usize = 64 * 1024;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/", get(index))
+        .route("/assets/{name}", get(asset))
+        .route("/status/board", get(board))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -57,45 +61,57 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
 
-/// The status document: the policy in force and the newest seen, the capacity loop's numbers,
-/// the last state-store pass.
-pub fn status_document(s: &Shared) -> Value {
-    let git = s.git.borrow().clone();
-    let capacity = s.capacity.lock().expect("status").clone().unwrap_or_default();
-    let rollout = s.rollout.lock().expect("status").clone().unwrap_or_default();
-    let r = &rollout.record;
-    json!({
-        "cluster": s.cluster,
-        "leader": *s.leading.borrow(),
-        "appliedRevision": r.in_force.as_ref().map(|h| h.revision.clone()),
-        "lastKnownGood": r.last_known_good.as_ref().map(|h| h.revision.clone()),
-        "acceptedRevision": git.applied_revision.as_ref().map(ToString::to_string),
-        "lastRevision": git.last_revision.as_ref().map(ToString::to_string),
-        "rollout": {
-            "wave": r.wave,
-            "state": r.phase.label(),
-            "reason": r.reason,
-            "healthy": r.healthy,
-            "healthReasons": r.health_reasons,
-            "soak": r.soak,
-            "soakSeconds": r.soak_seconds,
-            "halted": r.halted,
-            "recentSteps": rollout.steps,
-            "error": rollout.error,
-        },
-        "policyError": git.last_error,
-        "policyErrors": git.last_errors,
-        "fetches": git.fetches,
-        "pendingPods": capacity.pending_pods,
-        "nodesPerNodePool": capacity.nodes_per_node_pool,
-        "inFlight": capacity.in_flight,
-        "draining": capacity.draining,
-        "recentDecisions": capacity.recent_decisions,
-        "capacityError": capacity.last_error,
-        "stateStore": s.state_store.lock().expect("status").clone(),
-    })
+async fn status(State(s): State<Arc<Shared>>) -> axum::Json<Value> {
+    axum::Json(super::status::document(&s))
 }
 
-async fn status(State(s): State<Arc<Shared>>) -> axum::Json<Value> {
-    axum::Json(status_document(&s))
+/// The headers of every page file: its type, the page's security policy, no sniffing, and
+/// revalidation on each load (the files change with the binary).
+fn page_headers(content_type: &'static str) -> [(header::HeaderName, &'static str); 5] {
+    [
+        (header::CONTENT_TYPE, content_type),
+        (header::CONTENT_SECURITY_POLICY, crate::view::page::CSP),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-cache"),
+    ]
+}
+
+async fn index() -> Response {
+    (page_headers("text/html; charset=utf-8"), crate::view::page::INDEX).into_response()
+}
+
+async fn asset(Path(name): Path<String>) -> Response {
+    match crate::view::page::asset(&name) {
+        Some((content_type, body)) => (page_headers(content_type), body).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such file\n").into_response(),
+    }
+}
+
+/// The header carrying the daemon's clock (seconds since the Unix epoch) when it answered, so
+/// ages can be counted on the page without the board being sent again.
+pub const CLOCK_HEADER: &str = "x-capstan-clock";
+
+/// The board, or 304 when the client holds the current one (`If-None-Match`); 503 until the
+/// first is built.
+async fn board(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let now =
+        HeaderValue::from_str(&format!("{:.3}", s.clock.now().as_secs_f64())).expect("a number is a header value");
+    let Some(b) = s.board.lock().expect("board").clone() else {
+        let mut r = (StatusCode::SERVICE_UNAVAILABLE, "the status board is not built yet\n").into_response();
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return r;
+    };
+    let etag = HeaderValue::from_str(&b.etag).expect("a digest is a header value");
+    let fresh = headers.get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes());
+    let mut r = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "application/json")], b.body.clone()).into_response()
+    };
+    let h = r.headers_mut();
+    h.insert(header::ETAG, etag);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(CLOCK_HEADER, now);
+    r
 }

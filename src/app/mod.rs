@@ -18,6 +18,7 @@
 //! and returns, and the process exits 0. A task that ends before — it panicked or returned —
 //! fails the daemon ([`supervise`]): the others are stopped the same way and the process exits 1.
 
+pub mod board;
 pub mod checks;
 pub mod config;
 pub mod drive;
@@ -29,6 +30,7 @@ pub mod real;
 pub mod rollout;
 pub mod scale;
 pub mod shared;
+pub mod status;
 pub mod supervise;
 pub use crate::capacity::wake;
 
@@ -148,11 +150,12 @@ pub async fn run_until(
     let (lead_tx, lead_rx) = watch::channel(false);
     let (in_force_tx, in_force_rx) = watch::channel(None);
     let backends = backends(&cfg, prepared.workloads).await?;
-    let sim = match &backends {
-        Backends::Sim(w) => Some(w.cluster.clone()),
-        Backends::Real(..) => None,
+    let (sim, clock): (_, Arc<dyn crate::clock::Clock>) = match &backends {
+        Backends::Sim(w) => (Some(w.cluster.clone()), Arc::new(w.clock.clone())),
+        Backends::Real(..) => (None, Arc::new(crate::clock::SystemClock)),
     };
-    let shared = Arc::new(Shared::new(&cfg.cluster, follower.subscribe(), lead_rx.clone(), registry, sim, failure));
+    let shared = Shared::new(&cfg.cluster, follower.subscribe(), lead_rx.clone(), registry, sim, failure);
+    let shared = Arc::new(shared.with_clock(clock.clone()));
     let mut router = http::router(shared.clone());
     if let Some(secret) = prepared.webhook_secret {
         router = router.merge(hook::router(secret, follower.trigger.clone()));
@@ -215,6 +218,7 @@ pub async fn run_until(
             lead_tx.send_replace(true);
             sim_leader = Some(lead_tx);
             let fleet = rollout!(world.cluster.clone(), Arc::new(world.clock.clone())).run();
+            tasks.spawn("status board", board::run(world.cluster.clone(), clock, shared.clone(), stop.clone()));
             let task = drive::capacity(
                 cfg.clone(),
                 world,
@@ -229,6 +233,7 @@ pub async fn run_until(
         }
         Backends::Real(cluster, elector) => {
             let fleet = rollout!((*cluster).clone(), Arc::new(crate::clock::SystemClock)).run();
+            tasks.spawn("status board", board::run((*cluster).clone(), clock, shared.clone(), stop.clone()));
             let task = real::capacity(
                 cfg.clone(),
                 *cluster,

@@ -1,14 +1,16 @@
 //! What the daemon's tasks write and its HTTP handlers read.
 
-use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
 
+use axum::body::Bytes;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
 use tokio::sync::watch;
 
 use super::supervise::Failure;
 use crate::capacity::report::LoopStatus;
+use crate::clock::{Clock, SystemClock};
 use crate::cluster::sim::SimCluster;
 use crate::gitops::GitStatus;
 
@@ -29,6 +31,10 @@ pub struct Shared {
     pub rollout: Mutex<Option<crate::fleet::driver::RolloutView>>,
     /// Set when a task failed: the daemon is neither live nor ready, and is stopping.
     pub failure: Failure,
+    /// The status board as last published ([`super::board`]).
+    pub board: Mutex<Option<Arc<Published>>>,
+    /// The daemon's clock: the simulated world's with the simulated backends.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Shared {
@@ -52,6 +58,21 @@ impl Shared {
             sim,
             rollout: Mutex::new(None),
             failure,
+            board: Mutex::new(None),
+            clock: Arc::new(SystemClock),
         }
     }
+
+    /// Reads time from `clock` (the simulated world's) rather than the system's.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Shared {
+        self.clock = clock;
+        self
+    }
+}
+
+/// The board as served: the body and the digest of what it shows, its entity tag.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub etag: String,
+    pub body: Bytes,
 }

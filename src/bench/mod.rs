@@ -1,5 +1,6 @@
 //! Benchmarks run from the command line, printing what they measured.
 
+pub mod board;
 pub mod consolidation;
 pub mod fleet;
 pub mod gitops;

@@ -1,6 +1,7 @@
 //! Acting on provisioning and lifecycle decisions: launches, registration, timeouts.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -107,6 +108,9 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         let pending: Vec<String> = snapshot.pending().map(|p| p.key()).collect();
         let still: HashSet<&str> = pending.iter().map(String::as_str).collect();
         self.told.retain(|p| still.contains(p.as_str()));
+        if self.status.seen.unplaced.keys().any(|p| !still.contains(p.as_str())) {
+            Arc::make_mut(&mut self.status.seen.unplaced).retain(|p, _| still.contains(p.as_str()));
+        }
         let c = &self.rules.cluster;
         if !self.batcher.observe(&pending, now, c.batch_idle, c.batch_max) {
             return;
@@ -167,6 +171,12 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
     }
 
     async fn report_unschedulable(&mut self, decided: &provisioning::Provision, now: Duration) {
+        // Each provisioning pass judges every pending pod: the reasons are its verdict.
+        let unplaced: BTreeMap<String, String> =
+            decided.unschedulable.iter().map(|u| (u.pod.clone(), u.reason.clone())).collect();
+        if *self.status.seen.unplaced != unplaced {
+            self.status.seen.unplaced = Arc::new(unplaced);
+        }
         for u in &decided.unschedulable {
             if !self.told.insert(u.pod.clone()) {
                 continue;

@@ -313,6 +313,9 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         let instances = self.instances(&snapshot, now).await?;
         let catalog = self.catalog(now).await?;
         self.observe(&snapshot, &instances);
+        self.status.seen.instances = Arc::new(instances.clone());
+        self.status.seen.catalog = Some(catalog.clone());
+        self.status.seen.rules = Some(self.rules.clone());
         self.lifecycle(&snapshot, &instances, &catalog, now).await;
         self.drain(&snapshot, &instances, now).await;
         self.provision(&snapshot, &instances, &catalog, now).await;

@@ -2,6 +2,7 @@
 //! tests), the status page's numbers, and Prometheus metrics.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -13,7 +14,10 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::cloud::provider::Instance;
 use crate::kops::decisions::Decision;
+use crate::rules::Rules;
+use crate::scheduling::catalog::Catalog;
 
 /// One thing that happened, at a time on the loop's clock.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -50,6 +54,20 @@ pub struct LoopStatus {
     /// The last launch that failed for lack of any usable offering: when and why.
     #[serde(skip)]
     pub last_unserved: Option<(Duration, String)>,
+    /// What the status board is drawn from, as of the last pass: the cloud's instances, the
+    /// catalog, the rules in force, and the pods the loop could not place with its reason.
+    #[serde(skip)]
+    pub seen: Seen,
+}
+
+/// The last pass's inputs, shared rather than copied.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    pub instances: Arc<Vec<Instance>>,
+    pub catalog: Option<Arc<Catalog>>,
+    pub rules: Option<Arc<Rules>>,
+    /// `namespace/name` → why the loop cannot place the pod.
+    pub unplaced: Arc<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -3,10 +3,22 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Subcommand, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 
 use super::out::outln;
 use crate::kops::{self, S3Options, Store};
+
+/// The synthetic cluster of the consolidation and board benchmarks.
+#[derive(Debug, Args)]
+pub struct Synthetic {
+    #[arg(long, default_value_t = 5000)]
+    nodes: usize,
+    /// Average pods per node (150,000 pods for 5,000 nodes).
+    #[arg(long, default_value_t = 30)]
+    pods_per_node: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -77,15 +89,24 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The status board of a large synthetic cluster (the consolidation benchmark's), built and
+    /// serialized as the daemon does when the cluster changes.
+    Board {
+        #[command(flatten)]
+        cluster: Synthetic,
+        /// Builds in a row; the fastest is reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Also write the page's JSON document (`GET /status/board`'s body) to this file.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// One full disruption decision over a large synthetic cluster.
     Consolidation {
-        #[arg(long, default_value_t = 5000)]
-        nodes: usize,
-        /// Average pods per node (150,000 pods for 5,000 nodes).
-        #[arg(long, default_value_t = 30)]
-        pods_per_node: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
+        #[command(flatten)]
+        cluster: Synthetic,
         #[arg(long)]
         json: bool,
     },
@@ -233,8 +254,31 @@ pub fn run(what: BenchCommand) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        BenchCommand::Consolidation { nodes, pods_per_node, seed, json } => {
-            let r = crate::bench::consolidation::run(nodes, pods_per_node, seed);
+        BenchCommand::Board { cluster: c, rounds, out, json } => {
+            let (r, body) = crate::bench::board::run(c.nodes, c.pods_per_node, c.seed, rounds);
+            if let Some(path) = out
+                && let Err(e) = std::fs::write(&path, body)
+            {
+                eprintln!("capstan bench: writing {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+            if json {
+                outln!("{}", serde_json::to_string(&r).expect("json"));
+            } else {
+                outln!(
+                    "{} nodes, {} pods: board built in {:.1} ms, serialized in {:.1} ms, {:.1} MB (pods {})",
+                    r.nodes,
+                    r.pods,
+                    r.build_ms,
+                    r.serialize_ms,
+                    r.bytes as f64 / 1e6,
+                    if r.pods_listed { "listed" } else { "counted by owner" }
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        BenchCommand::Consolidation { cluster: c, json } => {
+            let r = crate::bench::consolidation::run(c.nodes, c.pods_per_node, c.seed);
             if json {
                 outln!("{}", serde_json::to_string(&r).expect("json"));
             } else {

@@ -1,13 +1,16 @@
-//! `capstan demo`: the proof of concept on the simulated world, printed as a timeline.
+//! `capstan demo`: the proof of concept on the simulated world, printed as a timeline and, with
+//! `--html`, written as a page of charts.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::out::outln;
+use super::out::{file_out, outln};
+use crate::sim::demo::story::clock;
 use crate::sim::demo::{self, Entry, Options, Summary};
 use crate::sim::fleet;
+use crate::whatif::html::timeline;
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -32,6 +35,10 @@ pub struct DemoArgs {
     /// JSON lines (`t`, `event`, `message`, `detail`) instead of text.
     #[arg(long)]
     json: bool,
+    /// Also write the story to FILE as one self-contained HTML page: each node's life, pending
+    /// and running pods and the cost per hour over time, the decisions marked, the timeline.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,19 +72,6 @@ fn example(rel: &str) -> PathBuf {
     if here.exists() { here } else { PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel) }
 }
 
-fn clock(t: f64) -> String {
-    let s = t.max(0.0).round() as u64;
-    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
-}
-
-fn human(secs: Option<f64>) -> String {
-    match secs {
-        Some(s) if s >= 60.0 => format!("{}m {:02}s", (s / 60.0).floor() as u64, (s % 60.0).round() as u64),
-        Some(s) => format!("{s:.0}s"),
-        None => "—".into(),
-    }
-}
-
 fn print_text(entries: &[Entry]) {
     for e in entries {
         outln!("[{}] {:<20} {}", clock(e.t), e.event, e.message);
@@ -87,18 +81,19 @@ fn print_text(entries: &[Entry]) {
 fn print_summary(s: &Summary, replicas: u32) {
     outln!();
     outln!("Summary (simulated time; policy {})", s.revision);
-    outln!("  node Ready after scale-up:    {}", human(s.seconds_to_ready));
-    outln!("  {replicas}/{replicas} pods Running after:      {}", human(s.seconds_to_running));
-    outln!("  nodes gone after scale to 0:  {}", human(s.seconds_to_scale_down));
-    outln!("  nodes launched:               {} ({})", s.nodes_launched, s.instance_types.join(", "));
-    outln!("  cost of the run:              ${:.4}", s.cost_usd);
-    outln!("  decision log:                 {}", s.decisions_at);
+    for (label, value) in s.rows(replicas) {
+        outln!("  {:<30}{value}", format!("{label}:"));
+    }
 }
 
 pub fn run(args: DemoArgs) -> ExitCode {
     if let Some(Story::Fleet(f)) = args.story {
         return run_fleet(f);
     }
+    let html = match file_out(args.html.as_deref()) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
     let state_dir = args.state_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("capstan-demo-{}-{}", std::process::id(), chrono::Utc::now().timestamp()))
     });
@@ -118,25 +113,30 @@ pub fn run(args: DemoArgs) -> ExitCode {
             opts.state_dir.display()
         );
     }
-    let result = super::runtime().block_on(demo::run(&opts));
-    let (entries, outcome) = match result {
-        Ok((entries, summary)) => (entries, Ok(summary)),
-        Err((e, entries)) => (entries, Err(e)),
-    };
+    let story = super::runtime().block_on(demo::run(&opts));
+    let entries = &story.entries;
     if args.json {
-        for e in &entries {
+        for e in entries {
             outln!("{}", serde_json::to_string(e).expect("entries serialise"));
         }
     } else {
-        print_text(&entries);
+        print_text(entries);
     }
-    match outcome {
+    if let Some(file) = html {
+        let path = file.path().display().to_string();
+        if let Err(e) = file.commit(&timeline::page(&story)) {
+            eprintln!("error: writing {path}: {e}");
+            return ExitCode::from(1);
+        }
+        eprintln!("wrote {path}");
+    }
+    match &story.outcome {
         Ok(summary) => {
             if args.json {
                 let line = serde_json::json!({"t": entries.last().map_or(0.0, |e| e.t), "event": "summary", "detail": summary});
                 outln!("{line}");
             } else {
-                print_summary(&summary, args.replicas);
+                print_summary(summary, args.replicas);
             }
             ExitCode::SUCCESS
         }

@@ -14,6 +14,7 @@ mod bench;
 mod demo;
 mod diff;
 mod fleet;
+mod nodes;
 mod out;
 mod run;
 mod simulate;
@@ -35,6 +36,9 @@ pub enum Command {
     /// The daemon: follow the config repository, reconcile the kOps state store and run the
     /// capacity loop; serves /metrics, /healthz, /readyz and /status.
     Run(run::RunArgs),
+    /// The running daemon's nodes in the terminal: requests against allocatable per node, grouped
+    /// by NodePool and zone, with the cost and the pending pods. Exit 0 shown, 1 unreachable, 3 usage.
+    Nodes(nodes::NodesArgs),
     /// Check a config repository: syntax, schema, references, the kOps translation and guardrails.
     Validate {
         /// The config repository (a folder).
@@ -138,6 +142,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Run(args) => run::run(args),
+        Command::Nodes(args) => nodes::run(&args),
         Command::Validate { repo, cluster, format } => validate(&repo, cluster.as_deref(), format),
         Command::Render { repo, cluster } => render(&repo, &cluster),
         Command::Schema { out } => schema(&out),
@@ -165,7 +170,7 @@ fn parse_error(e: &clap::Error) -> ExitCode {
     }
     match std::env::args().nth(1).as_deref() {
         Some("fleet") => ExitCode::from(fleet::USAGE),
-        Some("diff" | "simulate" | "trace") => ExitCode::from(diff::USAGE),
+        Some("diff" | "simulate" | "trace" | "nodes") => ExitCode::from(diff::USAGE),
         _ => ExitCode::from(2),
     }
 }

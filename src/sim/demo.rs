@@ -1,6 +1,9 @@
 //! `capstan demo`: the kOps + Karpenter proof of concept replayed on the simulated world. The
 //! example repository's policy governs a simulated cluster; a file state store receives the
-//! InstanceGroups and the decision log; `inflate` is scaled 0 → N → 0.
+//! InstanceGroups and the decision log; `inflate` is scaled 0 → N → 0. The cluster is sampled
+//! after every step for the [`story`]'s charts.
+
+pub mod story;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,10 +12,11 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::World;
+use self::story::{DemoStory, Point, Samples};
+use super::{SimLoop, World};
 use crate::capacity::report::LoopEvent;
 use crate::capacity::{DecisionLog, wall};
-use crate::cluster::workload::{self, Workload};
+use crate::cluster::workload::{self, DeploymentSpec, Workload};
 use crate::kops::any::Store;
 use crate::kops::reconcile::{Target, reconcile_once};
 use crate::kops::s3::S3Options;
@@ -82,6 +86,7 @@ pub fn local_revision(path: &Path, snapshot: &policy::Snapshot) -> Revision {
 
 struct Recorder {
     entries: Vec<Entry>,
+    samples: Samples,
 }
 
 impl Recorder {
@@ -100,14 +105,40 @@ impl Recorder {
     fn first(&self, event: &str) -> Option<f64> {
         self.entries.iter().find(|e| e.event == event).map(|e| e.t)
     }
+
+    /// Steps the world until `done` holds (true) or `limit` has passed (false), sampling it
+    /// with the Running pods of `d` after every step; the loop's events join the timeline.
+    async fn run_until(
+        &mut self,
+        world: &World,
+        lp: &mut SimLoop,
+        d: &DeploymentSpec,
+        limit: Duration,
+        done: impl Fn(&World) -> bool,
+    ) -> bool {
+        let mut events = Vec::new();
+        let samples = &mut self.samples;
+        let ok = world
+            .run_until(lp, limit, &mut events, |w| {
+                samples.record(Point::of(w, &d.namespace, &d.name));
+                done(w)
+            })
+            .await;
+        self.take(events);
+        ok
+    }
 }
 
-/// Runs the story; the timeline and summary are returned even when it did not complete.
-pub async fn run(opts: &Options) -> Result<(Vec<Entry>, Summary), (DemoError, Vec<Entry>)> {
-    let mut rec = Recorder { entries: Vec::new() };
-    match story(opts, &mut rec).await {
-        Ok(summary) => Ok((rec.entries, summary)),
-        Err(e) => Err((e, rec.entries)),
+/// Runs the story; the timeline and samples are there even when it did not complete.
+pub async fn run(opts: &Options) -> DemoStory {
+    let mut rec = Recorder { entries: Vec::new(), samples: Samples::default() };
+    let outcome = story(opts, &mut rec).await;
+    DemoStory {
+        deployment: opts.deployment.clone(),
+        replicas: opts.replicas,
+        entries: rec.entries,
+        samples: rec.samples.finish(),
+        outcome,
     }
 }
 
@@ -180,9 +211,7 @@ async fn story(opts: &Options, rec: &mut Recorder) -> Result<Summary, DemoError>
         ),
         json!({"nodes": 0, "nodePools": pools, "revision": revision}),
     );
-    let mut events = Vec::new();
-    world.run_for(&mut lp, Duration::from_secs(5), &mut events).await;
-    rec.take(std::mem::take(&mut events));
+    rec.run_until(&world, &mut lp, &d, Duration::from_secs(5), |_| false).await;
 
     let cpu = d.template.requests.cpu as f64 / 1000.0;
     world.cluster.scale(&d.namespace, &d.name, opts.replicas).map_err(setup("scaling"))?;
@@ -194,10 +223,9 @@ async fn story(opts: &Options, rec: &mut Recorder) -> Result<Summary, DemoError>
     );
     let scaled_up = world.now();
     let n = opts.replicas as usize;
-    let ok = world
-        .run_until(&mut lp, Duration::from_secs(900), &mut events, |w| w.cluster.running(&d.namespace, &d.name) >= n)
+    let ok = rec
+        .run_until(&world, &mut lp, &d, Duration::from_secs(900), |w| w.cluster.running(&d.namespace, &d.name) >= n)
         .await;
-    rec.take(std::mem::take(&mut events));
     if !ok {
         return Err(DemoError::Incomplete(format!(
             "{} of {n} pods Running after 15 simulated minutes",
@@ -212,13 +240,11 @@ async fn story(opts: &Options, rec: &mut Recorder) -> Result<Summary, DemoError>
         json!({"running": n, "secondsAfterScale": running_after}),
     );
 
-    world.run_for(&mut lp, Duration::from_secs(30), &mut events).await;
-    rec.take(std::mem::take(&mut events));
+    rec.run_until(&world, &mut lp, &d, Duration::from_secs(30), |_| false).await;
     world.cluster.scale(&d.namespace, &d.name, 0).map_err(setup("scaling"))?;
     rec.note(&world, "scale", format!("Deployment {} scaled {n} → 0", d.name), json!({"replicas": 0}));
     let scaled_down = world.now();
-    let ok = world.run_until(&mut lp, Duration::from_secs(1200), &mut events, |w| w.nodes() == 0).await;
-    rec.take(std::mem::take(&mut events));
+    let ok = rec.run_until(&world, &mut lp, &d, Duration::from_secs(1200), |w| w.nodes() == 0).await;
     if !ok {
         return Err(DemoError::Incomplete(format!(
             "{} node(s) still running 20 simulated minutes after scale-down",
@@ -247,16 +273,6 @@ fn summary(
 ) -> Summary {
     let up = (scaled_up - START).as_secs_f64();
     let launches: Vec<&Entry> = rec.entries.iter().filter(|e| e.event == "launch").collect();
-    let mut cost = 0.0;
-    for l in &launches {
-        let id = l.detail["instance"].as_str().unwrap_or_default();
-        let end = rec
-            .entries
-            .iter()
-            .find(|e| e.event == "terminate" && e.detail["instance"].as_str() == Some(id))
-            .map_or(l.t, |e| e.t);
-        cost += l.detail["pricePerHour"].as_f64().unwrap_or(0.0) * (end - l.t) / 3600.0;
-    }
     Summary {
         revision: revision.to_string(),
         seconds_to_ready: rec.first("node-ready").map(|t| t - up),
@@ -264,7 +280,7 @@ fn summary(
         seconds_to_scale_down: Some(down),
         nodes_launched: launches.len(),
         instance_types: launches.iter().filter_map(|l| l.detail["instanceType"].as_str().map(String::from)).collect(),
-        cost_usd: cost,
+        cost_usd: rec.samples.cost_usd(),
         decisions_at: decisions_at.to_string(),
     }
 }

@@ -1,28 +1,15 @@
 //! The report as one self-contained HTML page: the headline and tables of the other formats, and
 //! per cluster four charts over the trace. Nothing in it is fetched when it is opened (inline CSS
 //! and SVG only, no script, and a content security policy that forbids loading anything).
+//! [`timeline`] makes the page of `capstan demo` on the same conventions and charts.
+
+pub mod timeline;
 
 use std::fmt::Write;
 
-use super::chart::{self, BASE, HEAD, Metric};
+use super::chart::{self, BASE, HEAD, Metric, esc};
 use super::text::{CROSS, Row, breakdowns, rows, side, summary, trace_label};
 use super::{ClusterOutcome, Report};
-
-/// Text with `&`, `<`, `>` and quotes escaped, for element content and attribute values.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(ch),
-        }
-    }
-    out
-}
 
 const STYLE: &str = "
 body { font: 15px/1.45 system-ui, -apple-system, 'Segoe UI', sans-serif; color: #1f2328; margin: 24px auto; max-width: 1180px; padding: 0 16px; }
@@ -63,15 +50,27 @@ fn table(key: &str, rows: &[Row]) -> String {
     out
 }
 
-fn figure(c: &ClusterOutcome, metric: Metric, seconds: u64) -> String {
-    let body = chart::svg(metric, &c.base, &c.head, seconds)
-        .unwrap_or_else(|e| format!("<p class=\"error\">The chart could not be drawn: {}</p>", esc(&e)));
+/// A chart in a `<figure class="chart" data-chart="{key}"{data}>`; `data` (further attributes)
+/// and `caption` are HTML. A chart that could not be drawn says why instead.
+fn figure(key: &str, data: &str, caption: &str, drawn: Result<String, String>) -> String {
+    let body = drawn.unwrap_or_else(|e| format!("<p class=\"error\">The chart could not be drawn: {}</p>", esc(&e)));
     format!(
-        "<figure class=\"chart\" data-chart=\"{}\" data-cluster=\"{}\">\n<figcaption>{}</figcaption>\n{body}\n</figure>\n",
-        metric.key(),
-        esc(&c.cluster),
-        metric.title()
+        "<figure class=\"chart\" data-chart=\"{}\"{data}>\n<figcaption>{caption}</figcaption>\n{body}\n</figure>\n",
+        esc(key)
     )
+}
+
+/// The page up to `<body>`: the content security policy that loads nothing, `title`, and the
+/// style sheet with `style` added.
+fn head(title: &str, style: &str) -> String {
+    let mut out = String::from("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    out.push_str(
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n",
+    );
+    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    let _ = writeln!(out, "<title>{}</title>", esc(title));
+    let _ = write!(out, "<style>{STYLE}{style}</style>\n</head>\n<body>\n");
+    out
 }
 
 fn cluster(out: &mut String, c: &ClusterOutcome, seconds: u64) {
@@ -80,7 +79,9 @@ fn cluster(out: &mut String, c: &ClusterOutcome, seconds: u64) {
     out.push_str(&table("metric", &rows(c)));
     out.push_str("<div class=\"charts\">\n");
     for metric in Metric::ALL {
-        out.push_str(&figure(c, metric, seconds));
+        let drawn = chart::svg(metric, &c.base, &c.head, seconds);
+        let data = format!(" data-cluster=\"{name}\"");
+        out.push_str(&figure(metric.key(), &data, metric.title(), drawn));
     }
     out.push_str("</div>\n");
     for b in breakdowns(c).into_iter().filter(|b| !b.rows.is_empty()) {
@@ -92,19 +93,13 @@ fn cluster(out: &mut String, c: &ClusterOutcome, seconds: u64) {
 /// The report as a standalone HTML page.
 pub fn html(report: &Report) -> String {
     let title = format!("capstan simulate ({})", trace_label(report));
-    let mut out = String::from("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
-    out.push_str(
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n",
-    );
-    out.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
-    let _ = writeln!(out, "<title>{}</title>", esc(&title));
-    let _ = write!(
-        out,
-        "<style>{STYLE}.swatch.base {{ background: {} }}\n.swatch.head {{ background: {} }}\n</style>\n",
+    let style = format!(
+        ".swatch.base {{ background: {} }}\n.swatch.head {{ background: {} }}\n",
         chart::hex(BASE),
         chart::hex(HEAD)
     );
-    out.push_str("</head>\n<body>\n<header>\n");
+    let mut out = head(&title, &style);
+    out.push_str("<header>\n");
     let _ = writeln!(out, "<h1 class=\"headline\">{}: {}</h1>", esc(&title), esc(&summary(report, CROSS)));
     let (base, head) = (side(&report.base), side(&report.head));
     let _ = writeln!(

@@ -2,6 +2,7 @@
 //! the health endpoints, drives the simulated cluster, and stops cleanly on SIGTERM.
 
 use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -69,6 +70,27 @@ pub fn start(config: &std::path::Path) -> Daemon {
         }
     });
     Daemon { child, addr }
+}
+
+/// `examples/capstan.yaml` with what a test must change: the repository (a throwaway copy of
+/// the example fleet, since the test commits to it), the state store, the port, a data folder
+/// and the speed of the simulated clock.
+pub fn example_config(dir: &Path, repo: &Path, speed: u32) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(crate::common::root().join("examples/capstan.yaml")).unwrap();
+    let mut cfg: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    cfg["repository"]["url"] = repo.to_str().unwrap().into();
+    cfg["repository"].as_mapping_mut().unwrap().remove("path");
+    cfg["stateStore"] = format!("file://{}", dir.join("state").display()).into();
+    cfg["listen"] = "127.0.0.1:0".into();
+    cfg["dataDir"] = dir.join("data").to_str().unwrap().into();
+    cfg["sim"]["speed"] = speed.into();
+    let workloads = cfg["sim"]["workloads"].as_sequence_mut().unwrap();
+    for w in workloads.iter_mut() {
+        *w = crate::common::root().join("examples").join(w.as_str().unwrap()).to_str().unwrap().into();
+    }
+    let path = dir.join("capstan.yaml");
+    std::fs::write(&path, serde_yaml::to_string(&cfg).unwrap()).unwrap();
+    path
 }
 
 #[test]

@@ -198,3 +198,30 @@ pub fn example_fleet(dir: &Path) -> PathBuf {
     git(&["commit", "-q", "-m", "Example fleet"]);
     work
 }
+
+/// Chromium and the folder whose node_modules holds playwright-core, as the test command
+/// installs them (`CAPSTAN_TEST_CHROMIUM`, `CAPSTAN_TEST_PLAYWRIGHT`).
+pub fn browser() -> (PathBuf, PathBuf) {
+    let var = |name: &str| -> PathBuf {
+        std::env::var_os(name).map(PathBuf::from).unwrap_or_else(|| {
+            panic!("{name} is not set: run ./scripts/test.sh, which installs Chromium and Playwright")
+        })
+    };
+    (var("CAPSTAN_TEST_CHROMIUM"), var("CAPSTAN_TEST_PLAYWRIGHT"))
+}
+
+/// Runs the Node script `script` (a path under the source tree) in headless Chromium with
+/// `args`, and returns the JSON it printed; panics with its output when it fails.
+pub fn node_script(script: &str, args: &[&std::ffi::OsStr]) -> Value {
+    let (chromium, playwright) = browser();
+    let out = Command::new("node")
+        .arg(root().join(script))
+        .args(args)
+        .env("CAPSTAN_TEST_CHROMIUM", chromium)
+        .env("CAPSTAN_TEST_PLAYWRIGHT", playwright)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{script} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stdout}"))
+}

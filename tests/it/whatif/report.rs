@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use capstan::whatif::{Breach, ClusterOutcome, Percentiles, Report, Run, Sample, Side, TraceInfo};
 use serde_json::Value;
@@ -167,31 +166,10 @@ fn html_marks_every_chart_and_loads_nothing() {
     }
 }
 
-/// Chromium and the folder whose node_modules holds playwright-core, as the test command
-/// installs them.
-fn browser() -> (PathBuf, PathBuf) {
-    let var = |name: &str| -> PathBuf {
-        std::env::var_os(name).map(PathBuf::from).unwrap_or_else(|| {
-            panic!("{name} is not set: run ./scripts/test.sh, which installs Chromium and Playwright")
-        })
-    };
-    (var("CAPSTAN_TEST_CHROMIUM"), var("CAPSTAN_TEST_PLAYWRIGHT"))
-}
-
 /// Opens `page` in headless Chromium, saves a full-page screenshot to `png` and returns what
 /// the page did: requests, console errors and the lines drawn in each chart.
 fn open_in_chromium(page: &Path, png: &Path) -> Value {
-    let (chromium, playwright) = browser();
-    let out = Command::new("node")
-        .arg(root().join("tests/it/whatif/report.mjs"))
-        .args([page, png])
-        .env("CAPSTAN_TEST_CHROMIUM", chromium)
-        .env("CAPSTAN_TEST_PLAYWRIGHT", playwright)
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "report.mjs failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("report.mjs printed no JSON ({e}): {stdout}"))
+    crate::common::node_script("tests/it/whatif/report.mjs", &[page.as_os_str(), png.as_os_str()])
 }
 
 const TRACE: &str = "apiVersion: capstan.io/v1alpha1
