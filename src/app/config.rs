@@ -252,6 +252,10 @@ pub struct DaemonConfig {
     /// Address of the HTTP server (metrics, health, status, webhook); default 127.0.0.1:8080.
     #[serde(default)]
     pub listen: Option<String>,
+    /// Host names the status page and the other routes answer to beyond IP addresses,
+    /// `localhost`, single-label and cluster service names (an ingress name, say).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
     /// Where the Git mirror is kept; default a folder under the system's temporary directory.
     #[serde(default)]
     pub data_dir: Option<PathBuf>,

@@ -18,7 +18,9 @@ pub use super::shared::Shared;
 /// The body limit of the routes here (they read none).
 const BODY_LIMIT: usize = 64 * 1024;
 
-pub fn router(shared: Arc<Shared>) -> Router {
+/// The routes, answering only to the hosts [`super::host`] allows (`extra` from the config).
+pub fn router(shared: Arc<Shared>, extra: &[String]) -> Router {
+    let hosts: Arc<[String]> = extra.iter().map(|h| h.to_ascii_lowercase()).collect();
     Router::new()
         .route("/", get(index))
         .route("/assets/{name}", get(asset))
@@ -29,6 +31,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/status", get(status))
         .route("/sim/scale", post(super::scale::handler))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(hosts, super::host::check))
         .with_state(shared)
 }
 
@@ -112,6 +115,7 @@ async fn board(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let h = r.headers_mut();
     h.insert(header::ETAG, etag);
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(CLOCK_HEADER, now);
     r
 }

@@ -24,6 +24,7 @@ pub mod config;
 pub mod drive;
 pub mod git;
 pub mod hook;
+pub mod host;
 pub mod http;
 pub mod preflight;
 pub mod real;
@@ -156,7 +157,7 @@ pub async fn run_until(
     };
     let shared = Shared::new(&cfg.cluster, follower.subscribe(), lead_rx.clone(), registry, sim, failure);
     let shared = Arc::new(shared.with_clock(clock.clone()));
-    let mut router = http::router(shared.clone());
+    let mut router = http::router(shared.clone(), &cfg.allowed_hosts);
     if let Some(secret) = prepared.webhook_secret {
         router = router.merge(hook::router(secret, follower.trigger.clone()));
     }

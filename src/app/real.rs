@@ -84,7 +84,9 @@ pub async fn capacity(
     while super::pause(TICK, &stop).await {
         if !*leading.borrow() {
             // A follower is healthy and ready; it only waits, and passes at once when it leads.
+            // What its loop saw while it led is stale from now on: it is not shown.
             shared.ready.store(true, Ordering::Relaxed);
+            shared.capacity.lock().expect("status").take();
             wake.reset();
             continue;
         }

@@ -34,6 +34,7 @@ pub fn document(s: &Shared) -> Value {
         },
         "policyError": git.last_error,
         "policyErrors": git.last_errors,
+        "fetchError": git.fetch_error,
         "fetches": git.fetches,
         "pendingPods": capacity.pending_pods,
         "nodesPerNodePool": capacity.nodes_per_node_pool,

@@ -36,6 +36,8 @@ pub fn run(nodes: usize, pods_per_node: usize, seed: u64, rounds: usize) -> (Boa
         rules: Some(&rules),
         catalog: Some(&catalog),
         unplaced: &unplaced,
+        planned: &unplaced,
+        standby: false,
     };
     let (mut build_ms, mut serialize_ms, mut json, mut listed) = (f64::MAX, f64::MAX, String::new(), false);
     for _ in 0..rounds.max(1) {

@@ -241,11 +241,12 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         node_pool: Option<String>,
         now: Duration,
     ) {
-        if let Some(i) = instance
-            && let Err(e) = self.cloud.delete(&i.id).await
-        {
-            tracing::warn!(instance = %i.id, error = %e, "terminate");
-            return;
+        if let Some(i) = instance {
+            if let Err(e) = self.cloud.delete(&i.id).await {
+                tracing::warn!(instance = %i.id, error = %e, "terminate");
+                return;
+            }
+            self.seen_terminated(&i.id);
         }
         if let Err(e) = self.cluster.delete_node(node).await {
             tracing::warn!(%node, error = %e, "delete node");

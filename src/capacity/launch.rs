@@ -14,6 +14,7 @@ use crate::cluster::{ClusterApi, ClusterPod, Snapshot, Subject};
 use crate::provisioning::lifecycle::{INITIALIZED_ANNOTATION, Step, steps};
 use crate::provisioning::{self, Launch, Request};
 use crate::scheduling::catalog::Catalog;
+use crate::scheduling::plan::Binding;
 
 /// Provisioning passes re-solved in one step after offerings ran out of capacity.
 const ICE_RETRIES: usize = 3;
@@ -71,7 +72,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
                 }
                 Step::Timeout { instance, claim, age } => {
                     match self.acting().delete(&instance).await {
-                        Ok(()) => {}
+                        Ok(()) => self.seen_terminated(&instance),
                         Err(CloudError::DryRun { .. }) => continue,
                         Err(e) => {
                             tracing::warn!(%instance, error = %e, "terminating an instance that never registered");
@@ -108,17 +109,33 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         let pending: Vec<String> = snapshot.pending().map(|p| p.key()).collect();
         let still: HashSet<&str> = pending.iter().map(String::as_str).collect();
         self.told.retain(|p| still.contains(p.as_str()));
-        if self.status.seen.unplaced.keys().any(|p| !still.contains(p.as_str())) {
-            Arc::make_mut(&mut self.status.seen.unplaced).retain(|p, _| still.contains(p.as_str()));
+        for map in [&mut self.status.seen.unplaced, &mut self.status.seen.planned] {
+            if map.keys().any(|p| !still.contains(p.as_str())) {
+                Arc::make_mut(map).retain(|p, _| still.contains(p.as_str()));
+            }
         }
         let c = &self.rules.cluster;
         if !self.batcher.observe(&pending, now, c.batch_idle, c.batch_max) {
             return;
         }
         self.batcher.done(now);
+        let verdict = self.solve_and_launch(snapshot, instances, catalog, now).await;
+        self.publish(verdict);
+    }
+
+    /// Solves and launches, solving again (up to [`ICE_RETRIES`] times) while offerings run out
+    /// of capacity; returns the last attempt's verdict.
+    async fn solve_and_launch(
+        &mut self,
+        snapshot: &Snapshot,
+        instances: &[Instance],
+        catalog: &Catalog,
+        now: Duration,
+    ) -> Verdict {
         let mut catalog = catalog.clone();
         let mut instances = instances.to_vec();
-        for _ in 0..ICE_RETRIES {
+        let mut attempt = 1;
+        loop {
             let started = Instant::now();
             let request = Request { snapshot, instances: &instances, rules: &self.rules, catalog: &catalog };
             let decided = super::offload::decide(|| provisioning::provision(request));
@@ -126,8 +143,9 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
                 m.solve_seconds.observe(started.elapsed().as_secs_f64());
             }
             self.report_unschedulable(&decided, now).await;
+            let mut verdict = Verdict::of(&decided, snapshot, &instances);
             if decided.launches.is_empty() {
-                return;
+                return verdict;
             }
             self.emit(
                 now,
@@ -153,30 +171,54 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             let mut exhausted = false;
             for l in &decided.launches {
                 match self.launch(l, "provisioning", snapshot, now).await {
-                    Ok(i) => instances.push(i),
-                    Err(CloudError::InsufficientCapacity { offerings }) => {
-                        self.mark_unavailable(&offerings, now);
-                        exhausted = true;
+                    Ok(i) => {
+                        verdict.launched(l, &i);
+                        instances.push(i);
                     }
-                    Err(_) => {}
+                    Err(e) => {
+                        verdict.failed(l, &failure(l, &e));
+                        if let CloudError::InsufficientCapacity { offerings } = e {
+                            self.mark_unavailable(&offerings, now);
+                            exhausted = true;
+                        }
+                    }
                 }
             }
             if !exhausted {
-                return;
+                return verdict;
             }
+            if attempt == ICE_RETRIES {
+                let why = format!("every offering tried in {ICE_RETRIES} attempts ran out of capacity");
+                self.status.last_unserved = Some((now, why));
+                return verdict;
+            }
+            attempt += 1;
             catalog = self.catalog(now).await.map_or(catalog, |c| (*c).clone());
         }
-        let why = format!("every offering tried in {ICE_RETRIES} attempts ran out of capacity");
-        self.status.last_unserved = Some((now, why));
+    }
+
+    /// Publishes a provisioning verdict in `seen`: each map replaced only when it changed.
+    fn publish(&mut self, verdict: Verdict) {
+        let seen = &mut self.status.seen;
+        if *seen.unplaced != verdict.unplaced {
+            seen.unplaced = Arc::new(verdict.unplaced);
+        }
+        if *seen.planned != verdict.planned {
+            seen.planned = Arc::new(verdict.planned);
+        }
+    }
+
+    /// Shows an instance this pass launched in `seen.instances` at once, rather than from the
+    /// next pass's list.
+    fn seen_launched(&mut self, instance: &Instance) {
+        let instances = Arc::make_mut(&mut self.status.seen.instances);
+        match instances.iter_mut().find(|i| i.id == instance.id) {
+            Some(known) => *known = instance.clone(),
+            None => instances.push(instance.clone()),
+        }
     }
 
     async fn report_unschedulable(&mut self, decided: &provisioning::Provision, now: Duration) {
-        // Each provisioning pass judges every pending pod: the reasons are its verdict.
-        let unplaced: BTreeMap<String, String> =
-            decided.unschedulable.iter().map(|u| (u.pod.clone(), u.reason.clone())).collect();
-        if *self.status.seen.unplaced != unplaced {
-            self.status.seen.unplaced = Arc::new(unplaced);
-        }
         for u in &decided.unschedulable {
             if !self.told.insert(u.pod.clone()) {
                 continue;
@@ -215,6 +257,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         match self.acting().create(&l.claim, &avoid).await {
             Ok(Created { instance: i, refused }) => {
                 self.mark_unavailable(&refused, now);
+                self.seen_launched(&i);
                 detail["instance"] = json!(i.id);
                 detail["instanceType"] = json!(i.instance_type);
                 detail["zone"] = json!(i.zone);
@@ -264,3 +307,97 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         }
     }
 }
+
+/// What one provisioning verdict says of each pending pod it judged: why it cannot be placed
+/// (`unplaced`), or what it waits for (`planned`). Pods are named `namespace/name`.
+#[derive(Debug, Default, PartialEq)]
+struct Verdict {
+    unplaced: BTreeMap<String, String>,
+    planned: BTreeMap<String, String>,
+}
+
+impl Verdict {
+    /// The scheduler's part: pods it found no place for, and pods nominated to capacity that
+    /// exists or is launching (`instances` are those known to the pass, launches included).
+    fn of(decided: &provisioning::Provision, snapshot: &Snapshot, instances: &[Instance]) -> Verdict {
+        Verdict {
+            unplaced: decided.unschedulable.iter().map(|u| (u.pod.clone(), u.reason.clone())).collect(),
+            planned: decided.nominated.iter().map(|b| (b.pod.clone(), nomination(b, snapshot, instances))).collect(),
+        }
+    }
+
+    /// `l` launched `instance`: its pods wait for it.
+    fn launched(&mut self, l: &Launch, instance: &Instance) {
+        let waits = format!("NodeClaim {} ({}) launching", l.claim.name, instance.instance_type);
+        for p in &l.plan.pods {
+            self.planned.insert(p.clone(), waits.clone());
+        }
+    }
+
+    /// `l` did not launch: its pods cannot be placed, for `why`.
+    fn failed(&mut self, l: &Launch, why: &str) {
+        for p in &l.plan.pods {
+            self.unplaced.insert(p.clone(), why.to_string());
+        }
+    }
+}
+
+/// What a nominated pod waits for. The scheduler names the node a pod is bound to: a
+/// registered node by its name, an instance not yet registered by its id.
+fn nomination(b: &Binding, snapshot: &Snapshot, instances: &[Instance]) -> String {
+    if snapshot.nodes.iter().any(|n| n.name == b.node) {
+        return format!("nominated to node {}", b.node);
+    }
+    match instances.iter().find(|i| i.id == b.node) {
+        Some(i) => format!("nominated to NodeClaim {} ({}) launching", i.claim, i.instance_type),
+        None => format!("nominated to {}", b.node),
+    }
+}
+
+/// Why the pods of launch `l` cannot be placed when it failed with `e`. EC2's messages may
+/// carry request ids, never credentials; anything shaped like an access key id is blanked all
+/// the same, as the sentence is shown on the status board.
+fn failure(l: &Launch, e: &CloudError) -> String {
+    let plan = &l.plan;
+    match e {
+        CloudError::DryRun { .. } => format!(
+            "dry run: capstan would launch a {} ({}, {}) for it",
+            plan.instance_type,
+            plan.capacity_type.label(),
+            plan.zone
+        ),
+        CloudError::InsufficientCapacity { offerings } => format!(
+            "every offering tried ran out of capacity (InsufficientInstanceCapacity): {} of NodeClaim {}, {} first",
+            match offerings.len() {
+                1 => "1 offering".to_string(),
+                n => format!("{n} offerings"),
+            },
+            l.claim.name,
+            plan.instance_type
+        ),
+        e => format!("launching a {} for it failed: {}", plan.instance_type, without_key_ids(&e.to_string())),
+    }
+}
+
+/// `text` with every AWS access key id (`AKIA…`/`ASIA…`, 20 characters) replaced by `[redacted]`.
+fn without_key_ids(text: &str) -> String {
+    let is_key = |w: &str| {
+        w.len() == 20
+            && (w.starts_with("AKIA") || w.starts_with("ASIA"))
+            && w.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    };
+    let mut out = String::with_capacity(text.len());
+    for piece in text.split_inclusive(|c: char| !c.is_ascii_alphanumeric()) {
+        let word = piece.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+        if is_key(word) {
+            out.push_str("[redacted]");
+            out.push_str(&piece[word.len()..]);
+        } else {
+            out.push_str(piece);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -381,6 +381,18 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         }
     }
 
+    /// Shows an instance the loop deleted as `ShuttingDown` in `seen.instances` at once: the
+    /// pass may also delete its node, and a listed instance without a node looks launching.
+    fn seen_terminated(&mut self, id: &str) {
+        use crate::cloud::provider::InstanceState;
+        let gone = |i: &Instance| i.id == id && i.state != InstanceState::Terminated;
+        if self.status.seen.instances.iter().any(|i| gone(i) && i.state != InstanceState::ShuttingDown) {
+            for i in Arc::make_mut(&mut self.status.seen.instances).iter_mut().filter(|i| gone(i)) {
+                i.state = InstanceState::ShuttingDown;
+            }
+        }
+    }
+
     /// Writes the pass's decisions to the state store; kept for the next pass on failure.
     async fn flush(&mut self, now: Duration) {
         if self.unsaved.is_empty() {

@@ -63,11 +63,19 @@ pub struct LoopStatus {
 /// The last pass's inputs, shared rather than copied.
 #[derive(Debug, Clone, Default)]
 pub struct Seen {
+    /// The cloud's instances as listed at the start of the pass, with what the pass itself did
+    /// to them: instances it launched are added, and those it terminated are `ShuttingDown`.
     pub instances: Arc<Vec<Instance>>,
     pub catalog: Option<Arc<Catalog>>,
     pub rules: Option<Arc<Rules>>,
-    /// `namespace/name` → why the loop cannot place the pod.
+    /// `namespace/name` → why the loop cannot place the pod: the scheduler found no place for
+    /// it, or the launch planned for it failed (or was not carried out, in a dry run).
     pub unplaced: Arc<BTreeMap<String, String>>,
+    /// `namespace/name` → what the pending pod waits for, from the latest provisioning verdict:
+    /// a NodeClaim launched for it, or the node or launching NodeClaim it was nominated to. A
+    /// pending pod is in at most one of `unplaced` and `planned`; pods no longer pending are in
+    /// neither. Each map is replaced (a new `Arc`) only when it changes.
+    pub planned: Arc<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, Uri, header};
 use clap::{Args, ValueEnum};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
@@ -108,10 +108,10 @@ pub fn run(args: &NodesArgs) -> ExitCode {
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
     let client: Http = Client::builder(TokioExecutor::new()).build_http();
-    let once = || show(&client, &uri, &args.url, args.json, colour);
     runtime.block_on(async {
+        let mut cache = None;
         if !args.watch {
-            return match once().await {
+            return match show(&client, &uri, &args.url, args.json, colour, &mut cache).await {
                 Ok(text) => {
                     out!("{text}");
                     ExitCode::SUCCESS
@@ -121,7 +121,8 @@ pub fn run(args: &NodesArgs) -> ExitCode {
         }
         let terminal = std::io::stdout().is_terminal();
         loop {
-            let text = once().await.unwrap_or_else(|e| format!("error: {e}\n"));
+            let shown = show(&client, &uri, &args.url, args.json, colour, &mut cache).await;
+            let text = shown.unwrap_or_else(|e| format!("error: {e}\n"));
             let mut stdout = std::io::stdout().lock();
             let clear = if terminal { "\x1b[H\x1b[2J" } else { "\n" };
             if let Err(e) = write!(stdout, "{clear}{text}").and_then(|()| stdout.flush()) {
@@ -167,31 +168,76 @@ fn board_uri(url: &str) -> Result<Uri, String> {
         .map_err(|e| format!("--url `{url}` is not a URL ({e}); give http://HOST:PORT"))
 }
 
+/// The last board received and its entity tag: `--watch` asks with `If-None-Match`, and a
+/// `304 Not Modified` redraws it at the daemon's new clock.
+type Cache = Option<(HeaderValue, Bytes)>;
+
 /// The text to print: the JSON as received, or the table.
-async fn show(client: &Http, uri: &Uri, url: &str, json: bool, colour: bool) -> Result<String, Failure> {
-    let (headers, body) = fetch(client, uri, url).await?;
+async fn show(
+    client: &Http,
+    uri: &Uri,
+    url: &str,
+    json: bool,
+    colour: bool,
+    cache: &mut Cache,
+) -> Result<String, Failure> {
+    let (headers, fresh) = fetch(client, uri, url, cache.as_ref().map(|(tag, _)| tag)).await?;
+    if let Some(body) = fresh {
+        *cache = headers.get(header::ETAG).map(|tag| (tag.clone(), body.clone()));
+        if cache.is_none() {
+            return render(&headers, &body, url, json, colour);
+        }
+    }
+    let (_, body) = cache.as_ref().expect("a 304 answers a request that had a board");
+    render(&headers, body, url, json, colour)
+}
+
+fn render(headers: &HeaderMap, body: &[u8], url: &str, json: bool, colour: bool) -> Result<String, Failure> {
     let bad = |e: serde_json::Error| Failure::BadJson(url.to_string(), e.to_string());
     if json {
-        serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(bad)?;
-        let text = String::from_utf8_lossy(&body);
-        return Ok(if text.ends_with('\n') { text.into_owned() } else { format!("{text}\n") });
+        serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(bad)?;
+        let text = String::from_utf8_lossy(body);
+        let text = if std::io::stdout().is_terminal() { escape_controls(&text) } else { text.into_owned() };
+        return Ok(if text.ends_with('\n') { text } else { format!("{text}\n") });
     }
-    let served: Served = serde_json::from_slice(&body).map_err(bad)?;
+    let served: Served = serde_json::from_slice(body).map_err(bad)?;
     // The daemon's clock when it answered, else when the board last changed.
     let clock = headers.get(CLOCK_HEADER).and_then(|v| v.to_str().ok()?.trim().parse::<f64>().ok());
     Ok(table::render(&served.board, clock.unwrap_or(served.built_at), colour))
 }
 
-/// The board's headers and body; a 503 (the first board not built yet) is asked again for up
-/// to [`NOT_BUILT_WAIT`].
-async fn fetch(client: &Http, uri: &Uri, url: &str) -> Result<(HeaderMap, Bytes), Failure> {
+/// JSON with the C1 controls and bidirectional overrides that valid JSON may carry raw in its
+/// strings written as `\uXXXX` escapes instead: still the same JSON, and no terminal acts on them.
+fn escape_controls(json: &str) -> String {
+    let risky = |c: char| matches!(c, '\u{80}'..='\u{9f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if risky(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The board's headers and body, or no body when `etag` is still current (304); a 503 (the
+/// first board not built yet) is asked again for up to [`NOT_BUILT_WAIT`].
+async fn fetch(
+    client: &Http,
+    uri: &Uri,
+    url: &str,
+    etag: Option<&HeaderValue>,
+) -> Result<(HeaderMap, Option<Bytes>), Failure> {
     let until = Instant::now() + NOT_BUILT_WAIT;
     loop {
-        let (status, headers, body) = tokio::time::timeout(TIMEOUT, get(client, uri, url))
+        let (status, headers, body) = tokio::time::timeout(TIMEOUT, get(client, uri, url, etag))
             .await
             .map_err(|_| Failure::Timeout(url.to_string()))??;
-        if status == StatusCode::OK {
-            return Ok((headers, body));
+        match status {
+            StatusCode::OK => return Ok((headers, Some(body))),
+            StatusCode::NOT_MODIFIED if etag.is_some() => return Ok((headers, None)),
+            _ => {}
         }
         let left = until.saturating_duration_since(Instant::now());
         if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -215,8 +261,18 @@ async fn fetch(client: &Http, uri: &Uri, url: &str) -> Result<(HeaderMap, Bytes)
     }
 }
 
-async fn get(client: &Http, uri: &Uri, url: &str) -> Result<(StatusCode, HeaderMap, Bytes), Failure> {
-    let answer = client.get(uri.clone()).await.map_err(|e| {
+async fn get(
+    client: &Http,
+    uri: &Uri,
+    url: &str,
+    etag: Option<&HeaderValue>,
+) -> Result<(StatusCode, HeaderMap, Bytes), Failure> {
+    let mut request = Request::get(uri.clone());
+    if let Some(tag) = etag {
+        request = request.header(header::IF_NONE_MATCH, tag);
+    }
+    let request = request.body(Empty::new()).expect("a GET of a checked URI is a request");
+    let answer = client.request(request).await.map_err(|e| {
         let why = innermost(&e);
         if e.is_connect() { Failure::Unreachable(url.to_string(), why) } else { Failure::Broken(url.to_string(), why) }
     })?;
@@ -241,6 +297,15 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::board_uri;
+
+    #[test]
+    fn json_for_a_terminal_carries_no_raw_c1_control() {
+        let raw = "{\"name\":\"a\u{9b}31mred\u{202e}\"}";
+        let safe = super::escape_controls(raw);
+        assert_eq!(safe, "{\"name\":\"a\\u009b31mred\\u202e\"}");
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["name"], "a\u{9b}31mred\u{202e}", "the same JSON");
+    }
 
     #[test]
     fn only_plain_http_urls_are_taken() {

@@ -88,6 +88,23 @@ pub struct ClusterNode {
 }
 
 impl ClusterNode {
+    /// A node as its kubelet registers it for instance `id` in `zone`: Ready, no labels, taints
+    /// or annotations yet, nothing allocatable.
+    pub fn joined(name: &str, zone: &str, id: &str) -> ClusterNode {
+        ClusterNode {
+            name: name.into(),
+            provider_id: format!("aws:///{zone}/{id}"),
+            labels: Default::default(),
+            taints: Vec::new(),
+            annotations: Default::default(),
+            allocatable: Default::default(),
+            ready: true,
+            unschedulable: false,
+            created_at: Duration::ZERO,
+            pods_changed_at: Duration::ZERO,
+        }
+    }
+
     pub fn instance_id(&self) -> Option<&str> {
         self.provider_id.rsplit('/').next().filter(|s| s.starts_with("i-"))
     }

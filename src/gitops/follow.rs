@@ -34,6 +34,10 @@ pub struct GitStatus {
     pub last_error: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub last_errors: Vec<String>,
+    /// Why the last fetch failed, until one succeeds (the repository unreachable, credentials
+    /// refused): nothing new can be judged meanwhile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetch_error: Option<String>,
     pub fetches: u64,
 }
 
@@ -117,7 +121,10 @@ impl<S: ConfigSource> Follower<S> {
                     self.metrics.failures.get_or_create(&ReasonLabels { reason: "fetch" }).inc();
                     record_failure(st, &e)
                 }
-                Ok(f) => changed = self.consider(st, f),
+                Ok(f) => {
+                    st.fetch_error = None;
+                    changed = self.consider(st, f)
+                }
             }
         });
         if changed {
@@ -186,4 +193,5 @@ fn record_failure(st: &mut GitStatus, e: &SourceError) {
     tracing::warn!(error = %e, kept = %kept, "fetch failed");
     st.last_error = Some(format!("{e}; {kept} stays in force"));
     st.last_errors = vec![e.to_string()];
+    st.fetch_error = Some(e.to_string());
 }

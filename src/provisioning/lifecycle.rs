@@ -44,7 +44,10 @@ pub fn steps(
     let mut out = Vec::new();
     let by_instance: HashMap<&str, &ClusterNode> =
         snapshot.nodes.iter().filter_map(|n| Some((n.instance_id()?, n))).collect();
-    for i in instances.iter().filter(|i| i.state != InstanceState::Terminated) {
+    // An instance without a NodeClaim is not capstan's (the cloud lists only capstan's; this
+    // holds even if it did not): its node is never registered as a NodePool's, nor the
+    // instance terminated.
+    for i in instances.iter().filter(|i| i.state != InstanceState::Terminated && !i.claim.is_empty()) {
         let pool = pools.iter().find(|p| p.name == i.node_pool);
         let node = by_instance.get(i.id.as_str()).copied();
         match node {
@@ -82,4 +85,57 @@ pub fn steps(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduling::catalog::CapacityType;
+
+    const NOW: Duration = Duration::from_secs(3600);
+
+    /// An instance launched an hour ago for `claim` (empty: one capstan did not launch).
+    fn instance(id: &str, claim: &str) -> Instance {
+        Instance {
+            id: id.into(),
+            claim: claim.into(),
+            node_pool: if claim.is_empty() { String::new() } else { "general".into() },
+            instance_type: "c6i.large".into(),
+            zone: "us-east-1a".into(),
+            capacity_type: CapacityType::OnDemand,
+            price: 0.085,
+            state: InstanceState::Running,
+            launched_at: Duration::ZERO,
+            tags: Default::default(),
+        }
+    }
+
+    /// A node of instance `id` as its kubelet registers it: no NodePool label yet.
+    fn unregistered(id: &str) -> ClusterNode {
+        ClusterNode::joined(&format!("node-{id}"), "us-east-1a", id)
+    }
+
+    fn run(nodes: Vec<ClusterNode>, instances: &[Instance]) -> Vec<Step> {
+        let snapshot = Snapshot { nodes, ..Snapshot::default() };
+        steps(&snapshot, instances, &[], &Catalog::default(), NOW)
+    }
+
+    #[test]
+    fn a_node_of_an_instance_without_a_claim_is_never_registered() {
+        let out = run(
+            vec![unregistered("i-kops"), unregistered("i-ours")],
+            &[instance("i-kops", ""), instance("i-ours", "general-1")],
+        );
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(
+            matches!(&out[0], Step::Register { node, claim, .. } if node == "node-i-ours" && claim == "general-1"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn an_instance_without_a_claim_and_without_a_node_is_never_timed_out() {
+        let out = run(Vec::new(), &[instance("i-bastion", ""), instance("i-ours", "general-1")]);
+        assert_eq!(out, [Step::Timeout { instance: "i-ours".into(), claim: "general-1".into(), age: NOW }]);
+    }
 }

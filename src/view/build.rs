@@ -1,6 +1,6 @@
 //! The board from plain data: pure, and free of the clock (it carries instants, not ages).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use super::{
@@ -8,7 +8,7 @@ use super::{
     PendingPod, PodDot, PoolUsage, ReasonCount, Totals,
 };
 use crate::cloud::provider::{Instance, InstanceState, tags};
-use crate::cluster::marks;
+use crate::cluster::marks::{self, DisruptionMarks};
 use crate::cluster::{ClusterNode, ClusterPod, Owner, Phase, Snapshot};
 use crate::rules::Rules;
 use crate::scheduling::allocatable;
@@ -27,12 +27,18 @@ pub struct Inputs<'a> {
     pub catalog: Option<&'a Catalog>,
     /// Pods the loop could not place, with the reason it gave (`namespace/name` → reason).
     pub unplaced: &'a BTreeMap<String, String>,
+    /// Pods the loop has planned a node for, with what they wait for (`namespace/name` →
+    /// `NodeClaim … launching`, `nominated to node …`).
+    pub planned: &'a BTreeMap<String, String>,
+    /// This replica does not lead: the capacity loop runs elsewhere, so nothing above is known.
+    pub standby: bool,
 }
 
 /// Why a pending pod waits, when the loop gave no reason of its own.
 pub const WAITING_FOR_LAUNCH: &str = "waiting for a node being launched";
 pub const WAITING_FOR_PASS: &str = "waiting for the next capacity pass";
 pub const NO_POLICY: &str = "no policy in force yet";
+pub const STANDBY: &str = "this replica is a standby: the leader's capacity loop decides";
 
 pub fn board(i: &Inputs) -> Board {
     let snapshot = i.snapshot;
@@ -51,14 +57,15 @@ pub fn board(i: &Inputs) -> Board {
         }
     }
     let mut nodes = Vec::with_capacity(snapshot.nodes.len());
-    let mut seen_instances = std::collections::HashSet::new();
+    let mut seen_instances = HashSet::new();
+    let claims = Claims::of(snapshot, i.instances);
     for n in &snapshot.nodes {
         let instance = n.instance_id().and_then(|id| by_instance.get(id).copied());
         if let Some(x) = instance {
             seen_instances.insert(x.id.as_str());
         }
         let pods = on_node.remove(n.name.as_str()).unwrap_or_default();
-        nodes.push(node_view(n, instance, &pods, listed, snapshot));
+        nodes.push(node_view(n, instance, &pods, listed, &claims));
     }
     for x in i.instances {
         if seen_instances.contains(x.id.as_str()) || x.state == InstanceState::Terminated {
@@ -103,28 +110,59 @@ fn requested(pods: &[&ClusterPod]) -> (i64, i64) {
     pods.iter().fold((0, 0), |(c, m), p| (c + p.spec.requests.cpu, m + p.spec.requests.memory))
 }
 
-/// A node's state: its instance first (shutting down), then disruption marks, then readiness.
-pub fn state(n: &ClusterNode, instance: Option<&Instance>, snapshot: &Snapshot) -> NodeState {
+/// What node states are judged against, computed once per board: the claims whose node is
+/// initialized, and those of instances still alive.
+pub struct Claims<'a> {
+    initialized: HashSet<&'a str>,
+    live: HashSet<&'a str>,
+}
+
+impl<'a> Claims<'a> {
+    pub fn of(snapshot: &'a Snapshot, instances: &'a [Instance]) -> Claims<'a> {
+        let initialized = snapshot.nodes.iter().filter(|n| marks::initialized(n)).filter_map(marks::claim).collect();
+        let alive = |x: &&Instance| !matches!(x.state, InstanceState::ShuttingDown | InstanceState::Terminated);
+        let live = instances.iter().filter(alive).map(|x| x.claim.as_str()).collect();
+        Claims { initialized, live }
+    }
+}
+
+/// A node's state and, when cordoned or draining, why: its instance first (shutting down), then
+/// disruption marks as the drain reads them, then readiness.
+pub fn state(n: &ClusterNode, instance: Option<&Instance>, claims: &Claims) -> (NodeState, Option<String>) {
     if instance.is_some_and(|x| matches!(x.state, InstanceState::ShuttingDown | InstanceState::Terminated)) {
-        return NodeState::Terminating;
+        return (NodeState::Terminating, None);
     }
     if marks::disrupting(n) {
-        let waiting = marks::DisruptionMarks::read(n).is_some_and(|m| {
-            m.replacements.iter().any(|claim| {
-                !snapshot.nodes.iter().any(|r| marks::claim(r) == Some(claim.as_str()) && marks::initialized(r))
-            })
-        });
-        return if waiting { NodeState::Cordoned } else { NodeState::Draining };
+        let Some(record) = DisruptionMarks::read(n) else {
+            // The drain hands capstan's node back, and leaves anyone else's alone.
+            let why =
+                if marks::claim(n).is_some() { "no disruption record; being handed back" } else { "not capstan's" };
+            return (NodeState::Cordoned, Some(why.into()));
+        };
+        let pending: Vec<&String> =
+            record.replacements.iter().filter(|c| !claims.initialized.contains(c.as_str())).collect();
+        if pending.iter().any(|c| !claims.live.contains(c.as_str())) {
+            return (
+                NodeState::Cordoned,
+                Some(format!("{}; a replacement was lost, being handed back", record.reason)),
+            );
+        }
+        if !pending.is_empty() {
+            return (NodeState::Cordoned, Some(format!("{}; waiting for its replacement", record.reason)));
+        }
+        return (NodeState::Draining, Some(record.reason));
     }
     if n.unschedulable {
-        return NodeState::Cordoned;
+        return (NodeState::Cordoned, None);
     }
-    let managed = marks::claim(n).is_some();
-    match (n.ready, managed && !marks::initialized(n)) {
+    // capstan's node: it carries the claim once registered, and has an instance of a claim before.
+    let managed = marks::claim(n).is_some() || instance.is_some_and(|x| !x.claim.is_empty());
+    let state = match (n.ready, managed && !marks::initialized(n)) {
         (true, false) => NodeState::Ready,
         (_, true) => NodeState::Registered,
         (false, false) => NodeState::NotReady,
-    }
+    };
+    (state, None)
 }
 
 fn node_view(
@@ -132,12 +170,11 @@ fn node_view(
     instance: Option<&Instance>,
     pods: &[&ClusterPod],
     listed: bool,
-    snapshot: &Snapshot,
+    claims: &Claims,
 ) -> NodeView {
     let label = |k: &str| n.labels.get(k).cloned();
     let (cpu, memory) = requested(pods);
-    let state = state(n, instance, snapshot);
-    let disruption = n.annotations.get(marks::DISRUPTION_REASON).cloned();
+    let (state, reason) = state(n, instance, claims);
     let revision = match state {
         NodeState::Cordoned | NodeState::Draining => n.annotations.get(marks::DISRUPTION_REVISION).cloned(),
         _ => None,
@@ -155,7 +192,7 @@ fn node_view(
         price_per_hour: instance.map(|x| x.price),
         since: secs(instance.map_or(n.created_at, |x| x.launched_at.min(n.created_at))),
         state,
-        reason: if matches!(state, NodeState::Cordoned | NodeState::Draining) { disruption } else { None },
+        reason,
         revision,
         cpu: Bar { requested: cpu, allocatable: n.allocatable.cpu },
         memory: Bar { requested: memory, allocatable: n.allocatable.memory },
@@ -212,10 +249,16 @@ fn pending(i: &Inputs, launching: bool) -> Pending {
     let mut waiting: Vec<&ClusterPod> = i.snapshot.pending().collect();
     waiting.sort_by(|a, b| (a.created_at, &a.namespace, &a.name).cmp(&(b.created_at, &b.namespace, &b.name)));
     let reason = |p: &ClusterPod| -> String {
-        if let Some(r) = i.unplaced.get(&p.key()) {
+        let key = p.key();
+        if let Some(r) = i.unplaced.get(&key) {
             return r.clone();
         }
-        let why = if i.rules.is_none() {
+        if let Some(w) = i.planned.get(&key) {
+            return format!("waiting for {w}");
+        }
+        let why = if i.standby {
+            STANDBY
+        } else if i.rules.is_none() {
             NO_POLICY
         } else if launching {
             WAITING_FOR_LAUNCH

@@ -79,7 +79,16 @@ fn build(
     unplaced: &BTreeMap<String, String>,
 ) -> super::Board {
     let catalog = builtin::catalog();
-    board(&Inputs { cluster: "dev", snapshot, instances, rules, catalog: Some(&catalog), unplaced })
+    board(&Inputs {
+        cluster: "dev",
+        snapshot,
+        instances,
+        rules,
+        catalog: Some(&catalog),
+        unplaced,
+        planned: &BTreeMap::new(),
+        standby: false,
+    })
 }
 
 #[test]
@@ -179,4 +188,81 @@ fn a_terminated_instance_without_a_node_is_left_out() {
     assert!(b.nodes.is_empty());
     assert_eq!(b.cost.per_hour, 0.0);
     assert!(b.cost.per_hour.is_sign_positive(), "no -0 on the page");
+}
+
+#[test]
+fn states_follow_what_the_drain_and_the_lifecycle_do() {
+    // Joined, not registered by capstan yet: its instance names a claim.
+    let mut joined = node("i-1", "c1");
+    joined.annotations.clear();
+    // Disrupted taint without a record: capstan's is handed back, anyone else's left alone.
+    let mut unrecorded = node("i-2", "c2");
+    unrecorded.unschedulable = true;
+    unrecorded.taints.push(marks::disrupted_taint());
+    let mut foreign = unrecorded.clone();
+    foreign.name = "foreign".into();
+    foreign.provider_id = "aws:///us-east-1a/i-9".into();
+    foreign.annotations.clear();
+    // Waits for a replacement whose instance is gone.
+    let mut lost = node("i-3", "c3");
+    lost.unschedulable = true;
+    lost.taints.push(marks::disrupted_taint());
+    let m = DisruptionMarks { reason: "drifted".into(), revision: "r".into(), replacements: vec!["gone".into()] };
+    lost.annotations.extend(m.annotations());
+    // Its instance is shutting down while the node is still there.
+    let ending = node("i-4", "c4");
+    let snapshot = Snapshot { nodes: vec![joined, unrecorded, foreign, lost, ending], ..Snapshot::default() };
+    let mut instances: Vec<Instance> =
+        (1..=4).map(|i| instance(&format!("i-{i}"), &format!("c{i}"), InstanceState::Running)).collect();
+    instances[3].state = InstanceState::ShuttingDown;
+    let b = build(&snapshot, &instances, None, &BTreeMap::new());
+    let of = |n: &str| {
+        let v = b.nodes.iter().find(|x| x.name == n).unwrap_or_else(|| panic!("{n}"));
+        (v.state, v.reason.clone().unwrap_or_default())
+    };
+    assert_eq!(of("node-i-1").0, NodeState::Registered);
+    assert_eq!(of("node-i-2"), (NodeState::Cordoned, "no disruption record; being handed back".into()));
+    assert_eq!(of("foreign"), (NodeState::Cordoned, "not capstan's".into()));
+    assert_eq!(of("node-i-3"), (NodeState::Cordoned, "drifted; a replacement was lost, being handed back".into()));
+    assert_eq!(of("node-i-4").0, NodeState::Terminating);
+    assert!(b.nodes.iter().all(|n| n.state != NodeState::Launching), "{:?}", b.nodes);
+}
+
+#[test]
+fn a_standby_says_the_leader_decides() {
+    let snapshot = Snapshot { pods: vec![running("web-1", None, "1")], ..Snapshot::default() };
+    let catalog = builtin::catalog();
+    let unplaced = BTreeMap::new();
+    let inputs = Inputs {
+        cluster: "dev",
+        snapshot: &snapshot,
+        instances: &[],
+        rules: None,
+        catalog: Some(&catalog),
+        unplaced: &unplaced,
+        planned: &unplaced,
+        standby: true,
+    };
+    let b = board(&inputs);
+    assert_eq!(b.pending.pods[0].reason, super::build::STANDBY);
+}
+
+#[test]
+fn a_pod_planned_on_a_claim_says_which() {
+    let snapshot = Snapshot { pods: vec![running("web-1", None, "1")], ..Snapshot::default() };
+    let catalog = builtin::catalog();
+    let (unplaced, r) = (BTreeMap::new(), rules(Limits::default()));
+    let planned =
+        BTreeMap::from([("default/web-1".to_string(), "NodeClaim default-abc (m6i.large) launching".to_string())]);
+    let inputs = Inputs {
+        cluster: "dev",
+        snapshot: &snapshot,
+        instances: &[],
+        rules: Some(&r),
+        catalog: Some(&catalog),
+        unplaced: &unplaced,
+        planned: &planned,
+        standby: false,
+    };
+    assert_eq!(board(&inputs).pending.pods[0].reason, "waiting for NodeClaim default-abc (m6i.large) launching");
 }

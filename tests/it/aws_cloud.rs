@@ -273,3 +273,34 @@ fn the_launch_template_carries_the_root_volume_imds_settings_and_user_data() {
         assert_eq!(data.iam_instance_profile().and_then(|p| p.name()), Some(format!("nodes.{cluster}").as_str()));
     });
 }
+
+#[test]
+fn instances_kops_runs_in_the_cluster_are_not_listed() {
+    use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+    let cluster = unique("kops");
+    rt().block_on(async {
+        let cloud = cloud(&cluster).await;
+        let ours = create(&cloud, &claim(&format!("default-{}", unique("c")))).await.unwrap();
+        // kOps tags every instance of the cluster `owned`: control plane, its instance groups,
+        // bastions. None of them carries a NodeClaim.
+        let amazon = cloud.ec2.describe_images().owners("amazon").send().await.unwrap();
+        let image = amazon.images()[0].image_id().unwrap().to_string();
+        let owned = Tag::builder().key(tags::cluster(&cluster)).value("owned").build();
+        let group = Tag::builder().key("kops.k8s.io/instancegroup").value("control-plane-us-east-1a").build();
+        let spec = TagSpecification::builder().resource_type(ResourceType::Instance).tags(owned).tags(group).build();
+        let run = cloud
+            .ec2
+            .run_instances()
+            .image_id(image)
+            .instance_type(InstanceType::M5Large)
+            .min_count(1)
+            .max_count(1)
+            .tag_specifications(spec)
+            .send()
+            .await
+            .unwrap();
+        let kops = run.instances()[0].instance_id().unwrap().to_string();
+        let listed: Vec<String> = cloud.list().await.unwrap().into_iter().map(|i| i.id).collect();
+        assert_eq!(listed, [ours.id], "kOps's instance {kops} is not capstan's");
+    });
+}

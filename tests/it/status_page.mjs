@@ -55,6 +55,10 @@ try {
     timeout: 30_000,
   });
   const podsAfter = (Date.now() - t0) / 1000;
+  // Pods may be bound a moment before capstan has seen the node initialized.
+  await tab.waitForFunction(() => [...document.querySelectorAll('[data-node]')].every((n) => n.dataset.state === 'ready'), null, {
+    timeout: 30_000,
+  });
   const up = await tab.evaluate(() => ({
     nodes: [...document.querySelectorAll('[data-node]')].map((n) => ({
       name: n.dataset.node,
@@ -73,9 +77,10 @@ try {
   const states = new Set();
   t0 = await scale(0);
   const deadline = Date.now() + 60_000;
-  while ((await tab.locator('[data-node]').count()) > 0) {
-    for (const s of await tab.evaluate(() => [...document.querySelectorAll('[data-node]')].map((n) => n.dataset.state)))
-      states.add(s);
+  for (;;) {
+    const shown = await tab.evaluate(() => [...document.querySelectorAll('[data-node]')].map((n) => n.dataset.state));
+    if (shown.length === 0) break;
+    for (const s of shown) states.add(s);
     if (Date.now() > deadline) throw new Error('nodes still shown a minute after scaling to 0');
     await tab.waitForTimeout(100);
   }

@@ -375,7 +375,10 @@ impl CloudProvider for AwsCloud {
 
     #[tracing::instrument(skip(self), fields(cluster = %self.cluster))]
     async fn list(&self) -> Result<Vec<Instance>, CloudError> {
+        // kOps tags every instance of the cluster `owned` (control plane, its instance groups,
+        // bastions): only those carrying a NodeClaim are capstan's.
         let owned = Filter::builder().name(format!("tag:{}", tags::cluster(&self.cluster))).values("owned").build();
-        self.describe(vec![owned], Vec::new()).await
+        let capstan = Filter::builder().name("tag-key").values(tags::NODE_CLAIM).build();
+        self.describe(vec![owned, capstan], Vec::new()).await
     }
 }

@@ -240,7 +240,10 @@ function drawPolicy(s) {
   setRev('last-known-good', s.lastKnownGood);
   setRev('last-revision', s.lastRevision);
   $('leader').textContent = s.leader ? 'this replica' : 'another replica';
-  const rejected = Boolean(s.policyError) && s.lastRevision !== s.acceptedRevision;
+  $('standby').hidden = s.leader !== false;
+  $('fetch-error').hidden = !s.fetchError;
+  $('fetch-error-text').textContent = s.fetchError || '';
+  const rejected = !s.fetchError && Boolean(s.policyError) && s.lastRevision !== s.acceptedRevision;
   $('policy-error').hidden = !rejected;
   setRev('rejected-revision', rejected ? s.lastRevision : null);
   const errs = $('policy-errors');
@@ -261,6 +264,16 @@ function drawPolicy(s) {
   const steps = $('rollout-steps');
   clear(steps);
   for (const st of (r.recentSteps || []).slice(-5).reverse()) steps.append(el('li', null, st.message || st.kind));
+  const peers = $('peers');
+  clear(peers);
+  const seen = Object.entries(r.peers || {});
+  $('peers-box').hidden = seen.length === 0;
+  for (const [cluster, p] of seen) {
+    const li = el('li', null, cluster + ': ' + (p.latest ? 'in force ' + p.latest.slice(0, 7) : 'nothing seen in force'));
+    if (p.since) li.append(document.createTextNode(', healthy since ' + p.since));
+    li.dataset.peer = cluster;
+    peers.append(li);
+  }
 }
 
 function drawHeader(d) {
@@ -299,27 +312,44 @@ function live(text, stale) {
   e.classList.toggle('stale', Boolean(stale));
 }
 
+// A poll that gets no answer within this is given up (a connection that died silently).
+const TIMEOUT_MS = 5000;
+
+function stale(why) {
+  const since = lastContact ? Math.round((Date.now() - lastContact) / 1000) + 's ago' : 'never';
+  live(why + ' (last update ' + since + '); retrying', true);
+}
+
 async function poll() {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), TIMEOUT_MS);
   try {
     const headers = etag ? { 'If-None-Match': etag } : {};
-    const r = await fetch('/status/board', { headers, cache: 'no-store' });
+    const r = await fetch('/status/board', { headers, cache: 'no-store', signal: abort.signal });
     const clock = Number(r.headers.get('x-capstan-clock'));
     if (clock) offset = clock - Date.now() / 1000;
     if (r.status === 200) {
       const d = await r.json();
+      try {
+        render(d);
+      } catch (e) {
+        // Drawn in part: the next poll asks for the whole board again.
+        etag = null;
+        stale('this board could not be drawn: ' + e);
+        return;
+      }
       etag = r.headers.get('ETag');
-      render(d);
     } else if (r.status !== 304) {
-      live('the daemon answered ' + r.status + '; retrying', true);
+      stale('the daemon answered ' + r.status);
       return;
     }
     lastContact = Date.now();
     tickAges();
-    live('live · ' + new Date((now()) * 1000).toISOString().slice(11, 19) + ' UTC');
+    live('live · ' + new Date(now() * 1000).toISOString().slice(11, 19) + ' UTC');
   } catch (e) {
-    const since = lastContact ? Math.round((Date.now() - lastContact) / 1000) + 's ago' : 'never';
-    live('cannot reach the daemon (last contact ' + since + '); retrying', true);
+    stale(abort.signal.aborted ? 'the daemon did not answer within 5 s' : 'cannot reach the daemon');
   } finally {
+    clearTimeout(timer);
     setTimeout(poll, POLL_MS);
   }
 }

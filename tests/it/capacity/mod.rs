@@ -9,6 +9,7 @@ mod drift;
 mod in_flight;
 mod provisioning;
 mod restart;
+mod seen;
 mod wake;
 
 use std::sync::Arc;

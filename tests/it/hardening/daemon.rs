@@ -293,7 +293,7 @@ fn healthz_and_readyz_answer_503_naming_the_failed_task() {
         let shared = Arc::new(Shared::new("dev", git, leading, registry, None, failure.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        tokio::spawn(async move { axum::serve(listener, router(shared)).await });
+        tokio::spawn(async move { axum::serve(listener, router(shared, &[])).await });
         let get = |path: &'static str| {
             let addr = addr.clone();
             tokio::task::spawn_blocking(move || request(&addr, "GET", path))
