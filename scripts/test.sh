@@ -53,6 +53,20 @@ need_tools() {
   fi
 }
 
+# kubectl renders the kustomize base and dry-runs it against the test API server.
+need_kubectl() {
+  if ! command -v kubectl >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && apt-get install -y -qq kubernetes-client >/dev/null
+    else
+      echo "error: the tests need kubectl; install kubernetes-client" >&2
+      exit 1
+    fi
+  fi
+  CAPSTAN_TEST_KUBECTL=$(command -v kubectl)
+  export CAPSTAN_TEST_KUBECTL
+}
+
 install_moto() {
   local venv="$ENV_DIR/moto-$MOTO_VERSION"
   if [ ! -x "$venv/bin/moto_server" ]; then
@@ -62,6 +76,8 @@ install_moto() {
     "$venv/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
   fi
   MOTO_BIN="$venv/bin/moto_server"
+  # Tests that need a moto of their own (IAM enforcement changes the whole server) start this.
+  export CAPSTAN_TEST_MOTO_BIN="$PWD/$MOTO_BIN"
 }
 
 # Debian's Chromium, driven by npm's playwright-core (which never downloads a browser of its own),
@@ -132,6 +148,7 @@ step "lint"
 cargo clippy --all-targets --locked -- -D warnings
 
 step "test services"
+need_kubectl
 install_moto
 start_moto
 install_kube
@@ -141,3 +158,11 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-eas
 
 step "tests"
 cargo test --locked
+
+step "image"
+# The OCI image, assembled from the debug binary the tests just built (no second cargo build) and
+# tested as it would be published. Where buildah cannot run a container, test-image.sh says
+# "skipping the image test: <why>" and exits 77.
+image_status=0
+scripts/test-image.sh --binary target/debug/capstan --archive target/image/capstan-test.oci.tar || image_status=$?
+if [ "$image_status" != 0 ] && [ "$image_status" != 77 ]; then exit "$image_status"; fi

@@ -1,8 +1,13 @@
-# The "prepare the S3 bucket and IAM policies" step: the kOps state-store bucket (versioned, so
-# every InstanceGroup write capstan makes can be rolled back) and the IAM role capstan's service
-# account assumes through IRSA, with ../aws/iam-policy.json as its only policy.
+# The IAM side of installing capstan on one kOps cluster: the role the `capstan` ServiceAccount
+# assumes through IRSA, with ../aws/iam-policy.json (rendered for this cluster and bucket) as its
+# only policy. The state-store bucket is kOps's own and already exists: it is only read here.
+#
+# Use this or the kOps way (../kops/cluster-spec-snippet.yaml, iam.serviceAccountExternalPermissions),
+# not both. kOps must publish the service-account issuer (serviceAccountIssuerDiscovery with
+# enableAWSOIDCProvider: true), which gives the OIDC provider this role trusts.
 
 terraform {
+  required_version = ">= 1.3"
   required_providers {
     aws = { source = "hashicorp/aws", version = ">= 5.0" }
   }
@@ -14,56 +19,34 @@ variable "cluster_name" {
 }
 
 variable "state_store_bucket" {
-  description = "The kOps state-store bucket"
+  description = "The kOps state-store bucket (KOPS_STATE_STORE without s3://); it must exist"
   type        = string
 }
 
 variable "oidc_provider_arn" {
-  description = "The IAM OIDC provider kOps created for the cluster's service-account issuer"
+  description = "The IAM OIDC provider kOps created for the cluster's service-account issuer (arn:aws:iam::<account>:oidc-provider/<issuer>)"
   type        = string
 }
 
 variable "oidc_issuer" {
-  description = "The issuer host and path, without https:// (e.g. example-oidc-discovery.s3.us-east-1.amazonaws.com/dev.example.com)"
+  description = "The issuer host and path, without https:// (serviceAccountIssuerDiscovery.discoveryStore's bucket URL, e.g. example-oidc-discovery.s3.us-east-1.amazonaws.com/dev.example.com)"
   type        = string
 }
 
 variable "namespace" {
-  type    = string
-  default = "capstan"
+  description = "The namespace capstan runs in"
+  type        = string
+  default     = "capstan"
 }
 
 variable "service_account" {
-  type    = string
-  default = "capstan"
+  description = "capstan's ServiceAccount"
+  type        = string
+  default     = "capstan"
 }
 
-resource "aws_s3_bucket" "state_store" {
+data "aws_s3_bucket" "state_store" {
   bucket = var.state_store_bucket
-}
-
-resource "aws_s3_bucket_versioning" "state_store" {
-  bucket = aws_s3_bucket.state_store.id
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "state_store" {
-  bucket = aws_s3_bucket.state_store.id
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm = "AES256"
-    }
-  }
-}
-
-resource "aws_s3_bucket_public_access_block" "state_store" {
-  bucket                  = aws_s3_bucket.state_store.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
 }
 
 data "aws_iam_policy_document" "assume" {
@@ -87,7 +70,8 @@ data "aws_iam_policy_document" "assume" {
 }
 
 resource "aws_iam_role" "capstan" {
-  name               = "capstan-${var.cluster_name}"
+  name               = "capstan.${var.cluster_name}"
+  description        = "capstan on the kOps cluster ${var.cluster_name} (IRSA: ${var.namespace}/${var.service_account})"
   assume_role_policy = data.aws_iam_policy_document.assume.json
 }
 
@@ -96,11 +80,11 @@ resource "aws_iam_role_policy" "capstan" {
   role = aws_iam_role.capstan.id
   policy = templatefile("${path.module}/../aws/iam-policy.json", {
     cluster_name       = var.cluster_name
-    state_store_bucket = var.state_store_bucket
+    state_store_bucket = data.aws_s3_bucket.state_store.bucket
   })
 }
 
 output "role_arn" {
-  description = "Put this in the ServiceAccount's eks.amazonaws.com/role-arn annotation"
+  description = "Put this in the ServiceAccount's eks.amazonaws.com/role-arn annotation (the overlay's serviceaccount.yaml)"
   value       = aws_iam_role.capstan.arn
 }

@@ -273,6 +273,9 @@ pub struct DaemonConfig {
     /// How every S3 state store is reached (this cluster's and the other clusters' of the fleet).
     #[serde(default)]
     pub s3: S3,
+    /// Log lines as `text` (default) or `json`, one object per line; `--log-format` overrides it.
+    #[serde(default)]
+    pub log_format: Option<super::logs::LogFormat>,
     /// The file this was loaded from, named in errors found after loading (empty when the config
     /// was built in code).
     #[serde(skip)]

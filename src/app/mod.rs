@@ -26,6 +26,8 @@ pub mod git;
 pub mod hook;
 pub mod host;
 pub mod http;
+pub mod logs;
+pub mod metrics;
 pub mod preflight;
 pub mod real;
 pub mod rollout;
@@ -143,12 +145,13 @@ pub async fn run_until(
     let follower = Arc::new(Follower::new(source, &cfg.cluster).with_metrics(GitMetrics::register(&mut registry)));
     let metrics = LoopMetrics::register(&mut registry);
     let cloud_metrics = crate::cloud::metered::CloudMetrics::register(&mut registry);
-    let rollout_metrics = RolloutMetrics::register(&mut registry);
+    let rollout_metrics = RolloutMetrics::register(&mut registry).for_cluster(&cfg.cluster);
     let stop = CancellationToken::new();
     let http_stop = CancellationToken::new();
     let failure = Failure::default();
     let mut tasks = Supervisor::new(failure.clone(), stop.clone(), http_stop.clone());
     let (lead_tx, lead_rx) = watch::channel(false);
+    self::metrics::register(&mut registry, lead_rx.clone());
     let (in_force_tx, in_force_rx) = watch::channel(None);
     let backends = backends(&cfg, prepared.workloads).await?;
     let (sim, clock): (_, Arc<dyn crate::clock::Clock>) = match &backends {

@@ -6,6 +6,9 @@
 //! so every [`TICK`] the reflectors' snapshot (in memory, no request) is digested and compared
 //! with what the last pass saw; a pass also runs when something is due, a launch or drain is in
 //! flight, or [`super::wake::IDLE_PASS_BOUND`] has passed.
+//!
+//! No pass runs while another autoscaler may act ([`Handover`]): kOps's Karpenter must be gone
+//! before capstan launches, disrupts or drains anything.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -26,6 +29,7 @@ use crate::cloud::aws::{self, Endpoint};
 use crate::cloud::metered::{CloudMetrics, Metered};
 use crate::cluster::ClusterApi;
 use crate::cluster::kube::KubeCluster;
+use crate::cluster::kube::karpenter::{self, Verdict};
 use crate::gitops::follow::Accepted;
 use crate::rules::Rules;
 use crate::scheduling::catalog::Catalog;
@@ -81,7 +85,10 @@ pub async fn capacity(
     let mut lp: Option<CapacityLoop<Metered<AwsCloud>, KubeCluster>> = None;
     let mut revision = String::new();
     let mut wake = Wake::default();
+    let mut handover = Handover::default();
     while super::pause(TICK, &stop).await {
+        let leads = *leading.borrow();
+        handover.look(&cluster, &shared, &cfg.lease(), leads).await;
         if !*leading.borrow() {
             // A follower is healthy and ready; it only waits, and passes at once when it leads.
             // What its loop saw while it led is stale from now on: it is not shown.
@@ -125,6 +132,11 @@ pub async fn capacity(
             }
         }
         let Some(l) = lp.as_mut() else { continue };
+        if !handover.act() {
+            // The first pass after the hand-over runs at once.
+            wake.reset();
+            continue;
+        }
         let now = SystemClock.now();
         // Reading the reflectors' stores does not fail; were it to, the idle bound runs the pass
         // that reports it.
@@ -139,5 +151,67 @@ pub async fn capacity(
         let status = l.status().clone();
         shared.ready.store(status.last_error.is_none(), Ordering::Relaxed);
         *shared.capacity.lock().expect("status") = Some(status);
+    }
+}
+
+/// Time between looks for another autoscaler while capstan acts.
+pub const HANDOVER_EVERY: Duration = Duration::from_secs(30);
+/// Time between looks while capstan does not act, so that a hand-over is noticed soon.
+pub const HANDOVER_BLOCKED_EVERY: Duration = Duration::from_secs(10);
+
+/// Whether another autoscaler may act ([`karpenter::judge`]), looked at every
+/// [`HANDOVER_EVERY`]. capstan does not act before the first look.
+#[derive(Default)]
+struct Handover {
+    /// The last verdict; `None` before the first look.
+    verdict: Option<Verdict>,
+    /// When to look next (system clock, since the Unix epoch).
+    next: Duration,
+    /// Whether this replica led at the last look: a new leader records the verdict it finds.
+    led: bool,
+}
+
+impl Handover {
+    fn act(&self) -> bool {
+        self.verdict.as_ref().is_some_and(|v| v.act)
+    }
+
+    /// Looks when due; publishes the reasons (`/readyz`, `/status.blockedBy`); a changed
+    /// verdict is logged once and, on the leader, recorded as an Event on capstan's `lease`.
+    async fn look(&mut self, cluster: &KubeCluster, shared: &Shared, lease: &(String, String), leading: bool) {
+        if SystemClock.now() < self.next {
+            return;
+        }
+        let observed = cluster.other_autoscalers().await;
+        let now = SystemClock.now();
+        let verdict = karpenter::judge(&observed, now);
+        self.next = now + if verdict.act { HANDOVER_EVERY } else { HANDOVER_BLOCKED_EVERY };
+        shared.blocked_by.lock().expect("status").clone_from(&verdict.reasons);
+        let before = self.verdict.replace(verdict);
+        let verdict = self.verdict.as_ref().expect("just set");
+        let same = |b: &Verdict| b.act == verdict.act && b.objects == verdict.objects && b.warnings == verdict.warnings;
+        // A new leader records a block it finds, even one its replica saw before.
+        let announce = leading && !self.led && !verdict.act;
+        self.led = leading;
+        if before.as_ref().is_some_and(same) && !announce {
+            return;
+        }
+        for w in &verdict.warnings {
+            tracing::warn!("{w}");
+        }
+        for r in &verdict.reasons {
+            tracing::warn!("{r}");
+        }
+        let subject = crate::cluster::Subject::Lease { namespace: lease.0.clone(), name: lease.1.clone() };
+        if !verdict.act {
+            if leading {
+                cluster.event(&subject, "AnotherAutoscaler", &verdict.reasons.join(" ")).await;
+            }
+        } else if before.is_some_and(|b| !b.act) {
+            tracing::info!("no other autoscaler may act any more: capstan acts");
+            if leading {
+                cluster.event(&subject, "HandedOver", "no other autoscaler may act any more: capstan acts").await;
+            }
+        }
     }
 }

@@ -35,6 +35,9 @@ pub struct Shared {
     pub board: Mutex<Option<Arc<Published>>>,
     /// The daemon's clock: the simulated world's with the simulated backends.
     pub clock: Arc<dyn Clock>,
+    /// Why capstan does not act: another autoscaler may (`cluster::kube::karpenter`). Empty
+    /// when it may act, and always with the simulated backends.
+    pub blocked_by: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -60,6 +63,7 @@ impl Shared {
             failure,
             board: Mutex::new(None),
             clock: Arc::new(SystemClock),
+            blocked_by: Mutex::new(Vec::new()),
         }
     }
 

@@ -42,6 +42,7 @@ pub fn document(s: &Shared) -> Value {
         "draining": capacity.draining,
         "recentDecisions": capacity.recent_decisions,
         "capacityError": capacity.last_error,
+        "blockedBy": s.blocked_by.lock().expect("status").clone(),
         "stateStore": s.state_store.lock().expect("status").clone(),
     })
 }

@@ -85,7 +85,7 @@ pub async fn run<S: StateStore>(store: &S, clusters: usize, igs: usize) -> Resul
     let first = targets(&run, clusters, igs, 10);
     for t in &first {
         let spec = format!(
-            "apiVersion: kops.k8s.io/v1alpha2\nkind: Cluster\nmetadata:\n  name: {}\nspec:\n  karpenter:\n    enabled: true\n  serviceAccountIssuerDiscovery:\n    enableAWSOIDCProvider: true\n",
+            "apiVersion: kops.k8s.io/v1alpha2\nkind: Cluster\nmetadata:\n  name: {}\nspec:\n  karpenter:\n    enabled: false\n  serviceAccountIssuerDiscovery:\n    enableAWSOIDCProvider: true\n",
             t.cluster
         );
         store.put_if_absent(&object::config_key(&t.cluster), spec.as_bytes()).await?;

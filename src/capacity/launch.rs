@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{CapacityLoop, claim_json};
+use crate::cloud::aws::without_key_ids;
 use crate::cloud::dry_run::Acting;
 use crate::cloud::provider::{CloudProvider, Created, Instance};
 use crate::cloud::{CloudError, OfferingKey};
@@ -377,26 +378,6 @@ fn failure(l: &Launch, e: &CloudError) -> String {
         ),
         e => format!("launching a {} for it failed: {}", plan.instance_type, without_key_ids(&e.to_string())),
     }
-}
-
-/// `text` with every AWS access key id (`AKIA…`/`ASIA…`, 20 characters) replaced by `[redacted]`.
-fn without_key_ids(text: &str) -> String {
-    let is_key = |w: &str| {
-        w.len() == 20
-            && (w.starts_with("AKIA") || w.starts_with("ASIA"))
-            && w.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-    };
-    let mut out = String::with_capacity(text.len());
-    for piece in text.split_inclusive(|c: char| !c.is_ascii_alphanumeric()) {
-        let word = piece.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-        if is_key(word) {
-            out.push_str("[redacted]");
-            out.push_str(&piece[word.len()..]);
-        } else {
-            out.push_str(piece);
-        }
-    }
-    out
 }
 
 #[cfg(test)]

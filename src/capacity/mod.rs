@@ -292,6 +292,9 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
                 return Ok(());
             }
             let result = self.pass(now).await;
+            if let (Ok(()), Some(m)) = (&result, &self.metrics) {
+                m.last_success.set(now.as_secs_f64());
+            }
             self.throttled = match &result {
                 Err(LoopError::Cloud(CloudError::Throttled(why))) => {
                     let delay = self.throttled.map_or(THROTTLE_FIRST, |(_, d)| (d * 2).min(THROTTLE_MAX));
@@ -324,6 +327,11 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
                 self.next_disruption = now + crate::disruption::POLL;
             }
             self.disrupt(&snapshot, &instances, &catalog, now).await;
+        }
+        if let Some(m) = &self.metrics {
+            // What the pass left: launches added, terminations on their way out.
+            let seen = &self.status.seen.instances;
+            m.observe_pools(&self.rules, &report::pool_counts(&snapshot, seen, &catalog), report::cost_per_hour(seen));
         }
         Ok(())
     }

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use super::Format;
-use super::out::{out, outln};
+use super::Output;
+use super::out::out;
+use super::output::OutputArg;
 use crate::gitops::audit::{self, AuditOptions, Entry};
 use crate::kops::{S3Options, Store, decisions};
 
@@ -16,6 +17,7 @@ pub struct AuditArgs {
     /// The config repository (a folder in a Git repository).
     #[arg(default_value = ".")]
     pub repo: PathBuf,
+    /// Only this cluster: its name in fleet.yaml (`dev`) or its kOps name (`dev.example.com`).
     #[arg(long)]
     pub cluster: Option<String>,
     /// Only commits from this date on (YYYY-MM-DD or RFC 3339).
@@ -24,11 +26,13 @@ pub struct AuditArgs {
     /// Only changes to this object, e.g. NodePool/default.
     #[arg(long)]
     pub object: Option<String>,
-    /// Join the decisions recorded under `<cluster>/capstan/decisions/` in this state store.
-    #[arg(long)]
+    /// Join the decisions recorded under `<cluster>/capstan/decisions/` in this state store
+    /// (`s3://bucket[/prefix]` or `file:///path`; default: the `KOPS_STATE_STORE` environment
+    /// variable, else no decisions are joined).
+    #[arg(long, env = "KOPS_STATE_STORE")]
     pub state_store: Option<String>,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 fn parse_since(text: &str) -> Result<i64, String> {
@@ -45,7 +49,8 @@ pub fn run(args: &AuditArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return super::usage(e),
     };
-    let options = AuditOptions { cluster: args.cluster.clone(), since, object: args.object.clone() };
+    let cluster = args.cluster.as_deref().map(|c| kops_to_fleet_name(&args.repo, c));
+    let options = AuditOptions { cluster, since, object: args.object.clone() };
     let mut entries = match audit::audit(&args.repo, &options) {
         Ok(e) => e,
         Err(e) => {
@@ -60,11 +65,20 @@ pub fn run(args: &AuditArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    match args.format {
-        Format::Json => outln!("{}", serde_json::to_string_pretty(&entries).expect("entries serialise")),
-        Format::Text => out!("{}", audit::text(&entries)),
+    match args.output.get() {
+        Output::Text => out!("{}", audit::text(&entries)),
+        json_or_yaml => json_or_yaml.print(&entries),
     }
     ExitCode::SUCCESS
+}
+
+/// The fleet name of a cluster given by its kOps name in the checkout's fleet.yaml; any other
+/// name as given, since the history may hold clusters the checkout no longer lists.
+fn kops_to_fleet_name(repo: &std::path::Path, cluster: &str) -> String {
+    crate::policy::Snapshot::from_dir_lenient(repo)
+        .ok()
+        .and_then(|s| super::cluster::resolve(&s, cluster).ok())
+        .unwrap_or_else(|| cluster.to_string())
 }
 
 /// Attaches each recorded decision to the commit whose revision caused it.

@@ -11,11 +11,13 @@ use crate::kops::{self, S3Options, Store};
 /// The synthetic cluster of the consolidation and board benchmarks.
 #[derive(Debug, Args)]
 pub struct Synthetic {
+    /// Nodes of the synthetic cluster.
     #[arg(long, default_value_t = 5000)]
     nodes: usize,
     /// Average pods per node (150,000 pods for 5,000 nodes).
     #[arg(long, default_value_t = 30)]
     pods_per_node: usize,
+    /// Seed of the random cluster; the same seed gives the same cluster.
     #[arg(long, default_value_t = 1)]
     seed: u64,
 }
@@ -25,31 +27,41 @@ pub enum BenchCommand {
     /// Commit → revision validated and in force, through the file watch or a signed webhook,
     /// on a copy of a config repository in a fresh Git repository.
     Gitops {
+        /// The config repository copied into the fresh Git repository.
         #[arg(long, default_value = "examples/fleet")]
         repo: PathBuf,
+        /// The cluster whose revision is followed.
         #[arg(long, default_value = "dev")]
         cluster: String,
+        /// Commits made and measured.
         #[arg(long, default_value_t = 20)]
         commits: usize,
+        /// How the daemon learns of a commit: the file watch, or a signed webhook.
         #[arg(long, value_enum, default_value_t = crate::bench::gitops::Trigger::Watch)]
         trigger: crate::bench::gitops::Trigger,
+        /// One JSON line instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Plan and apply InstanceGroups of many clusters against a state store (creates, a pass
     /// with nothing to do, updates). Writes under fresh `bench-*` cluster names.
     StateStore {
+        /// Clusters written, each under a fresh `bench-*` name.
         #[arg(long, default_value_t = 50)]
         clusters: usize,
         /// InstanceGroups in all, spread over the clusters.
         #[arg(long, default_value_t = 1000)]
         igs: usize,
-        #[arg(long)]
+        /// The state store (`s3://bucket[/prefix]` or `file:///path`); default: the
+        /// `KOPS_STATE_STORE` environment variable.
+        #[arg(long, env = "KOPS_STATE_STORE")]
         state_store: String,
         #[command(flatten)]
         s3: super::state::S3Args,
+        /// The S3 region (default: the AWS chain's).
         #[arg(long)]
         region: Option<String>,
+        /// One JSON line instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -59,8 +71,9 @@ pub enum BenchCommand {
         /// Clusters in the previous wave.
         #[arg(long, default_value_t = 500)]
         clusters: usize,
-        /// The state store every cluster's record goes to (`s3://bucket` or `file:///path`).
-        #[arg(long)]
+        /// The state store every cluster's record goes to (`s3://bucket` or `file:///path`);
+        /// default: the `KOPS_STATE_STORE` environment variable.
+        #[arg(long, env = "KOPS_STATE_STORE")]
         state_store: String,
         #[command(flatten)]
         s3: super::state::S3Args,
@@ -74,6 +87,7 @@ pub enum BenchCommand {
     /// `/healthz` latency on the daemon's two-worker runtime while large disruption decisions
     /// run on it (offloaded as the capacity loop does, or `--inline` for comparison).
     Healthz {
+        /// Nodes of the synthetic cluster each decision runs over.
         #[arg(long, default_value_t = 5000)]
         nodes: usize,
         /// Decisions in a row.
@@ -100,6 +114,7 @@ pub enum BenchCommand {
         /// Also write the page's JSON document (`GET /status/board`'s body) to this file.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// One JSON line instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -107,49 +122,63 @@ pub enum BenchCommand {
     Consolidation {
         #[command(flatten)]
         cluster: Synthetic,
+        /// One JSON line instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Pending pod → CreateFleet request, with the daemon's simulated-backend driver on the wall
     /// clock and a repository's policy.
     Provisioning {
+        /// The config repository whose policy the driver uses.
         #[arg(long, default_value = "examples/fleet")]
         repo: PathBuf,
+        /// The cluster of the repository: its name in fleet.yaml or its kOps name.
         #[arg(long, default_value = "dev")]
         cluster: String,
+        /// Kubernetes YAML with the Deployment whose pods go pending.
         #[arg(long, default_value = "examples/workloads/inflate.yaml")]
         workload: PathBuf,
+        /// The Deployment of the workload file.
         #[arg(long, default_value = "inflate")]
         deployment: String,
+        /// Pending pods → CreateFleet rounds measured.
         #[arg(long, default_value_t = 20)]
         rounds: usize,
+        /// One JSON line instead of text.
         #[arg(long)]
         json: bool,
     },
     /// A synthetic diurnal trace replayed twice (base and head, as `simulate` does) under a
     /// repository's policy on one thread.
     Simulate {
+        /// The config repository whose policy is replayed.
         #[arg(long, default_value = "examples/fleet")]
         repo: PathBuf,
+        /// The cluster of the repository.
         #[arg(long, default_value = "dev")]
         cluster: String,
         /// Pods at the busiest hour.
         #[arg(long, default_value_t = 2000)]
         pods: u32,
+        /// Length of the trace in hours.
         #[arg(long, default_value_t = 24)]
         hours: u32,
+        /// One JSON line instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Solve pending pods against an instance catalog, cost-optimal and Karpenter-style.
     Scheduling {
+        /// Pending pods to place.
         #[arg(long, default_value_t = 1000)]
         pods: usize,
         /// A catalog JSON file (`capstan catalog export`); the built-in curated catalog otherwise.
         #[arg(long)]
         catalog: Option<PathBuf>,
+        /// The pods' shapes: Karpenter's benchmark mix, or a generic one.
         #[arg(long, value_enum, default_value_t = MixArg::Karpenter)]
         mix: MixArg,
+        /// Seed of the random pods; the same seed gives the same pods.
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// One JSON line instead of text.
@@ -160,7 +189,9 @@ pub enum BenchCommand {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum MixArg {
+    /// The pod sizes of Karpenter's scheduling benchmark.
     Karpenter,
+    /// Pods with requests only.
     Generic,
 }
 

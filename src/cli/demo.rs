@@ -1,12 +1,13 @@
 //! `capstan demo`: the proof of concept on the simulated world, printed as a timeline and, with
 //! `--html`, written as a page of charts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::out::{file_out, outln};
+use super::Output;
+use super::out::{file_out, out, outln};
 use crate::sim::demo::story::clock;
 use crate::sim::demo::{self, Entry, Options, Summary};
 use crate::sim::fleet;
@@ -20,20 +21,28 @@ pub struct DemoArgs {
     /// The config repository (default: the example fleet).
     #[arg(long)]
     repo: Option<PathBuf>,
+    /// The cluster of the repository to run (its name in fleet.yaml).
     #[arg(long, default_value = "dev")]
     cluster: String,
     /// Kubernetes YAML with the Deployment to scale (default: the example `inflate`).
     #[arg(long)]
     workload: Option<PathBuf>,
+    /// The Deployment of the workload file to scale up and down.
     #[arg(long, default_value = "inflate")]
     deployment: String,
+    /// Replicas to scale the Deployment to before scaling it back to 0.
     #[arg(long, default_value_t = 16)]
     replicas: u32,
-    /// Folder for the `file://` state store (default: a new temporary folder).
+    /// Keep the `file://` state store in this folder (default: a temporary folder, removed at
+    /// the end).
     #[arg(long)]
     state_dir: Option<PathBuf>,
-    /// JSON lines (`t`, `event`, `message`, `detail`) instead of text.
-    #[arg(long)]
+    /// Output format: a text timeline; json lines (`t`, `event`, `message`, `detail`) ending
+    /// with a `summary` line; or yaml, one document per line of the JSON.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// The same as `-o json` (the older flag).
+    #[arg(long, hide = true)]
     json: bool,
     /// Also write the story to FILE as one self-contained HTML page: each node's life, pending
     /// and running pods and the cost per hour over time, the decisions marked, the timeline.
@@ -61,9 +70,54 @@ struct FleetArgs {
     /// folder, removed at the end).
     #[arg(long)]
     state_dir: Option<PathBuf>,
-    /// JSON lines (`t`, `event`, `message`, `detail`) ending with a `summary` line.
-    #[arg(long)]
+    /// Output format: a text timeline; json lines (`t`, `event`, `message`, `detail`) ending
+    /// with a `summary` line; or yaml, one document per line of the JSON.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// The same as `-o json` (the older flag).
+    #[arg(long, hide = true)]
     json: bool,
+}
+
+/// The demo's state folder: a temporary one is removed when this is dropped, whether the story
+/// completed, failed or panicked; one the user gave is kept, and said where.
+struct StateDir {
+    path: PathBuf,
+    temporary: bool,
+}
+
+impl StateDir {
+    fn new(given: Option<PathBuf>, prefix: &str) -> StateDir {
+        match given {
+            Some(path) => StateDir { path, temporary: false },
+            None => {
+                let name = format!("{prefix}-{}-{}", std::process::id(), chrono::Utc::now().timestamp());
+                StateDir { path: std::env::temp_dir().join(name), temporary: true }
+            }
+        }
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_dir_all(&self.path);
+        } else {
+            eprintln!("capstan demo: state kept in {}", self.path.display());
+        }
+    }
+}
+
+/// One line of the story: a JSON line, or a YAML document.
+fn print_line(output: Output, line: &impl serde::Serialize) {
+    match output {
+        Output::Yaml => out!("---\n{}", serde_yaml::to_string(line).expect("entries serialise")),
+        _ => outln!("{}", serde_json::to_string(line).expect("entries serialise")),
+    }
 }
 
 /// `examples/…` from the working directory, else from the source tree capstan was built from.
@@ -94,9 +148,9 @@ pub fn run(args: DemoArgs) -> ExitCode {
         Ok(f) => f,
         Err(code) => return code,
     };
-    let state_dir = args.state_dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("capstan-demo-{}-{}", std::process::id(), chrono::Utc::now().timestamp()))
-    });
+    let output = args.output.or_json(args.json);
+    let dir = StateDir::new(args.state_dir.clone(), "capstan-demo");
+    let state_dir = dir.path().to_path_buf();
     let opts = Options {
         repo: args.repo.clone().unwrap_or_else(|| example("examples/fleet")),
         cluster: args.cluster.clone(),
@@ -105,7 +159,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
         replicas: args.replicas,
         state_dir,
     };
-    if !args.json {
+    if output == Output::Text {
         outln!(
             "capstan demo: cluster {} from {}, simulated EC2 and Kubernetes, state store file://{}",
             opts.cluster,
@@ -114,13 +168,14 @@ pub fn run(args: DemoArgs) -> ExitCode {
         );
     }
     let story = super::runtime().block_on(demo::run(&opts));
+    drop(dir);
     let entries = &story.entries;
-    if args.json {
-        for e in entries {
-            outln!("{}", serde_json::to_string(e).expect("entries serialise"));
-        }
-    } else {
+    if output == Output::Text {
         print_text(entries);
+    } else {
+        for e in entries {
+            print_line(output, e);
+        }
     }
     if let Some(file) = html {
         let path = file.path().display().to_string();
@@ -132,11 +187,11 @@ pub fn run(args: DemoArgs) -> ExitCode {
     }
     match &story.outcome {
         Ok(summary) => {
-            if args.json {
-                let line = serde_json::json!({"t": entries.last().map_or(0.0, |e| e.t), "event": "summary", "detail": summary});
-                outln!("{line}");
-            } else {
+            if output == Output::Text {
                 print_summary(summary, args.replicas);
+            } else {
+                let line = serde_json::json!({"t": entries.last().map_or(0.0, |e| e.t), "event": "summary", "detail": summary});
+                print_line(output, &line);
             }
             ExitCode::SUCCESS
         }
@@ -148,46 +203,38 @@ pub fn run(args: DemoArgs) -> ExitCode {
 }
 
 fn run_fleet(args: FleetArgs) -> ExitCode {
-    let temporary = args.state_dir.is_none();
-    let state_dir = args.state_dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!(
-            "capstan-demo-fleet-{}-{}",
-            std::process::id(),
-            chrono::Utc::now().timestamp()
-        ))
-    });
+    let output = args.output.or_json(args.json);
+    let dir = StateDir::new(args.state_dir.clone(), "capstan-demo-fleet");
     let opts = fleet::Options {
         repo: args.repo.clone().unwrap_or_else(|| example("examples/fleet")),
         workload: args.workload.clone().unwrap_or_else(|| example("examples/workloads/inflate.yaml")),
-        state_dir: state_dir.clone(),
+        state_dir: dir.path().to_path_buf(),
     };
-    if !args.json {
+    if output == Output::Text {
         outln!(
             "capstan demo fleet: dev (wave 0), staging (wave 1) and prod (wave 2) on simulated EC2 and Kubernetes, each with its own state store, following one Git repository"
         );
     }
     let result = super::runtime().block_on(fleet::run(&opts));
-    if temporary {
-        let _ = std::fs::remove_dir_all(&state_dir);
-    }
+    drop(dir);
     let (entries, outcome) = match result {
         Ok((entries, rows)) => (entries, Ok(rows)),
         Err((e, entries)) => (entries, Err(e)),
     };
-    if args.json {
-        for e in &entries {
-            outln!("{}", serde_json::to_string(e).expect("entries serialise"));
-        }
-    } else {
+    if output == Output::Text {
         print_text(&shorten(&entries));
+    } else {
+        for e in &entries {
+            print_line(output, e);
+        }
     }
     match outcome {
         Ok(rows) => {
-            if args.json {
-                let line = serde_json::json!({"t": entries.last().map_or(0.0, |e| e.t), "event": "summary", "detail": {"clusters": rows}});
-                outln!("{line}");
-            } else {
+            if output == Output::Text {
                 print_rows(&rows);
+            } else {
+                let line = serde_json::json!({"t": entries.last().map_or(0.0, |e| e.t), "event": "summary", "detail": {"clusters": rows}});
+                print_line(output, &line);
             }
             ExitCode::SUCCESS
         }

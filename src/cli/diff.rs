@@ -17,17 +17,19 @@ use crate::gitops::audit::open;
 use crate::gitops::diff::{self, ClusterDiff, Loaded, show};
 use crate::gitops::source::snapshot_at;
 
-/// Exit code for a usage problem; 2 means "changes".
-pub const USAGE: u8 = 3;
-
 /// The first line of the markdown output.
 pub const MARKER: &str = "<!-- capstan-diff -->";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DiffFormat {
+    /// Lines for a terminal.
     Text,
+    /// A pull-request comment, starting with a marker a bot can find.
     Markdown,
+    /// JSON, for scripts.
     Json,
+    /// YAML, the same fields as JSON.
+    Yaml,
 }
 
 /// The repository, the two revisions compared and the cluster: shared by `diff` and `simulate`.
@@ -42,6 +44,7 @@ pub struct Revisions {
     /// The revision with the change.
     #[arg(long, default_value = "HEAD")]
     pub head: String,
+    /// Only this cluster: its name in fleet.yaml (`dev`) or its kOps name (`dev.example.com`).
     #[arg(long)]
     pub cluster: Option<String>,
 }
@@ -50,7 +53,8 @@ pub struct Revisions {
 pub struct DiffArgs {
     #[command(flatten)]
     pub revs: Revisions,
-    #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+    /// Output format: text, markdown (a pull-request comment), json or yaml.
+    #[arg(short = 'o', long = "output", alias = "format", value_enum, default_value_t = DiffFormat::Text)]
     pub format: DiffFormat,
 }
 
@@ -105,23 +109,25 @@ pub fn run(all: &DiffArgs) -> ExitCode {
     };
     match all.format {
         DiffFormat::Json => out!("{}\n", serde_json::to_string_pretty(&report).expect("report serialises")),
+        DiffFormat::Yaml => out!("{}", serde_yaml::to_string(&report).expect("report serialises")),
         DiffFormat::Text => out!("{}", text(&report)),
         DiffFormat::Markdown => out!("{}", markdown(&report)),
     }
     if report.head.error.is_some() {
-        ExitCode::from(1)
+        ExitCode::from(super::exit::FAILED)
     } else if report.clusters.is_empty() && report.base.error.is_none() {
         ExitCode::SUCCESS
     } else {
         // Changes, or a head that loads where the base did not.
-        ExitCode::from(2)
+        ExitCode::from(super::exit::CHANGES)
     }
 }
 
 /// One revision of the config repository, loaded.
 fn read(repo: &Repository, commit: git2::Oid, rel: &str, cluster: Option<&str>) -> Result<Loaded, ExitCode> {
     let snapshot = snapshot_at(repo, commit, rel).map_err(|e| fail(e.to_string()))?;
-    diff::load(&snapshot, cluster).map_err(usage)
+    let cluster = cluster.map(|c| super::cluster::resolve(&snapshot, c)).transpose().map_err(usage)?;
+    diff::load(&snapshot, cluster.as_deref()).map_err(usage)
 }
 
 /// The commit `rev` (given as `--flag`) resolves to; a usage error when it resolves to none.
@@ -131,17 +137,7 @@ pub(super) fn commit_of<'r>(repo: &'r Repository, flag: &str, rev: &str) -> Resu
         .map_err(|e| usage(format!("--{flag} `{rev}` is not a revision of this repository: {}", e.message())))
 }
 
-/// Says why and gives exit code 1.
-pub(super) fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::from(1)
-}
-
-/// Says why and gives the usage exit code.
-pub(super) fn usage(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::from(USAGE)
-}
+pub(super) use super::exit::{fail, usage};
 
 fn short(side: &Side) -> String {
     format!("{} ({})", side.rev, &side.sha[..12.min(side.sha.len())])

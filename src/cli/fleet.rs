@@ -15,8 +15,9 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::Format;
-use super::out::{out, outln};
+use super::Output;
+use super::out::out;
+use super::output::OutputArg;
 use super::state::S3Args;
 use crate::fleet::gate::Peer;
 use crate::fleet::peers::{self, Stores};
@@ -27,7 +28,7 @@ use crate::policy::{Snapshot, load};
 
 /// Exit code of `fleet status` when it cannot run: bad arguments, or a config repository or
 /// fleet.yaml that cannot be read. Not 2, which means "in progress".
-pub const USAGE: u8 = 3;
+pub const USAGE: u8 = super::exit::USAGE;
 
 #[derive(Debug, Subcommand)]
 pub enum FleetCommand {
@@ -50,12 +51,12 @@ pub struct StatusArgs {
     /// The config repository (a folder) whose fleet.yaml lists the clusters.
     #[arg(default_value = ".")]
     pub repo: PathBuf,
-    /// Output format: an aligned table, or JSON for scripts.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[command(flatten)]
+    pub output: OutputArg,
     /// `s3://bucket[/prefix]` or `file:///path` to read every cluster's record from; default:
-    /// each cluster's `stateStore` in fleet.yaml.
-    #[arg(long)]
+    /// the `KOPS_STATE_STORE` environment variable, then each cluster's `stateStore` in
+    /// fleet.yaml.
+    #[arg(long, env = "KOPS_STATE_STORE")]
     pub state_store: Option<String>,
     #[command(flatten)]
     pub s3: S3Args,
@@ -82,9 +83,9 @@ fn status(args: &StatusArgs) -> ExitCode {
     let peers = super::runtime().block_on(peers::read_all(&stores, &fleet, &names));
     let rows = rows(&fleet, peers);
     let verdict = verdict(&rows);
-    match args.format {
-        Format::Json => outln!("{}", serde_json::to_string_pretty(&json(&rows, verdict)).expect("status serialises")),
-        Format::Text => out!("{}", table(&rows, verdict)),
+    match args.output.get() {
+        Output::Text => out!("{}", table(&rows, verdict)),
+        json_or_yaml => json_or_yaml.print(&json(&rows, verdict)),
     }
     ExitCode::from(verdict.code())
 }
@@ -200,8 +201,8 @@ impl Verdict {
     fn code(self) -> u8 {
         match self {
             Verdict::Converged => 0,
-            Verdict::Halted => 1,
-            Verdict::InProgress => 2,
+            Verdict::Halted => super::exit::FAILED,
+            Verdict::InProgress => super::exit::CHANGES,
         }
     }
 }

@@ -23,7 +23,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
-use super::diff::{fail, usage};
+use super::Output;
+use super::exit::{fail, usage};
 use super::out::out;
 use crate::app::http::CLOCK_HEADER;
 use crate::view::{Board, table};
@@ -52,13 +53,17 @@ pub struct NodesArgs {
     /// The daemon, as its `listen` setting (or `kubectl port-forward deploy/capstan 8080`) serves it.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
-    /// Print the board's JSON as the daemon sent it, for scripts.
-    #[arg(long, conflicts_with = "watch")]
+    /// Output format: the table (text), or the board's JSON as the daemon sent it (json), for
+    /// scripts; yaml is refused, as the board is passed on unchanged.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// The same as `-o json` (the older flag).
+    #[arg(long, hide = true, conflicts_with = "watch")]
     json: bool,
     /// Redraw every 2 seconds until interrupted.
     #[arg(long)]
     watch: bool,
-    /// Colour the table.
+    /// Colour the table: auto (on a terminal, unless NO_COLOR is set), always or never.
     #[arg(long, value_enum, default_value_t = Colour::Auto)]
     color: Colour,
 }
@@ -101,6 +106,12 @@ pub fn run(args: &NodesArgs) -> ExitCode {
         Ok(u) => u,
         Err(e) => return usage(e),
     };
+    let json = match args.output.or_json(args.json) {
+        Output::Text => false,
+        Output::Json if args.watch => return usage("-o json cannot be used with --watch"),
+        Output::Json => true,
+        Output::Yaml => return usage("capstan nodes prints text or json (the board as the daemon sent it), not yaml"),
+    };
     let colour = match args.color {
         Colour::Always => true,
         Colour::Never => false,
@@ -111,7 +122,7 @@ pub fn run(args: &NodesArgs) -> ExitCode {
     runtime.block_on(async {
         let mut cache = None;
         if !args.watch {
-            return match show(&client, &uri, &args.url, args.json, colour, &mut cache).await {
+            return match show(&client, &uri, &args.url, json, colour, &mut cache).await {
                 Ok(text) => {
                     out!("{text}");
                     ExitCode::SUCCESS
@@ -121,7 +132,7 @@ pub fn run(args: &NodesArgs) -> ExitCode {
         }
         let terminal = std::io::stdout().is_terminal();
         loop {
-            let shown = show(&client, &uri, &args.url, args.json, colour, &mut cache).await;
+            let shown = show(&client, &uri, &args.url, json, colour, &mut cache).await;
             let text = shown.unwrap_or_else(|e| format!("error: {e}\n"));
             let mut stdout = std::io::stdout().lock();
             let clear = if terminal { "\x1b[H\x1b[2J" } else { "\n" };

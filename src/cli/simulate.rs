@@ -25,9 +25,15 @@ use crate::whatif::{self, ClusterOutcome, Report, Side, TraceInfo, guard, replay
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SimulateFormat {
+    /// Tables for a terminal.
     Text,
+    /// A pull-request comment.
     Markdown,
+    /// JSON, for scripts.
     Json,
+    /// YAML, the same fields as JSON.
+    Yaml,
+    /// A self-contained HTML report with charts.
     Html,
 }
 
@@ -38,7 +44,9 @@ pub struct SimulateArgs {
     /// The workload trace to replay (see `capstan trace`).
     #[arg(long)]
     pub trace: PathBuf,
-    #[arg(long, value_enum, default_value_t = SimulateFormat::Text)]
+    /// Output format: text, markdown (a pull-request comment), json, yaml or html (a
+    /// self-contained page).
+    #[arg(short = 'o', long = "output", alias = "format", value_enum, default_value_t = SimulateFormat::Text)]
     pub format: SimulateFormat,
     /// Write the report here instead of standard output.
     #[arg(long)]
@@ -101,6 +109,7 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
         SimulateFormat::Text => whatif::text::text(&report),
         SimulateFormat::Markdown => whatif::markdown::markdown(&report),
         SimulateFormat::Json => format!("{}\n", serde_json::to_string_pretty(&report).expect("report serialises")),
+        SimulateFormat::Yaml => serde_yaml::to_string(&report).expect("report serialises"),
         SimulateFormat::Html => whatif::html::html(&report),
     };
     match out_file {
@@ -163,7 +172,8 @@ fn load(repo: &Repository, rel: &str, flag: &str, rev: &str, cluster: Option<&st
     let commit = commit_of(repo, flag, rev)?;
     let sha = commit.id().to_string();
     let snapshot = snapshot_at(repo, commit.id(), rel).map_err(|e| fail(e.to_string()))?;
-    let v = policy::validate(&snapshot, cluster).map_err(usage)?;
+    let cluster = cluster.map(|c| super::cluster::resolve(&snapshot, c)).transpose().map_err(usage)?;
+    let v = policy::validate(&snapshot, cluster.as_deref()).map_err(usage)?;
     if let Some(d) = v.diagnostics.sorted().into_iter().find(|d| d.is_error()) {
         return Err(fail(format!("the {flag} revision {rev} does not load, so it cannot be simulated:\n{d}")));
     }

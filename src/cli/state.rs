@@ -9,7 +9,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::out::{out, outln};
-use super::{Format, read_repo};
+use super::output::OutputArg;
+use super::{Output, exit, read_repo};
 use crate::kops::show::{self, Style};
 use crate::kops::{self, Cache, S3Options, Store, Target};
 use crate::policy::EffectivePolicy;
@@ -19,22 +20,24 @@ pub struct StoreArgs {
     /// The config repository (a folder).
     #[arg(default_value = ".")]
     pub repo: PathBuf,
-    /// The cluster (its folder under `clusters/`).
+    /// The cluster: its name in fleet.yaml (`dev`) or its kOps name (`dev.example.com`).
     #[arg(long)]
     pub cluster: String,
-    /// `s3://bucket[/prefix]` or `file:///path`; default: the cluster's `stateStore` in fleet.yaml.
-    #[arg(long)]
+    /// The kOps state store, `s3://bucket[/prefix]` or `file:///path`; default: the
+    /// `KOPS_STATE_STORE` environment variable, then the cluster's `stateStore` in fleet.yaml.
+    #[arg(long, env = "KOPS_STATE_STORE")]
     pub state_store: Option<String>,
     #[command(flatten)]
     pub s3: S3Args,
     /// AWS region of the bucket (default: the cluster's region in fleet.yaml, then the AWS chain).
     #[arg(long)]
     pub region: Option<String>,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[command(flatten)]
+    pub output: OutputArg,
     /// How long a write to a folder store waits for another process's lock before the pass
-    /// fails (Go duration).
-    #[arg(long, default_value = "30s", value_parser = super::parse_duration)]
+    /// fails: a Go duration such as 500ms, 30s or 1m (units ns, us, ms, s, m, h), from 0s (do not
+    /// wait) to 1h.
+    #[arg(long, default_value = "30s", value_parser = super::duration::lock_timeout)]
     pub lock_timeout: Duration,
 }
 
@@ -72,14 +75,15 @@ fn style() -> Style {
 /// error; `RUST_LOG` changes the level.
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    let ansi = std::io::stderr().is_terminal();
+    let ansi = crate::app::logs::colour();
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }
 
 async fn prepare(args: &StoreArgs) -> Result<Prepared, ExitCode> {
     init_logs();
     let snapshot = read_repo(&args.repo)?;
-    let v = crate::policy::validate(&snapshot, Some(&args.cluster)).map_err(super::usage)?;
+    let cluster = super::cluster::resolve(&snapshot, &args.cluster).map_err(exit::usage)?;
+    let v = crate::policy::validate(&snapshot, Some(&cluster)).map_err(exit::usage)?;
     if v.diagnostics.has_errors() {
         for d in v.diagnostics.sorted().iter().filter(|d| d.is_error()) {
             eprintln!("{}: {d}", args.repo.display());
@@ -90,14 +94,12 @@ async fn prepare(args: &StoreArgs) -> Result<Prepared, ExitCode> {
     let policy = v.policies.into_iter().next().expect("one cluster was asked for");
     let fleet = policy.fleet_entry.as_ref();
     let Some(url) = args.state_store.clone().or_else(|| fleet.map(|f| f.state_store.clone())) else {
-        eprintln!("error: no state store: pass --state-store or set the cluster's stateStore in fleet.yaml");
-        return Err(ExitCode::from(2));
+        return Err(exit::usage(
+            "no state store: pass --state-store, set KOPS_STATE_STORE, or set the cluster's stateStore in fleet.yaml",
+        ));
     };
     let s3 = args.s3.options(args.region.clone().or_else(|| fleet.map(|f| f.region.clone())));
-    let store = Store::open(&url, &s3).await.map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(2)
-    })?;
+    let store = Store::open(&url, &s3).await.map_err(exit::usage)?;
     let store = store.with_lock_timeout(args.lock_timeout);
     let revision = format!("{}@{}", args.repo.display(), snapshot.digest());
     let target = Target::from_policy(&policy, &revision);
@@ -127,19 +129,19 @@ pub fn plan(args: &StoreArgs) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        match args.format {
-            Format::Json => outln!("{}", serde_json::to_string_pretty(&plan).expect("plans serialise")),
-            Format::Text => {
+        match args.output.get() {
+            Output::Text => {
                 header(&p);
                 out!("{}", show::plan_text(&plan, style()));
             }
+            json_or_yaml => json_or_yaml.print(&plan),
         }
         if !plan.errors.is_empty() {
-            ExitCode::from(1)
+            ExitCode::from(exit::FAILED)
         } else if plan.is_empty() {
             ExitCode::SUCCESS
         } else {
-            ExitCode::from(2)
+            ExitCode::from(exit::CHANGES)
         }
     })
 }
@@ -151,7 +153,7 @@ pub fn reconcile(args: &StoreArgs, once: bool, interval: Duration) -> ExitCode {
             Err(code) => return code,
         };
         loop {
-            let code = pass(&p, args.format).await;
+            let code = pass(&p, args.output.get()).await;
             if once {
                 return code;
             }
@@ -163,7 +165,7 @@ pub fn reconcile(args: &StoreArgs, once: bool, interval: Duration) -> ExitCode {
     })
 }
 
-async fn pass(p: &Prepared, format: Format) -> ExitCode {
+async fn pass(p: &Prepared, format: Output) -> ExitCode {
     let report = match kops::reconcile_once(&p.store, &p.target, &p.cache, chrono::Utc::now()).await {
         Ok(r) => r,
         Err(e) => {
@@ -172,8 +174,10 @@ async fn pass(p: &Prepared, format: Format) -> ExitCode {
         }
     };
     match format {
-        Format::Json => outln!("{}", serde_json::to_string(&report).expect("reports serialise")),
-        Format::Text => {
+        // One line per pass, so that a running reconcile is a stream of JSON lines.
+        Output::Json => outln!("{}", serde_json::to_string(&report).expect("reports serialise")),
+        Output::Yaml => out!("---\n{}", serde_yaml::to_string(&report).expect("reports serialise")),
+        Output::Text => {
             header(p);
             out!("{}", show::plan_text(&report.plan, style()));
             out!("{}", show::outcome_text(&report.outcome, style()));

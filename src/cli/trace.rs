@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::diff::{USAGE, fail};
+use super::exit::{USAGE, fail};
 use super::out::{FileOut, file_out, out};
 use crate::trace::Trace;
 use crate::trace::record::{self, RecordOptions};
@@ -22,8 +22,9 @@ pub enum TraceCommand {
         /// Only this namespace (default: all).
         #[arg(long)]
         namespace: Option<String>,
-        /// How long to record (e.g. 30m, 24h).
-        #[arg(long, value_parser = super::parse_duration)]
+        /// How long to record: a Go duration such as 90s, 30m or 24h (units ns, us, ms, s, m,
+        /// h), from 1s to 744h.
+        #[arg(long, value_parser = super::duration::record)]
         duration: std::time::Duration,
         /// The trace's name.
         #[arg(long, default_value = "recorded")]
@@ -34,6 +35,7 @@ pub enum TraceCommand {
     },
     /// Write a realistic synthetic trace.
     Synth {
+        /// The shape of the load over the day.
         #[arg(long, value_enum)]
         pattern: Pattern,
         /// Pods at the busiest moment.
@@ -54,10 +56,6 @@ pub enum TraceCommand {
 pub fn run(what: TraceCommand) -> ExitCode {
     match what {
         TraceCommand::Record { kubeconfig, namespace, duration, name, out } => {
-            if duration.is_zero() || duration.as_secs() > crate::trace::MAX_DURATION_SECS {
-                eprintln!("error: --duration must be from 1s to 744h");
-                return ExitCode::from(USAGE);
-            }
             // Found out now, not after hours of recording.
             let file = match file_out(out.as_deref()) {
                 Ok(f) => f,

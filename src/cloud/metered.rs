@@ -39,12 +39,26 @@ impl CloudMetrics {
             errors: Family::default(),
             latency: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 16))),
         };
+        // Every operation's calls and every error it can count, at 0 from the start.
+        for operation in OPERATIONS {
+            let _ = m.calls.get_or_create(&OpLabels { operation });
+            for kind in ERROR_KINDS {
+                let _ = m.errors.get_or_create(&ErrorLabels { operation, kind });
+            }
+        }
         registry.register("capstan_cloud_calls", "Cloud provider calls by operation", m.calls.clone());
         registry.register("capstan_cloud_errors", "Cloud provider errors by operation and kind", m.errors.clone());
         registry.register("capstan_cloud_call_seconds", "Cloud provider call latency by operation", m.latency.clone());
         m
     }
 }
+
+/// The operations a `Metered` provider measures.
+pub const OPERATIONS: [&str; 5] = ["catalog", "create", "delete", "get", "list"];
+
+/// Every label [`error_kind`] gives.
+pub const ERROR_KINDS: [&str; 7] =
+    ["insufficient_capacity", "not_found", "throttled", "unauthorized", "invalid_config", "dry_run", "api"];
 
 /// The label an error is counted under.
 pub fn error_kind(e: &CloudError) -> &'static str {
@@ -111,5 +125,36 @@ impl<P: CloudProvider> CloudProvider for Metered<P> {
 
     async fn list(&self) -> Result<Vec<Instance>, CloudError> {
         self.measure("list", self.inner.list()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_kind_is_counted_at_zero_before_the_first_error() {
+        let every = [
+            CloudError::InsufficientCapacity { offerings: Vec::new() },
+            CloudError::NotFound(String::new()),
+            CloudError::Throttled(String::new()),
+            CloudError::Unauthorized(String::new()),
+            CloudError::InvalidConfig(String::new()),
+            CloudError::DryRun { operation: "create", target: String::new() },
+            CloudError::Api(String::new()),
+        ];
+        let kinds: Vec<_> = every.iter().map(error_kind).collect();
+        assert_eq!(kinds, ERROR_KINDS);
+        let mut registry = Registry::default();
+        CloudMetrics::register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for operation in OPERATIONS {
+            assert!(text.contains(&format!("capstan_cloud_calls_total{{operation=\"{operation}\"}} 0\n")), "{text}");
+            for kind in ERROR_KINDS {
+                let line = format!("capstan_cloud_errors_total{{operation=\"{operation}\",kind=\"{kind}\"}} 0\n");
+                assert!(text.contains(&line), "{line} missing:\n{text}");
+            }
+        }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! - **`snapshot`** reads pods, nodes, DaemonSets and PodDisruptionBudgets as they are now.
 //! - **`register`** merges labels, taints and annotations into a node that has just registered.
-//!   Idempotent: keys already present with the same value are left alone.
+//!   Idempotent: keys already present with the same value are left alone. The same write removes
+//!   the taint [`super::marks::UNREGISTERED_TAINT`] (any effect), which kOps bakes into its nodes.
 //! - **`mark_for_disruption`** cordons the node (`spec.unschedulable`), taints it
 //!   [`super::marks::DISRUPTED_TAINT`] and writes its [`DisruptionMarks`] (reason, revision,
 //!   replacement claims) in **one** write: either all of it lands or none of it does, so there

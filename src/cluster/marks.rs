@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! registered   labels (NodePool's, karpenter.sh/nodepool), taints (NodePool's + startup),
-//!              annotations capstan.io/nodeclaim, capstan.io/policy-revision
+//!              annotations capstan.io/nodeclaim, capstan.io/policy-revision; taint
+//!              karpenter.sh/unregistered removed, in the same write
 //! initialized  annotation capstan.io/initialized
 //! disrupted    spec.unschedulable, taint karpenter.sh/disrupted:NoSchedule, annotations
 //!              capstan.io/disruption-{reason,revision,replacements}: ONE write
@@ -37,6 +38,16 @@ pub const DISRUPTION_REVISION: &str = "capstan.io/disruption-revision";
 pub const DISRUPTION_REPLACEMENTS: &str = "capstan.io/disruption-replacements";
 /// The taint put on a node being drained, so nothing new lands on it and budgets count it.
 pub const DISRUPTED_TAINT: &str = "karpenter.sh/disrupted";
+
+/// The taint kOps (1.36+) bakes into the kubelet of every `manager: Karpenter` InstanceGroup's
+/// nodes (`NoExecute`), keeping pods off until the NodePool's labels and taints are applied.
+/// Registration removes it (any effect); nothing else does.
+pub const UNREGISTERED_TAINT: &str = "karpenter.sh/unregistered";
+
+/// Whether a node still carries the unregistered taint.
+pub fn unregistered(node: &ClusterNode) -> bool {
+    node.taints.iter().any(|t| t.key == UNREGISTERED_TAINT)
+}
 
 /// The `karpenter.sh/disrupted:NoSchedule` taint.
 pub fn disrupted_taint() -> Taint {

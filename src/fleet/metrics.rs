@@ -62,6 +62,15 @@ impl RolloutMetrics {
         m
     }
 
+    /// Creates this cluster's halt and rollback counters at 0, so they show before the first
+    /// rollout pass (and an alert on their increase has a series to start from).
+    pub fn for_cluster(self, cluster: &str) -> RolloutMetrics {
+        let labels = ClusterLabels { cluster: cluster.to_string() };
+        let _ = self.halts.get_or_create(&labels);
+        let _ = self.rollbacks.get_or_create(&labels);
+        self
+    }
+
     /// Sets the gauges from a record; counts the steps of a pass.
     pub fn observe(&self, rec: &Record, steps: &[StepKind], soak_seconds: i64) {
         let cluster = rec.cluster.clone();

@@ -17,6 +17,11 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+impl ReasonLabels {
+    /// Every reason a failure is counted under.
+    pub const REASONS: [&'static str; 2] = ["fetch", "rejected"];
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct GitMetrics {
     /// 1 for the revision in force, 0 for the one it replaced.
@@ -35,11 +40,31 @@ impl GitMetrics {
             m.applied.clone(),
         );
         registry.register("capstan_policy_fetches", "Fetches of the config repository", m.fetches.clone());
+        // Every reason at 0 from the start, so a failure is an increase, not a new series.
+        for reason in ReasonLabels::REASONS {
+            let _ = m.failures.get_or_create(&ReasonLabels { reason });
+        }
         registry.register(
             "capstan_policy_failures",
             "Fetches that failed and revisions rejected, by reason",
             m.failures.clone(),
         );
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_failure_reason_shows_zero_before_the_first_failure() {
+        let mut registry = Registry::default();
+        GitMetrics::register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for reason in ReasonLabels::REASONS {
+            assert!(text.contains(&format!("capstan_policy_failures_total{{reason=\"{reason}\"}} 0\n")), "{text}");
+        }
     }
 }

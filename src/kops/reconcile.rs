@@ -94,7 +94,8 @@ pub async fn plan_cluster<S: StateStore>(store: &S, target: &Target, cache: &Cac
     Ok(plan)
 }
 
-/// What the Cluster spec must enable for the Karpenter-managed IGs the repository declares.
+/// What the Cluster spec must and must not enable for the Karpenter-managed IGs the repository
+/// declares: IRSA, and not kOps's own Karpenter (which would act on the same pending pods).
 pub fn cluster_spec_warnings(spec: &Cluster, desired: &BTreeMap<String, Value>) -> Vec<String> {
     let karpenter: Vec<&str> = desired
         .iter()
@@ -106,9 +107,9 @@ pub fn cluster_spec_warnings(spec: &Cluster, desired: &BTreeMap<String, Value>) 
         return warnings;
     }
     let igs = karpenter.join(", ");
-    if !spec.karpenter_enabled() {
+    if spec.karpenter_enabled() {
         warnings.push(format!(
-            "Karpenter-managed InstanceGroups ({igs}) but the Cluster spec does not set spec.karpenter.enabled: true; set it with `kops edit cluster` (kOps 1.24–1.26 also need KOPS_FEATURE_FLAGS=Karpenter)"
+            "Karpenter-managed InstanceGroups ({igs}) and spec.karpenter.enabled: true, which makes kOps install its own Karpenter to act on the same pending pods (capstan waits while it runs); capstan does not need it: set spec.karpenter.enabled: false with `kops edit cluster`, then remove kOps's Karpenter as the README's Installing section says"
         ));
     }
     if !spec.irsa_enabled() {

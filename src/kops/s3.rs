@@ -87,8 +87,9 @@ impl S3Store {
                 (Some(404), _) | (_, "NoSuchKey") => return StoreError::NotFound(key.to_string()),
                 (_, "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken") => {
                     return StoreError::Io(format!(
-                        "{call} {key} in {}: {code}; check the AWS credentials and that the IAM policy allows s3:{call} on the bucket",
-                        self.url
+                        "{call} {key} in {}: {code}; check the AWS credentials and that the IAM policy allows {} on the bucket",
+                        self.url,
+                        iam_action(call)
                     ));
                 }
                 _ => {}
@@ -177,6 +178,14 @@ impl StateStore for S3Store {
         }
         keys.sort();
         Ok(keys)
+    }
+}
+
+/// The IAM action that allows an S3 call (a listing is `s3:ListBucket`).
+fn iam_action(call: &str) -> String {
+    match call {
+        "ListObjectsV2" => "s3:ListBucket".into(),
+        other => format!("s3:{other}"),
     }
 }
 

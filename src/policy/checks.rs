@@ -68,11 +68,11 @@ pub fn check(policy: &EffectivePolicy, diags: &mut Diagnostics) {
     if let Some(spec) = &policy.cluster_spec {
         let karpenter_igs = policy.instance_groups.iter().any(|ig| ig.value.is_karpenter());
         let mut r = Reporter { origin: &spec.origin, object: format!("Cluster/{}", spec.value.metadata.name), diags };
-        if karpenter_igs && !spec.value.karpenter_enabled() {
+        if karpenter_igs && spec.value.karpenter_enabled() {
             r.warning(
-                "spec",
-                "Karpenter-managed InstanceGroups exist but spec.karpenter.enabled is not true",
-                "set spec.karpenter.enabled: true (kOps 1.24–1.26 also need KOPS_FEATURE_FLAGS=Karpenter)",
+                "spec.karpenter.enabled",
+                "spec.karpenter.enabled: true makes kOps install its own Karpenter, which acts on the same pending pods as capstan (capstan waits while it runs)",
+                "set spec.karpenter.enabled: false; capstan serves `manager: Karpenter` InstanceGroups without it",
             );
         }
         if karpenter_igs && !spec.value.irsa_enabled() {

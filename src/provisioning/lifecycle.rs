@@ -1,6 +1,6 @@
 //! The NodeClaim lifecycle, derived each pass from the cloud and the cluster:
 //! launched (an instance) → registered (a Node with its providerID; capstan applies the
-//! NodePool's labels and taints) → initialized (Ready, startup taints gone). An instance that
+//! NodePool's labels and taints and removes `karpenter.sh/unregistered`) → initialized (Ready, startup taints gone). An instance that
 //! does not register within [`REGISTRATION_TTL`] is terminated.
 
 use std::collections::HashMap;
@@ -26,7 +26,9 @@ pub use crate::cluster::marks::{
 /// One lifecycle step to take.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
-    /// A node appeared for `instance`: give it its pool's labels, taints and annotations.
+    /// A node appeared for `instance`: give it its pool's labels, taints and annotations, and
+    /// take off the unregistered taint ([`marks::UNREGISTERED_TAINT`]). Also taken again for a
+    /// registered node that still carries that taint (registered by an older capstan).
     Register { node: String, claim: String, labels: Labels, taints: Vec<Taint>, annotations: Labels },
     /// The node is Ready and its startup taints are gone.
     Initialized { node: String, claim: String, since_launch: Duration },
@@ -55,7 +57,7 @@ pub fn steps(
                 out.push(Step::Timeout { instance: i.id.clone(), claim: i.claim.clone(), age: now - i.launched_at });
             }
             None => {}
-            Some(n) if !n.labels.contains_key(NODE_POOL_LABEL) => {
+            Some(n) if !n.labels.contains_key(NODE_POOL_LABEL) || marks::unregistered(n) => {
                 let mut annotations = Labels::new();
                 annotations.insert(marks::CLAIM.into(), i.claim.clone());
                 if let Some(r) = i.tags.get(tags::POLICY_REVISION) {
@@ -131,6 +133,29 @@ mod tests {
             matches!(&out[0], Step::Register { node, claim, .. } if node == "node-i-ours" && claim == "general-1"),
             "{out:?}"
         );
+    }
+
+    #[test]
+    fn a_node_keeping_the_unregistered_taint_is_registered_until_it_is_gone() {
+        let tainted = |mut n: ClusterNode| {
+            n.taints.push(Taint {
+                key: marks::UNREGISTERED_TAINT.into(),
+                value: None,
+                effect: crate::policy::meta::TaintEffect::NoExecute,
+                time_added: None,
+            });
+            n
+        };
+        let mut registered = unregistered("i-ours");
+        registered.labels.insert(NODE_POOL_LABEL.into(), "general".into());
+        let out = run(vec![tainted(registered.clone())], &[instance("i-ours", "general-1")]);
+        assert!(matches!(&out[..], [Step::Register { node, .. }] if node == "node-i-ours"), "{out:?}");
+        // Once it is gone, registration is done.
+        let out = run(vec![registered], &[instance("i-ours", "general-1")]);
+        assert!(!out.iter().any(|s| matches!(s, Step::Register { .. })), "{out:?}");
+        // A node capstan did not launch keeps its taints.
+        let out = run(vec![tainted(unregistered("i-kops"))], &[instance("i-kops", "")]);
+        assert!(out.is_empty(), "{out:?}");
     }
 
     #[test]

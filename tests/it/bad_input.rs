@@ -353,11 +353,11 @@ fn text_format_names_place_object_field_and_hint() {
 }
 
 #[test]
-fn usage_errors_exit_2() {
-    assert_eq!(capstan(&["validate", "--format", "yaml"]).code, 2);
-    assert_eq!(capstan(&["validate", "/nonexistent/repo"]).code, 2);
+fn usage_errors_exit_3() {
+    assert_eq!(capstan(&["validate", "--format", "xml"]).code, 3);
+    assert_eq!(capstan(&["validate", "/nonexistent/repo"]).code, 3);
     let repo = TempRepo::valid();
     let run = capstan(&["render", repo.path().to_str().unwrap(), "--cluster", "nope"]);
-    assert_eq!(run.code, 2);
+    assert_eq!(run.code, 3);
     assert!(run.stderr.contains("not listed in fleet.yaml"), "{}", run.stderr);
 }

@@ -94,7 +94,11 @@ fn committed_schemas_match_the_model() {
     for (name, text) in capstan::policy::schema::all() {
         let path = crate::common::root().join("policies/schema").join(&name);
         let committed = std::fs::read_to_string(&path).unwrap_or_default();
-        assert!(committed == text, "{} is out of date: run `cargo run -- schema`", path.display());
+        assert!(
+            committed == text,
+            "{} is out of date: run `cargo run -- schema --out policies/schema`",
+            path.display()
+        );
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert!(v["properties"]["spec"].is_object(), "{name} describes spec");
     }

@@ -278,7 +278,7 @@ fn usage_and_read_errors_exit_3() {
     assert_eq!(run.code, 3, "broken fleet.yaml; stderr: {}", run.stderr);
     assert!(run.stderr.contains("fleet.yaml"), "{}", run.stderr);
 
-    let run = fleet.status(&["--format", "yaml"]);
+    let run = fleet.status(&["--format", "xml"]);
     assert_eq!(run.code, 3, "bad flag value; stderr: {}", run.stderr);
     let run = capstan(&["fleet", "status", "--no-such-flag"]);
     assert_eq!(run.code, 3, "unknown flag; stderr: {}", run.stderr);

@@ -83,12 +83,14 @@ pub fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
             "{call}: no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or IRSA"
         ));
     }
-    CloudError::Api(format!("{call}: {}", short(&text)))
+    CloudError::Api(format!("{call}: {}", short(&without_key_ids(&text))))
 }
 
 /// The typed error for an EC2 error `code` answered to `call` (`message` is only shown).
 pub fn from_code(call: &str, code: &str, message: &str) -> CloudError {
-    let message = format!("{call}: {code}: {message}");
+    // An error message may quote the access key id the call was signed with: it is logged,
+    // shown in /status and on the board, so it goes.
+    let message = format!("{call}: {code}: {}", without_key_ids(message));
     match code {
         c if no_capacity(c) => CloudError::InsufficientCapacity { offerings: Vec::new() },
         "RequestLimitExceeded" | "Throttling" | "ThrottlingException" => CloudError::Throttled(message),
@@ -115,6 +117,27 @@ pub fn lacks_credentials(text: &str) -> bool {
     markers.iter().any(|m| text.contains(m))
 }
 
+/// `text` with every AWS access key id (`AKIA…`/`ASIA…`, 20 characters) replaced by
+/// `[redacted]`.
+pub fn without_key_ids(text: &str) -> String {
+    let is_key = |w: &str| {
+        w.len() == 20
+            && (w.starts_with("AKIA") || w.starts_with("ASIA"))
+            && w.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    };
+    let mut out = String::with_capacity(text.len());
+    for piece in text.split_inclusive(|c: char| !c.is_ascii_alphanumeric()) {
+        let word = piece.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+        if is_key(word) {
+            out.push_str("[redacted]");
+            out.push_str(&piece[word.len()..]);
+        } else {
+            out.push_str(piece);
+        }
+    }
+    out
+}
+
 fn short(text: &str) -> String {
     text.chars().take(300).collect()
 }
@@ -130,5 +153,24 @@ pub async fn ssm_parameter(client: &aws_sdk_ssm::Client, name: &str) -> Result<O
         Ok(out) => Ok(out.parameter().and_then(|p| p.value()).map(str::to_string)),
         Err(e) if error_code(&e) == Some("ParameterNotFound") => Ok(None),
         Err(e) => Err(classify("GetParameter", e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_access_key_id_in_an_ec2_message_is_never_shown() {
+        let e = from_code(
+            "RunInstances",
+            "AuthFailure",
+            "AWS was not able to validate the provided access credentials (AKIAIOSFODNN7EXAMPLE)",
+        );
+        let text = e.to_string();
+        assert!(!text.contains("IOSFODNN7EXAMPLE"), "{text}");
+        assert!(text.contains("credentials ([redacted])"), "{text}");
+        let other = from_code("DescribeInstances", "Boom", "key ASIAIOSFODNN7EXAMPLE, request AKIA-1");
+        assert!(other.to_string().ends_with("key [redacted], request AKIA-1"), "{other}");
     }
 }

@@ -4,6 +4,7 @@
 //! servers older than 1.21, found by discovery), Node deletion, and events.k8s.io Events.
 
 pub mod connect;
+pub mod karpenter;
 pub mod lease;
 pub mod objects;
 
@@ -23,7 +24,7 @@ use kube::{Client, Resource};
 use serde_json::{Value, json};
 
 use super::api::{ClusterApi, ClusterError, Subject};
-use super::marks::{self, DISRUPTED_TAINT, DISRUPTION_PREFIX, DisruptionMarks};
+use super::marks::{self, DISRUPTED_TAINT, DISRUPTION_PREFIX, DisruptionMarks, UNREGISTERED_TAINT};
 use super::model::Snapshot;
 use crate::clock::Clock;
 use crate::policy::meta::{Labels, Taint};
@@ -170,6 +171,27 @@ fn taints_with(current: &Node, add: &[Taint], remove: Option<&str>) -> Value {
     Value::Array(list.iter().map(objects::k8s_taint).collect())
 }
 
+/// The one merge patch that registers a node: its NodePool's labels, taints and annotations, and
+/// the `karpenter.sh/unregistered` taint (kOps bakes it into its nodes' kubelet) removed.
+fn register_patch(current: &Node, labels: &Labels, taints: &[Taint], annotations: &Labels) -> Value {
+    let mut patch = json!({"metadata": {}});
+    if !labels.is_empty() {
+        patch["metadata"]["labels"] = objects::string_map(labels);
+    }
+    if !annotations.is_empty() {
+        patch["metadata"]["annotations"] = objects::string_map(annotations);
+    }
+    let unregistered = current
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .is_some_and(|t| t.iter().any(|t| t.key == UNREGISTERED_TAINT));
+    if !taints.is_empty() || unregistered {
+        patch["spec"] = json!({"taints": taints_with(current, taints, Some(UNREGISTERED_TAINT))});
+    }
+    patch
+}
+
 /// The one merge patch that marks a node for disruption: cordon, taint and record together.
 fn mark_patch(current: &Node, disrupted: &Taint, annotations: &Value) -> Value {
     json!({
@@ -213,20 +235,7 @@ impl ClusterApi for KubeCluster {
         taints: &[Taint],
         annotations: &Labels,
     ) -> Result<(), ClusterError> {
-        self.edit_node(node, |current| {
-            let mut patch = json!({"metadata": {}});
-            if !labels.is_empty() {
-                patch["metadata"]["labels"] = objects::string_map(labels);
-            }
-            if !annotations.is_empty() {
-                patch["metadata"]["annotations"] = objects::string_map(annotations);
-            }
-            if !taints.is_empty() {
-                patch["spec"] = json!({"taints": taints_with(current, taints, None)});
-            }
-            patch
-        })
-        .await
+        self.edit_node(node, |current| register_patch(current, labels, taints, annotations)).await
     }
 
     async fn mark_for_disruption(&self, node: &str, marks: &DisruptionMarks) -> Result<(), ClusterError> {
@@ -297,7 +306,7 @@ impl ClusterApi for KubeCluster {
                 ..ObjectReference::default()
             },
         };
-        let warning = matches!(reason, "FailedScaleUp" | "DisruptionBlocked");
+        let warning = matches!(reason, "FailedScaleUp" | "DisruptionBlocked" | "AnotherAutoscaler");
         let event = Event {
             type_: if warning { EventType::Warning } else { EventType::Normal },
             reason: reason.to_string(),
@@ -332,5 +341,30 @@ mod tests {
         assert_eq!(patch["metadata"]["annotations"][marks::DISRUPTION_REPLACEMENTS], "a");
         assert_eq!(patch["metadata"]["annotations"][marks::DISRUPTION_REASON], "drifted");
         assert_eq!(patch["metadata"]["annotations"][marks::DISRUPTION_REVISION], "r");
+    }
+
+    #[test]
+    fn registering_removes_the_unregistered_taint_kops_bakes_in() {
+        let current: Node = serde_json::from_value(json!({
+            "metadata": {"name": "n"},
+            "spec": {"taints": [{"key": UNREGISTERED_TAINT, "effect": "NoExecute"},
+                                {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]},
+        }))
+        .unwrap();
+        let pool_taint: Taint =
+            serde_json::from_value(json!({"key": "dedicated", "value": "gpu", "effect": "NoSchedule"})).unwrap();
+        let labels: Labels = [("karpenter.sh/nodepool".to_string(), "gpu".to_string())].into();
+        let patch = register_patch(&current, &labels, std::slice::from_ref(&pool_taint), &Labels::new());
+        assert_eq!(
+            patch["spec"]["taints"],
+            json!([{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}, {"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}])
+        );
+        assert_eq!(patch["metadata"]["labels"]["karpenter.sh/nodepool"], "gpu");
+        // No NodePool taints to add: the taint still goes.
+        let patch = register_patch(&current, &Labels::new(), &[], &Labels::new());
+        assert_eq!(patch["spec"]["taints"], json!([{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]));
+        // A node without it and nothing to add: the taints are left alone.
+        let plain: Node = serde_json::from_value(json!({"metadata": {"name": "n"}})).unwrap();
+        assert!(register_patch(&plain, &labels, &[], &Labels::new()).get("spec").is_none());
     }
 }

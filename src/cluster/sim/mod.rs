@@ -474,6 +474,7 @@ impl ClusterApi for SimCluster {
         let n = s.nodes.get_mut(node).ok_or_else(|| ClusterError::NotFound(format!("Node {node}")))?;
         n.labels.extend(labels.iter().map(|(k, v)| (k.clone(), v.clone())));
         n.annotations.extend(annotations.iter().map(|(k, v)| (k.clone(), v.clone())));
+        n.taints.retain(|t| t.key != marks::UNREGISTERED_TAINT);
         for t in taints {
             if !n.taints.iter().any(|x| x.key == t.key && x.effect == t.effect) {
                 n.taints.push(t.clone());

@@ -97,7 +97,7 @@ metadata:
   name: dev.example.com
 spec:
   karpenter:
-    enabled: true
+    enabled: false
   serviceAccountIssuerDiscovery:
     enableAWSOIDCProvider: true
   subnets:

@@ -85,7 +85,7 @@ fn audit_lists_the_commits_and_field_changes_that_shaped_a_cluster() {
     let future = capstan(&["audit", work.to_str().unwrap(), "--since", "2999-01-01"]);
     assert!(future.stdout.contains("no commit changed the effective policy"), "{}", future.stdout);
     let bad = capstan(&["audit", work.to_str().unwrap(), "--since", "yesterday"]);
-    assert_eq!(bad.code, 2);
+    assert_eq!(bad.code, 3);
     assert!(bad.stderr.contains("write a date"), "{}", bad.stderr);
 }
 

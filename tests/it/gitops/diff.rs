@@ -163,6 +163,6 @@ fn usage_errors_exit_three() {
     assert!(bad.stderr.contains("no-such-branch"), "{}", bad.stderr);
     let unknown = diff(&repos, &["--base", "HEAD", "--cluster", "nope"]);
     assert_eq!(unknown.code, 3, "{}", unknown.stderr);
-    let format = diff(&repos, &["--base", "HEAD", "--format", "yaml"]);
+    let format = diff(&repos, &["--base", "HEAD", "--format", "xml"]);
     assert_eq!(format.code, 3, "{}", format.stderr);
 }

@@ -1,4 +1,4 @@
-//! `capstan run` given bad input: a config that cannot work stops it at start with exit 2 and
+//! `capstan run` given bad input: a config that cannot work stops it at start with exit 3 and
 //! the field to fix; a task that fails takes the daemon down instead of leaving it half alive;
 //! `/sim/scale` and the webhook bound what a client can make it hold.
 
@@ -85,7 +85,7 @@ fn run_for(config: &Path, args: &[&str], limit: Duration) -> Ended {
 }
 
 /// Each case (name, config text, `capstan run` arguments, what standard error must say) must
-/// exit 2 at start. The cases run side by side, each in its own folder.
+/// exit 3 (usage) at start. The cases run side by side, each in its own folder.
 fn refused(setup: &Setup, cases: &[(&str, String, &[&str], &[&str])]) {
     let failures: Vec<String> = std::thread::scope(|scope| {
         let runs: Vec<_> = cases
@@ -95,8 +95,8 @@ fn refused(setup: &Setup, cases: &[(&str, String, &[&str], &[&str])]) {
                 scope.spawn(move || {
                     let ended = run_for(&config, args, Duration::from_secs(60));
                     let said = expected.iter().all(|e| ended.stderr.contains(e));
-                    (ended.code != Some(2) || !said).then(|| {
-                        format!("{name}: exit {:?}, expected 2 and {expected:?} in:\n{}", ended.code, ended.stderr)
+                    (ended.code != Some(3) || !said).then(|| {
+                        format!("{name}: exit {:?}, expected 3 and {expected:?} in:\n{}", ended.code, ended.stderr)
                     })
                 })
             })

@@ -232,12 +232,12 @@ async fn cluster_checks(backend: Backend) {
     assert!(r.stderr.contains("kopsName"), "{}", r.stderr);
     assert!(empty.store_list("").await.is_empty(), "nothing is written to a store without the cluster");
 
-    let spec = CLUSTER_SPEC.replace("    enabled: true\n", "    enabled: false\n");
+    let spec = CLUSTER_SPEC.replace("    enabled: false\n", "    enabled: true\n");
     let store = TestStore::with_cluster(backend, &spec).await;
     let (_, plan) = plan_json(&repo, &store);
     let warnings = plan["warnings"].to_string();
     assert!(
-        warnings.contains("spec.karpenter.enabled: true") && warnings.contains("gpu, karpenter-nodes"),
+        warnings.contains("set spec.karpenter.enabled: false") && warnings.contains("gpu, karpenter-nodes"),
         "{warnings}"
     );
     assert!(!warnings.contains("is labelled"), "{warnings}");

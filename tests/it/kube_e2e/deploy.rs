@@ -1,30 +1,63 @@
-//! `deploy/`: every manifest passes a server-side dry-run on the test API server; the RBAC
-//! grants exactly what the code calls (the end-to-end daemon runs under that ServiceAccount).
+//! `deploy/kubernetes`: the kustomize base and the example overlay render with kubectl's own
+//! kustomize (the image tag, the hashed ConfigMap and its reference, the overlay's registry, role
+//! and configuration), every rendered object passes a server-side dry-run on the test API server,
+//! and the RBAC grants exactly what the code calls (the end-to-end daemon runs under that
+//! ServiceAccount, as the base renders it).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
+use capstan::app::config::DaemonConfig;
 use kube::Client;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::discovery::{Discovery, Scope};
 use serde_json::Value;
 
-/// The manifests of deploy/kubernetes, in apply order (namespace first).
-pub fn manifests() -> Vec<(String, Value)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort_by_key(|p| (p.file_name().unwrap() != "namespace.yaml", p.clone()));
-    let mut out = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let v: Value = serde::Deserialize::deserialize(doc).unwrap();
-            if !v.is_null() {
-                out.push((f.file_name().unwrap().to_string_lossy().into_owned(), v));
-            }
+/// The base, and the overlay the README tells users to copy.
+pub const BASE: &str = "deploy/kubernetes/base";
+pub const OVERLAY: &str = "deploy/kubernetes/overlays/kops-example";
+
+fn kubectl() -> String {
+    std::env::var("CAPSTAN_TEST_KUBECTL")
+        .expect("CAPSTAN_TEST_KUBECTL is not set: run ./scripts/test.sh, which finds kubectl (kubernetes-client)")
+}
+
+/// `kubectl kustomize <dir>`: the objects `kubectl apply -k <dir>` would apply, in its order.
+pub fn render(dir: &str) -> Vec<Value> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let out = Command::new(kubectl()).arg("kustomize").arg(&path).output().expect("run kubectl kustomize");
+    assert!(out.status.success(), "kubectl kustomize {dir}: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut docs = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let v: Value = serde::Deserialize::deserialize(doc).unwrap();
+        if !v.is_null() {
+            docs.push(v);
         }
     }
-    out
+    docs
+}
+
+/// The base's objects, as installed.
+pub fn manifests() -> Vec<Value> {
+    render(BASE)
+}
+
+/// `Kind/name`, for messages.
+fn label(doc: &Value) -> String {
+    format!("{}/{}", doc["kind"].as_str().unwrap_or("?"), doc["metadata"]["name"].as_str().unwrap_or("?"))
+}
+
+fn one<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    let found: Vec<&Value> = docs.iter().filter(|d| d["kind"] == kind).collect();
+    assert_eq!(found.len(), 1, "one {kind}: {:?}", found.iter().map(|d| label(d)).collect::<Vec<_>>());
+    found[0]
+}
+
+fn kustomization(dir: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir).join("kustomization.yaml");
+    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// Applies `doc`: a server-side apply with dry-run (what `kubectl apply --server-side
@@ -68,42 +101,112 @@ pub async fn create(client: &Client, discovery: &Discovery, doc: &Value, dry_run
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_manifest_passes_a_server_side_dry_run() {
-    let client = super::client().await;
-    let discovery = Discovery::new(client.clone()).run().await.unwrap();
-    let docs = manifests();
-    let kinds: BTreeSet<&str> = docs.iter().map(|(_, d)| d["kind"].as_str().unwrap()).collect();
-    for k in [
-        "Namespace",
-        "ServiceAccount",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "Role",
-        "RoleBinding",
-        "ConfigMap",
-        "Deployment",
-        "PodDisruptionBudget",
-        "Service",
-    ] {
-        assert!(kinds.contains(k), "deploy/kubernetes has no {k}");
+const KINDS: &[&str] = &[
+    "Namespace",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "ConfigMap",
+    "Deployment",
+    "PodDisruptionBudget",
+    "Service",
+];
+
+/// The rendered Deployment's image, ConfigMap reference and pod settings; returns the
+/// ConfigMap's `capstan.yaml` parsed as the daemon's configuration.
+fn check_rendered(dir: &str, docs: &[Value], image: &str) -> DaemonConfig {
+    assert_eq!(docs[0]["kind"], "Namespace", "{dir}: the namespace comes first: {}", label(&docs[0]));
+    let kinds: BTreeSet<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    for k in KINDS {
+        assert!(kinds.contains(k), "{dir} renders no {k}");
     }
-    // Namespaced objects need their namespace to exist, even for a dry run.
-    create(&client, &discovery, &docs[0].1, false).await.unwrap();
-    for (file, doc) in &docs {
-        create(&client, &discovery, doc, true).await.unwrap_or_else(|e| panic!("{file}: {e}"));
+    let ns = docs[0]["metadata"]["name"].as_str().unwrap();
+    for d in
+        docs.iter().filter(|d| !matches!(d["kind"].as_str(), Some("Namespace" | "ClusterRole" | "ClusterRoleBinding")))
+    {
+        assert_eq!(d["metadata"]["namespace"], ns, "{dir}: {} is in the namespace", label(d));
     }
-    let dep = docs.iter().find(|(_, d)| d["kind"] == "Deployment").unwrap();
-    let spec = &dep.1["spec"];
+
+    let dep = one(docs, "Deployment");
+    let spec = &dep["spec"];
     assert_eq!(spec["replicas"], 2);
-    let c = &spec["template"]["spec"]["containers"][0];
+    let pod = &spec["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(c["image"], image, "{dir}: the image");
     assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
-    assert_eq!(spec["template"]["spec"]["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
     assert!(
         c["resources"]["requests"]["cpu"].is_string()
             && c["livenessProbe"].is_object()
             && c["readinessProbe"].is_object()
     );
+
+    // The generator names the ConfigMap capstan-<hash of its content>, and the Deployment's
+    // reference follows, so a configuration change rolls the pods.
+    let cm = one(docs, "ConfigMap");
+    let name = cm["metadata"]["name"].as_str().unwrap();
+    let hash = name.strip_prefix("capstan-").unwrap_or_else(|| panic!("{dir}: ConfigMap {name}"));
+    assert!(hash.len() >= 8 && hash.chars().all(|ch| ch.is_ascii_alphanumeric()), "{dir}: no content hash in {name}");
+    let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "config").unwrap();
+    assert_eq!(volume["configMap"]["name"], name, "{dir}: the Deployment mounts the generated ConfigMap");
+    let prices = cm["data"]["prices.csv"].as_str().unwrap();
+    assert!(prices.starts_with("instance_type,usd_per_hour\n"), "{dir}: prices.csv: {prices}");
+
+    let text = cm["data"]["capstan.yaml"].as_str().unwrap();
+    let config: DaemonConfig = serde_yaml::from_str(text)
+        .unwrap_or_else(|e| panic!("{dir}: capstan.yaml is not a daemon config: {e}\n{text}"));
+    assert_eq!(config.lease().0, ns, "{dir}: the Lease lives where the Role grants it");
+    assert_eq!(one(docs, "Role")["metadata"]["namespace"], ns);
+    config
+}
+
+/// The base installs `capstan:<crate version>` (what scripts/image.sh builds); the overlay keeps
+/// the tag and adds its registry, its own capstan.yaml and the IRSA role.
+#[test]
+fn the_base_and_the_overlay_render_as_documented() {
+    let version = env!("CARGO_PKG_VERSION");
+    let base = render(BASE);
+    check_rendered(BASE, &base, &format!("capstan:{version}"));
+    assert_eq!(kustomization(BASE)["images"][0]["newTag"], version);
+    assert!(one(&base, "ServiceAccount")["metadata"]["annotations"].is_null(), "the base names no IAM role");
+    let overlay = render(OVERLAY);
+    for docs in [&base, &overlay] {
+        let raw: Value =
+            serde_yaml::from_str(one(docs, "ConfigMap")["data"]["capstan.yaml"].as_str().unwrap()).unwrap();
+        assert_eq!((&raw["backends"]["cloud"], &raw["backends"]["cluster"]), (&"aws".into(), &"kube".into()));
+    }
+
+    let registry = kustomization(OVERLAY)["images"][0]["newName"].as_str().unwrap().to_string();
+    assert!(registry.ends_with("/capstan") && registry.contains('.'), "a registry: {registry}");
+    let config = check_rendered(OVERLAY, &overlay, &format!("{registry}:{version}"));
+    assert_eq!(config.cluster, "dev");
+    assert_eq!(config.repository.url, "https://github.com/example/fleet.git");
+    assert_eq!(config.state_store.as_deref(), Some("s3://example-kops-state"));
+    let role = &one(&overlay, "ServiceAccount")["metadata"]["annotations"]["eks.amazonaws.com/role-arn"];
+    assert_eq!(role, "arn:aws:iam::111122223333:role/capstan.capstan.sa.dev.example.com", "the role kOps creates");
+    let name = |docs: &[Value]| one(docs, "ConfigMap")["metadata"]["name"].clone();
+    assert_ne!(name(&base), name(&overlay), "the overlay's configuration changes the ConfigMap's name");
+    assert_eq!(
+        one(&base, "ConfigMap")["data"]["prices.csv"],
+        one(&overlay, "ConfigMap")["data"]["prices.csv"],
+        "the overlay keeps the base's prices"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rendered_object_passes_a_server_side_dry_run() {
+    let client = super::client().await;
+    let discovery = Discovery::new(client.clone()).run().await.unwrap();
+    for dir in [BASE, OVERLAY] {
+        let docs = render(dir);
+        // Namespaced objects need their namespace to exist, even for a dry run.
+        create(&client, &discovery, &docs[0], false).await.unwrap();
+        for doc in &docs {
+            create(&client, &discovery, doc, true).await.unwrap_or_else(|e| panic!("{dir}: {}: {e}", label(doc)));
+        }
+    }
 }
 
 /// (group, resource, verb) the code uses; `cluster::kube` and `cluster::kube::lease` make
@@ -123,6 +226,9 @@ const USED: &[(&str, &str, &str)] = &[
     ("policy", "poddisruptionbudgets", "watch"),
     ("events.k8s.io", "events", "create"),
     ("events.k8s.io", "events", "patch"),
+    ("coordination.k8s.io", "leases", "list"),
+    ("apps", "deployments", "list"),
+    ("karpenter.sh", "nodepools", "list"),
 ];
 const LEASE: &[(&str, &str, &str)] = &[
     ("coordination.k8s.io", "leases", "get"),
@@ -147,20 +253,20 @@ fn grants(rules: &Value) -> BTreeSet<(String, String, String)> {
 #[test]
 fn the_roles_grant_exactly_what_the_code_uses() {
     let docs = manifests();
-    let rules = |kind: &str| grants(&docs.iter().find(|(_, d)| d["kind"] == kind).unwrap().1["rules"]);
+    let rules = |kind: &str| grants(&one(&docs, kind)["rules"]);
     let set = |s: &[(&str, &str, &str)]| {
         s.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect::<BTreeSet<_>>()
     };
     assert_eq!(rules("ClusterRole"), set(USED));
     assert_eq!(rules("Role"), set(LEASE));
-    assert!(docs.iter().all(|(_, d)| d["kind"] != "ClusterRole" || !d.to_string().contains('*')), "no wildcards");
+    assert!(docs.iter().all(|d| d["kind"] != "ClusterRole" || !d.to_string().contains('*')), "no wildcards");
 }
 
-/// A kubeconfig for the `capstan` ServiceAccount of deploy/, bound to deploy's roles, so a
-/// daemon run with it proves the roles suffice.
+/// A kubeconfig for the `capstan` ServiceAccount of deploy/ (the base as kustomize renders it),
+/// bound to its roles, so a daemon run with it proves the roles suffice.
 pub async fn service_account_kubeconfig(client: &Client, dir: &Path) -> PathBuf {
     let discovery = Discovery::new(client.clone()).run().await.unwrap();
-    for (_, doc) in manifests() {
+    for doc in manifests() {
         if matches!(
             doc["kind"].as_str(),
             Some("Namespace" | "ServiceAccount" | "ClusterRole" | "ClusterRoleBinding" | "Role" | "RoleBinding")

@@ -4,6 +4,7 @@
 
 mod deploy;
 mod drain;
+mod handover;
 mod kubelet;
 mod scenarios;
 mod trace_record;
