@@ -15,13 +15,20 @@ fn main() {
         println!("cargo:rerun-if-changed={watched}");
     }
 
-    let commit = git(&root, &["rev-parse", "HEAD"]).filter(|c| c.len() >= 12);
+    // Only this crate's own checkout counts: a crate unpacked inside another repository (a home
+    // folder kept in Git, say) has no commit of its own.
+    let own = git(&root, &["rev-parse", "--show-toplevel"])
+        .and_then(|top| std::fs::canonicalize(top).ok())
+        .is_some_and(|top| std::fs::canonicalize(&root).is_ok_and(|r| r == top));
+    let commit = git(&root, &["rev-parse", "HEAD"]).filter(|c| own && c.len() >= 12);
     if commit.is_some() {
         watch_head(&root);
     }
-    // `--no-optional-locks`: a status must not rewrite the index of the checkout it reads.
+    // `--no-optional-locks`: a status must not rewrite the index of the checkout it reads; files
+    // Git does not track (build output, scratch) do not make a build dirty.
     let dirty = commit.is_some()
-        && git(&root, &["--no-optional-locks", "status", "--porcelain"]).is_some_and(|s| !s.is_empty());
+        && git(&root, &["--no-optional-locks", "status", "--porcelain", "--untracked-files=no"])
+            .is_some_and(|s| !s.is_empty());
     let short = match &commit {
         Some(c) => format!("{}{}", &c[..12], if dirty { "-dirty" } else { "" }),
         None => "unknown".to_string(),

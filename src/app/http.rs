@@ -47,8 +47,9 @@ async fn readyz(State(s): State<Arc<Shared>>) -> (StatusCode, String) {
     let blocked = s.blocked_by.lock().expect("status").join("\n");
     if let Some(why) = s.failure.get() {
         (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n"))
-    } else if !blocked.is_empty() {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {blocked}\n"))
+    } else if s.ready.load(Ordering::Relaxed) && !blocked.is_empty() {
+        // Ready, and waiting on purpose: the body says for what.
+        (StatusCode::OK, format!("ready, and waiting: {blocked}\n"))
     } else if s.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready\n".into())
     } else {

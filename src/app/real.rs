@@ -89,11 +89,13 @@ pub async fn capacity(
     while super::pause(TICK, &stop).await {
         let leads = *leading.borrow();
         handover.look(&cluster, &shared, &cfg.lease(), leads).await;
-        if !*leading.borrow() {
+        // The same answer as the look's: a replica that has just become leader looked now.
+        if !leads {
             // A follower is healthy and ready; it only waits, and passes at once when it leads.
             // What its loop saw while it led is stale from now on: it is not shown.
             shared.ready.store(true, Ordering::Relaxed);
             shared.capacity.lock().expect("status").take();
+            metrics.forget_cluster_state();
             wake.reset();
             continue;
         }
@@ -133,7 +135,11 @@ pub async fn capacity(
         }
         let Some(l) = lp.as_mut() else { continue };
         if !handover.act() {
-            // The first pass after the hand-over runs at once.
+            // Waiting for the other autoscaler to go is what the daemon should do: it stays
+            // ready (both replicas unready would stop the PodDisruptionBudget from letting a
+            // control-plane node drain); /status, the log and an Event say why it waits. The
+            // first pass after the hand-over runs at once.
+            shared.ready.store(true, Ordering::Relaxed);
             wake.reset();
             continue;
         }
@@ -176,10 +182,13 @@ impl Handover {
         self.verdict.as_ref().is_some_and(|v| v.act)
     }
 
-    /// Looks when due; publishes the reasons (`/readyz`, `/status.blockedBy`); a changed
+    /// Looks when due, and at once on becoming leader; publishes the reasons
+    /// (`/status.blockedBy`); a changed
     /// verdict is logged once and, on the leader, recorded as an Event on capstan's `lease`.
     async fn look(&mut self, cluster: &KubeCluster, shared: &Shared, lease: &(String, String), leading: bool) {
-        if SystemClock.now() < self.next {
+        // A replica that has just become leader does not act on a verdict it took as a follower.
+        let new_leader = leading && !self.led;
+        if !new_leader && SystemClock.now() < self.next {
             return;
         }
         let observed = cluster.other_autoscalers().await;

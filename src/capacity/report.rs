@@ -232,6 +232,15 @@ impl Default for LoopMetrics {
 }
 
 impl LoopMetrics {
+    /// What a replica that stopped leading no longer knows: its NodePools' nodes and the cost,
+    /// which the new leader now reports (two replicas would count them twice).
+    pub fn forget_cluster_state(&self) {
+        self.nodepool_nodes.clear();
+        self.nodepool_usage.clear();
+        self.nodepool_limit.clear();
+        self.cost_per_hour.set(0.0);
+    }
+
     pub fn register(registry: &mut Registry) -> LoopMetrics {
         let m = LoopMetrics::default();
         registry.register("capstan_nodeclaims_launched", "NodeClaims launched, by NodePool", m.launched.clone());

@@ -52,9 +52,9 @@ pub enum BenchCommand {
         /// InstanceGroups in all, spread over the clusters.
         #[arg(long, default_value_t = 1000)]
         igs: usize,
-        /// The state store (`s3://bucket[/prefix]` or `file:///path`); default: the
-        /// `KOPS_STATE_STORE` environment variable.
-        #[arg(long, env = "KOPS_STATE_STORE")]
+        /// The state store to write to (`s3://bucket[/prefix]` or `file:///path`), always given:
+        /// the benchmark writes `bench-*` clusters there and leaves them.
+        #[arg(long)]
         state_store: String,
         #[command(flatten)]
         s3: super::state::S3Args,
@@ -71,9 +71,9 @@ pub enum BenchCommand {
         /// Clusters in the previous wave.
         #[arg(long, default_value_t = 500)]
         clusters: usize,
-        /// The state store every cluster's record goes to (`s3://bucket` or `file:///path`);
-        /// default: the `KOPS_STATE_STORE` environment variable.
-        #[arg(long, env = "KOPS_STATE_STORE")]
+        /// The state store every cluster's record goes to (`s3://bucket` or `file:///path`),
+        /// always given: the benchmark writes `bench-*` records there and leaves them.
+        #[arg(long)]
         state_store: String,
         #[command(flatten)]
         s3: super::state::S3Args,

@@ -54,9 +54,9 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub output: OutputArg,
     /// `s3://bucket[/prefix]` or `file:///path` to read every cluster's record from; default:
-    /// the `KOPS_STATE_STORE` environment variable, then each cluster's `stateStore` in
-    /// fleet.yaml.
-    #[arg(long, env = "KOPS_STATE_STORE")]
+    /// each cluster's `stateStore` in fleet.yaml (`KOPS_STATE_STORE` is not read: a fleet's
+    /// clusters may keep their records in different buckets).
+    #[arg(long)]
     pub state_store: Option<String>,
     #[command(flatten)]
     pub s3: S3Args,

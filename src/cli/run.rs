@@ -57,7 +57,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     }
     let runtime = super::runtime();
     let code = runtime.block_on(async move {
-        // The whole config, its files and the repository, before anything starts: exit 2.
+        // The whole config, its files and the repository, before anything starts: exit 3 (usage).
         let prepared = match app::preflight::preflight(&cfg).await {
             Ok(p) => p,
             Err(e) => return usage(&e),

@@ -23,9 +23,10 @@ pub struct StoreArgs {
     /// The cluster: its name in fleet.yaml (`dev`) or its kOps name (`dev.example.com`).
     #[arg(long)]
     pub cluster: String,
-    /// The kOps state store, `s3://bucket[/prefix]` or `file:///path`; default: the
-    /// `KOPS_STATE_STORE` environment variable, then the cluster's `stateStore` in fleet.yaml.
-    #[arg(long, env = "KOPS_STATE_STORE")]
+    /// The kOps state store, `s3://bucket[/prefix]` or `file:///path`; default: the cluster's
+    /// `stateStore` in fleet.yaml. `KOPS_STATE_STORE` is used when fleet.yaml names none, and
+    /// must agree with it when it does.
+    #[arg(long)]
     pub state_store: Option<String>,
     #[command(flatten)]
     pub s3: S3Args,
@@ -93,11 +94,9 @@ async fn prepare(args: &StoreArgs) -> Result<Prepared, ExitCode> {
     }
     let policy = v.policies.into_iter().next().expect("one cluster was asked for");
     let fleet = policy.fleet_entry.as_ref();
-    let Some(url) = args.state_store.clone().or_else(|| fleet.map(|f| f.state_store.clone())) else {
-        return Err(exit::usage(
-            "no state store: pass --state-store, set KOPS_STATE_STORE, or set the cluster's stateStore in fleet.yaml",
-        ));
-    };
+    let env = std::env::var("KOPS_STATE_STORE").ok().filter(|v| !v.trim().is_empty());
+    let url = store_url(args.state_store.as_deref(), fleet.map(|f| f.state_store.as_str()), env.as_deref(), &cluster)
+        .map_err(exit::usage)?;
     let s3 = args.s3.options(args.region.clone().or_else(|| fleet.map(|f| f.region.clone())));
     let store = Store::open(&url, &s3).await.map_err(exit::usage)?;
     let store = store.with_lock_timeout(args.lock_timeout);
@@ -190,4 +189,24 @@ async fn pass(p: &Prepared, format: Output) -> ExitCode {
         }
     }
     if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+/// The state store a command uses for `cluster`: the flag, else fleet.yaml's, else
+/// `KOPS_STATE_STORE`. When the variable and fleet.yaml name different stores the command stops
+/// rather than guess: a shell's `KOPS_STATE_STORE` of another environment must never send one
+/// cluster's InstanceGroups to another's bucket.
+pub fn store_url(flag: Option<&str>, fleet: Option<&str>, env: Option<&str>, cluster: &str) -> Result<String, String> {
+    let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+    match (flag, fleet, env) {
+        (Some(flag), _, _) => Ok(flag.to_string()),
+        (None, Some(f), Some(e)) if !same(f, e) => Err(format!(
+            "KOPS_STATE_STORE is {e} but fleet.yaml gives cluster {cluster} the state store {f}; pass --state-store to choose, or unset KOPS_STATE_STORE"
+        )),
+        (None, Some(f), _) => Ok(f.to_string()),
+        (None, None, Some(e)) => Ok(e.to_string()),
+        (None, None, None) => Err(
+            "no state store: pass --state-store, set the cluster's stateStore in fleet.yaml, or set KOPS_STATE_STORE"
+                .into(),
+        ),
+    }
 }

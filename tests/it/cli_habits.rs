@@ -155,14 +155,22 @@ fn plan_exit_codes() {
 }
 
 #[test]
-fn plan_reads_kops_state_store_and_the_flag_wins() {
+fn plan_reads_kops_state_store_only_where_it_agrees_and_the_flag_wins() {
     let (repo, store) = kops_setup();
     let path = repo.path().to_str().unwrap();
+    // fleet.yaml names another store: the variable is refused rather than followed.
     let env = [("KOPS_STATE_STORE", store.url.as_str())];
-    let from_env = capstan_env(&["plan", path, "--cluster", "dev"], &env);
-    expect(&from_env, CHANGES);
-    assert!(from_env.stdout.contains(&format!("state store {}", store.url)), "{}", from_env.stdout);
-    // The flag wins over the variable.
+    let refused = capstan_env(&["plan", path, "--cluster", "dev"], &env);
+    expect(&refused, USAGE);
+    assert!(refused.stderr.contains("fleet.yaml gives cluster dev the state store"), "{}", refused.stderr);
+    // The same store in both: used.
+    let fleet = std::fs::read_to_string(repo.path().join("fleet.yaml")).unwrap();
+    let fleet = fleet.replace("file:///tmp/capstan-test-store", &store.url);
+    std::fs::write(repo.path().join("fleet.yaml"), fleet).unwrap();
+    let agreed = capstan_env(&["plan", path, "--cluster", "dev"], &[("KOPS_STATE_STORE", &format!("{}/", store.url))]);
+    expect(&agreed, CHANGES);
+    assert!(agreed.stdout.contains(&format!("state store {}", store.url)), "{}", agreed.stdout);
+    // The flag wins over both.
     let flag = capstan_env(
         &["plan", path, "--cluster", "dev", "--state-store", &store.url],
         &[("KOPS_STATE_STORE", "ftp://nowhere")],
@@ -235,18 +243,22 @@ fn record(phase: Phase) -> Record {
 }
 
 #[test]
-fn fleet_status_exit_codes_and_kops_state_store() {
+fn fleet_status_exit_codes_and_its_state_store() {
     let repo = TempRepo::valid();
     let path = repo.path().to_str().unwrap();
     let state = tempfile::tempdir().unwrap();
     let url = format!("file://{}", state.path().display());
-    let env = [("KOPS_STATE_STORE", url.as_str())];
-    let status = |extra: &[&str]| capstan_env(&[&["fleet", "status", path][..], extra].concat(), &env);
+    // KOPS_STATE_STORE is not read by fleet status: each cluster's fleet.yaml store is.
+    let ignored = capstan_env(&["fleet", "status", path, "-o", "json"], &[("KOPS_STATE_STORE", url.as_str())]);
+    let reason = ignored.json()["clusters"][0]["reason"].as_str().unwrap().to_string();
+    assert!(!reason.contains(&url), "KOPS_STATE_STORE is not a fleet's store: {reason}");
+    let status =
+        |extra: &[&str]| capstan_env(&[&["fleet", "status", path, "--state-store", &url][..], extra].concat(), &[]);
 
     let missing = status(&["-o", "json"]);
     expect(&missing, CHANGES);
     let reason = missing.json()["clusters"][0]["reason"].as_str().unwrap().to_string();
-    assert!(reason.contains(&url), "the store comes from KOPS_STATE_STORE: {reason}");
+    assert!(reason.contains(&url), "the store comes from --state-store: {reason}");
 
     let put = |phase: Phase| {
         let file = state.path().join("dev.example.com/capstan/status.json");

@@ -289,7 +289,8 @@ fn said(e: kube::Error) -> String {
 
 impl KubeCluster {
     /// Reads what [`judge`] looks at: Leases named [`KARPENTER_LEASE`] in all namespaces, all
-    /// Deployments, `karpenter.sh/v1` NodePools (a server without them answers 404: none). A
+    /// Deployments, `karpenter.sh` NodePools of v1 or v1beta1 (a server without them answers
+    /// 404: none). A
     /// list that fails or takes longer than [`OBSERVE_TIMEOUT`] is recorded as unreadable.
     pub async fn other_autoscalers(&self) -> Observed {
         let mut seen = Observed::default();
@@ -305,20 +306,35 @@ impl KubeCluster {
         let deployments: Api<Deployment> = Api::all(self.client.clone());
         const DEPLOYMENTS: (&str, &str) =
             ("Deployments in all namespaces", "`list` on `deployments` in API group `apps`");
-        match tokio::time::timeout(OBSERVE_TIMEOUT, list_all(&deployments, ListParams::default())).await {
+        // From the API server's watch cache (`resourceVersion=0`): one cheap answer, even with
+        // many thousands of Deployments.
+        let cached = async { deployments.list(&ListParams::default().match_any()).await.map(|l| l.items) };
+        match tokio::time::timeout(OBSERVE_TIMEOUT, cached).await {
             Ok(Ok(items)) => seen.deployments = items.iter().filter_map(deployment_seen).collect(),
             Ok(Err(e)) => seen.unreadable.push(unreadable(DEPLOYMENTS.0, DEPLOYMENTS.1, said(e))),
             Err(_) => seen.unreadable.push(unreadable(DEPLOYMENTS.0, DEPLOYMENTS.1, "timed out".into())),
         }
-        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("karpenter.sh", "v1", "NodePool"));
-        let pools: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
         const POOLS: (&str, &str) = ("NodePools", "`list` on `nodepools` in API group `karpenter.sh`");
-        match tokio::time::timeout(OBSERVE_TIMEOUT, list_all(&pools, ListParams::default())).await {
-            Ok(Ok(items)) => seen.node_pools = items.iter().map(node_pool_seen).collect(),
-            // The API group or resource is not served: no NodePools.
-            Ok(Err(kube::Error::Api(s))) if s.code == 404 => {}
-            Ok(Err(e)) => seen.unreadable.push(unreadable(POOLS.0, POOLS.1, said(e))),
-            Err(_) => seen.unreadable.push(unreadable(POOLS.0, POOLS.1, "timed out".into())),
+        // v1 (Karpenter 1.x), then v1beta1 (0.32–0.37) where v1 is not served.
+        for version in ["v1", "v1beta1"] {
+            let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("karpenter.sh", version, "NodePool"));
+            let pools: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
+            match tokio::time::timeout(OBSERVE_TIMEOUT, list_all(&pools, ListParams::default())).await {
+                Ok(Ok(items)) => {
+                    seen.node_pools = items.iter().map(node_pool_seen).collect();
+                    break;
+                }
+                // This version is not served: the next, or no NodePools.
+                Ok(Err(kube::Error::Api(s))) if s.code == 404 => {}
+                Ok(Err(e)) => {
+                    seen.unreadable.push(unreadable(POOLS.0, POOLS.1, said(e)));
+                    break;
+                }
+                Err(_) => {
+                    seen.unreadable.push(unreadable(POOLS.0, POOLS.1, "timed out".into()));
+                    break;
+                }
+            }
         }
         seen
     }

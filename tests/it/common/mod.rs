@@ -26,7 +26,12 @@ impl Run {
 }
 
 pub fn capstan(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_capstan")).args(args).output().expect("run capstan");
+    // A developer's KOPS_STATE_STORE must not change what the tests see.
+    let out = Command::new(env!("CARGO_BIN_EXE_capstan"))
+        .args(args)
+        .env_remove("KOPS_STATE_STORE")
+        .output()
+        .expect("run capstan");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -1,6 +1,6 @@
 //! The hand-over from kOps's Karpenter on the real control plane. What kOps's Karpenter addon
 //! leaves in a cluster — its Deployment, the NodePools kOps makes, the leader Lease its running
-//! replica renews — keeps capstan from launching anything, and `/readyz` and `/status` say why;
+//! replica renews — keeps capstan from launching anything, and `/status` and `/readyz` say why;
 //! once they are gone, capstan launches for the pods left pending, each pod served once.
 
 use std::time::Duration;
@@ -158,14 +158,16 @@ fn blocked_by(addr: &str) -> Vec<String> {
 }
 
 /// capstan waits (blockedBy names exactly `objects`, by their opening words), launches nothing,
-/// and is alive but not ready.
+/// and stays alive and ready (both replicas unready would block a control-plane drain), the
+/// readiness body saying what it waits for.
 async fn waits_for(env: &Env, addr: &str, objects: &[&str]) {
     let names = |reasons: &[String]| {
         objects.len() == reasons.len() && objects.iter().all(|o| reasons.iter().any(|r| r.contains(o)))
     };
     wait(&format!("blockedBy to name {objects:?}"), Duration::from_secs(30), || names(&blocked_by(addr)));
     let (code, body) = request(addr, "GET", "/readyz");
-    assert_eq!(code, 503, "{body}");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.starts_with("ready, and waiting: "), "{body}");
     assert!(objects.iter().all(|o| body.contains(o)), "{body}");
     assert!(body.contains("spec.karpenter.enabled: false") || body.contains("kubectl delete nodepools"), "{body}");
     assert_eq!(request(addr, "GET", "/healthz").0, 200);
