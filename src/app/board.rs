@@ -38,8 +38,7 @@ pub fn steady(mut status: Value) -> Value {
     status
 }
 
-/// The digest of a board and a status, and the JSON body: `builtAt` (when it last changed, on
-/// the daemon's clock), the board and the status. The digest covers all but `builtAt`.
+/// The digest of a board and a status: the body's entity tag, which `builtAt` does not change.
 pub fn digest(board: &str, status: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::hash::DefaultHasher::new();
@@ -47,6 +46,8 @@ pub fn digest(board: &str, status: &str) -> u64 {
     h.finish()
 }
 
+/// The JSON body: `builtAt` (when it last changed, on the daemon's clock), the board and the
+/// status.
 pub fn body(built_at: Duration, board: &str, status: &str) -> String {
     format!("{{\"builtAt\":{},\"board\":{board},\"status\":{status}}}", built_at.as_secs_f64())
 }

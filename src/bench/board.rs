@@ -28,7 +28,7 @@ pub struct BoardResult {
 pub fn run(nodes: usize, pods_per_node: usize, seed: u64, rounds: usize) -> (BoardResult, String) {
     let (snapshot, instances, rules) = super::consolidation::cluster(nodes, pods_per_node, seed);
     let catalog = builtin::catalog();
-    let unplaced = BTreeMap::new();
+    let (unplaced, planned) = (BTreeMap::new(), BTreeMap::new());
     let inputs = Inputs {
         cluster: "bench",
         snapshot: &snapshot,
@@ -36,7 +36,7 @@ pub fn run(nodes: usize, pods_per_node: usize, seed: u64, rounds: usize) -> (Boa
         rules: Some(&rules),
         catalog: Some(&catalog),
         unplaced: &unplaced,
-        planned: &unplaced,
+        planned: &planned,
         standby: false,
     };
     let (mut build_ms, mut serialize_ms, mut json, mut listed) = (f64::MAX, f64::MAX, String::new(), false);

@@ -289,7 +289,13 @@ fn pools(i: &Inputs, nodes: &[NodeView]) -> Vec<PoolUsage> {
     let capacity: HashMap<&str, (i64, i64)> = i
         .catalog
         .map(|c| {
-            c.types.iter().map(|t| (t.name.as_str(), (t.vcpu as i64 * 1000, t.memory_mib as i64 * (1 << 20)))).collect()
+            c.types
+                .iter()
+                .map(|t| {
+                    let cap = crate::scheduling::view::capacity(t);
+                    (t.name.as_str(), (cap.cpu, cap.memory))
+                })
+                .collect()
         })
         .unwrap_or_default();
     let mut out: Vec<PoolUsage> = i
