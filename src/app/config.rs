@@ -233,10 +233,58 @@ pub struct Aws {
     /// An EC2 endpoint override (a test server, a VPC endpoint).
     #[serde(default)]
     pub endpoint: Option<String>,
-    /// CSV of on-demand prices, `instance_type,usd_per_hour`: the catalog is read from EC2 and
-    /// priced from it.
+    /// CSV of on-demand prices, `instance_type,usd_per_hour`: an override of the prices read
+    /// from the AWS Pricing API (a row here wins over the API's price for that type).
     #[serde(default)]
     pub prices_file: Option<PathBuf>,
+    /// The AWS Pricing API (on-demand prices).
+    #[serde(default)]
+    pub pricing: Pricing,
+    /// The interruption queue (SQS, fed by EventBridge): spot interruption warnings, rebalance
+    /// recommendations, scheduled changes, instance state changes.
+    #[serde(default)]
+    pub interruption: Interruption,
+}
+
+/// Where on-demand prices come from.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Pricing {
+    /// An endpoint override for the Pricing API (a test server, a VPC endpoint).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The Pricing API's region; default: the partition's pricing region for the cluster's region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// How often prices are read again (default 24h).
+    #[serde(default)]
+    pub refresh: Option<GoDuration>,
+}
+
+/// What a rebalance recommendation does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RebalancePolicy {
+    /// Launch the replacement at once, then cordon and drain the node (the default).
+    #[default]
+    Replace,
+    /// Record it as a decision and do nothing else (Karpenter's behaviour).
+    Record,
+}
+
+/// The interruption queue.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Interruption {
+    /// The SQS queue's name or URL; unset, interruptions are learned only when nodes go.
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// An endpoint override for SQS (a test server, a VPC endpoint).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// What a rebalance recommendation does (default `replace`).
+    #[serde(default)]
+    pub rebalance: RebalancePolicy,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -17,6 +17,7 @@ mod drain;
 mod launch;
 pub mod offload;
 pub mod report;
+mod tidy;
 pub mod wake;
 
 use std::collections::BTreeSet;
@@ -102,6 +103,8 @@ pub struct CapacityLoop<C, K> {
     unavailable: Unavailable,
     batcher: Batcher,
     next_disruption: Duration,
+    /// When unused launch templates and instance profiles are next cleaned up.
+    next_tidy: Duration,
     validating: Option<Waiting>,
     listed: Option<Listed>,
     /// After a throttled pass: no pass before the first time, and the current delay.
@@ -159,6 +162,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             unavailable: Unavailable::default(),
             batcher: Batcher::default(),
             next_disruption: Duration::ZERO,
+            next_tidy: Duration::ZERO,
             validating: None,
             listed: None,
             throttled: None,
@@ -328,6 +332,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             }
             self.disrupt(&snapshot, &instances, &catalog, now).await;
         }
+        self.tidy(now).await;
         if let Some(m) = &self.metrics {
             // What the pass left: launches added, terminations on their way out.
             let seen = &self.status.seen.instances;

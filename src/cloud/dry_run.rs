@@ -5,7 +5,8 @@
 //! through `DryRun` over it, so no call site branches on the dry-run setting.
 
 use super::CloudError;
-use super::provider::{Avoid, CloudProvider, Created, Instance, NodeClaim};
+use super::interruption::Notice;
+use super::provider::{Avoid, CloudProvider, Created, Instance, NodeClaim, Tidied};
 use crate::scheduling::catalog::Catalog;
 
 /// Wraps a provider and carries out none of its changes.
@@ -43,6 +44,21 @@ impl<P: CloudProvider> CloudProvider for DryRun<P> {
 
     async fn list(&self) -> Result<Vec<Instance>, CloudError> {
         self.inner.list().await
+    }
+
+    /// Notices are read, and deleted once handled, as without dry run: they are the cloud's
+    /// news, not a change capstan makes, and left in the queue they would come back forever.
+    async fn notices(&self) -> Result<Vec<Notice>, CloudError> {
+        self.inner.notices().await
+    }
+
+    async fn acknowledge(&self, receipt: &str) -> Result<(), CloudError> {
+        self.inner.acknowledge(receipt).await
+    }
+
+    /// Nothing is deleted in a dry run.
+    async fn tidy(&self) -> Result<Tidied, CloudError> {
+        Ok(Tidied::default())
     }
 }
 
@@ -93,6 +109,27 @@ impl<P: CloudProvider> CloudProvider for Acting<P> {
         match self {
             Acting::Live(p) => p.list().await,
             Acting::DryRun(p) => p.list().await,
+        }
+    }
+
+    async fn notices(&self) -> Result<Vec<Notice>, CloudError> {
+        match self {
+            Acting::Live(p) => p.notices().await,
+            Acting::DryRun(p) => p.notices().await,
+        }
+    }
+
+    async fn acknowledge(&self, receipt: &str) -> Result<(), CloudError> {
+        match self {
+            Acting::Live(p) => p.acknowledge(receipt).await,
+            Acting::DryRun(p) => p.acknowledge(receipt).await,
+        }
+    }
+
+    async fn tidy(&self) -> Result<Tidied, CloudError> {
+        match self {
+            Acting::Live(p) => p.tidy().await,
+            Acting::DryRun(p) => p.tidy().await,
         }
     }
 }

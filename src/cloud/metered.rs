@@ -9,7 +9,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::CloudError;
-use super::provider::{Avoid, CloudProvider, Created, Instance, NodeClaim};
+use super::interruption::Notice;
+use super::provider::{Avoid, CloudProvider, Created, Instance, NodeClaim, Tidied};
 use crate::scheduling::catalog::Catalog;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,7 +55,7 @@ impl CloudMetrics {
 }
 
 /// The operations a `Metered` provider measures.
-pub const OPERATIONS: [&str; 5] = ["catalog", "create", "delete", "get", "list"];
+pub const OPERATIONS: [&str; 8] = ["catalog", "create", "delete", "get", "list", "notices", "acknowledge", "tidy"];
 
 /// Every label [`error_kind`] gives.
 pub const ERROR_KINDS: [&str; 7] =
@@ -125,6 +126,18 @@ impl<P: CloudProvider> CloudProvider for Metered<P> {
 
     async fn list(&self) -> Result<Vec<Instance>, CloudError> {
         self.measure("list", self.inner.list()).await
+    }
+
+    async fn notices(&self) -> Result<Vec<Notice>, CloudError> {
+        self.measure("notices", self.inner.notices()).await
+    }
+
+    async fn acknowledge(&self, receipt: &str) -> Result<(), CloudError> {
+        self.measure("acknowledge", self.inner.acknowledge(receipt)).await
+    }
+
+    async fn tidy(&self) -> Result<Tidied, CloudError> {
+        self.measure("tidy", self.inner.tidy()).await
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod aws;
 pub mod dry_run;
 pub mod error;
+pub mod interruption;
 pub mod metered;
 pub mod offering;
 pub mod prices;

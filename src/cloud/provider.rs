@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::interruption::Notice;
 use super::{CloudError, OfferingKey};
 use crate::scheduling::catalog::{CapacityType, Catalog};
 use crate::scheduling::plan::LaunchOption;
@@ -103,6 +104,20 @@ impl Created {
     }
 }
 
+/// What `tidy` removed: resources capstan created for this cluster and no longer uses.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tidied {
+    pub launch_templates: Vec<String>,
+    pub instance_profiles: Vec<String>,
+}
+
+impl Tidied {
+    pub fn is_empty(&self) -> bool {
+        self.launch_templates.is_empty() && self.instance_profiles.is_empty()
+    }
+}
+
 /// Offerings `create` must not launch: the caller's set of those recently out of capacity.
 pub type Avoid = BTreeSet<OfferingKey>;
 
@@ -113,6 +128,21 @@ pub trait CloudProvider: Send + Sync {
     fn delete(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
     fn get(&self, id: &str) -> impl Future<Output = Result<Instance, CloudError>> + Send;
     fn list(&self) -> impl Future<Output = Result<Vec<Instance>, CloudError>> + Send;
+    /// Interruption notices waiting in the queue (none when the cloud has no queue). A notice
+    /// stays in the queue until `acknowledge`d, and is seen again later when it is not.
+    fn notices(&self) -> impl Future<Output = Result<Vec<Notice>, CloudError>> + Send {
+        async { Ok(Vec::new()) }
+    }
+    /// Deletes a notice from the queue, once it has been acted on (or cannot be read).
+    fn acknowledge(&self, receipt: &str) -> impl Future<Output = Result<(), CloudError>> + Send {
+        let _ = receipt;
+        async { Ok(()) }
+    }
+    /// Deletes what capstan created for this cluster and no longer uses (launch templates,
+    /// instance profiles), and says what it deleted.
+    fn tidy(&self) -> impl Future<Output = Result<Tidied, CloudError>> + Send {
+        async { Ok(Tidied::default()) }
+    }
 }
 
 /// A shared reference acts as the provider it points to, so a decorator can wrap a borrowed one
@@ -132,6 +162,15 @@ impl<P: CloudProvider> CloudProvider for &P {
     }
     fn list(&self) -> impl Future<Output = Result<Vec<Instance>, CloudError>> + Send {
         (**self).list()
+    }
+    fn notices(&self) -> impl Future<Output = Result<Vec<Notice>, CloudError>> + Send {
+        (**self).notices()
+    }
+    fn acknowledge(&self, receipt: &str) -> impl Future<Output = Result<(), CloudError>> + Send {
+        (**self).acknowledge(receipt)
+    }
+    fn tidy(&self) -> impl Future<Output = Result<Tidied, CloudError>> + Send {
+        (**self).tidy()
     }
 }
 
