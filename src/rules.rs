@@ -11,6 +11,7 @@ use crate::policy::EffectivePolicy;
 use crate::policy::meta::CronSchedule;
 use crate::policy::nodepool::{BudgetNodes, ConsolidationPolicy, DisruptionReason, NodePool};
 use crate::revision::Revision;
+use crate::scheduling::overlay::Pricing;
 use crate::scheduling::pool::{self, Limits, PoolSpec};
 
 /// Why a node is voluntarily disrupted.
@@ -20,6 +21,8 @@ pub enum Reason {
     Underutilized,
     Drifted,
     Expired,
+    /// Involuntary: EC2 takes the instance away (spot interruption, scheduled change, …).
+    Interrupted,
 }
 
 impl Reason {
@@ -29,6 +32,7 @@ impl Reason {
             Reason::Underutilized => "underutilized",
             Reason::Drifted => "drifted",
             Reason::Expired => "expired",
+            Reason::Interrupted => "interrupted",
         }
     }
 }
@@ -81,6 +85,9 @@ pub struct Rules {
     /// Same order as `pools`.
     pub pool_rules: Vec<PoolRules>,
     pub cluster: ClusterRules,
+    /// NodeOverlay prices and the cluster's share of the fleet's commitments, applied to the
+    /// catalog before each solve.
+    pub pricing: Pricing,
 }
 
 /// Karpenter's default `expireAfter`.
@@ -165,7 +172,7 @@ impl Rules {
             limits: spec.limits.as_ref().map(Limits::from_quantities).unwrap_or_default(),
             dry_run: spec.dry_run.unwrap_or(false),
         };
-        Rules { revision, pools, pool_rules, cluster }
+        Rules { revision, pools, pool_rules, cluster, pricing: Pricing::from_policy(policy) }
     }
 
     pub fn pool(&self, name: &str) -> Option<(usize, &PoolSpec, &PoolRules)> {

@@ -45,6 +45,69 @@ variable "service_account" {
   default     = "capstan"
 }
 
+variable "interruption_queue" {
+  description = "The SQS queue capstan reads interruption notices from (aws.interruption.queue); default capstan-<cluster name with dashes>"
+  type        = string
+  default     = ""
+}
+
+variable "create_interruption_queue" {
+  description = "Create the queue and the EventBridge rules that feed it (false: the queue exists, e.g. one kOps made)"
+  type        = bool
+  default     = true
+}
+
+locals {
+  # SQS queue names hold letters, digits, - and _ only (at most 80).
+  interruption_queue = var.interruption_queue != "" ? var.interruption_queue : substr("capstan-${replace(var.cluster_name, ".", "-")}", 0, 80)
+  # The EC2 events capstan acts on, each routed to the queue by its own rule.
+  interruption_events = {
+    spot-interruption  = { source = ["aws.ec2"], "detail-type" = ["EC2 Spot Instance Interruption Warning"] }
+    rebalance          = { source = ["aws.ec2"], "detail-type" = ["EC2 Instance Rebalance Recommendation"] }
+    state-change       = { source = ["aws.ec2"], "detail-type" = ["EC2 Instance State-change Notification"] }
+    scheduled-change   = { source = ["aws.health"], "detail-type" = ["AWS Health Event"] }
+    reservation-notice = { source = ["aws.ec2"], "detail-type" = ["EC2 Capacity Reservation Instance Interruption Warning"] }
+  }
+}
+
+resource "aws_sqs_queue" "interruption" {
+  count                     = var.create_interruption_queue ? 1 : 0
+  name                      = local.interruption_queue
+  message_retention_seconds = 300
+  sqs_managed_sse_enabled   = true
+}
+
+data "aws_iam_policy_document" "interruption_queue" {
+  count = var.create_interruption_queue ? 1 : 0
+  statement {
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.interruption[0].arn]
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com", "sqs.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "interruption" {
+  count     = var.create_interruption_queue ? 1 : 0
+  queue_url = aws_sqs_queue.interruption[0].id
+  policy    = data.aws_iam_policy_document.interruption_queue[0].json
+}
+
+resource "aws_cloudwatch_event_rule" "interruption" {
+  for_each      = var.create_interruption_queue ? local.interruption_events : {}
+  name          = substr("capstan-${replace(var.cluster_name, ".", "-")}-${each.key}", 0, 64)
+  description   = "EC2 ${each.key} events for capstan on ${var.cluster_name}"
+  event_pattern = jsonencode(each.value)
+}
+
+resource "aws_cloudwatch_event_target" "interruption" {
+  for_each = aws_cloudwatch_event_rule.interruption
+  rule     = each.value.name
+  arn      = aws_sqs_queue.interruption[0].arn
+}
+
 data "aws_s3_bucket" "state_store" {
   bucket = var.state_store_bucket
 }
@@ -75,16 +138,25 @@ resource "aws_iam_role" "capstan" {
   assume_role_policy = data.aws_iam_policy_document.assume.json
 }
 
+# The policy lets capstan pass only the kOps node role (nodes.<cluster>) to EC2, make and delete
+# instance profiles only under /capstan/<cluster>/, and read only its interruption queue. An
+# EC2NodeClass naming another role needs that role's ARN added to the PassTheNodeRole statement.
 resource "aws_iam_role_policy" "capstan" {
   name = "capstan"
   role = aws_iam_role.capstan.id
   policy = templatefile("${path.module}/../aws/iam-policy.json", {
     cluster_name       = var.cluster_name
     state_store_bucket = data.aws_s3_bucket.state_store.bucket
+    interruption_queue = local.interruption_queue
   })
 }
 
 output "role_arn" {
   description = "Put this in the ServiceAccount's eks.amazonaws.com/role-arn annotation (the overlay's serviceaccount.yaml)"
   value       = aws_iam_role.capstan.arn
+}
+
+output "interruption_queue" {
+  description = "Put this in the daemon config's aws.interruption.queue"
+  value       = local.interruption_queue
 }

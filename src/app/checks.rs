@@ -23,6 +23,10 @@ pub const ROLLOUT_INTERVAL: RangeInclusive<Duration> = Duration::from_secs(1)..=
 /// The range of `sim.speed`, simulated seconds per wall-clock second.
 pub const SPEED: RangeInclusive<f64> = 0.001..=1000.0;
 
+/// The range of `aws.pricing.refresh`: prices change a few times a year, and each read is about
+/// ten pages of the Pricing API; at most a month, so the cached copy stays recent.
+pub const PRICE_REFRESH: RangeInclusive<Duration> = Duration::from_secs(600)..=Duration::from_secs(30 * 24 * 3600);
+
 /// The URL schemes a repository is fetched with (besides a path and `user@host:path`).
 const REPOSITORY_SCHEMES: [&str; 7] = ["file", "git", "http", "https", "ssh", "git+ssh", "ssh+git"];
 
@@ -66,7 +70,13 @@ pub fn check(cfg: &DaemonConfig) -> Result<(), String> {
     if let Some(url) = &cfg.state_store {
         state_store("stateStore", url)?;
     }
-    for (field, url) in [("s3.endpoint", &cfg.s3.endpoint), ("aws.endpoint", &cfg.aws.endpoint)] {
+    interval("aws.pricing.refresh", cfg.aws.pricing.refresh.as_ref(), &PRICE_REFRESH)?;
+    let endpoints = [
+        ("s3.endpoint", &cfg.s3.endpoint),
+        ("aws.endpoint", &cfg.aws.endpoint),
+        ("aws.pricing.endpoint", &cfg.aws.pricing.endpoint),
+    ];
+    for (field, url) in endpoints {
         if let Some(url) = url {
             endpoint(field, url)?;
         }
@@ -88,10 +98,6 @@ fn cluster_name(name: &str) -> Result<(), String> {
 fn backends(cfg: &DaemonConfig) -> Result<(), String> {
     match (cfg.backends.cloud, cfg.backends.cluster) {
         (CloudBackend::Sim, ClusterBackend::Sim) => Ok(()),
-        (CloudBackend::Aws, ClusterBackend::Kube) if cfg.aws.prices_file.is_none() => Err(
-            "backends.cloud: aws needs aws.pricesFile, a CSV of instance_type,usd_per_hour the catalog is priced from"
-                .into(),
-        ),
         (CloudBackend::Aws, ClusterBackend::Kube) => Ok(()),
         (cloud, cluster) => Err(format!(
             "backends: cloud: {} with cluster: {} is not a combination capstan runs; use {{cloud: aws, cluster: kube}} or {{cloud: sim, cluster: sim}}",

@@ -91,13 +91,14 @@ fn workloads(files: &[PathBuf]) -> Result<Vec<Workload>, String> {
     Ok(all)
 }
 
-/// The price file and the kubeconfig of the real backends.
+/// The price file (optional: an override of the Pricing API's prices, checked when set) and the
+/// kubeconfig of the real backends.
 fn real_files(cfg: &DaemonConfig) -> Result<(), String> {
     if let Some(file) = &cfg.aws.prices_file {
         let prices = crate::cloud::prices::read(file).map_err(|e| format!("aws.pricesFile: {e}"))?;
         if prices.is_empty() {
             return Err(format!(
-                "aws.pricesFile: {} lists no price; write instance_type,usd_per_hour lines",
+                "aws.pricesFile: {} lists no price; write instance_type,usd_per_hour lines, or remove the field to use the AWS Pricing API's prices",
                 file.display()
             ));
         }

@@ -27,6 +27,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::cloud::aws::provider::AwsCloud;
 use crate::cloud::aws::{self, Endpoint};
 use crate::cloud::metered::{CloudMetrics, Metered};
+use crate::cloud::prices::PriceFeed;
 use crate::cluster::ClusterApi;
 use crate::cluster::kube::KubeCluster;
 use crate::cluster::kube::karpenter::{self, Verdict};
@@ -47,7 +48,7 @@ pub async fn client(cfg: &DaemonConfig) -> Result<kube::Client, String> {
 async fn provider(
     cfg: &DaemonConfig,
     acc: &Accepted,
-    prices: &HashMap<String, f64>,
+    prices: &PriceFeed,
     catalog: Catalog,
 ) -> Result<AwsCloud, String> {
     let mut policy = (*acc.policy).clone();
@@ -59,9 +60,37 @@ async fn provider(
         policy.node_classes.iter().map(|c| (c.value.metadata.name.clone(), c.value.clone())).collect();
     let region = cfg.aws.region.clone().or_else(|| policy.fleet_entry.as_ref().map(|f| f.region.clone()));
     let ep = Endpoint { url: cfg.aws.endpoint.clone(), region };
-    let mut cloud = AwsCloud::new(aws::ec2(&ep).await, aws::ssm(&ep).await, &policy.kops_name, classes, catalog);
-    cloud.prices = Some(prices.clone());
+    let mut cloud = AwsCloud::new(aws::ec2(&ep).await, aws::ssm(&ep).await, &policy.kops_name, classes, catalog)
+        .with_iam(aws::iam(&ep).await);
+    cloud.price_feed = Some(prices.clone());
+    if let Some(queue) = &cfg.aws.interruption.queue {
+        let i = &cfg.aws.interruption;
+        cloud.interruptions = Some(aws::sqs::shared(queue, ep.region.clone(), i.endpoint.clone()).await);
+    }
     Ok(cloud)
+}
+
+/// Starts the on-demand price refresher for the cluster's region ([`aws::price_refresh`]); the
+/// copy cached in the state store, if any, is in force when it returns.
+async fn refresh_prices(
+    cfg: &DaemonConfig,
+    acc: &Accepted,
+    file: Option<HashMap<String, f64>>,
+    feed: &PriceFeed,
+    stop: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let store = super::open_store(cfg, &acc.policy).await;
+    let store = store.inspect_err(|e| tracing::warn!(error = %e, "on-demand prices are not cached")).ok();
+    let pricing = &cfg.aws.pricing;
+    let region = cfg.aws.region.clone().or_else(|| acc.policy.fleet_entry.as_ref().map(|f| f.region.clone()));
+    let settings = aws::price_refresh::Settings {
+        region: region.unwrap_or_default(),
+        kops_name: acc.policy.kops_name.clone(),
+        endpoint: pricing.endpoint.clone(),
+        pricing_region: pricing.region.clone(),
+        refresh: pricing.refresh.as_ref().map_or(aws::price_refresh::DEFAULT_REFRESH, |d| d.duration()),
+    };
+    aws::price_refresh::start(settings, store, file, feed.clone(), Arc::new(SystemClock), stop.clone()).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -75,13 +104,17 @@ pub async fn capacity(
     leading: watch::Receiver<bool>,
     stop: CancellationToken,
 ) {
-    let prices = match cfg.aws.prices_file.as_deref().map(crate::cloud::prices::read) {
-        Some(Ok(p)) => p,
-        Some(Err(e)) => {
-            return tracing::error!(error = %e, "cannot read the price file; the capacity loop does not run");
+    // On-demand prices: the price file's rows (an override), then the Pricing API's (read in the
+    // background from the first revision on), then the built-in ones.
+    let file = match cfg.aws.prices_file.as_deref().map(crate::cloud::prices::read).transpose() {
+        Ok(file) => file,
+        Err(e) => {
+            tracing::error!(error = %e, "price file not used; prices come from the Pricing API and built-in prices");
+            None
         }
-        None => return tracing::error!("aws.pricesFile is not set; the capacity loop does not run"),
     };
+    let prices = PriceFeed::new(crate::cloud::prices::merge(file.as_ref(), None, &crate::cloud::prices::builtin()));
+    let mut refresher = None;
     let mut lp: Option<CapacityLoop<Metered<AwsCloud>, KubeCluster>> = None;
     let mut revision = String::new();
     let mut wake = Wake::default();
@@ -103,6 +136,9 @@ pub async fn capacity(
         if let Some(acc) = accepted.filter(|a| a.revision.to_string() != revision) {
             // The new provider starts from the catalog the loop last read (the loop owns it).
             let carried = lp.as_ref().and_then(|l| l.published_catalog()).map(|c| (*c).clone()).unwrap_or_default();
+            if refresher.is_none() {
+                refresher = Some(refresh_prices(&cfg, &acc, file.clone(), &prices, &stop).await);
+            }
             match provider(&cfg, &acc, &prices, carried).await {
                 Ok(cloud) => {
                     revision = acc.revision.to_string();
@@ -118,6 +154,7 @@ pub async fn capacity(
                         None => {
                             let mut l = CapacityLoop::new(cloud, cluster.clone(), rules)
                                 .with_cluster_name(&cfg.cluster)
+                                .with_rebalance(cfg.aws.interruption.rebalance)
                                 .with_metrics(metrics.clone());
                             match super::open_store(&cfg, &acc.policy).await {
                                 Ok(store) => {
@@ -147,7 +184,9 @@ pub async fn capacity(
         // Reading the reflectors' stores does not fail; were it to, the idle bound runs the pass
         // that reports it.
         let seen = cluster.snapshot().await.map(|s| fingerprint(&s)).unwrap_or_default();
-        let Some(why) = wake.check(l.next_due(), l.in_flight(), seen, now) else { continue };
+        // Interruption notices waiting: a pass now, as for work in flight (two minutes is short).
+        let notices = l.cloud().inner().interruptions.as_ref().is_some_and(|r| r.waiting());
+        let Some(why) = wake.check(l.next_due(), l.in_flight() || notices, seen, now) else { continue };
         tracing::debug!(reason = why.label(), "capacity pass");
         wake.ran(seen, now);
         if let Err(e) = l.step(now).await {

@@ -88,6 +88,7 @@ pub fn cluster(nodes: usize, pods_per_node: usize, seed: u64) -> (Snapshot, Vec<
             limits: Limits::default(),
             dry_run: false,
         },
+        pricing: Default::default(),
     };
     let templates = templates(&mut rng);
     let zones = ["us-east-1a", "us-east-1b", "us-east-1c"];

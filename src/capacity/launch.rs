@@ -139,7 +139,8 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         loop {
             let started = Instant::now();
             let request = Request { snapshot, instances: &instances, rules: &self.rules, catalog: &catalog };
-            let decided = super::offload::decide(|| provisioning::provision(request));
+            let mut decided = super::offload::decide(|| provisioning::provision(request));
+            self.settle(&mut decided, &instances);
             if let Some(m) = &self.metrics {
                 m.solve_seconds.observe(started.elapsed().as_secs_f64());
             }

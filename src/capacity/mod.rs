@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! snapshot + instances ─► lifecycle (register, initialize, time out)
+//!                      ─► interruption notices (replace, cordon; drained at once)
 //!                      ─► drains in progress (evict, then terminate)
 //!                      ─► provisioning (batched) ─► CreateFleet
 //!                      ─► disruption (every 10 s; validated after 15 s) ─► replace / cordon
@@ -14,8 +15,10 @@
 //! ```
 
 mod drain;
+mod interrupt;
 mod launch;
 pub mod offload;
+mod prices;
 pub mod report;
 mod tidy;
 pub mod wake;
@@ -101,6 +104,8 @@ pub struct CapacityLoop<C, K> {
     /// Offerings that recently ran out of capacity, learned from `create`: the one such cache.
     /// Marked on the catalog before each solve and passed to `create` as the set to avoid.
     unavailable: Unavailable,
+    /// What a rebalance recommendation from the interruption queue does.
+    rebalance: crate::app::config::RebalancePolicy,
     batcher: Batcher,
     next_disruption: Duration,
     /// When unused launch templates and instance profiles are next cleaned up.
@@ -160,6 +165,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             metrics: None,
             catalog: None,
             unavailable: Unavailable::default(),
+            rebalance: Default::default(),
             batcher: Batcher::default(),
             next_disruption: Duration::ZERO,
             next_tidy: Duration::ZERO,
@@ -182,6 +188,12 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
     /// Names the cluster in the span of each pass.
     pub fn with_cluster_name(mut self, name: &str) -> Self {
         self.name = name.to_string();
+        self
+    }
+
+    /// What a rebalance recommendation does (default: replace the node like an interruption).
+    pub fn with_rebalance(mut self, rebalance: crate::app::config::RebalancePolicy) -> Self {
+        self.rebalance = rebalance;
         self
     }
 
@@ -275,13 +287,29 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             self.catalog = Some((Arc::new(c), now));
         }
         let c = self.catalog.as_ref().map(|(c, _)| c.clone()).unwrap_or_default();
+        let c = self.less_reserved(c);
         self.unavailable.expire(now);
-        if self.unavailable.is_empty() {
-            return Ok(c);
+        let c = if self.unavailable.is_empty() {
+            c
+        } else {
+            let mut marked = (*c).clone();
+            self.unavailable.apply(&mut marked, now);
+            Arc::new(marked)
+        };
+        Ok(self.priced(c))
+    }
+
+    /// `catalog` less the reserved instances launched since it was read (it is kept for an hour).
+    fn less_reserved(&self, catalog: Arc<Catalog>) -> Arc<Catalog> {
+        use crate::scheduling::reserved::{RESERVATION_ID_LABEL, less_launched};
+        let Some((_, read_at)) = &self.catalog else { return catalog };
+        let since = self.listed.iter().flat_map(|l| &l.instances);
+        let since =
+            since.filter(|i| i.launched_at >= *read_at && i.state != crate::cloud::provider::InstanceState::Terminated);
+        match less_launched(&catalog, since.filter_map(|i| i.tags.get(RESERVATION_ID_LABEL).map(String::as_str))) {
+            Some(c) => Arc::new(c),
+            None => catalog,
         }
-        let mut marked = (*c).clone();
-        self.unavailable.apply(&mut marked, now);
-        Ok(Arc::new(marked))
     }
 
     /// One pass at time `now` (since the epoch of the loop's clock).
@@ -319,11 +347,13 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         let snapshot = self.cluster.snapshot().await?;
         let instances = self.instances(&snapshot, now).await?;
         let catalog = self.catalog(now).await?;
+        let instances = self.at_effective_prices(instances);
         self.observe(&snapshot, &instances);
         self.status.seen.instances = Arc::new(instances.clone());
         self.status.seen.catalog = Some(catalog.clone());
         self.status.seen.rules = Some(self.rules.clone());
         self.lifecycle(&snapshot, &instances, &catalog, now).await;
+        self.interruptions(&snapshot, &instances, &catalog, now).await;
         self.drain(&snapshot, &instances, now).await;
         self.provision(&snapshot, &instances, &catalog, now).await;
         if self.disruption_due(now) {

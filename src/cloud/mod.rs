@@ -8,9 +8,11 @@ pub mod error;
 pub mod interruption;
 pub mod metered;
 pub mod offering;
+pub mod price_cache;
 pub mod prices;
 pub mod provider;
 pub mod sim;
+pub mod sim_reservations;
 pub mod unavailable;
 
 pub use error::CloudError;

@@ -1,18 +1,23 @@
 //! The simulated cloud: the same contract as EC2 on a virtual clock, with the built-in catalog.
 //! Instances launch, run after a short delay, and their nodes turn Ready about two minutes
 //! after launch, as in the kOps + Karpenter proof of concept. Faults can be injected:
-//! insufficient capacity per offering, failures of the next calls, spot interruptions. Every
-//! call is recorded. Like EC2, the catalog says nothing of capacity: an offering out of
+//! insufficient capacity per offering, failures of the next calls, spot interruptions (a
+//! warning in the interruption queue, the instance gone two minutes later). Every call but
+//! reading and acknowledging the queue is recorded. Like EC2, the catalog says nothing of capacity: an offering out of
 //! capacity is learned only from `create`'s answer.
+//! Capacity reservations ([`SimCloud::add_reservation`]) are the exception, as in EC2: served
+//! as reserved offerings with their free counts, filled by launches and freed by terminations.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::interruption::Notice;
 use super::provider::{Avoid, CloudProvider, Created, Instance, InstanceState, NodeClaim, tags};
-use super::{CloudError, OfferingKey};
+use super::{CloudError, OfferingKey, sim_reservations};
 use crate::scheduling::builtin;
 use crate::scheduling::catalog::{CapacityType, Catalog};
+use crate::scheduling::reserved::{Reservation, ReservationKind, ReservedCapacity, add_reserved};
 
 /// A clock that only moves when told to. Shared by the simulated cloud and cluster.
 #[derive(Debug, Clone, Default)]
@@ -36,6 +41,9 @@ impl VirtualClock {
         }
     }
 }
+
+/// How long after its interruption warning EC2 takes a spot instance back.
+pub const INTERRUPTION_NOTICE: Duration = Duration::from_secs(120);
 
 /// Timing of the simulated launch.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -70,6 +78,13 @@ struct State {
     no_capacity: BTreeSet<OfferingKey>,
     failures: VecDeque<CloudError>,
     calls: Vec<Call>,
+    /// The interruption queue: (message id, body) not yet acknowledged, oldest first.
+    queue: Vec<(String, String)>,
+    next_message: u64,
+    /// Interrupted instances and when EC2 takes them away.
+    doomed: BTreeMap<String, Duration>,
+    /// Capacity reservations, each with its size as `available`.
+    reservations: Vec<ReservedCapacity>,
 }
 
 /// The simulated EC2.
@@ -114,6 +129,19 @@ impl SimCloud {
         self.lock().no_capacity.insert(OfferingKey::new(instance_type, zone, capacity_type));
     }
 
+    /// Gives EC2 a capacity reservation of `count` instances of `instance_type` in `zone`: it
+    /// is served as a reserved offering and launches into it are refused once it is full.
+    pub fn add_reservation(&self, id: &str, instance_type: &str, zone: &str, count: u32) {
+        self.lock().reservations.push(ReservedCapacity {
+            id: id.to_string(),
+            instance_type: instance_type.to_string(),
+            zone: zone.to_string(),
+            available: count,
+            kind: ReservationKind::Default,
+            interruptible: false,
+        });
+    }
+
     pub fn restore_capacity(&self) {
         self.lock().no_capacity.clear();
     }
@@ -123,11 +151,43 @@ impl SimCloud {
         self.lock().failures.push_back(error);
     }
 
-    /// A spot interruption: the instance terminates now.
+    /// A spot interruption: a warning (the EventBridge event EC2 sends) goes to the
+    /// interruption queue now, and the instance terminates [`INTERRUPTION_NOTICE`] later. An
+    /// instance already interrupted or gone is left alone.
     pub fn interrupt(&self, id: &str) {
-        if let Some(i) = self.lock().instances.get_mut(id) {
-            i.state = InstanceState::Terminated;
+        let now = self.clock.now();
+        let mut s = self.lock();
+        let Some(i) = s.instances.get(id).filter(|i| i.state != InstanceState::Terminated) else { return };
+        if s.doomed.contains_key(id) {
+            return;
         }
+        let region = i.zone.trim_end_matches(|c: char| c.is_ascii_alphabetic()).to_string();
+        let time = chrono::DateTime::from_timestamp(now.as_secs() as i64, 0).unwrap_or_default();
+        let body =
+            super::interruption::spot_warning(id, &region, &time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        s.doomed.insert(id.to_string(), now + INTERRUPTION_NOTICE);
+        drop(s);
+        self.send_notice(&body);
+    }
+
+    /// Puts a message with `body` in the interruption queue, as EventBridge (or anyone) would;
+    /// returns its message id.
+    pub fn send_notice(&self, body: &str) -> String {
+        let mut s = self.lock();
+        s.next_message += 1;
+        let id = format!("msg-{}", s.next_message);
+        s.queue.push((id.clone(), body.to_string()));
+        id
+    }
+
+    /// Messages in the interruption queue not yet acknowledged.
+    pub fn queued(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// Whether `id` was interrupted and has not been taken away yet.
+    pub fn interrupted(&self, id: &str) -> bool {
+        self.lock().doomed.contains_key(id)
     }
 
     /// Every instance as EC2 itself sees it, without recording a call (the simulated kubelet
@@ -166,8 +226,21 @@ impl SimCloud {
         instance.launched_at + self.timing.ready_after
     }
 
+    /// The state, with the interrupted instances whose time has come terminated.
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().expect("sim state")
+        let mut s = self.state.lock().expect("sim state");
+        let now = self.clock.now();
+        if s.doomed.values().any(|at| now >= *at) {
+            let State { doomed, instances, .. } = &mut *s;
+            doomed.retain(|id, at| {
+                let gone = now >= *at;
+                if let Some(i) = instances.get_mut(id).filter(|_| gone) {
+                    i.state = InstanceState::Terminated;
+                }
+                !gone
+            });
+        }
+        s
     }
 
     fn begin(&self, call: Call) -> Result<std::sync::MutexGuard<'_, State>, CloudError> {
@@ -188,8 +261,10 @@ impl SimCloud {
 
 impl CloudProvider for SimCloud {
     async fn catalog(&self) -> Result<Catalog, CloudError> {
-        let _s = self.begin(Call::Catalog)?;
-        Ok(self.catalog.clone())
+        let s = self.begin(Call::Catalog)?;
+        let mut catalog = self.catalog.clone();
+        add_reserved(&mut catalog, &sim_reservations::free(&s.reservations, s.instances.values()));
+        Ok(catalog)
     }
 
     async fn create(&self, claim: &NodeClaim, avoid: &Avoid) -> Result<Created, CloudError> {
@@ -212,6 +287,15 @@ impl CloudProvider for SimCloud {
                 failed.push(key);
                 continue;
             }
+            let mut reservation = None;
+            if o.capacity_type == CapacityType::Reserved {
+                let free = sim_reservations::free(&s.reservations, s.instances.values());
+                let Some(r) = sim_reservations::pick(free, &o.instance_type, &o.zone) else {
+                    failed.push(key);
+                    continue;
+                };
+                reservation = Some(r);
+            }
             s.next_id += 1;
             let id = format!("i-{:017x}", s.next_id);
             let mut tag_map = claim.tags.clone();
@@ -219,6 +303,10 @@ impl CloudProvider for SimCloud {
             tag_map.insert(tags::NODE_POOL.to_string(), claim.node_pool.clone());
             tag_map.insert(tags::NODE_CLAIM.to_string(), claim.name.clone());
             tag_map.insert(tags::POLICY_REVISION.to_string(), claim.policy_revision.clone());
+            if let Some(r) = reservation {
+                let (kind, interruptible) = (r.kind, r.interruptible);
+                tag_map.extend(Reservation { id: r.id, kind, interruptible, available: 0 }.labels());
+            }
             let instance = Instance {
                 id: id.clone(),
                 claim: claim.name.clone(),
@@ -255,6 +343,26 @@ impl CloudProvider for SimCloud {
         let i = s.instances.get_mut(id).ok_or_else(|| CloudError::NotFound(format!("instance {id}")))?;
         self.refresh(i);
         Ok(i.clone())
+    }
+
+    /// Every message not yet acknowledged (no visibility timeout: a message not acknowledged
+    /// is served again on the next call). Not recorded as a call, and no injected failure
+    /// applies to it.
+    async fn notices(&self) -> Result<Vec<Notice>, CloudError> {
+        let s = self.lock();
+        Ok(s.queue
+            .iter()
+            .map(|(id, body)| Notice {
+                receipt: id.clone(),
+                message_id: id.clone(),
+                event: super::interruption::parse(body),
+            })
+            .collect())
+    }
+
+    async fn acknowledge(&self, receipt: &str) -> Result<(), CloudError> {
+        self.lock().queue.retain(|(id, _)| id != receipt);
+        Ok(())
     }
 
     async fn list(&self) -> Result<Vec<Instance>, CloudError> {

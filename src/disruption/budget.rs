@@ -26,8 +26,12 @@ pub fn active(budget: &Budget, now: DateTime<Utc>) -> bool {
 }
 
 /// Nodes of a pool that may still be disrupted for `reason`: `total` nodes in the pool, of which
-/// `busy` are being disrupted or not Ready.
+/// `busy` are being disrupted or not Ready. An interruption is involuntary (the instance goes
+/// whatever capstan does), so no budget limits it, as in Karpenter.
 pub fn allowed(budgets: &[Budget], reason: Reason, total: u64, busy: u64, now: DateTime<Utc>) -> u64 {
+    if reason == Reason::Interrupted {
+        return total;
+    }
     budgets
         .iter()
         .filter(|b| b.reasons.as_ref().is_none_or(|rs| rs.contains(&reason)))
@@ -66,5 +70,13 @@ mod tests {
         assert_eq!(allowed(&budgets, Reason::Underutilized, 15, 0, monday_night), 2);
         assert_eq!(allowed(&budgets, Reason::Underutilized, 15, 1, saturday_noon), 1);
         assert_eq!(allowed(&budgets, Reason::Drifted, 15, 3, saturday_noon), 0);
+    }
+
+    #[test]
+    fn no_budget_limits_an_interruption() {
+        let none = Budget { nodes: BudgetNodes::Count(0), schedule: None, duration: None, reasons: None };
+        let now = at("2026-01-05T12:00:00Z");
+        assert_eq!(allowed(std::slice::from_ref(&none), Reason::Empty, 4, 0, now), 0);
+        assert_eq!(allowed(&[none], Reason::Interrupted, 4, 4, now), 4);
     }
 }

@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! node tainted karpenter.sh/disrupted
+//!   ─► marked for an interruption                 ─► Evict at once (replacements or not)
 //!   ─► no complete record, launched by capstan  ─► Return (marked by a torn write)
 //!   ─► no complete record, not capstan's        ─► nothing (someone else's drain)
 //!   ─► a replacement gone without becoming a node ─► Return
@@ -16,6 +17,7 @@
 use crate::cloud::provider::{Instance, InstanceState};
 use crate::cluster::marks::{self, DisruptionMarks};
 use crate::cluster::model::{ClusterNode, Snapshot};
+use crate::rules::Reason;
 
 /// Why a node marked for disruption is given back to service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,7 +86,10 @@ fn drain_node(node: &ClusterNode, snapshot: &Snapshot, instances: &[Instance], o
         }
         return;
     };
-    match replacements(&record, snapshot, instances) {
+    // An interrupted node goes in two minutes whatever happens: it is drained at once, while
+    // its replacements launch, and never given back.
+    let interrupted = record.reason == Reason::Interrupted.label();
+    match if interrupted { Replacements::Ready } else { replacements(&record, snapshot, instances) } {
         Replacements::Waiting => return,
         Replacements::Lost(claim) => {
             out.push(Step::Return { node: node.name.clone(), cause: ReturnCause::ReplacementLost(claim) });
@@ -108,7 +113,8 @@ fn drain_node(node: &ClusterNode, snapshot: &Snapshot, instances: &[Instance], o
 }
 
 /// What to do now for every node marked for disruption, in the snapshot's order. A node is
-/// evicted from only once each replacement recorded on it is initialized.
+/// evicted from only once each replacement recorded on it is initialized, unless it is marked
+/// for an interruption: then at once.
 pub fn steps(snapshot: &Snapshot, instances: &[Instance]) -> Vec<Step> {
     let mut out = Vec::new();
     for node in snapshot.nodes.iter().filter(|n| marks::disrupting(n)) {
@@ -274,6 +280,25 @@ mod tests {
         assert_eq!(marks.revision, "main@sha1:1");
         assert_eq!(claim.as_deref(), Some("c-1"));
         assert_eq!(node_pool.as_deref(), Some("general"));
+    }
+
+    #[test]
+    fn an_interrupted_node_is_evicted_at_once_and_never_returned() {
+        let mut old = node("i-1", "c-1").initialized().marked(&["c-2"]).build();
+        old.annotations.insert(marks::DISRUPTION_REASON.into(), "interrupted".into());
+        let pods = vec![web("a", "i-1"), pod("ds", "i-1", Owner::DaemonSet("ds".into()))];
+        let s = snapshot(vec![old.clone()], pods);
+        // The replacement still launching, lost, or never launched: the pods go all the same.
+        for replacement in [Some(InstanceState::Pending), Some(InstanceState::Terminated), None] {
+            let mut instances = vec![instance("i-1", "c-1", InstanceState::Running)];
+            instances.extend(replacement.map(|st| instance("i-2", "c-2", st)));
+            let out = steps(&s, &instances);
+            assert_eq!(evicted(&out), ["a"], "{replacement:?}: {out:?}");
+            assert!(!out.iter().any(|s| matches!(s, Step::Return { .. })), "{out:?}");
+        }
+        let only_ds = snapshot(vec![old], vec![pod("ds", "i-1", Owner::DaemonSet("ds".into()))]);
+        let out = steps(&only_ds, &[instance("i-2", "c-2", InstanceState::Pending)]);
+        assert!(matches!(out.as_slice(), [Step::Terminate { node, .. }] if node == "i-1"), "{out:?}");
     }
 
     #[test]

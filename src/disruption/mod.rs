@@ -15,6 +15,7 @@
 pub mod budget;
 pub mod candidate;
 pub mod drain;
+pub mod interrupt;
 pub mod simulate;
 
 use std::collections::HashMap;

@@ -180,6 +180,23 @@ const GUARDRAILS: &[Row] = &[
     keys("spec.clusterCpu", Rule::Subdomain(63, "the keys are cluster names from fleet.yaml")),
 ];
 
+const NODE_OVERLAY: &[Row] = &[
+    row("metadata.name", Rule::Subdomain(253, OBJECT_NAME)),
+    row("spec.requirements[].key", Rule::QualifiedName("requirement key")),
+    row("spec.requirements[].values[]", Rule::LabelValue("requirement value")),
+    row(
+        "spec.weight",
+        Rule::Int(1, 10_000, "use a weight from 1 to 10000 (Karpenter's NodeOverlay range), or leave it unset"),
+    ),
+];
+
+const COMMITMENT: &[Row] = &[
+    row("metadata.name", Rule::Subdomain(253, OBJECT_NAME)),
+    row("spec.region", Rule::Label("AWS region names look like us-east-1")),
+    row("spec.count", Rule::Int(1, MAX, "give the number of reserved instances, 1 or more")),
+    keys("spec.shares", Rule::Subdomain(63, "the keys are cluster names from fleet.yaml")),
+];
+
 /// The rows of one kind.
 pub fn rules(kind: Kind) -> &'static [Row] {
     match kind {
@@ -190,5 +207,7 @@ pub fn rules(kind: Kind) -> &'static [Row] {
         Kind::ClusterPolicy => CLUSTER_POLICY,
         Kind::Fleet => FLEET,
         Kind::Guardrails => GUARDRAILS,
+        Kind::NodeOverlay => NODE_OVERLAY,
+        Kind::Commitment => COMMITMENT,
     }
 }

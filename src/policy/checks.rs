@@ -65,6 +65,7 @@ pub fn check(policy: &EffectivePolicy, diags: &mut Diagnostics) {
     if let Some(p) = &policy.cluster_policy {
         check_cluster_policy(p, diags);
     }
+    super::pricing_checks::check_overlays(policy, diags);
     if let Some(spec) = &policy.cluster_spec {
         let karpenter_igs = policy.instance_groups.iter().any(|ig| ig.value.is_karpenter());
         let mut r = Reporter { origin: &spec.origin, object: format!("Cluster/{}", spec.value.metadata.name), diags };
@@ -253,13 +254,22 @@ fn check_node_class(class: &EC2NodeClass, r: &mut Reporter) {
         (None, None) => r.error(
             "spec",
             "neither role nor instanceProfile is set",
-            "set role (an IAM role) or instanceProfile (an existing instance profile)",
+            "set role (an IAM role; capstan creates, tags and deletes its instance profile) or instanceProfile (an existing instance profile)",
+        ),
+        // A warning, not an error: Karpenter's own examples carry `${CLUSTER_NAME}` placeholders.
+        (Some(role), None) if !valid_role(role) => r.warning(
+            "spec.role",
+            format!("`{role}` is not an IAM role name or role ARN; IAM will refuse it at launch"),
+            "write the role's name (up to 64 of letters, digits and _+=,.@-) or arn:aws:iam::<account>:role/<name>",
         ),
         _ => {}
     }
     check_ami_terms(&s.ami_selector_terms, s.ami_family.is_some(), r);
     check_selector_terms(&s.subnet_selector_terms, "spec.subnetSelectorTerms", "subnet", r);
     check_selector_terms(&s.security_group_selector_terms, "spec.securityGroupSelectorTerms", "security group", r);
+    for p in super::reservation_terms::problems(&s.capacity_reservation_selector_terms) {
+        r.error(&p.field, p.message, p.hint);
+    }
     for key in s.tags.keys() {
         if key.is_empty() || super::translate::is_reserved_tag(key) {
             r.error(&format!("spec.tags.{key}"), format!("tag `{key}` is reserved"), "capstan sets kubernetes.io/cluster/*, karpenter.sh/nodepool, karpenter.sh/nodeclaim and karpenter.k8s.aws/ec2nodeclass itself; remove it");
@@ -309,9 +319,25 @@ fn check_node_class(class: &EC2NodeClass, r: &mut Reporter) {
     }
 }
 
+/// An IAM role name (`[\w+=,.@-]{1,64}`), or a role ARN whose last part is one.
+fn valid_role(role: &str) -> bool {
+    let name =
+        |n: &str| (1..=64).contains(&n.len()) && n.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c));
+    match role.strip_prefix("arn:") {
+        Some(rest) => {
+            let parts: Vec<&str> = rest.splitn(5, ':').collect();
+            parts.len() == 5
+                && parts[1] == "iam"
+                && parts[3].len() == 12
+                && parts[3].bytes().all(|b| b.is_ascii_digit())
+                && parts[4].strip_prefix("role/").is_some_and(|r| name(r.rsplit('/').next().unwrap_or_default()))
+        }
+        None => name(role),
+    }
+}
+
 /// EC2NodeClass fields capstan accepts and keeps but does not use when launching.
 const IGNORED_NODE_CLASS_FIELDS: &[(&str, &str)] = &[
-    ("spec.capacityReservationSelectorTerms", "capacity reservations are not targeted"),
     ("spec.instanceStorePolicy", "instance-store RAID0 is not configured"),
     ("spec.context", "EC2 Fleet context is not passed"),
     ("spec.ipPrefixCount", "IPv4 prefixes are not assigned"),
@@ -426,5 +452,20 @@ fn check_cluster_policy(p: &Located<ClusterPolicy>, diags: &mut Diagnostics) {
             format!("idleDuration {idle} is longer than maxDuration {max}"),
             "keep idleDuration at or below maxDuration (defaults 1s and 10s)",
         );
+    }
+}
+
+#[cfg(test)]
+mod role_tests {
+    use super::valid_role;
+
+    #[test]
+    fn a_role_is_a_name_or_a_role_arn() {
+        for ok in ["nodes.dev.example.com", "KarpenterNodeRole-x", "arn:aws:iam::111122223333:role/team/nodes"] {
+            assert!(valid_role(ok), "{ok}");
+        }
+        for bad in ["", "has space", "arn:aws:iam::111122223333:user/x", "arn:aws:iam::1:role/x", &"r".repeat(65)] {
+            assert!(!valid_role(bad), "{bad}");
+        }
     }
 }

@@ -28,10 +28,12 @@ pub enum Kind {
     ClusterPolicy,
     Fleet,
     Guardrails,
+    NodeOverlay,
+    Commitment,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 9] = [
         Kind::NodePool,
         Kind::EC2NodeClass,
         Kind::InstanceGroup,
@@ -39,6 +41,8 @@ impl Kind {
         Kind::ClusterPolicy,
         Kind::Fleet,
         Kind::Guardrails,
+        Kind::NodeOverlay,
+        Kind::Commitment,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +54,8 @@ impl Kind {
             Kind::ClusterPolicy => "ClusterPolicy",
             Kind::Fleet => "Fleet",
             Kind::Guardrails => "Guardrails",
+            Kind::NodeOverlay => "NodeOverlay",
+            Kind::Commitment => "Commitment",
         }
     }
 
@@ -59,6 +65,8 @@ impl Kind {
             Kind::EC2NodeClass => super::nodeclass::API_VERSION,
             Kind::InstanceGroup | Kind::Cluster => super::kops::API_VERSION,
             Kind::ClusterPolicy | Kind::Fleet | Kind::Guardrails => super::capstan::API_VERSION,
+            Kind::NodeOverlay => super::nodeoverlay::API_VERSION,
+            Kind::Commitment => super::commitment::API_VERSION,
         }
     }
 }
@@ -234,7 +242,7 @@ pub fn identify(doc: &RawDoc) -> Result<Kind, Box<Diagnostic>> {
             &object,
             &steps("apiVersion"),
             format!("{kind_text} must have apiVersion {}, found `{api}`", kind.api_version()),
-            "capstan reads Karpenter v1, kOps v1alpha2 and capstan.io/v1alpha1 documents",
+            "capstan reads Karpenter v1 (NodeOverlay: v1alpha1), kOps v1alpha2 and capstan.io/v1alpha1 documents",
         )));
     }
     if doc.name().is_empty() {

@@ -13,11 +13,13 @@ use serde::de::DeserializeOwned;
 
 use super::bounds;
 use super::capstan::{ClusterPolicy, FleetCluster, FleetSpec};
+use super::commitment::Commitment;
 use super::diag::{Diagnostics, Severity};
 use super::document::{self, Kind, Origin};
 use super::kops::{Cluster, InstanceGroup};
 use super::load::{Entry, Repo};
 use super::nodeclass::EC2NodeClass;
+use super::nodeoverlay::NodeOverlay;
 use super::nodepool::NodePool;
 use super::translate;
 use super::yaml::Step;
@@ -44,6 +46,10 @@ pub struct EffectivePolicy {
     pub instance_groups: Vec<Located<InstanceGroup>>,
     pub cluster_policy: Option<Located<ClusterPolicy>>,
     pub cluster_spec: Option<Located<Cluster>>,
+    /// NodeOverlays (karpenter.sh/v1alpha1), sorted by name: price changes for offerings.
+    pub node_overlays: Vec<Located<NodeOverlay>>,
+    /// The fleet's commitments in this cluster's region (`commitments/` at the repository root).
+    pub commitments: Vec<Located<Commitment>>,
     /// Where the kOps Cluster spec came from, for the output.
     pub cluster_spec_source: String,
     /// Facts the output must say (unresolved userData, missing cluster spec, …).
@@ -80,6 +86,8 @@ pub fn effective(repo: &Repo, cluster: &str) -> (EffectivePolicy, Diagnostics) {
         instance_groups: Vec::new(),
         cluster_policy: None,
         cluster_spec: None,
+        node_overlays: Vec::new(),
+        commitments: Vec::new(),
         cluster_spec_source: String::new(),
         notes: Vec::new(),
     };
@@ -113,7 +121,8 @@ pub fn effective(repo: &Repo, cluster: &str) -> (EffectivePolicy, Diagnostics) {
                 policy.cluster_spec = found.pop();
                 clean
             }
-            Kind::Fleet | Kind::Guardrails => true,
+            Kind::NodeOverlay => typed_into(*kind, &mut policy.node_overlays, &mut diags, origin, &object, value),
+            Kind::Fleet | Kind::Guardrails | Kind::Commitment => true,
         };
         if !clean && *kind == Kind::InstanceGroup {
             out_of_bounds.insert(name.to_string());
@@ -129,6 +138,10 @@ pub fn effective(repo: &Repo, cluster: &str) -> (EffectivePolicy, Diagnostics) {
     translate_igs(&mut policy, &out_of_bounds, &mut diags);
     policy.node_pools.sort_by(|a, b| a.value.metadata.name.cmp(&b.value.metadata.name));
     policy.node_classes.sort_by(|a, b| a.value.metadata.name.cmp(&b.value.metadata.name));
+    policy.node_overlays.sort_by(|a, b| a.value.metadata.name.cmp(&b.value.metadata.name));
+    let region = policy.fleet_entry.as_ref().map(|c| c.region.as_str());
+    policy.commitments =
+        repo.commitments.iter().filter(|c| Some(c.value.spec.region.as_str()) == region).cloned().collect();
     (policy, diags)
 }
 

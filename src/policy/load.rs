@@ -3,6 +3,8 @@
 //! ```text
 //! fleet.yaml                 Fleet
 //! guardrails.yaml            Guardrails (optional; may only tighten the built-in rules)
+//! commitments/*.yaml         Commitments (Savings Plans, Reserved Instances) for the whole fleet
+//! {base,clusters/<c>}/nodeoverlays/*.yaml   NodeOverlays (karpenter.sh/v1alpha1)
 //! base/{nodepools,nodeclasses}/*.yaml, base/policy.yaml
 //! clusters/<c>/{cluster.yaml, instancegroups/*, nodepools/*, nodeclasses/*, policy.yaml}
 //! ```
@@ -33,6 +35,8 @@ impl Entry {
 pub struct Repo {
     pub fleet: Option<(Fleet, Origin)>,
     pub guardrails: Option<(Guardrails, Origin)>,
+    /// The fleet's Savings Plans and Reserved Instances, typed; every cluster sees them.
+    pub commitments: Vec<super::effective::Located<super::commitment::Commitment>>,
     pub base: Vec<Entry>,
     pub clusters: BTreeMap<String, Vec<Entry>>,
     pub diagnostics: Diagnostics,
@@ -42,6 +46,7 @@ pub struct Repo {
 enum Place {
     Fleet,
     Guardrails,
+    Commitments,
     Base(&'static [Kind]),
     Cluster(String, &'static [Kind]),
 }
@@ -53,6 +58,7 @@ const CLASSES: &[Kind] = &[Kind::EC2NodeClass, Kind::NodePool];
 const POLICY: &[Kind] = &[Kind::ClusterPolicy];
 const IGS: &[Kind] = &[Kind::InstanceGroup];
 const CLUSTER: &[Kind] = &[Kind::Cluster];
+const OVERLAYS: &[Kind] = &[Kind::NodeOverlay];
 
 fn place(path: &str) -> Option<Place> {
     let parts: Vec<&str> = path.split('/').collect();
@@ -62,12 +68,15 @@ fn place(path: &str) -> Option<Place> {
         ["base", "nodepools", _] => Some(Place::Base(POOLS)),
         ["base", "nodeclasses", _] => Some(Place::Base(CLASSES)),
         ["base", "policy.yaml" | "policy.yml"] => Some(Place::Base(POLICY)),
+        ["base", "nodeoverlays", _] => Some(Place::Base(OVERLAYS)),
+        ["commitments", _] => Some(Place::Commitments),
         ["clusters", c, rest @ ..] => {
             let kinds = match rest {
                 ["cluster.yaml" | "cluster.yml"] => CLUSTER,
                 ["instancegroups", _] => IGS,
                 ["nodepools", _] => POOLS,
                 ["nodeclasses", _] => CLASSES,
+                ["nodeoverlays", _] => OVERLAYS,
                 ["policy.yaml" | "policy.yml"] => POLICY,
                 _ => return None,
             };
@@ -105,6 +114,7 @@ pub fn load(snapshot: &Snapshot) -> Repo {
         }
     }
     check_fleet(&mut repo);
+    super::pricing_checks::check_commitments(&mut repo);
     repo
 }
 
@@ -117,6 +127,7 @@ fn add(repo: &mut Repo, place: &Place, doc: RawDoc) {
     let allowed: &[Kind] = match place {
         Place::Fleet => &[Kind::Fleet],
         Place::Guardrails => &[Kind::Guardrails],
+        Place::Commitments => &[Kind::Commitment],
         Place::Base(kinds) | Place::Cluster(_, kinds) => kinds,
     };
     if !allowed.contains(&kind) {
@@ -134,6 +145,7 @@ fn add(repo: &mut Repo, place: &Place, doc: RawDoc) {
     match place {
         Place::Fleet => set_single(&mut repo.fleet, &mut repo.diagnostics, &entry, origin),
         Place::Guardrails => set_single(&mut repo.guardrails, &mut repo.diagnostics, &entry, origin),
+        Place::Commitments => super::pricing_checks::admit_commitment(repo, &entry, origin),
         Place::Base(_) => push_unique(&mut repo.base, &mut repo.diagnostics, entry),
         Place::Cluster(c, _) => {
             let list = repo.clusters.entry(c.clone()).or_default();
@@ -151,6 +163,8 @@ fn where_it_goes(kind: Kind) -> &'static str {
         Kind::ClusterPolicy => "the ClusterPolicy goes in base/policy.yaml or clusters/<name>/policy.yaml",
         Kind::Fleet => "the Fleet goes in fleet.yaml",
         Kind::Guardrails => "repository guardrails go in guardrails.yaml",
+        Kind::NodeOverlay => "NodeOverlays go in base/nodeoverlays/ or clusters/<name>/nodeoverlays/",
+        Kind::Commitment => "Commitments go in commitments/ at the repository root (they serve the whole fleet)",
     }
 }
 

@@ -1,5 +1,6 @@
 //! The effective NodePools and EC2NodeClasses of a cluster as YAML, in a stable order:
-//! NodePools then EC2NodeClasses, each sorted by name.
+//! NodePools then EC2NodeClasses, then NodeOverlays, each sorted by name; the fleet's
+//! commitments this cluster uses are header comments with the cluster's share.
 
 use super::effective::EffectivePolicy;
 
@@ -13,6 +14,9 @@ pub fn render(policy: &EffectivePolicy) -> Result<String, serde_yaml::Error> {
     for note in &policy.notes {
         out.push_str(&format!("# note: {note}\n"));
     }
+    for line in super::commitment::render_lines(policy) {
+        out.push_str(&format!("# commitment: {line}\n"));
+    }
     for pool in &policy.node_pools {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&pool.value)?);
@@ -20,6 +24,10 @@ pub fn render(policy: &EffectivePolicy) -> Result<String, serde_yaml::Error> {
     for class in &policy.node_classes {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&class.value)?);
+    }
+    for overlay in &policy.node_overlays {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&overlay.value)?);
     }
     Ok(out)
 }

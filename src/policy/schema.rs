@@ -3,8 +3,10 @@
 use schemars::{JsonSchema, generate::SchemaSettings};
 
 use super::capstan::{ClusterPolicy, Fleet, Guardrails};
+use super::commitment::Commitment;
 use super::kops::{Cluster, InstanceGroup};
 use super::nodeclass::EC2NodeClass;
+use super::nodeoverlay::NodeOverlay;
 use super::nodepool::NodePool;
 
 /// `(file name, schema JSON)` for each kind.
@@ -17,6 +19,8 @@ pub fn all() -> Vec<(String, String)> {
         one::<ClusterPolicy>("clusterpolicy", "capstan.io/v1alpha1", "ClusterPolicy"),
         one::<Fleet>("fleet", "capstan.io/v1alpha1", "Fleet"),
         one::<Guardrails>("guardrails", "capstan.io/v1alpha1", "Guardrails"),
+        one::<NodeOverlay>("nodeoverlay", "karpenter.sh/v1alpha1", "NodeOverlay"),
+        one::<Commitment>("commitment", "capstan.io/v1alpha1", "Commitment"),
     ]
 }
 

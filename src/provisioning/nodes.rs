@@ -8,9 +8,10 @@ use crate::cluster::marks;
 use crate::cluster::model::{ClusterPod, Snapshot};
 use crate::policy::meta::Labels;
 use crate::scheduling::allocatable::allocatable;
-use crate::scheduling::catalog::{CAPACITY_TYPE, Catalog, HOSTNAME, InstanceType, ZONE};
+use crate::scheduling::catalog::{CAPACITY_TYPE, CapacityType, Catalog, HOSTNAME, InstanceType, ZONE};
 use crate::scheduling::node::Node;
 use crate::scheduling::pool::{NODE_POOL_LABEL, PoolSpec};
+use crate::scheduling::reserved::RESERVATION_LABELS;
 use crate::scheduling::view::daemonset_overhead;
 
 /// Labels of instance-type facts capstan puts on every node it launches.
@@ -26,7 +27,8 @@ const TYPE_LABELS: [&str; 9] = [
     "karpenter.k8s.aws/instance-memory",
 ];
 
-/// The labels a node of `instance` gets: the pool's, the type's, zone and capacity type.
+/// The labels a node of `instance` gets: the pool's, the type's, zone and capacity type, and
+/// the capacity reservation it was launched into (from the instance's tags).
 pub fn node_labels(instance: &Instance, t: Option<&InstanceType>, pool: Option<&PoolSpec>) -> Labels {
     let mut labels = pool.map(|p| p.labels.clone()).unwrap_or_default();
     if let Some(t) = t {
@@ -38,6 +40,13 @@ pub fn node_labels(instance: &Instance, t: Option<&InstanceType>, pool: Option<&
     }
     labels.insert(ZONE.to_string(), instance.zone.clone());
     labels.insert(CAPACITY_TYPE.to_string(), instance.capacity_type.label().to_string());
+    if instance.capacity_type == CapacityType::Reserved {
+        for k in RESERVATION_LABELS {
+            if let Some(v) = instance.tags.get(k) {
+                labels.insert(k.to_string(), v.clone());
+            }
+        }
+    }
     labels.insert(NODE_POOL_LABEL.to_string(), instance.node_pool.clone());
     labels
 }

@@ -121,9 +121,16 @@ fn offerings(on_demand: f64, spot_fraction: f64) -> Vec<Offering> {
             capacity_type: CapacityType::OnDemand,
             price: on_demand,
             available: true,
+            reservation: None,
         });
         let spot = (on_demand * spot_fraction * skew * 10_000.0).round() / 10_000.0;
-        out.push(Offering { zone: zone.to_string(), capacity_type: CapacityType::Spot, price: spot, available: true });
+        out.push(Offering {
+            zone: zone.to_string(),
+            capacity_type: CapacityType::Spot,
+            price: spot,
+            available: true,
+            reservation: None,
+        });
     }
     out
 }

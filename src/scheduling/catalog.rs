@@ -1,24 +1,31 @@
 //! The instance catalog: instance types with their shape and labels, and offerings (zone ×
-//! capacity type) with price and availability.
+//! capacity type) with price and availability. A reserved offering also names its capacity
+//! reservation and how many instances it still holds ([`super::reserved`]).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use super::requirements::Requirements;
+use super::reserved::{RESERVED_PRICE_DIVISOR, Reservation};
 
+/// How an instance is bought: the value of `karpenter.sh/capacity-type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CapacityType {
     OnDemand,
     Spot,
+    /// Launched into an On-Demand Capacity Reservation (or a capacity block).
+    Reserved,
 }
 
 impl CapacityType {
+    /// The label value (`on-demand`, `spot`, `reserved`).
     pub fn label(self) -> &'static str {
         match self {
             CapacityType::OnDemand => "on-demand",
             CapacityType::Spot => "spot",
+            CapacityType::Reserved => "reserved",
         }
     }
 }
@@ -39,6 +46,18 @@ pub struct Offering {
     /// False while the offering is known to be out of capacity.
     #[serde(default = "yes")]
     pub available: bool,
+    /// The capacity reservation a `reserved` offering launches into, with its free count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<Reservation>,
+}
+
+impl Offering {
+    /// The price to rank instance types by for capacity that is not reserved: a reserved
+    /// offering's price is the on-demand price divided by [`RESERVED_PRICE_DIVISOR`], and this
+    /// undoes it.
+    pub fn list_price(&self) -> f64 {
+        if self.capacity_type == CapacityType::Reserved { self.price * RESERVED_PRICE_DIVISOR } else { self.price }
+    }
 }
 
 fn yes() -> bool {

@@ -157,7 +157,9 @@ fn cheapest(ctx: &Ctx, pi: usize, options: &[usize], reqs: &Requirements) -> Opt
         .iter()
         .filter_map(|&pt| {
             let t = &catalog.types[ctx.views[pi].types[pt].t];
-            t.cheapest(reqs).map(|o| {
+            // Reserved offerings count only while their reservations have room.
+            let allowed = t.offerings_for(reqs).filter(|o| ctx.reserved.allows(t, o));
+            allowed.min_by(|a, b| a.price.total_cmp(&b.price)).map(|o| {
                 (
                     pt,
                     LaunchOption {
@@ -183,6 +185,7 @@ fn finish(ctx: &mut Ctx, c: Claim) {
         .flat_map(|&o| {
             let it = &catalog.types[view.types[o].t];
             it.offerings_for(&c.reqs)
+                .filter(|off| ctx.reserved.allows(it, off))
                 .map(|off| LaunchOption {
                     instance_type: it.name.clone(),
                     zone: off.zone.clone(),
@@ -210,6 +213,9 @@ fn finish(ctx: &mut Ctx, c: Claim) {
             return;
         }
     };
+    if chosen.capacity_type == CapacityType::Reserved {
+        ctx.reserved.take(&chosen.instance_type, &chosen.zone, 1);
+    }
     let mut reqs = c.reqs.clone();
     reqs.add(INSTANCE_TYPE, ValueSet::of(false, options.iter().map(|o| o.instance_type.as_str())));
     reqs.add(ZONE, ValueSet::of(false, options.iter().map(|o| o.zone.as_str())));
@@ -222,11 +228,7 @@ fn finish(ctx: &mut Ctx, c: Claim) {
         node_pool: pool.name.clone(),
         instance_type: chosen.instance_type.clone(),
         zone: chosen.zone.clone(),
-        capacity_type: if chosen.capacity_type == CapacityType::Spot {
-            CapacityType::Spot
-        } else {
-            CapacityType::OnDemand
-        },
+        capacity_type: chosen.capacity_type,
         price: chosen.price,
         options: Arc::new(options),
         requirements: reqs,

@@ -50,7 +50,8 @@ struct State<'g> {
     /// Dual prices per dimension.
     prices: [f64; DIMS],
     pod_value: Vec<f64>,
-    /// Cheapest allowed on-pool price per pool type.
+    /// Cheapest allowed on-pool price per pool type (reserved offerings at their on-demand
+    /// price: their free counts are few, so they do not set the dual prices).
     type_price: Vec<Vec<f64>>,
     /// Pool types by that price, cheapest first.
     by_price: Vec<Vec<usize>>,
@@ -103,7 +104,10 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize) {
             ctx.views[pi]
                 .types
                 .iter()
-                .map(|pt| input.catalog.types[pt.t].cheapest(reqs).map_or(f64::INFINITY, |o| o.price))
+                .map(|pt| {
+                    let prices = input.catalog.types[pt.t].offerings_for(reqs).map(|o| o.list_price());
+                    prices.min_by(f64::total_cmp).unwrap_or(f64::INFINITY)
+                })
                 .collect()
         })
         .collect();
@@ -292,10 +296,19 @@ fn best_fill(ctx: &mut Ctx, st: &State, seed: usize) -> Option<Fill> {
         {
             shortlist.push(cheapest);
         }
+        // Free reserved capacity is used first, whatever the type's rank.
+        let any_reserved = ctx.reserved.any();
+        for &pt in usable.iter().filter(|_| any_reserved) {
+            let reserved = st.offers[pi][pt].iter().any(|o| o.1 == CapacityType::Reserved)
+                && offerings(ctx, st, fit, pi, pt).iter().any(|o| o.1 == CapacityType::Reserved);
+            if reserved && !shortlist.contains(&pt) {
+                shortlist.push(pt);
+            }
+        }
         // First pass: each shortlisted type in its cheapest zone, filled largest-cpu first.
         let mut ranked: Vec<(Fill, Vec<ZoneOffer>)> = Vec::new();
         for pt in shortlist {
-            let mut zones = offerings(st, fit, pi, pt);
+            let mut zones = offerings(ctx, st, fit, pi, pt);
             zones.sort_by(|a, b| a.2.total_cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
             let Some((zone, cap, price)) = zones.first().cloned() else { continue };
             if let Some(f) = simulate(ctx, st, &st.fill_orders[0], seed, pi, pt, zone, cap, price) {
@@ -342,12 +355,17 @@ fn better(a: &Fill, b: &Fill, st: &State, seed: usize) -> bool {
 /// A zone, a capacity type and the price there.
 type ZoneOffer = (usize, CapacityType, f64);
 
-/// The cheapest allowed offering per zone for a type, under the seed's requirements.
-fn offerings(st: &State, fit: &GroupFit, pi: usize, pt: usize) -> Vec<ZoneOffer> {
+/// The cheapest allowed offering per zone for a type, under the seed's requirements (reserved
+/// ones only while the plan has not used up their reservations).
+fn offerings(ctx: &Ctx, st: &State, fit: &GroupFit, pi: usize, pt: usize) -> Vec<ZoneOffer> {
     let mut out: Vec<ZoneOffer> = Vec::new();
+    let name = &ctx.catalog().types[ctx.views[pi].types[pt].t].name;
     for alt in fit.alts.iter().filter(|a| a.types[pt]) {
         for &(z, cap, price) in &st.offers[pi][pt] {
             if !alt.zones.get(z).copied().unwrap_or(false) || !alt.caps[super::view::cap_index(cap)] {
+                continue;
+            }
+            if cap == CapacityType::Reserved && ctx.reserved.left(name, &ctx.zones[z]) == 0 {
                 continue;
             }
             match out.iter_mut().find(|(zone, _, _)| *zone == z) {
@@ -415,7 +433,13 @@ fn simulate(
 /// the pods placed.
 fn commit(ctx: &mut Ctx, st: &mut State, f: &Fill) -> u64 {
     let colocate = f.takes.iter().any(|(gi, _)| st.groups[*gi].colocate);
-    let repeats = if colocate { 1 } else { f.takes.iter().map(|(gi, n)| st.rem[*gi] / n).min().unwrap_or(1).max(1) };
+    let mut repeats =
+        if colocate { 1 } else { f.takes.iter().map(|(gi, n)| st.rem[*gi] / n).min().unwrap_or(1).max(1) };
+    let reserved_in = (f.capacity_type == CapacityType::Reserved)
+        .then(|| (ctx.catalog().types[ctx.views[f.pi].types[f.pt].t].name.as_str(), ctx.zones[f.zone].clone()));
+    if let Some((name, zone)) = &reserved_in {
+        repeats = repeats.min(ctx.reserved.left(name, zone));
+    }
     let (options, requirements) = match launch_options(ctx, st, f) {
         Ok(o) => o,
         Err(reason) => {
@@ -439,6 +463,9 @@ fn commit(ctx: &mut Ctx, st: &mut State, f: &Fill) -> u64 {
             break;
         }
         ctx.use_capacity(f.pi, &capacity);
+        if let Some((name, zone)) = &reserved_in {
+            ctx.reserved.take(name, zone, 1);
+        }
         let mut pods = Vec::new();
         for &(gi, n) in &f.takes {
             let start = st.taken[gi];
@@ -507,6 +534,9 @@ fn launch_options(ctx: &Ctx, st: &State, f: &Fill) -> Result<(Arc<Vec<LaunchOpti
         let it = &catalog.types[t.t];
         for &(z, cap, price) in &st.offers[f.pi][pt] {
             let same = pt == f.pt && z == f.zone && cap == f.capacity_type;
+            if cap == CapacityType::Reserved && ctx.reserved.left(&it.name, &ctx.zones[z]) == 0 {
+                continue;
+            }
             let all_ok = f
                 .takes
                 .iter()

@@ -13,6 +13,7 @@ use super::node::Node;
 use super::plan::{Binding, Plan, Unschedulable};
 use super::pod::{Pod, untolerated};
 use super::pool::{Limits, PoolSpec, Usage};
+use super::reserved::ReservedLeft;
 use super::resources::Resources;
 use super::topology::{self, Domains};
 use super::view::{self, FitCache, PoolView};
@@ -57,6 +58,8 @@ pub struct Ctx<'a> {
     pub plan: Plan,
     /// Why pools could not take a group's pods, by group index, for messages.
     pub reasons: Vec<Vec<String>>,
+    /// Free reserved instances not yet planned for.
+    pub reserved: ReservedLeft,
 }
 
 impl<'a> Ctx<'a> {
@@ -137,6 +140,7 @@ pub fn solve(input: &Input) -> Plan {
         cluster_usage,
         plan: Plan::default(),
         reasons: vec![Vec::new(); groups.len()],
+        reserved: ReservedLeft::of(input.catalog),
     };
     for r in rejected {
         for p in r.pods {

@@ -88,8 +88,8 @@ pub struct AltFit {
     pub types: Vec<bool>,
     /// Per zone index (of the solve's zone list): allowed.
     pub zones: Vec<bool>,
-    /// On-demand, spot: allowed.
-    pub caps: [bool; 2],
+    /// On-demand, spot, reserved: allowed.
+    pub caps: [bool; 3],
 }
 
 /// Compatibility of a group with a pool at one relaxation level.
@@ -114,6 +114,7 @@ pub fn cap_index(c: CapacityType) -> usize {
     match c {
         CapacityType::OnDemand => 0,
         CapacityType::Spot => 1,
+        CapacityType::Reserved => 2,
     }
 }
 
@@ -207,8 +208,8 @@ impl FitCache {
                     let zone_set = reqs.get(ZONE);
                     let zones = zones.iter().map(|z| zone_set.is_none_or(|s| s.has(z))).collect();
                     let cap_set = reqs.get(CAPACITY_TYPE);
-                    let caps =
-                        [CapacityType::OnDemand, CapacityType::Spot].map(|c| cap_set.is_none_or(|s| s.has(c.label())));
+                    let caps = [CapacityType::OnDemand, CapacityType::Spot, CapacityType::Reserved]
+                        .map(|c| cap_set.is_none_or(|s| s.has(c.label())));
                     alts.push(AltFit { reqs, types, zones, caps });
                 }
                 (!alts.is_empty()).then_some(GroupFit { alts })

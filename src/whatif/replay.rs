@@ -132,6 +132,8 @@ fn act(
                 .current()
                 .into_iter()
                 .filter(|i| i.capacity_type == CapacityType::Spot && i.state == InstanceState::Running)
+                // Already warned: it goes two minutes after its warning, and is not hit twice.
+                .filter(|i| !world.cloud.interrupted(&i.id))
                 .filter(|i| n.instance_type.as_ref().is_none_or(|t| *t == i.instance_type))
                 .filter(|i| n.zone.as_ref().is_none_or(|z| *z == i.zone))
                 .collect();

@@ -103,11 +103,21 @@ fn insufficient_capacity_falls_back_then_names_every_failed_offering() {
 
 #[test]
 fn injected_failures_and_spot_interruptions() {
-    let cloud = SimCloud::new("dev", VirtualClock::default());
+    let clock = VirtualClock::default();
+    let cloud = SimCloud::new("dev", clock.clone());
     cloud.fail_next(CloudError::Throttled("slow down".into()));
     assert!(matches!(block(create(&cloud, &claim("c1"))), Err(CloudError::Throttled(_))));
     let i = block(create(&cloud, &claim("c1"))).unwrap();
+    clock.advance(Duration::from_secs(30));
     cloud.interrupt(&i.id);
+    let notices = block(cloud.notices()).unwrap();
+    assert_eq!(notices.len(), 1, "the interruption is announced on the queue");
+    let event = notices[0].event.as_ref().unwrap();
+    assert_eq!(event.instance_ids, vec![i.id.clone()]);
+    assert_eq!(event.kind, capstan::cloud::interruption::Kind::SpotInterruption);
+    clock.advance(capstan::cloud::sim::INTERRUPTION_NOTICE - Duration::from_secs(1));
+    assert_eq!(block(cloud.get(&i.id)).unwrap().state, InstanceState::Running, "two minutes of notice");
+    clock.advance(Duration::from_secs(1));
     assert_eq!(block(cloud.get(&i.id)).unwrap().state, InstanceState::Terminated);
     assert!(block(cloud.list()).unwrap().is_empty(), "terminated instances are not listed");
     assert!(block(cloud.delete(&i.id)).is_ok(), "deleting what is gone succeeds");

@@ -5,20 +5,27 @@
 //!   the store is; listing only under the folders capstan lists; `pki/` and `secrets/` never
 //!   readable, with explicit Denies; instances launched, tagged and terminated only with the tags
 //!   capstan's EC2 provider sets (`tags::cluster`, `tags::NODE_CLAIM`); the Terraform module and
-//!   the kOps snippet carry the same policy.
+//!   the kOps snippet carry the same policy; launch templates and instance profiles only with the
+//!   tags capstan's provider sets (`tags::cluster`, `profile::CLASS_TAG`), profiles only under its
+//!   path (`profile::path`); the interruption queue, prices and reservations only read.
 //! - **Enforcement**, on a moto of its own with IAM enforced (it changes the whole server, so
 //!   never the shared one): capstan's state-store calls with the policy's user succeed, the
 //!   cluster's keys and secrets and other clusters' folders are refused, EC2 Describe calls pass
-//!   and a call the policy does not name is refused.
+//!   and a call the policy does not name is refused; the interruption queue is read and a notice
+//!   deleted while another queue and SendMessage are refused; IAM's profile listing passes and a
+//!   role cannot be created.
 //!
 //! What moto 5.1.22 cannot prove, so the structural tier checks it instead: it evaluates no
 //! `Condition` (only `StringEquals` on `sts:ExternalId`), so the `aws:RequestTag`/`aws:ResourceTag`
-//! conditions on CreateFleet, RunInstances,
-//! CreateTags and TerminateInstances, `ec2:CreateAction` and `iam:PassedToService` all pass there;
-//! it matches EC2 actions only against `Resource: "*"`, so every EC2 statement scoped to instance,
-//! launch-template, subnet or image ARNs is refused there whatever its conditions; and a list call
-//! whose `prefix` holds a `/` fails its signature check under enforcement (moto issue #5948), so
-//! capstan's own listings (`<cluster>/instancegroup/`, `<cluster>/capstan/…`) cannot run there.
+//! conditions on CreateFleet, RunInstances, CreateTags, TerminateInstances, CreateLaunchTemplate,
+//! DeleteLaunchTemplate and the instance-profile calls, `ec2:CreateAction` and
+//! `iam:PassedToService` all pass there; it matches EC2 actions, IAM actions that name no role and
+//! SQS GetQueueUrl only against `Resource: "*"`, so every statement scoped to instance,
+//! launch-template, subnet, image or instance-profile ARNs is refused there whatever its
+//! conditions (asserted for GetInstanceProfile, which shows no profile grant is wholesale); it
+//! serves no Pricing API and no DescribeCapacityReservations; and a list call whose `prefix` holds
+//! a `/` fails its signature check under enforcement (moto issue #5948), so capstan's own listings
+//! (`<cluster>/instancegroup/`, `<cluster>/capstan/…`) cannot run there.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -27,6 +34,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use capstan::cloud::aws::profile;
 use capstan::cloud::provider::tags;
 use capstan::kops::s3::S3Store;
 use capstan::kops::{StateStore, StoreError, decisions, object};
@@ -36,6 +44,8 @@ use serde_json::{Value, json};
 const CLUSTER: &str = "dev.example.com";
 const OTHER: &str = "prod.example.com";
 const BUCKET: &str = "capstan-iam-state";
+/// An interruption queue name the policy lets capstan read.
+const INTERRUPTION_QUEUE: &str = "capstan-dev-example-com";
 /// What the kOps snippet and the example overlay render the policy for.
 const EXAMPLE_BUCKET: &str = "example-kops-state";
 
@@ -49,7 +59,11 @@ fn template() -> String {
 
 /// The policy for one cluster and bucket, as Terraform's `templatefile` renders it.
 fn render(cluster: &str, bucket: &str) -> String {
-    template().replace("${cluster_name}", cluster).replace("${state_store_bucket}", bucket)
+    let queue = format!("capstan-{}", cluster.replace('.', "-"));
+    template()
+        .replace("${cluster_name}", cluster)
+        .replace("${state_store_bucket}", bucket)
+        .replace("${interruption_queue}", &queue)
 }
 
 fn policy() -> Value {
@@ -124,7 +138,8 @@ fn the_template_takes_exactly_the_variables_terraform_passes() {
     for part in text.split("${").skip(1) {
         names.insert(part.split('}').next().unwrap().to_string());
     }
-    assert_eq!(names, BTreeSet::from(["cluster_name".to_string(), "state_store_bucket".to_string()]));
+    let expected = ["cluster_name", "interruption_queue", "state_store_bucket"];
+    assert_eq!(names, expected.iter().map(|n| n.to_string()).collect::<BTreeSet<_>>());
     assert!(!text.contains("%{"), "no template directives");
     let rendered = render(CLUSTER, BUCKET);
     assert!(!rendered.contains("${"));
@@ -258,8 +273,8 @@ fn instances_are_launched_tagged_and_terminated_only_as_this_clusters_node_claim
         assert!(allowed(&p, "ec2:RunInstances", resource), "RunInstances on {resource}");
     }
 
-    // Tags only while launching: an existing instance's tags (and so its claim to be capstan's)
-    // cannot be changed.
+    // Tags only while launching (or creating a launch template): an existing instance's tags (and
+    // so its claim to be capstan's) cannot be changed.
     let tagging: Vec<&Value> = p["Statement"]
         .as_array()
         .unwrap()
@@ -270,8 +285,12 @@ fn instances_are_launched_tagged_and_terminated_only_as_this_clusters_node_claim
     assert!(!tagging.is_empty());
     for s in &tagging {
         let actions = condition(s, "StringEquals", "ec2:CreateAction");
-        assert!(!actions.is_empty() && actions.iter().all(|a| a == "CreateFleet" || a == "RunInstances"), "{s}");
+        let launches = actions.iter().all(|a| a == "CreateFleet" || a == "RunInstances");
+        let templates = actions == ["CreateLaunchTemplate"]
+            && strings(&s["Resource"]).iter().all(|r| r.ends_with(":launch-template/*"));
+        assert!(!actions.is_empty() && (launches || templates), "{s}");
     }
+    assert_eq!(matching(&p, "Allow", "ec2:CreateTags", instance).len(), 1);
     assert!(matching(&p, "Allow", "ec2:DeleteTags", instance).is_empty());
 }
 
@@ -308,9 +327,131 @@ fn every_call_capstan_makes_is_allowed_and_nothing_wholesale() {
         }
         assert!(s["NotAction"].is_null() && s["NotResource"].is_null(), "{s}");
     }
-    for action in ["ec2:DeleteLaunchTemplate", "ec2:CreateVpc", "ec2:ModifyInstanceAttribute", "iam:CreateRole"] {
-        assert!(matching(&p, "Allow", action, "*").is_empty(), "{action} is not capstan's");
+    for action in [
+        "ec2:DeleteLaunchTemplate",
+        "ec2:CreateVpc",
+        "ec2:ModifyInstanceAttribute",
+        "iam:CreateRole",
+        "iam:DeleteRole",
+        "iam:PutRolePolicy",
+        "sqs:SendMessage",
+        "sqs:DeleteQueue",
+        "sqs:ReceiveMessage",
+        "iam:GetInstanceProfile",
+        "iam:DeleteInstanceProfile",
+    ] {
+        assert!(matching(&p, "Allow", action, "*").is_empty(), "{action} is not capstan's on everything");
     }
+    // Reads that IAM, the Pricing API and EC2 authorise only on everything.
+    for action in ["iam:ListInstanceProfiles", "pricing:GetProducts", "ec2:DescribeCapacityReservations"] {
+        assert!(allowed(&p, action, "*"), "{action}");
+    }
+}
+
+fn launch_template_arn() -> &'static str {
+    "arn:aws:ec2:us-east-1:111122223333:launch-template/lt-0123456789abcdef0"
+}
+
+/// Launch templates: created only with this cluster's tag and capstan's class tag, tagged only as
+/// they are created, deleted only when they carry both tags.
+#[test]
+fn launch_templates_are_created_tagged_and_deleted_only_as_this_clusters() {
+    let p = policy();
+    let owned = tags::cluster(CLUSTER);
+    let lt = launch_template_arn();
+    let create = matching(&p, "Allow", "ec2:CreateLaunchTemplate", lt);
+    assert!(!create.is_empty());
+    for s in &create {
+        assert_eq!(condition(s, "StringEquals", &format!("aws:RequestTag/{owned}")), ["owned"], "{s}");
+        assert!(requires_key(s, &format!("aws:RequestTag/{}", profile::CLASS_TAG)), "{s}");
+    }
+    let tagging = matching(&p, "Allow", "ec2:CreateTags", lt);
+    assert!(!tagging.is_empty());
+    for s in &tagging {
+        assert_eq!(condition(s, "StringEquals", "ec2:CreateAction"), ["CreateLaunchTemplate"], "{s}");
+    }
+    let delete = matching(&p, "Allow", "ec2:DeleteLaunchTemplate", lt);
+    assert!(!delete.is_empty());
+    for s in &delete {
+        assert_eq!(condition(s, "StringEquals", &format!("aws:ResourceTag/{owned}")), ["owned"], "{s}");
+        assert!(requires_key(s, &format!("aws:ResourceTag/{}", profile::CLASS_TAG)), "{s}");
+    }
+    assert!(matching(&p, "Allow", "ec2:DeleteLaunchTemplate", "arn:aws:ec2:us-east-1:1:instance/i-1").is_empty());
+    assert!(matching(&p, "Allow", "ec2:DeleteLaunchTemplateVersions", lt).is_empty());
+}
+
+fn instance_profile_arn(path: &str, name: &str) -> String {
+    format!("arn:aws:iam::111122223333:instance-profile{path}{name}")
+}
+
+/// Instance profiles: made, tagged, given roles and deleted only under capstan's path for this
+/// cluster and with its tags; read by name (IAM names a missing profile without its path);
+/// listed on everything, as IAM authorises the listing; roles passed only to EC2.
+#[test]
+fn instance_profiles_are_made_and_deleted_only_under_capstans_path_for_this_cluster() {
+    let p = policy();
+    let owned = tags::cluster(CLUSTER);
+    let name = profile::name(CLUSTER, "nodes", &format!("nodes.{CLUSTER}"));
+    let ours = instance_profile_arn(&profile::path(CLUSTER), &name);
+    let others = [
+        instance_profile_arn(&profile::path(OTHER), &profile::name(OTHER, "nodes", "r")),
+        instance_profile_arn(&format!("/karpenter/us-east-1/{CLUSTER}/"), "dev.example.com_123"),
+        instance_profile_arn("/", &format!("nodes.{CLUSTER}")),
+    ];
+    for action in ["iam:CreateInstanceProfile", "iam:TagInstanceProfile"] {
+        let grants = matching(&p, "Allow", action, &ours);
+        assert!(!grants.is_empty(), "{action}");
+        for s in &grants {
+            assert_eq!(condition(s, "StringEquals", &format!("aws:RequestTag/{owned}")), ["owned"], "{s}");
+            assert!(requires_key(s, &format!("aws:RequestTag/{}", profile::CLASS_TAG)), "{s}");
+        }
+    }
+    for action in ["iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile", "iam:DeleteInstanceProfile"] {
+        let grants = matching(&p, "Allow", action, &ours);
+        assert!(!grants.is_empty(), "{action}");
+        for s in &grants {
+            assert_eq!(condition(s, "StringEquals", &format!("aws:ResourceTag/{owned}")), ["owned"], "{s}");
+            assert!(requires_key(s, &format!("aws:ResourceTag/{}", profile::CLASS_TAG)), "{s}");
+        }
+    }
+    for action in [
+        "iam:CreateInstanceProfile",
+        "iam:TagInstanceProfile",
+        "iam:AddRoleToInstanceProfile",
+        "iam:RemoveRoleFromInstanceProfile",
+        "iam:DeleteInstanceProfile",
+        "iam:GetInstanceProfile",
+    ] {
+        for other in &others {
+            assert!(matching(&p, "Allow", action, other).is_empty(), "{action} on {other}");
+        }
+    }
+    assert!(allowed(&p, "iam:GetInstanceProfile", &ours));
+    assert!(allowed(&p, "iam:GetInstanceProfile", &instance_profile_arn("/", &name)), "a missing one, by name");
+    assert!(allowed(&p, "iam:ListInstanceProfiles", "*"));
+    // The node role reaches EC2 through a profile: passed to EC2 only.
+    let pass = matching(&p, "Allow", "iam:PassRole", &format!("arn:aws:iam::111122223333:role/nodes.{CLUSTER}"));
+    assert!(!pass.is_empty());
+    assert!(pass.iter().all(|s| condition(s, "StringEquals", "iam:PassedToService") == ["ec2.amazonaws.com"]));
+}
+
+/// The interruption queue is read and emptied only when its name starts with `capstan-` (SQS
+/// names hold no dots, so the cluster's own name cannot be the pattern); nothing is sent or
+/// deleted from other queues; prices and reservations are read-only calls on everything.
+#[test]
+fn the_interruption_queue_prices_and_reservations_are_read_only() {
+    let p = policy();
+    let queue = "arn:aws:sqs:us-east-1:111122223333:capstan-dev-example-com";
+    for action in ["sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage"] {
+        assert!(allowed(&p, action, queue), "{action}");
+        assert!(!allowed(&p, action, "arn:aws:sqs:us-east-1:111122223333:orders"), "{action} on another queue");
+    }
+    for action in ["sqs:SendMessage", "sqs:PurgeQueue", "sqs:DeleteQueue", "sqs:SetQueueAttributes"] {
+        assert!(!allowed(&p, action, queue), "{action}");
+    }
+    assert!(allowed(&p, "pricing:GetProducts", "*"));
+    assert!(allowed(&p, "ec2:DescribeCapacityReservations", "*"));
+    assert!(!allowed(&p, "ec2:CreateCapacityReservation", "*"));
 }
 
 /// The kOps snippet's inline policy is the template rendered for its cluster and the example
@@ -470,6 +611,15 @@ async fn the_policy_holds_on_a_moto_that_enforces_iam() {
     ] {
         admin.put_if_absent(&key, text.as_bytes()).await.unwrap();
     }
+    // The interruption queue (named as the policy expects) with a notice in it, and another queue.
+    let admin_sqs = sqs_client(&url, "testing", "testing");
+    let mut queues = Vec::new();
+    for name in [INTERRUPTION_QUEUE, "orders"] {
+        let q = admin_sqs.create_queue().queue_name(name).send().await.unwrap();
+        let q = q.queue_url().unwrap().to_string();
+        admin_sqs.send_message().queue_url(&q).message_body("{}").send().await.unwrap();
+        queues.push(q);
+    }
     moto.iam(&[("Action", "CreateUser"), ("UserName", "capstan")]);
     let policy = render(CLUSTER, BUCKET);
     moto.iam(&[
@@ -549,4 +699,60 @@ async fn the_policy_holds_on_a_moto_that_enforces_iam() {
         .unwrap_or_default()
         .to_string();
     assert!(code == "AccessDenied" || code == "UnauthorizedOperation", "CreateVpc: {vpc:?}");
+
+    // SQS (moto resolves a queue's ARN): the interruption queue is read and its notice deleted;
+    // another queue is refused.
+    let sqs = sqs_client(&url, &key, &secret);
+    let got = sqs.receive_message().queue_url(&queues[0]).send().await.unwrap();
+    let receipt = got.messages()[0].receipt_handle().unwrap().to_string();
+    sqs.delete_message().queue_url(&queues[0]).receipt_handle(receipt).send().await.unwrap();
+    let other = sqs.receive_message().queue_url(&queues[1]).send().await;
+    assert!(denied(&other), "{other:?}");
+    let sent = sqs.send_message().queue_url(&queues[0]).message_body("x").send().await;
+    assert!(denied(&sent), "SendMessage: {sent:?}");
+
+    // IAM (moto weighs every call but those naming a role against Resource "*"): the listing,
+    // granted on everything, passes; GetInstanceProfile, granted only on capstan's path, is
+    // refused there, so no profile grant is wholesale; a call the policy does not name is refused.
+    let iam = iam_client(&url, &key, &secret);
+    iam.list_instance_profiles().send().await.unwrap();
+    let get = iam.get_instance_profile().instance_profile_name("anything").send().await;
+    assert!(denied(&get), "{get:?}");
+    let role = iam.create_role().role_name("x").assume_role_policy_document("{}").send().await;
+    assert!(denied(&role), "CreateRole: {role:?}");
+}
+
+/// Refused by the policy: a 403 naming AccessDenied (moto answers SQS's JSON protocol with an XML
+/// error, so the SDK may not parse the code itself).
+fn denied<T, E>(result: &Result<T, aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>>) -> bool {
+    match result {
+        Err(aws_sdk_sqs::error::SdkError::ServiceError(e)) => {
+            let raw = e.raw();
+            raw.status().as_u16() == 403
+                && raw.body().bytes().is_some_and(|b| String::from_utf8_lossy(b).contains("AccessDenied"))
+        }
+        _ => false,
+    }
+}
+
+fn sqs_client(url: &str, key: &str, secret: &str) -> aws_sdk_sqs::Client {
+    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(Credentials::new(key, secret, None, None, "iam-policy-test"))
+        .build();
+    aws_sdk_sqs::Client::from_conf(config)
+}
+
+fn iam_client(url: &str, key: &str, secret: &str) -> aws_sdk_iam::Client {
+    use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_iam::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(url)
+        .credentials_provider(Credentials::new(key, secret, None, None, "iam-policy-test"))
+        .build();
+    aws_sdk_iam::Client::from_conf(config)
 }

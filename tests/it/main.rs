@@ -2,7 +2,11 @@
 
 mod aws_catalog;
 mod aws_cloud;
+mod aws_interruption;
+mod aws_pricing;
+mod aws_reserved;
 mod aws_resolve;
+mod aws_resources;
 mod bad_input;
 mod capacity;
 mod cli_habits;
@@ -24,6 +28,7 @@ mod iam_policy;
 mod karpenter_docs;
 mod kops;
 mod kube_e2e;
+mod node_overlay;
 mod nodes;
 mod overlay;
 mod properties;

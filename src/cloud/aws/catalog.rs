@@ -84,6 +84,7 @@ pub fn assemble(
                 capacity_type: CapacityType::OnDemand,
                 price,
                 available: true,
+                reservation: None,
             });
             if spot_ok && let Some(&p) = spot.get(&(t.name.clone(), zone.clone())) {
                 t.offerings.push(Offering {
@@ -91,6 +92,7 @@ pub fn assemble(
                     capacity_type: CapacityType::Spot,
                     price: p,
                     available: true,
+                    reservation: None,
                 });
             }
         }

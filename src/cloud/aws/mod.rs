@@ -2,9 +2,16 @@
 //! with an endpoint override for tests and other EC2-compatible endpoints.
 
 pub mod catalog;
+pub mod price_list;
+pub mod price_refresh;
+pub mod pricing;
+pub mod profile;
 pub mod provider;
+pub mod reserved;
 pub mod resolve;
+pub mod sqs;
 pub mod template;
+pub mod tidy;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
@@ -45,6 +52,7 @@ pub const NO_CAPACITY: &[&str] = &[
     "InsufficientCapacity",
     "InsufficientHostCapacity",
     "InsufficientReservedInstanceCapacity",
+    "ReservationCapacityExceeded",
     "InsufficientFreeAddressesInSubnet",
     "UnfulfillableCapacity",
     "Unsupported",
@@ -140,6 +148,11 @@ pub fn without_key_ids(text: &str) -> String {
 
 fn short(text: &str) -> String {
     text.chars().take(300).collect()
+}
+
+/// An IAM client from the same chain (instance profiles for EC2NodeClasses that name a role).
+pub async fn iam(endpoint: &Endpoint) -> aws_sdk_iam::Client {
+    aws_sdk_iam::Client::new(&sdk_config(endpoint).await)
 }
 
 /// An SSM client from the same chain.

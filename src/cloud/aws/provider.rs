@@ -25,11 +25,13 @@ use aws_sdk_ec2::types::{
     TargetCapacitySpecificationRequest,
 };
 
-use super::super::provider::{Avoid, CloudProvider, Created, Instance, InstanceState, NodeClaim, tags};
+use super::super::provider::{Avoid, CloudProvider, Created, Instance, InstanceState, NodeClaim, Tidied, tags};
 use super::super::{CloudError, OfferingKey};
-use super::{classify, error_code, from_code, no_capacity, resolve, template};
+use super::{classify, error_code, from_code, no_capacity, profile, reserved, resolve, template};
 use crate::policy::nodeclass::EC2NodeClass;
 use crate::scheduling::catalog::{CapacityType, Catalog};
+use crate::scheduling::plan::LaunchOption;
+use crate::scheduling::reserved::RESERVATION_ID_LABEL;
 
 /// EC2 behind the CloudProvider contract, for one cluster.
 pub struct AwsCloud {
@@ -43,8 +45,22 @@ pub struct AwsCloud {
     /// type's architecture and `list` an instance's price. Not a cache: `catalog()` reads EC2
     /// again on every call when `prices` is set.
     pub catalog: Mutex<Catalog>,
-    /// On-demand prices (from the price file); `None` serves the given catalog as is.
+    /// Fixed on-demand prices; `None` (and no `price_feed`) serves the given catalog as is.
     pub prices: Option<HashMap<String, f64>>,
+    /// On-demand prices a refresher replaces (file > Pricing API > built-in); when set, each
+    /// catalog read takes the prices it holds then, and `prices` is not used.
+    pub price_feed: Option<crate::cloud::prices::PriceFeed>,
+    /// IAM, for the instance profiles of EC2NodeClasses that name a `role`: set it with
+    /// [`AwsCloud::with_iam`] (from [`super::iam`], which honours an endpoint override). Unset,
+    /// the standard chain's IAM is taken when a class first needs a profile, and instance
+    /// profiles are cleaned up only while one is set or some class names a role.
+    pub iam: tokio::sync::OnceCell<aws_sdk_iam::Client>,
+    /// Where `create` and `tidy` read the time (what was ensured when; clean-up's grace).
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// Launch templates and instance profiles this process ensured lately: kept by `tidy`.
+    pub recent: super::tidy::Recent,
+    /// The interruption queue's reader; `None`: no queue, no notices.
+    pub interruptions: Option<super::sqs::Reader>,
 }
 
 fn state(name: Option<&aws_sdk_ec2::types::InstanceStateName>) -> InstanceState {
@@ -64,7 +80,30 @@ impl AwsCloud {
         classes: BTreeMap<String, EC2NodeClass>,
         catalog: Catalog,
     ) -> AwsCloud {
-        AwsCloud { ec2, ssm, cluster: cluster.to_string(), classes, catalog: Mutex::new(catalog), prices: None }
+        AwsCloud {
+            ec2,
+            ssm,
+            cluster: cluster.to_string(),
+            classes,
+            catalog: Mutex::new(catalog),
+            prices: None,
+            price_feed: None,
+            iam: tokio::sync::OnceCell::new(),
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
+            recent: Default::default(),
+            interruptions: None,
+        }
+    }
+
+    /// The provider with this IAM client for instance profiles.
+    pub fn with_iam(mut self, iam: aws_sdk_iam::Client) -> AwsCloud {
+        self.iam = tokio::sync::OnceCell::new_with(Some(iam));
+        self
+    }
+
+    /// The IAM client: the one given, else the standard chain's.
+    pub(super) async fn iam(&self) -> &aws_sdk_iam::Client {
+        self.iam.get_or_init(|| profile::default_client(&self.ec2)).await
     }
 
     fn current(&self) -> std::sync::MutexGuard<'_, Catalog> {
@@ -74,10 +113,17 @@ impl AwsCloud {
     /// Reads the catalog from EC2 when prices are set, else serves the given one. A failed read
     /// serves the last one read (and is logged); with none yet, it is an error.
     async fn read_catalog(&self) -> Result<Catalog, CloudError> {
-        let Some(prices) = &self.prices else { return Ok(self.current().clone()) };
+        let fed = self.price_feed.as_ref().map(|f| f.current());
+        let Some(prices) = fed.as_ref().map(|f| &f.prices).or(self.prices.as_ref()) else {
+            let given = self.current().clone();
+            return Ok(reserved::with_reserved(&self.ec2, self.classes.values(), given).await);
+        };
         match super::catalog::fetch(&self.ec2, prices).await {
             Ok((fresh, report)) => {
-                tracing::info!(types = report.exported, unpriced = report.unpriced.len(), "instance catalog read");
+                let fresh = reserved::with_reserved(&self.ec2, self.classes.values(), fresh).await;
+                let sources = fed.as_ref().map_or_else(|| "given".into(), |f| f.sources.label());
+                let unpriced = report.unpriced.len();
+                tracing::info!(types = report.exported, unpriced, %sources, "instance catalog read");
                 *self.current() = fresh.clone();
                 Ok(fresh)
             }
@@ -107,7 +153,12 @@ impl AwsCloud {
         let instance_type = i.instance_type().map(|t| t.as_str().to_string()).unwrap_or_default();
         let zone = i.placement().and_then(|p| p.availability_zone()).unwrap_or_default().to_string();
         let spot = i.instance_lifecycle().is_some_and(|l| l.as_str() == "spot");
-        let capacity_type = if spot { CapacityType::Spot } else { CapacityType::OnDemand };
+        let reserved = tags.contains_key(RESERVATION_ID_LABEL) || i.capacity_reservation_id().is_some();
+        let capacity_type = match (spot, reserved) {
+            (true, _) => CapacityType::Spot,
+            (false, true) => CapacityType::Reserved,
+            (false, false) => CapacityType::OnDemand,
+        };
         let price = self
             .current()
             .get(&instance_type)
@@ -153,9 +204,11 @@ impl AwsCloud {
         Ok(pages.iter().flat_map(|p| p.reservations()).flat_map(|r| r.instances()).map(|i| self.instance(i)).collect())
     }
 
-    fn tags(&self, claim: &NodeClaim, class: &EC2NodeClass) -> Vec<Tag> {
+    fn tags(&self, claim: &NodeClaim, class: &EC2NodeClass, launch: &Launch) -> Vec<Tag> {
         let mut all: BTreeMap<String, String> = class.spec.tags.clone();
         all.extend(claim.tags.clone());
+        all.insert(template::INSTANCE_TEMPLATE_TAG.into(), launch.template.clone());
+        all.insert(template::INSTANCE_PROFILE_TAG.into(), launch.profile.clone());
         all.insert(tags::cluster(&self.cluster), "owned".into());
         all.insert(tags::NODE_POOL.into(), claim.node_pool.clone());
         all.insert(tags::NODE_CLAIM.into(), claim.name.clone());
@@ -163,26 +216,71 @@ impl AwsCloud {
         all.into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
     }
 
-    /// The launch template for this class and image, created when missing.
+    /// The instance profile (made for a `role`) and the launch template for this class and
+    /// image, each created when missing; the template tagged as the cluster's as it is made.
     async fn launch_template(
         &self,
         class: &EC2NodeClass,
         image: &resolve::Image,
         security_groups: &[String],
-    ) -> Result<String, CloudError> {
-        let name = template::name(&self.cluster, class, image, security_groups);
-        let existing = self.ec2.describe_launch_templates().launch_template_names(&name).send().await;
-        if existing.is_ok_and(|o| o.launch_templates().iter().any(|t| t.launch_template_name() == Some(name.as_str())))
-        {
-            return Ok(name);
+    ) -> Result<Launch, CloudError> {
+        let source = profile::source(&self.cluster, class)?;
+        if let profile::Source::Role { profile: name, role } = &source {
+            let ensured = profile::ensure(self.iam().await, &self.cluster, &class.metadata.name, name, role).await?;
+            self.recent.profile(name, self.clock.now());
+            if ensured == profile::Ensured::Changed {
+                self.recent.profile_changed(name, self.clock.now());
+            }
         }
-        let data = template::data(class, image, security_groups)?;
-        match self.ec2.create_launch_template().launch_template_name(&name).launch_template_data(data).send().await {
-            Ok(_) => Ok(name),
-            Err(e) if error_code(&e).is_some_and(|c| c.ends_with("AlreadyExists")) => Ok(name),
+        let launch = Launch {
+            template: template::name(&self.cluster, class, image, security_groups),
+            profile: source.profile().to_string(),
+        };
+        self.recent.template(&launch.template, self.clock.now());
+        let name = launch.template.as_str();
+        let existing = self.ec2.describe_launch_templates().launch_template_names(name).send().await;
+        if existing.is_ok_and(|o| o.launch_templates().iter().any(|t| t.launch_template_name() == Some(name))) {
+            return Ok(launch);
+        }
+        let data = template::data(class, image, security_groups, &launch.profile);
+        let created = self
+            .ec2
+            .create_launch_template()
+            .launch_template_name(name)
+            .launch_template_data(data)
+            .tag_specifications(template::tag_specification(&self.cluster, class))
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(launch),
+            Err(e) if error_code(&e).is_some_and(|c| c.ends_with("AlreadyExists")) => Ok(launch),
             Err(e) => Err(classify("CreateLaunchTemplate", e)),
         }
     }
+
+    /// A launch refused while the profile capstan made is still settling into IAM: retried,
+    /// never a configuration error (EC2 may not see a new profile for a few seconds).
+    fn settling(&self, err: CloudError, launch: &Launch) -> CloudError {
+        let made = self.recent.changed_at(&launch.profile);
+        match err {
+            CloudError::InsufficientCapacity { .. } | CloudError::Throttled(_) => err,
+            other => match made.filter(|at| self.clock.now().saturating_sub(*at) < profile::SETTLE) {
+                Some(_) => CloudError::Api(format!(
+                    "{other}; instance profile {} was just made and IAM may not show it to EC2 yet: retried",
+                    launch.profile
+                )),
+                None => other,
+            },
+        }
+    }
+}
+
+/// What an instance is launched with, as its tags name it.
+struct Launch {
+    /// The launch template's name.
+    template: String,
+    /// The instance profile's name.
+    profile: String,
 }
 
 impl CloudProvider for AwsCloud {
@@ -219,17 +317,31 @@ impl CloudProvider for AwsCloud {
         let arch = |t: &str| arches.get(t).cloned();
         let first_arch = claim.options.first().and_then(|o| arch(&o.instance_type));
         let image = images.iter().find(|i| Some(&i.arch) == first_arch.as_ref()).unwrap_or(&images[0]);
-        let template = self.launch_template(class, image, &groups).await?;
+        let mut launch = self.launch_template(class, image, &groups).await?;
         let options: Vec<_> = claim.options.iter().filter(|o| !avoid.contains(&OfferingKey::of(o))).collect();
         if options.is_empty() && !claim.options.is_empty() {
             let offerings = claim.options.iter().map(OfferingKey::of).collect();
             return Err(CloudError::InsufficientCapacity { offerings });
         }
         let capacity = options.first().map_or(CapacityType::OnDemand, |o| o.capacity_type);
+        // Reserved: into one of the class's reservations, through a launch template of its own.
+        let reservation = match capacity {
+            CapacityType::Reserved => {
+                let (r, template) =
+                    self.reserved_launch(class, image, &groups, &launch.profile, &launch.template, &options).await?;
+                launch.template = template;
+                Some(r)
+            }
+            _ => None,
+        };
+        let into = |o: &LaunchOption| {
+            reservation.as_ref().is_none_or(|r| r.instance_type == o.instance_type && r.zone == o.zone)
+        };
         let mut tried: Vec<OfferingKey> = Vec::new();
         let mut overrides = Vec::new();
-        for o in
-            options.iter().filter(|o| o.capacity_type == capacity && arch(&o.instance_type) == Some(image.arch.clone()))
+        for o in options
+            .iter()
+            .filter(|o| o.capacity_type == capacity && arch(&o.instance_type) == Some(image.arch.clone()) && into(o))
         {
             for s in subnets.iter().filter(|s| s.zone == o.zone) {
                 if overrides.len() < crate::scheduling::plan::MAX_OPTIONS {
@@ -255,7 +367,7 @@ impl CloudProvider for AwsCloud {
         let config = FleetLaunchTemplateConfigRequest::builder()
             .launch_template_specification(
                 FleetLaunchTemplateSpecificationRequest::builder()
-                    .launch_template_name(&template)
+                    .launch_template_name(&launch.template)
                     .version("$Latest")
                     .build(),
             )
@@ -293,7 +405,7 @@ impl CloudProvider for AwsCloud {
             .tag_specifications(
                 TagSpecification::builder()
                     .resource_type(ResourceType::Instance)
-                    .set_tags(Some(self.tags(claim, class)))
+                    .set_tags(Some([self.tags(claim, class, &launch), reserved::tags(reservation.as_ref())].concat()))
                     .build(),
             )
             .customize()
@@ -305,7 +417,7 @@ impl CloudProvider for AwsCloud {
                 CloudError::InsufficientCapacity { .. } => {
                     CloudError::InsufficientCapacity { offerings: tried.clone() }
                 }
-                other => other,
+                other => self.settling(other, &launch),
             })?;
         // Per-override errors with a no-capacity code: the offerings EC2 refused.
         let mut refused: Vec<OfferingKey> = Vec::new();
@@ -317,7 +429,7 @@ impl CloudProvider for AwsCloud {
             });
             let lifecycle = match e.lifecycle().map(|l| l.as_str()) {
                 Some("spot") => CapacityType::Spot,
-                Some("on-demand") => CapacityType::OnDemand,
+                Some("on-demand") if capacity != CapacityType::Reserved => CapacityType::OnDemand,
                 _ => capacity,
             };
             if let (Some(t), Some(z)) = (o.instance_type(), zone) {
@@ -340,7 +452,7 @@ impl CloudProvider for AwsCloud {
                     e.error_message().unwrap_or_default(),
                 ) {
                     CloudError::InsufficientCapacity { .. } => CloudError::InsufficientCapacity { offerings: tried },
-                    other => other,
+                    other => self.settling(other, &launch),
                 },
                 None => CloudError::Api(format!("CreateFleet launched nothing for NodeClaim {}", claim.name)),
             });
@@ -380,5 +492,23 @@ impl CloudProvider for AwsCloud {
         let owned = Filter::builder().name(format!("tag:{}", tags::cluster(&self.cluster))).values("owned").build();
         let capstan = Filter::builder().name("tag-key").values(tags::NODE_CLAIM).build();
         self.describe(vec![owned, capstan], Vec::new()).await
+    }
+
+    async fn notices(&self) -> Result<Vec<crate::cloud::interruption::Notice>, CloudError> {
+        self.interruptions.as_ref().map_or(Ok(Vec::new()), |q| q.notices())
+    }
+
+    async fn acknowledge(&self, receipt: &str) -> Result<(), CloudError> {
+        match &self.interruptions {
+            Some(q) => q.acknowledge(receipt).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Deletes this cluster's unused capstan launch templates and instance profiles (see
+    /// [`super::tidy`]).
+    #[tracing::instrument(skip(self), fields(cluster = %self.cluster))]
+    async fn tidy(&self) -> Result<Tidied, CloudError> {
+        self.tidy_unused().await
     }
 }

@@ -1,40 +1,67 @@
-//! The launch template an EC2NodeClass and AMI stand for. Pure: the same class, image and
-//! security groups give the same data and the same name.
+//! The launch template an EC2NodeClass and AMI stand for. Pure: the same class, image,
+//! security groups and instance profile give the same data and the same name.
+//!
+//! A template is tagged `kubernetes.io/cluster/<cluster>: owned` and with the class
+//! ([`super::profile::CLASS_TAG`]) as it is created, and each instance names the template and
+//! profile it was launched with ([`INSTANCE_TEMPLATE_TAG`], [`INSTANCE_PROFILE_TAG`]), so
+//! clean-up can tell which templates are capstan's and which are still in use.
 
 use aws_sdk_ec2::types::{
     LaunchTemplateBlockDeviceMappingRequest, LaunchTemplateEbsBlockDeviceRequest, LaunchTemplateHttpTokensState,
     LaunchTemplateIamInstanceProfileSpecificationRequest, LaunchTemplateInstanceMetadataEndpointState,
-    LaunchTemplateInstanceMetadataOptionsRequest, LaunchTemplatesMonitoringRequest, RequestLaunchTemplateData,
-    VolumeType,
+    LaunchTemplateInstanceMetadataOptionsRequest, LaunchTemplateInstanceNetworkInterfaceSpecificationRequest,
+    LaunchTemplatesMonitoringRequest, RequestLaunchTemplateData, ResourceType, Tag, TagSpecification, VolumeType,
 };
 use base64::Engine;
 
-use super::super::CloudError;
+use super::super::provider::tags;
+use super::profile::CLASS_TAG;
 use super::resolve::Image;
 use crate::policy::nodeclass::EC2NodeClass;
+
+/// The instance tag naming the launch template an instance was launched from.
+pub const INSTANCE_TEMPLATE_TAG: &str = "capstan.io/launch-template";
+/// The instance tag naming the instance profile an instance was launched with.
+pub const INSTANCE_PROFILE_TAG: &str = "capstan.io/instance-profile";
+
+/// What the name's hash covers besides the class: bumped when the template's layout changes,
+/// so a template made by an older capstan (untagged, without the public-IP interface) is not
+/// reused.
+const LAYOUT: &str = "2";
+
+/// The prefix of every capstan template name of `cluster`.
+pub fn prefix(cluster: &str) -> String {
+    format!("capstan-{}-", cluster.replace('.', "-"))
+}
 
 /// The template's name: the cluster and a hash of everything in it.
 pub fn name(cluster: &str, class: &EC2NodeClass, image: &Image, security_groups: &[String]) -> String {
     let spec = serde_json::to_string(&class.spec).unwrap_or_default();
-    let identity = format!("{}|{}|{}|{spec}", class.metadata.name, image.id, security_groups.join(","));
-    format!("capstan-{}-{:016x}", cluster.replace('.', "-"), crate::digest::fnv64(identity.as_bytes()))
+    let identity = format!("{LAYOUT}|{}|{}|{}|{spec}", class.metadata.name, image.id, security_groups.join(","));
+    format!("{}{:016x}", prefix(cluster), crate::digest::fnv64(identity.as_bytes()))
 }
 
-/// Launch-template data: AMI, security groups, instance profile, userData, block devices
-/// (the root volume on the AMI's root device), IMDS settings (IMDSv2, hop limit 1 unless the
-/// class says otherwise) and monitoring.
+/// The template's own tags, set as CreateLaunchTemplate creates it.
+pub fn tag_specification(cluster: &str, class: &EC2NodeClass) -> TagSpecification {
+    TagSpecification::builder()
+        .resource_type(ResourceType::LaunchTemplate)
+        .tags(Tag::builder().key(tags::cluster(cluster)).value("owned").build())
+        .tags(Tag::builder().key(CLASS_TAG).value(&class.metadata.name).build())
+        .build()
+}
+
+/// Launch-template data: AMI, security groups, the instance profile `profile`, userData, block
+/// devices (the root volume on the AMI's root device), IMDS settings (IMDSv2, hop limit 1 unless
+/// the class says otherwise) and monitoring. With `associatePublicIPAddress` set, the first
+/// network interface says it and carries the security groups (EC2 refuses groups both on the
+/// template and on an interface); CreateFleet's subnet override still picks its subnet.
 pub fn data(
     class: &EC2NodeClass,
     image: &Image,
     security_groups: &[String],
-) -> Result<RequestLaunchTemplateData, CloudError> {
+    profile: &str,
+) -> RequestLaunchTemplateData {
     let spec = &class.spec;
-    let profile = spec.instance_profile.clone().ok_or_else(|| {
-        CloudError::InvalidConfig(format!(
-            "EC2NodeClass {}: capstan launches with an existing instanceProfile (kOps: nodes.<cluster>); set spec.instanceProfile",
-            class.metadata.name
-        ))
-    })?;
     let mut devices = Vec::new();
     for b in &spec.block_device_mappings {
         let device = match (&b.device_name, b.root_volume == Some(true)) {
@@ -70,9 +97,23 @@ pub fn data(
         .http_tokens(LaunchTemplateHttpTokensState::from(imds.http_tokens.as_deref().unwrap_or("required")))
         .http_put_response_hop_limit(imds.http_put_response_hop_limit.unwrap_or(1) as i32)
         .build();
-    Ok(RequestLaunchTemplateData::builder()
+    let (groups, interface) = match spec.associate_public_ip_address {
+        None => (Some(security_groups.to_vec()), None),
+        Some(public) => (
+            None,
+            Some(
+                LaunchTemplateInstanceNetworkInterfaceSpecificationRequest::builder()
+                    .device_index(0)
+                    .associate_public_ip_address(public)
+                    .set_groups(Some(security_groups.to_vec()))
+                    .build(),
+            ),
+        ),
+    };
+    RequestLaunchTemplateData::builder()
         .image_id(&image.id)
-        .set_security_group_ids(Some(security_groups.to_vec()))
+        .set_security_group_ids(groups)
+        .set_network_interfaces(interface.map(|i| vec![i]))
         .iam_instance_profile(LaunchTemplateIamInstanceProfileSpecificationRequest::builder().name(profile).build())
         .user_data(base64::engine::general_purpose::STANDARD.encode(spec.user_data.clone().unwrap_or_default()))
         .set_block_device_mappings((!devices.is_empty()).then_some(devices))
@@ -80,5 +121,65 @@ pub fn data(
         .monitoring(
             LaunchTemplatesMonitoringRequest::builder().enabled(spec.detailed_monitoring.unwrap_or(false)).build(),
         )
-        .build())
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(public: Option<bool>) -> EC2NodeClass {
+        let mut c = EC2NodeClass {
+            api_version: "karpenter.k8s.aws/v1".into(),
+            kind: "EC2NodeClass".into(),
+            metadata: Default::default(),
+            spec: Default::default(),
+            status: None,
+        };
+        c.metadata.name = "nodes".into();
+        c.spec.role = Some("nodes.c".into());
+        c.spec.associate_public_ip_address = public;
+        c
+    }
+
+    fn image() -> Image {
+        Image {
+            id: "ami-1".into(),
+            name: "n".into(),
+            arch: "amd64".into(),
+            root_device_name: Some("/dev/xvda".into()),
+            creation_date: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_public_ip_puts_the_groups_on_the_first_interface() {
+        let groups = ["sg-1".to_string(), "sg-2".to_string()];
+        for public in [true, false] {
+            let d = data(&class(Some(public)), &image(), &groups, "p");
+            assert!(d.security_group_ids().is_empty(), "EC2 refuses groups on both");
+            let ni = &d.network_interfaces()[0];
+            assert_eq!((ni.device_index(), ni.associate_public_ip_address()), (Some(0), Some(public)));
+            assert_eq!(ni.groups(), groups);
+            assert!(ni.subnet_id().is_none(), "CreateFleet's override picks the subnet");
+        }
+        let d = data(&class(None), &image(), &groups, "p");
+        assert!(d.network_interfaces().is_empty());
+        assert_eq!(d.security_group_ids(), groups);
+        assert_eq!(d.iam_instance_profile().and_then(|p| p.name()), Some("p"));
+    }
+
+    #[test]
+    fn the_name_follows_the_content_and_the_template_is_tagged_as_the_clusters() {
+        let groups = ["sg-1".to_string()];
+        let a = name("dev.example.com", &class(None), &image(), &groups);
+        assert!(a.starts_with(&prefix("dev.example.com")) && a.starts_with("capstan-dev-example-com-"), "{a}");
+        assert_eq!(a, name("dev.example.com", &class(None), &image(), &groups));
+        assert_ne!(a, name("dev.example.com", &class(Some(true)), &image(), &groups));
+        let spec = tag_specification("dev.example.com", &class(None));
+        assert_eq!(spec.resource_type(), Some(&ResourceType::LaunchTemplate));
+        let tags: Vec<(&str, &str)> =
+            spec.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())).collect();
+        assert_eq!(tags, [("kubernetes.io/cluster/dev.example.com", "owned"), (CLASS_TAG, "nodes")]);
+    }
 }

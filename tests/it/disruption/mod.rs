@@ -183,6 +183,7 @@ impl Case {
                     limits: Limits::default(),
                     dry_run: false,
                 },
+                pricing: Default::default(),
             },
             snapshot: Snapshot::default(),
             instances: Vec::new(),

@@ -5,6 +5,7 @@
 mod deploy;
 mod drain;
 mod handover;
+mod interruption;
 mod kubelet;
 mod scenarios;
 mod trace_record;

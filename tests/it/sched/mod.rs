@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod properties;
+mod reserved;
 mod rules;
 
 use std::sync::Arc;

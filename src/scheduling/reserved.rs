@@ -1,0 +1,295 @@
+//! Capacity reservations (On-Demand Capacity Reservations and capacity blocks) as the catalog
+//! and the scheduler see them.
+//!
+//! ```text
+//! cloud: reservations (id, type, zone, free count) ─add_reserved─► catalog: `reserved` offerings
+//!          priced at on-demand ÷ 10,000,000, each carrying its Reservation
+//! solve: ReservedLeft::of(catalog) ─► the packer takes from the free counts as it plans nodes
+//! ```
+//!
+//! A reserved offering is so cheap that it is always used before anything else, while two
+//! reserved offerings still rank by their on-demand prices. How many nodes may be planned into
+//! it is bounded by its free count, summed per (instance type, zone): the cloud launches into
+//! any of the class's reservations for that type and zone.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::catalog::{CapacityType, Catalog, InstanceType, Offering};
+
+/// A reserved offering costs its on-demand price divided by this.
+pub const RESERVED_PRICE_DIVISOR: f64 = 10_000_000.0;
+/// Node label: the reservation a node was launched into.
+pub const RESERVATION_ID_LABEL: &str = "karpenter.k8s.aws/capacity-reservation-id";
+/// Node label: `default` or `capacity-block`.
+pub const RESERVATION_TYPE_LABEL: &str = "karpenter.k8s.aws/capacity-reservation-type";
+/// Node label, present (`"true"`) only on nodes of an interruptible reservation.
+pub const RESERVATION_INTERRUPTIBLE_LABEL: &str = "karpenter.k8s.aws/capacity-reservation-interruptible";
+/// Every label a node launched into a reservation may carry (and its instance is tagged with).
+pub const RESERVATION_LABELS: [&str; 3] =
+    [RESERVATION_ID_LABEL, RESERVATION_TYPE_LABEL, RESERVATION_INTERRUPTIBLE_LABEL];
+
+/// The kind of reservation, as EC2 reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReservationKind {
+    /// An On-Demand Capacity Reservation.
+    #[default]
+    Default,
+    /// A capacity block (for machine learning), reserved for a fixed time.
+    CapacityBlock,
+}
+
+impl ReservationKind {
+    /// The value of [`RESERVATION_TYPE_LABEL`].
+    pub fn label(self) -> &'static str {
+        match self {
+            ReservationKind::Default => "default",
+            ReservationKind::CapacityBlock => "capacity-block",
+        }
+    }
+}
+
+/// The reservation behind a `reserved` offering.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reservation {
+    /// `cr-…`: where the launch is targeted.
+    pub id: String,
+    /// Ordinary reservation or capacity block.
+    #[serde(default)]
+    pub kind: ReservationKind,
+    /// EC2 may take the capacity back (its nodes are labelled so).
+    #[serde(default)]
+    pub interruptible: bool,
+    /// Instances the reservation can still take.
+    pub available: u32,
+}
+
+impl Reservation {
+    /// The labels (and instance tags) of a node launched into this reservation.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::from([
+            (RESERVATION_ID_LABEL.to_string(), self.id.clone()),
+            (RESERVATION_TYPE_LABEL.to_string(), self.kind.label().to_string()),
+        ]);
+        if self.interruptible {
+            out.insert(RESERVATION_INTERRUPTIBLE_LABEL.to_string(), "true".to_string());
+        }
+        out
+    }
+}
+
+/// One active reservation as the cloud reports it: the input of [`add_reserved`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReservedCapacity {
+    /// `cr-…`.
+    pub id: String,
+    /// The one instance type it reserves.
+    pub instance_type: String,
+    /// The availability zone it reserves in.
+    pub zone: String,
+    /// Instances it can still take (EC2's AvailableInstanceCount).
+    pub available: u32,
+    /// Ordinary reservation or capacity block.
+    pub kind: ReservationKind,
+    /// EC2 may take the capacity back.
+    pub interruptible: bool,
+}
+
+/// Adds one `reserved` offering per reservation to the catalog, priced from the type's
+/// on-demand price (in the reservation's zone, else any zone). Returns the ids left out: their
+/// instance type is not in the catalog or has no on-demand price.
+pub fn add_reserved(catalog: &mut Catalog, reservations: &[ReservedCapacity]) -> Vec<String> {
+    let mut skipped = Vec::new();
+    for r in reservations {
+        let Some(t) = catalog.types.iter_mut().find(|t| t.name == r.instance_type) else {
+            skipped.push(r.id.clone());
+            continue;
+        };
+        let on_demand = |o: &&Offering| o.capacity_type == CapacityType::OnDemand;
+        let price = t
+            .offerings
+            .iter()
+            .filter(on_demand)
+            .find(|o| o.zone == r.zone)
+            .or_else(|| t.offerings.iter().find(on_demand))
+            .map(|o| o.price);
+        let Some(price) = price else {
+            skipped.push(r.id.clone());
+            continue;
+        };
+        t.offerings.push(Offering {
+            zone: r.zone.clone(),
+            capacity_type: CapacityType::Reserved,
+            price: price / RESERVED_PRICE_DIVISOR,
+            available: r.available > 0,
+            reservation: Some(Reservation {
+                id: r.id.clone(),
+                kind: r.kind,
+                interruptible: r.interruptible,
+                available: r.available,
+            }),
+        });
+    }
+    skipped
+}
+
+/// `catalog` less the instances launched into its reservations since it was read (`launched`:
+/// their reservation ids), so a catalog kept between reads does not offer them again; `None`
+/// when none of them is in it. Freed places wait for the next read.
+pub fn less_launched<'a>(catalog: &Catalog, launched: impl Iterator<Item = &'a str>) -> Option<Catalog> {
+    let mut used: HashMap<&str, u32> = HashMap::new();
+    for id in launched {
+        *used.entry(id).or_default() += 1;
+    }
+    let offered = |o: &Offering| o.reservation.as_ref().is_some_and(|r| used.contains_key(r.id.as_str()));
+    if !catalog.types.iter().any(|t| t.offerings.iter().any(offered)) {
+        return None;
+    }
+    let mut out = catalog.clone();
+    for o in out.types.iter_mut().flat_map(|t| t.offerings.iter_mut()) {
+        if let Some(r) = o.reservation.as_mut()
+            && let Some(n) = used.get(r.id.as_str())
+        {
+            r.available = r.available.saturating_sub(*n);
+            o.available = o.available && r.available > 0;
+        }
+    }
+    Some(out)
+}
+
+/// Free reserved instances per (instance type, zone), taken from as a plan places nodes, so a
+/// reservation with two free instances is never planned for ten nodes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReservedLeft {
+    left: HashMap<String, HashMap<String, u32>>,
+}
+
+impl ReservedLeft {
+    /// The free counts of the catalog's available reserved offerings.
+    pub fn of(catalog: &Catalog) -> ReservedLeft {
+        let mut left: HashMap<String, HashMap<String, u32>> = HashMap::new();
+        for t in &catalog.types {
+            for o in t.offerings.iter().filter(|o| o.available && o.capacity_type == CapacityType::Reserved) {
+                let n = o.reservation.as_ref().map_or(0, |r| r.available);
+                *left.entry(t.name.clone()).or_default().entry(o.zone.clone()).or_default() += n;
+            }
+        }
+        ReservedLeft { left }
+    }
+
+    /// Whether any reserved instance is still free.
+    pub fn any(&self) -> bool {
+        self.left.values().any(|z| z.values().any(|n| *n > 0))
+    }
+
+    /// Free reserved instances of `instance_type` in `zone`.
+    pub fn left(&self, instance_type: &str, zone: &str) -> u32 {
+        self.left.get(instance_type).and_then(|z| z.get(zone)).copied().unwrap_or(0)
+    }
+
+    /// Whether offering `o` of `t` can take one more node: always, unless it is reserved and
+    /// its reservations are used up.
+    pub fn allows(&self, t: &InstanceType, o: &Offering) -> bool {
+        o.capacity_type != CapacityType::Reserved || self.left(&t.name, &o.zone) > 0
+    }
+
+    /// Takes up to `n` free instances; returns how many were taken.
+    pub fn take(&mut self, instance_type: &str, zone: &str, n: u32) -> u32 {
+        let Some(free) = self.left.get_mut(instance_type).and_then(|z| z.get_mut(zone)) else { return 0 };
+        let taken = n.min(*free);
+        *free -= taken;
+        taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduling::builtin;
+
+    fn reservation(id: &str, t: &str, zone: &str, available: u32) -> ReservedCapacity {
+        let (instance_type, zone) = (t.to_string(), zone.to_string());
+        ReservedCapacity {
+            id: id.into(),
+            instance_type,
+            zone,
+            available,
+            kind: ReservationKind::Default,
+            interruptible: false,
+        }
+    }
+
+    #[test]
+    fn a_reservation_is_an_offering_at_a_ten_millionth_of_on_demand() {
+        let mut c = builtin::catalog();
+        let skipped = add_reserved(
+            &mut c,
+            &[reservation("cr-1", "m5.large", "us-east-1b", 2), reservation("cr-2", "no.such", "us-east-1a", 1)],
+        );
+        assert_eq!(skipped, vec!["cr-2".to_string()]);
+        let t = c.get("m5.large").unwrap();
+        let od = t.offerings.iter().find(|o| o.zone == "us-east-1b" && o.capacity_type == CapacityType::OnDemand);
+        let r = t.offerings.iter().find(|o| o.capacity_type == CapacityType::Reserved).unwrap();
+        assert_eq!(r.zone, "us-east-1b");
+        assert!((r.price * RESERVED_PRICE_DIVISOR - od.unwrap().price).abs() < 1e-9);
+        assert!((r.list_price() - od.unwrap().price).abs() < 1e-9);
+        assert_eq!(r.reservation.as_ref().map(|r| (r.id.as_str(), r.available)), Some(("cr-1", 2)));
+    }
+
+    #[test]
+    fn an_empty_reservation_is_unavailable_and_counts_are_taken_per_type_and_zone() {
+        let mut c = builtin::catalog();
+        add_reserved(
+            &mut c,
+            &[
+                reservation("cr-1", "m5.large", "us-east-1a", 2),
+                reservation("cr-2", "m5.large", "us-east-1a", 1),
+                reservation("cr-3", "m5.large", "us-east-1b", 0),
+            ],
+        );
+        let t = c.get("m5.large").unwrap();
+        let empty = t.offerings.iter().find(|o| o.reservation.as_ref().is_some_and(|r| r.id == "cr-3")).unwrap();
+        assert!(!empty.available);
+        let mut left = ReservedLeft::of(&c);
+        assert_eq!(left.left("m5.large", "us-east-1a"), 3);
+        assert_eq!(left.left("m5.large", "us-east-1b"), 0);
+        assert_eq!(left.take("m5.large", "us-east-1a", 2), 2);
+        assert_eq!(left.take("m5.large", "us-east-1a", 5), 1);
+        let reserved = t.offerings.iter().find(|o| o.capacity_type == CapacityType::Reserved).unwrap();
+        assert!(!left.allows(t, reserved));
+        let od = t.offerings.iter().find(|o| o.capacity_type == CapacityType::OnDemand).unwrap();
+        assert!(left.allows(t, od));
+    }
+
+    #[test]
+    fn launches_since_the_read_come_off_the_free_counts() {
+        let mut c = builtin::catalog();
+        add_reserved(&mut c, &[reservation("cr-1", "m5.large", "us-east-1a", 2)]);
+        assert_eq!(less_launched(&c, ["cr-9"].into_iter()), None);
+        let less = less_launched(&c, ["cr-1"].into_iter()).unwrap();
+        assert_eq!(ReservedLeft::of(&less).left("m5.large", "us-east-1a"), 1);
+        let none = less_launched(&c, ["cr-1", "cr-1", "cr-1"].into_iter()).unwrap();
+        assert_eq!(ReservedLeft::of(&none).left("m5.large", "us-east-1a"), 0);
+        let t = none.get("m5.large").unwrap();
+        assert!(t.offerings.iter().filter(|o| o.capacity_type == CapacityType::Reserved).all(|o| !o.available));
+    }
+
+    #[test]
+    fn labels_name_the_reservation_and_its_interruptibility() {
+        let r = Reservation {
+            id: "cr-0abc".into(),
+            kind: ReservationKind::CapacityBlock,
+            interruptible: true,
+            available: 1,
+        };
+        let labels = r.labels();
+        assert_eq!(labels[RESERVATION_ID_LABEL], "cr-0abc");
+        assert_eq!(labels[RESERVATION_TYPE_LABEL], "capacity-block");
+        assert_eq!(labels[RESERVATION_INTERRUPTIBLE_LABEL], "true");
+        let plain = Reservation { interruptible: false, kind: ReservationKind::Default, ..r };
+        assert!(!plain.labels().contains_key(RESERVATION_INTERRUPTIBLE_LABEL));
+    }
+}
