@@ -23,6 +23,9 @@ pub enum Reason {
     Expired,
     /// Involuntary: EC2 takes the instance away (spot interruption, scheduled change, …).
     Interrupted,
+    /// Voluntary: EC2 recommends moving off a spot instance at elevated risk of interruption;
+    /// the node is replaced like a drifted one (budgets, `do-not-disrupt`, replacement first).
+    Rebalance,
 }
 
 impl Reason {
@@ -33,6 +36,7 @@ impl Reason {
             Reason::Drifted => "drifted",
             Reason::Expired => "expired",
             Reason::Interrupted => "interrupted",
+            Reason::Rebalance => "rebalance-recommendation",
         }
     }
 }

@@ -60,11 +60,12 @@ variable "create_interruption_queue" {
 locals {
   # SQS queue names hold letters, digits, - and _ only (at most 80).
   interruption_queue = var.interruption_queue != "" ? var.interruption_queue : substr("capstan-${replace(var.cluster_name, ".", "-")}", 0, 80)
-  # The EC2 events capstan acts on, each routed to the queue by its own rule.
+  # The EC2 events capstan acts on, each routed to the queue by its own rule; state changes
+  # only to the states that take an instance away (pending and running would only be deleted).
   interruption_events = {
     spot-interruption  = { source = ["aws.ec2"], "detail-type" = ["EC2 Spot Instance Interruption Warning"] }
     rebalance          = { source = ["aws.ec2"], "detail-type" = ["EC2 Instance Rebalance Recommendation"] }
-    state-change       = { source = ["aws.ec2"], "detail-type" = ["EC2 Instance State-change Notification"] }
+    state-change       = { source = ["aws.ec2"], "detail-type" = ["EC2 Instance State-change Notification"], detail = { state = ["stopping", "stopped", "shutting-down", "terminated"] } }
     scheduled-change   = { source = ["aws.health"], "detail-type" = ["AWS Health Event"] }
     reservation-notice = { source = ["aws.ec2"], "detail-type" = ["EC2 Capacity Reservation Instance Interruption Warning"] }
   }
@@ -77,14 +78,36 @@ resource "aws_sqs_queue" "interruption" {
   sqs_managed_sse_enabled   = true
 }
 
+# Only this account's rules below may send: a forged spot warning drains a node at once.
 data "aws_iam_policy_document" "interruption_queue" {
   count = var.create_interruption_queue ? 1 : 0
   statement {
+    sid       = "OnlyTheseEventBridgeRules"
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.interruption[0].arn]
     principals {
       type        = "Service"
-      identifiers = ["events.amazonaws.com", "sqs.amazonaws.com"]
+      identifiers = ["events.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [for r in aws_cloudwatch_event_rule.interruption : r.arn]
+    }
+  }
+  statement {
+    sid       = "OnlyOverTls"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [aws_sqs_queue.interruption[0].arn]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
     }
   }
 }
@@ -97,7 +120,8 @@ resource "aws_sqs_queue_policy" "interruption" {
 
 resource "aws_cloudwatch_event_rule" "interruption" {
   for_each      = var.create_interruption_queue ? local.interruption_events : {}
-  name          = substr("capstan-${replace(var.cluster_name, ".", "-")}-${each.key}", 0, 64)
+  # At most 64 characters: the cluster part is cut, the event's key (at most 18) kept.
+  name          = "${substr("capstan-${replace(var.cluster_name, ".", "-")}", 0, 44)}-${each.key}"
   description   = "EC2 ${each.key} events for capstan on ${var.cluster_name}"
   event_pattern = jsonencode(each.value)
 }

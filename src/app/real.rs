@@ -11,6 +11,7 @@
 //! before capstan launches, disrupts or drains anything.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use crate::capacity::report::LoopMetrics;
 use crate::capacity::{CapacityLoop, DecisionLog, fingerprint};
 use crate::clock::{Clock, SystemClock};
 use crate::cloud::aws::provider::AwsCloud;
+use crate::cloud::aws::tidy::Recent;
 use crate::cloud::aws::{self, Endpoint};
 use crate::cloud::metered::{CloudMetrics, Metered};
 use crate::cloud::prices::PriceFeed;
@@ -49,7 +51,9 @@ async fn provider(
     cfg: &DaemonConfig,
     acc: &Accepted,
     prices: &PriceFeed,
+    recent: &Arc<Recent>,
     catalog: Catalog,
+    reader: Option<aws::sqs::Reader>,
 ) -> Result<AwsCloud, String> {
     let mut policy = (*acc.policy).clone();
     let store = super::open_store(cfg, &policy).await?;
@@ -61,13 +65,117 @@ async fn provider(
     let region = cfg.aws.region.clone().or_else(|| policy.fleet_entry.as_ref().map(|f| f.region.clone()));
     let ep = Endpoint { url: cfg.aws.endpoint.clone(), region };
     let mut cloud = AwsCloud::new(aws::ec2(&ep).await, aws::ssm(&ep).await, &policy.kops_name, classes, catalog)
-        .with_iam(aws::iam(&ep).await);
+        .with_iam(aws::iam(&ep).await)
+        .with_recent(recent.clone());
     cloud.price_feed = Some(prices.clone());
     if let Some(queue) = &cfg.aws.interruption.queue {
         let i = &cfg.aws.interruption;
-        cloud.interruptions = Some(aws::sqs::shared(queue, ep.region.clone(), i.endpoint.clone()).await);
+        // One reader per daemon: a new revision's provider reads on with the last one's.
+        cloud.interruptions = Some(match reader {
+            Some(r) => r,
+            None => aws::sqs::Reader::start(aws::sqs::client(ep.region.clone(), i.endpoint.clone()).await, queue),
+        });
     }
     Ok(cloud)
+}
+
+/// What a price refresher was started for: another region, kOps name or price file starts
+/// another.
+#[derive(Debug, Clone, PartialEq)]
+struct RefreshKey {
+    region: Option<String>,
+    kops_name: String,
+    file: Option<HashMap<String, f64>>,
+}
+
+impl RefreshKey {
+    fn of(cfg: &DaemonConfig, acc: &Accepted, file: Option<&HashMap<String, f64>>) -> RefreshKey {
+        RefreshKey {
+            region: cfg.aws.region.clone().or_else(|| acc.policy.fleet_entry.as_ref().map(|f| f.region.clone())),
+            kops_name: acc.policy.kops_name.clone(),
+            file: file.cloned(),
+        }
+    }
+}
+
+/// The running price refresher and how to stop it. It runs only while this replica leads.
+struct Refreshing {
+    key: RefreshKey,
+    stop: CancellationToken,
+}
+
+/// Time between reads of a price file that has not been read well yet.
+const PRICE_FILE_RETRY: Duration = Duration::from_secs(10);
+
+/// The price file (`aws.pricesFile`): read at start and again on each new policy revision (a
+/// mounted ConfigMap may change). A read that fails keeps the rows last read well; with none, no
+/// capacity pass runs — never launches priced by the Pricing API and built-in prices in place of
+/// an override the operator set.
+#[derive(Debug, Default)]
+struct PriceFile {
+    path: Option<PathBuf>,
+    /// The rows last read well.
+    good: Option<HashMap<String, f64>>,
+    /// Why the last read failed; `None` after a good one.
+    problem: Option<String>,
+    /// When to read again while nothing good was read (system clock).
+    retry_at: Duration,
+}
+
+impl PriceFile {
+    fn new(path: Option<PathBuf>, now: Duration) -> PriceFile {
+        let mut file = PriceFile { path, ..PriceFile::default() };
+        file.read(now);
+        file
+    }
+
+    /// Reads the file again (when one is set); a failure is logged when its reason is new.
+    fn read(&mut self, now: Duration) {
+        let Some(path) = &self.path else { return };
+        let read = crate::cloud::prices::read(path).map_err(|e| e.to_string()).and_then(|rows| {
+            if rows.is_empty() { Err(format!("price file {} lists no price", path.display())) } else { Ok(rows) }
+        });
+        match read {
+            Ok(rows) => {
+                if self.problem.take().is_some() {
+                    tracing::info!(file = %path.display(), types = rows.len(), "aws.pricesFile is read again; its rows are in force");
+                }
+                self.good = Some(rows);
+            }
+            Err(why) => {
+                if self.problem.as_deref() != Some(why.as_str()) {
+                    match &self.good {
+                        Some(rows) => tracing::error!(
+                            error = %why,
+                            types = rows.len(),
+                            "aws.pricesFile cannot be read; the rows last read from it stay in force"
+                        ),
+                        None => tracing::error!(
+                            error = %why,
+                            "aws.pricesFile cannot be read and has not been read yet: no capacity pass runs (nothing is launched or disrupted) until it can be; the Pricing API's and built-in prices are not used in its place"
+                        ),
+                    }
+                }
+                self.problem = Some(why);
+                self.retry_at = now + PRICE_FILE_RETRY;
+            }
+        }
+    }
+
+    /// Why no capacity pass may run: a price file is set and none of it was ever read.
+    fn blocks(&self) -> Option<String> {
+        let path = self.path.as_ref().filter(|_| self.good.is_none())?;
+        let why = self.problem.as_deref().unwrap_or("not read");
+        Some(format!(
+            "aws.pricesFile {}: {why}; no capacity pass runs until it can be read (fallback prices are not used in its place)",
+            path.display()
+        ))
+    }
+
+    /// Whether to read again now: nothing good read yet and the retry is due.
+    fn due(&self, now: Duration) -> bool {
+        self.blocks().is_some() && now >= self.retry_at
+    }
 }
 
 /// Starts the on-demand price refresher for the cluster's region ([`aws::price_refresh`]); the
@@ -105,25 +213,38 @@ pub async fn capacity(
     stop: CancellationToken,
 ) {
     // On-demand prices: the price file's rows (an override), then the Pricing API's (read in the
-    // background from the first revision on), then the built-in ones.
-    let file = match cfg.aws.prices_file.as_deref().map(crate::cloud::prices::read).transpose() {
-        Ok(file) => file,
-        Err(e) => {
-            tracing::error!(error = %e, "price file not used; prices come from the Pricing API and built-in prices");
-            None
-        }
-    };
-    let prices = PriceFeed::new(crate::cloud::prices::merge(file.as_ref(), None, &crate::cloud::prices::builtin()));
-    let mut refresher = None;
+    // background while this replica leads), then the built-in ones.
+    let mut price_file = PriceFile::new(cfg.aws.prices_file.clone(), SystemClock.now());
+    let builtin = crate::cloud::prices::builtin();
+    let prices = PriceFeed::new(crate::cloud::prices::merge(price_file.good.as_ref(), None, &builtin));
+    let mut refresher: Option<Refreshing> = None;
+    // What launches prepared lately, kept across the providers of successive revisions.
+    let recent = Arc::new(Recent::default());
     let mut lp: Option<CapacityLoop<Metered<AwsCloud>, KubeCluster>> = None;
     let mut revision = String::new();
     let mut wake = Wake::default();
     let mut handover = Handover::default();
     while super::pause(TICK, &stop).await {
         let leads = *leading.borrow();
-        handover.look(&cluster, &shared, &cfg.lease(), leads).await;
+        handover.look(&cluster, &cfg.lease(), leads).await;
+        if price_file.due(SystemClock.now()) {
+            price_file.read(SystemClock.now());
+        }
+        let mut blocked = handover.reasons();
+        blocked.extend(price_file.blocks());
+        {
+            let mut shown = shared.blocked_by.lock().expect("status");
+            if *shown != blocked {
+                *shown = blocked;
+            }
+        }
         // The same answer as the look's: a replica that has just become leader looked now.
         if !leads {
+            // Only the leader reads the Pricing API; a new leader starts its refresher again.
+            if let Some(r) = refresher.take() {
+                r.stop.cancel();
+                tracing::info!("on-demand price refresher paused: this replica does not lead");
+            }
             // A follower is healthy and ready; it only waits, and passes at once when it leads.
             // What its loop saw while it led is stale from now on: it is not shown.
             shared.ready.store(true, Ordering::Relaxed);
@@ -133,13 +254,27 @@ pub async fn capacity(
             continue;
         }
         let accepted = policy.borrow_and_update().clone();
+        if accepted.as_ref().is_some_and(|a| a.revision.to_string() != revision) {
+            price_file.read(SystemClock.now());
+        }
+        if let Some(acc) = &accepted {
+            // A refresher for this region, kOps name and price file; another one's is stopped.
+            let key = RefreshKey::of(&cfg, acc, price_file.good.as_ref());
+            if refresher.as_ref().is_none_or(|r| r.key != key) {
+                if let Some(old) = refresher.take() {
+                    old.stop.cancel();
+                    tracing::info!(region = ?key.region, kops_name = %key.kops_name, "on-demand price refresher restarted");
+                }
+                let child = stop.child_token();
+                refresh_prices(&cfg, acc, key.file.clone(), &prices, &child).await;
+                refresher = Some(Refreshing { key, stop: child });
+            }
+        }
         if let Some(acc) = accepted.filter(|a| a.revision.to_string() != revision) {
             // The new provider starts from the catalog the loop last read (the loop owns it).
             let carried = lp.as_ref().and_then(|l| l.published_catalog()).map(|c| (*c).clone()).unwrap_or_default();
-            if refresher.is_none() {
-                refresher = Some(refresh_prices(&cfg, &acc, file.clone(), &prices, &stop).await);
-            }
-            match provider(&cfg, &acc, &prices, carried).await {
+            let reader = lp.as_ref().and_then(|l| l.cloud().inner().interruptions.clone());
+            match provider(&cfg, &acc, &prices, &recent, carried, reader).await {
                 Ok(cloud) => {
                     revision = acc.revision.to_string();
                     let rules = Arc::new(Rules::from_policy(&acc.policy, acc.revision.clone()));
@@ -176,6 +311,13 @@ pub async fn capacity(
             // ready (both replicas unready would stop the PodDisruptionBudget from letting a
             // control-plane node drain); /status, the log and an Event say why it waits. The
             // first pass after the hand-over runs at once.
+            shared.ready.store(true, Ordering::Relaxed);
+            wake.reset();
+            continue;
+        }
+        if price_file.blocks().is_some() {
+            // Failing closed: the override the operator set cannot be read. Ready, like a
+            // replica waiting for a hand-over; /status and /readyz say why (blockedBy).
             shared.ready.store(true, Ordering::Relaxed);
             wake.reset();
             continue;
@@ -221,10 +363,15 @@ impl Handover {
         self.verdict.as_ref().is_some_and(|v| v.act)
     }
 
-    /// Looks when due, and at once on becoming leader; publishes the reasons
-    /// (`/status.blockedBy`); a changed
+    /// Why capstan may not act, as of the last look.
+    fn reasons(&self) -> Vec<String> {
+        self.verdict.as_ref().map(|v| v.reasons.clone()).unwrap_or_default()
+    }
+
+    /// Looks when due, and at once on becoming leader; keeps the reasons ([`Handover::reasons`],
+    /// published as `/status.blockedBy`); a changed
     /// verdict is logged once and, on the leader, recorded as an Event on capstan's `lease`.
-    async fn look(&mut self, cluster: &KubeCluster, shared: &Shared, lease: &(String, String), leading: bool) {
+    async fn look(&mut self, cluster: &KubeCluster, lease: &(String, String), leading: bool) {
         // A replica that has just become leader does not act on a verdict it took as a follower.
         let new_leader = leading && !self.led;
         if !new_leader && SystemClock.now() < self.next {
@@ -234,7 +381,7 @@ impl Handover {
         let now = SystemClock.now();
         let verdict = karpenter::judge(&observed, now);
         self.next = now + if verdict.act { HANDOVER_EVERY } else { HANDOVER_BLOCKED_EVERY };
-        shared.blocked_by.lock().expect("status").clone_from(&verdict.reasons);
+        // Published by the caller (`/status.blockedBy`), with the other reasons not to act.
         let before = self.verdict.replace(verdict);
         let verdict = self.verdict.as_ref().expect("just set");
         let same = |b: &Verdict| b.act == verdict.act && b.objects == verdict.objects && b.warnings == verdict.warnings;
@@ -261,5 +408,38 @@ impl Handover {
                 cluster.event(&subject, "HandedOver", "no other autoscaler may act any more: capstan acts").await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_price_file_that_cannot_be_read_blocks_until_read_and_then_keeps_its_last_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prices.csv");
+        let mut file = PriceFile::new(Some(path.clone()), Duration::ZERO);
+        let why = file.blocks().expect("never read: no pass runs");
+        assert!(why.contains("aws.pricesFile") && why.contains("no capacity pass runs"), "{why}");
+        assert!(file.due(PRICE_FILE_RETRY) && !file.due(Duration::from_secs(1)));
+
+        std::fs::write(&path, "instance_type,usd_per_hour\n").unwrap();
+        file.read(PRICE_FILE_RETRY);
+        assert!(file.blocks().is_some_and(|w| w.contains("lists no price")), "an empty file is no override");
+
+        std::fs::write(&path, "instance_type,usd_per_hour\nm6i.large,0.05\n").unwrap();
+        file.read(PRICE_FILE_RETRY * 2);
+        assert_eq!(file.blocks(), None);
+        assert_eq!(file.good.as_ref().and_then(|g| g.get("m6i.large")), Some(&0.05));
+
+        std::fs::write(&path, "instance_type,usd_per_hour\nm6i.large,cheap\n").unwrap();
+        file.read(PRICE_FILE_RETRY * 3);
+        assert_eq!(file.blocks(), None, "the last good rows stay in force");
+        assert_eq!(file.good.as_ref().and_then(|g| g.get("m6i.large")), Some(&0.05));
+        assert!(file.problem.is_some());
+
+        let none = PriceFile::new(None, Duration::ZERO);
+        assert_eq!((none.blocks(), none.good), (None, None), "no price file: nothing to wait for");
     }
 }

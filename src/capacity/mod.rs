@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! snapshot + instances ─► lifecycle (register, initialize, time out)
-//!                      ─► interruption notices (replace, cordon; drained at once)
+//!                      ─► interruption notices (replace, cordon; drained at once,
+//!                         or once replaced for a rebalance recommendation)
 //!                      ─► drains in progress (evict, then terminate)
 //!                      ─► provisioning (batched) ─► CreateFleet
 //!                      ─► disruption (every 10 s; validated after 15 s) ─► replace / cordon
@@ -65,6 +66,15 @@ pub const THROTTLE_MAX: Duration = Duration::from_secs(60);
 /// paged calls, so once an hour (offerings that run out of capacity are learned from launches).
 const CATALOG_TTL: Duration = Duration::from_secs(3600);
 
+/// How long a catalog is used while a NodePool allows reserved capacity: reservations fill, free
+/// up, start and end, and a provider reads them again cheaply (the instance types it keeps).
+const RESERVATIONS_TTL: Duration = Duration::from_secs(300);
+
+/// How much earlier than the catalog's read an instance may have launched and still be taken
+/// off its reservation's free count: EC2's launch time is in whole seconds and its free count
+/// may lag a launch by a moment.
+const RESERVED_LAUNCH_MARGIN: Duration = Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoopError {
     /// The cluster could not be read; the pass is retried.
@@ -106,6 +116,9 @@ pub struct CapacityLoop<C, K> {
     unavailable: Unavailable,
     /// What a rebalance recommendation from the interruption queue does.
     rebalance: crate::app::config::RebalancePolicy,
+    /// Nodes the interruption notices of this pass marked: no disruption decided before them
+    /// marks them again in the same pass.
+    marked_now: BTreeSet<String>,
     batcher: Batcher,
     next_disruption: Duration,
     /// When unused launch templates and instance profiles are next cleaned up.
@@ -121,6 +134,12 @@ pub struct CapacityLoop<C, K> {
     unsaved: Vec<Decision>,
     events: Vec<LoopEvent>,
     status: LoopStatus,
+}
+
+/// The earliest launch time (as EC2 gives it, in whole seconds) of an instance taken off the
+/// free count of a catalog read at `read_at`: the read's second, less [`RESERVED_LAUNCH_MARGIN`].
+fn reserved_counted_from(read_at: Duration) -> Duration {
+    Duration::from_secs(read_at.as_secs()).saturating_sub(RESERVED_LAUNCH_MARGIN)
 }
 
 /// Wall-clock time of a loop time; defined with the `Clock` port.
@@ -166,6 +185,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             catalog: None,
             unavailable: Unavailable::default(),
             rebalance: Default::default(),
+            marked_now: BTreeSet::new(),
             batcher: Batcher::default(),
             next_disruption: Duration::ZERO,
             next_tidy: Duration::ZERO,
@@ -191,7 +211,8 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         self
     }
 
-    /// What a rebalance recommendation does (default: replace the node like an interruption).
+    /// What a rebalance recommendation does (default: replace the node, as a voluntary
+    /// disruption).
     pub fn with_rebalance(mut self, rebalance: crate::app::config::RebalancePolicy) -> Self {
         self.rebalance = rebalance;
         self
@@ -281,10 +302,23 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
     /// The catalog, with the offerings being avoided marked unavailable; shared, not copied,
     /// while none is.
     async fn catalog(&mut self, now: Duration) -> Result<Arc<Catalog>, CloudError> {
-        let fresh = self.catalog.as_ref().is_some_and(|(_, at)| now < *at + CATALOG_TTL);
-        if !fresh {
-            let c = self.cloud.catalog().await?;
-            self.catalog = Some((Arc::new(c), now));
+        let age = self.catalog.as_ref().map(|(_, at)| now.saturating_sub(*at));
+        let reserving = || {
+            use crate::scheduling::catalog::{CAPACITY_TYPE, CapacityType};
+            let allows = |p: &crate::scheduling::pool::PoolSpec| {
+                p.requirements.get(CAPACITY_TYPE).is_none_or(|s| s.has(CapacityType::Reserved.label()))
+            };
+            self.rules.pools.iter().any(allows)
+        };
+        if age.is_none_or(|a| a >= CATALOG_TTL || (a >= RESERVATIONS_TTL && reserving())) {
+            match self.cloud.catalog().await {
+                Ok(c) => self.catalog = Some((Arc::new(c), now)),
+                // Only the reservations were due: the catalog held is still good.
+                Err(e) if age.is_some_and(|a| a < CATALOG_TTL) => {
+                    tracing::warn!(error = %e, "reading capacity reservations again failed; keeping the catalog")
+                }
+                Err(e) => return Err(e),
+            }
         }
         let c = self.catalog.as_ref().map(|(c, _)| c.clone()).unwrap_or_default();
         let c = self.less_reserved(c);
@@ -299,13 +333,20 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         Ok(self.priced(c))
     }
 
-    /// `catalog` less the reserved instances launched since it was read (it is kept for an hour).
+    /// `catalog` less the reserved instances launched since it was read (it is kept for minutes,
+    /// or an hour). An instance's launch time is in whole seconds: one launched in the second of
+    /// the read, or up to [`RESERVED_LAUNCH_MARGIN`] before it, is taken off too. If the read
+    /// already counted it, its reservation offers one instance less than it has until the next
+    /// read, and one node goes on-demand; not taking it off when the read missed it would plan
+    /// a launch into a full reservation, which fails and keeps the offering avoided for
+    /// minutes, for every pool.
     fn less_reserved(&self, catalog: Arc<Catalog>) -> Arc<Catalog> {
         use crate::scheduling::reserved::{RESERVATION_ID_LABEL, less_launched};
         let Some((_, read_at)) = &self.catalog else { return catalog };
+        let from = reserved_counted_from(*read_at);
         let since = self.listed.iter().flat_map(|l| &l.instances);
         let since =
-            since.filter(|i| i.launched_at >= *read_at && i.state != crate::cloud::provider::InstanceState::Terminated);
+            since.filter(|i| i.launched_at >= from && i.state != crate::cloud::provider::InstanceState::Terminated);
         match less_launched(&catalog, since.filter_map(|i| i.tags.get(RESERVATION_ID_LABEL).map(String::as_str))) {
             Some(c) => Arc::new(c),
             None => catalog,
@@ -354,6 +395,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         self.status.seen.rules = Some(self.rules.clone());
         self.lifecycle(&snapshot, &instances, &catalog, now).await;
         self.interruptions(&snapshot, &instances, &catalog, now).await;
+        self.drop_overtaken(now);
         self.drain(&snapshot, &instances, now).await;
         self.provision(&snapshot, &instances, &catalog, now).await;
         if self.disruption_due(now) {
@@ -473,4 +515,20 @@ fn claim_json(l: &crate::provisioning::Launch) -> Value {
         "options": l.claim.options.len(),
         "pods": l.plan.pods.len(),
     })
+}
+
+#[cfg(test)]
+mod reserved_tests {
+    use super::*;
+
+    #[test]
+    fn a_launch_in_the_second_of_the_read_is_taken_off() {
+        let read_at = Duration::from_millis(1_000_500);
+        // EC2's launch time of an instance launched 0.2 s after the read: 1000 s.
+        let launched = Duration::from_secs(1_000);
+        assert!(launched < read_at, "whole seconds fall before a read within the same second");
+        assert!(launched >= reserved_counted_from(read_at));
+        assert_eq!(reserved_counted_from(read_at), Duration::from_secs(1_000) - RESERVED_LAUNCH_MARGIN);
+        assert_eq!(reserved_counted_from(Duration::from_secs(2)), Duration::ZERO);
+    }
 }

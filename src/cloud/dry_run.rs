@@ -42,6 +42,10 @@ impl<P: CloudProvider> CloudProvider for DryRun<P> {
         self.inner.get(id).await
     }
 
+    fn cluster_tag(&self) -> Option<String> {
+        self.inner.cluster_tag()
+    }
+
     async fn list(&self) -> Result<Vec<Instance>, CloudError> {
         self.inner.list().await
     }
@@ -95,6 +99,13 @@ impl<P: CloudProvider> CloudProvider for Acting<P> {
         match self {
             Acting::Live(p) => p.delete(id).await,
             Acting::DryRun(p) => p.delete(id).await,
+        }
+    }
+
+    fn cluster_tag(&self) -> Option<String> {
+        match self {
+            Acting::Live(p) => p.cluster_tag(),
+            Acting::DryRun(p) => p.cluster_tag(),
         }
     }
 

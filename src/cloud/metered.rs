@@ -124,6 +124,10 @@ impl<P: CloudProvider> CloudProvider for Metered<P> {
         self.measure("get", self.inner.get(id)).await
     }
 
+    fn cluster_tag(&self) -> Option<String> {
+        self.inner.cluster_tag()
+    }
+
     async fn list(&self) -> Result<Vec<Instance>, CloudError> {
         self.measure("list", self.inner.list()).await
     }

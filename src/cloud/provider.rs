@@ -128,6 +128,12 @@ pub trait CloudProvider: Send + Sync {
     fn delete(&self, id: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
     fn get(&self, id: &str) -> impl Future<Output = Result<Instance, CloudError>> + Send;
     fn list(&self) -> impl Future<Output = Result<Vec<Instance>, CloudError>> + Send;
+    /// The tag key every instance of this cluster carries with the value `owned`
+    /// (`kubernetes.io/cluster/<cluster>`), by which an instance `get` returns is told to be
+    /// this cluster's; `None` when the cloud cannot tell.
+    fn cluster_tag(&self) -> Option<String> {
+        None
+    }
     /// Interruption notices waiting in the queue (none when the cloud has no queue). A notice
     /// stays in the queue until `acknowledge`d, and is seen again later when it is not.
     fn notices(&self) -> impl Future<Output = Result<Vec<Notice>, CloudError>> + Send {
@@ -162,6 +168,9 @@ impl<P: CloudProvider> CloudProvider for &P {
     }
     fn list(&self) -> impl Future<Output = Result<Vec<Instance>, CloudError>> + Send {
         (**self).list()
+    }
+    fn cluster_tag(&self) -> Option<String> {
+        (**self).cluster_tag()
     }
     fn notices(&self) -> impl Future<Output = Result<Vec<Notice>, CloudError>> + Send {
         (**self).notices()

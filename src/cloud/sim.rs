@@ -17,7 +17,7 @@ use super::provider::{Avoid, CloudProvider, Created, Instance, InstanceState, No
 use super::{CloudError, OfferingKey, sim_reservations};
 use crate::scheduling::builtin;
 use crate::scheduling::catalog::{CapacityType, Catalog};
-use crate::scheduling::reserved::{Reservation, ReservationKind, ReservedCapacity, add_reserved};
+use crate::scheduling::reserved::{ReservationKind, ReservedCapacity, add_reserved};
 
 /// A clock that only moves when told to. Shared by the simulated cloud and cluster.
 #[derive(Debug, Clone, Default)]
@@ -129,9 +129,11 @@ impl SimCloud {
         self.lock().no_capacity.insert(OfferingKey::new(instance_type, zone, capacity_type));
     }
 
-    /// Gives EC2 a capacity reservation of `count` instances of `instance_type` in `zone`: it
-    /// is served as a reserved offering and launches into it are refused once it is full.
-    pub fn add_reservation(&self, id: &str, instance_type: &str, zone: &str, count: u32) {
+    /// Gives EC2 a capacity reservation of `count` instances of `instance_type` in `zone`,
+    /// selected by EC2NodeClass `class`: it is served as a reserved offering for that class's
+    /// NodePools, launches of other classes never go into it, and launches into it are refused
+    /// once it is full.
+    pub fn add_reservation(&self, class: &str, id: &str, instance_type: &str, zone: &str, count: u32) {
         self.lock().reservations.push(ReservedCapacity {
             id: id.to_string(),
             instance_type: instance_type.to_string(),
@@ -139,6 +141,7 @@ impl SimCloud {
             available: count,
             kind: ReservationKind::Default,
             interruptible: false,
+            classes: vec![class.to_string()],
         });
     }
 
@@ -274,24 +277,35 @@ impl CloudProvider for SimCloud {
         {
             return Ok(Created::at_once(existing.clone()));
         }
-        let mut failed = Vec::new();
-        for o in &claim.options {
+        if let Some(o) = claim.options.iter().find(|o| self.catalog.get(&o.instance_type).is_none()) {
+            return Err(CloudError::InvalidConfig(format!(
+                "unknown instance type {} in NodeClaim {}",
+                o.instance_type, claim.name
+            )));
+        }
+        if claim.options.is_empty() {
+            return Err(CloudError::InvalidConfig(format!("NodeClaim {} has no launch options", claim.name)));
+        }
+        // As EC2's CreateFleet: one capacity type per call, the first option's the caller does
+        // not avoid; a refusal there is answered, never made up for with another capacity type.
+        let tried: Vec<_> = claim.options.iter().filter(|o| !avoid.contains(&OfferingKey::of(o))).collect();
+        let Some(capacity) = tried.first().map(|o| o.capacity_type) else {
+            return Err(CloudError::InsufficientCapacity {
+                offerings: claim.options.iter().map(OfferingKey::of).collect(),
+            });
+        };
+        let mut refused = Vec::new();
+        for o in tried.into_iter().filter(|o| o.capacity_type == capacity) {
             let key = OfferingKey::of(o);
-            if self.catalog.get(&o.instance_type).is_none() {
-                return Err(CloudError::InvalidConfig(format!(
-                    "unknown instance type {} in NodeClaim {}",
-                    o.instance_type, claim.name
-                )));
-            }
-            if avoid.contains(&key) || s.no_capacity.contains(&key) {
-                failed.push(key);
+            if s.no_capacity.contains(&key) {
+                refused.push(key);
                 continue;
             }
             let mut reservation = None;
             if o.capacity_type == CapacityType::Reserved {
                 let free = sim_reservations::free(&s.reservations, s.instances.values());
-                let Some(r) = sim_reservations::pick(free, &o.instance_type, &o.zone) else {
-                    failed.push(key);
+                let Some(r) = sim_reservations::pick(free, &claim.node_class, &o.instance_type, &o.zone) else {
+                    refused.push(key);
                     continue;
                 };
                 reservation = Some(r);
@@ -304,8 +318,7 @@ impl CloudProvider for SimCloud {
             tag_map.insert(tags::NODE_CLAIM.to_string(), claim.name.clone());
             tag_map.insert(tags::POLICY_REVISION.to_string(), claim.policy_revision.clone());
             if let Some(r) = reservation {
-                let (kind, interruptible) = (r.kind, r.interruptible);
-                tag_map.extend(Reservation { id: r.id, kind, interruptible, available: 0 }.labels());
+                tag_map.extend(r.reservation().labels());
             }
             let instance = Instance {
                 id: id.clone(),
@@ -321,13 +334,9 @@ impl CloudProvider for SimCloud {
             };
             s.instances.insert(id, instance.clone());
             // Only what the cloud refused is reported, not what the caller already avoids.
-            let refused = failed.into_iter().filter(|k| !avoid.contains(k)).collect();
             return Ok(Created { instance, refused });
         }
-        if claim.options.is_empty() {
-            return Err(CloudError::InvalidConfig(format!("NodeClaim {} has no launch options", claim.name)));
-        }
-        Err(CloudError::InsufficientCapacity { offerings: failed })
+        Err(CloudError::InsufficientCapacity { offerings: refused })
     }
 
     async fn delete(&self, id: &str) -> Result<(), CloudError> {
@@ -343,6 +352,10 @@ impl CloudProvider for SimCloud {
         let i = s.instances.get_mut(id).ok_or_else(|| CloudError::NotFound(format!("instance {id}")))?;
         self.refresh(i);
         Ok(i.clone())
+    }
+
+    fn cluster_tag(&self) -> Option<String> {
+        Some(tags::cluster(&self.cluster))
     }
 
     /// Every message not yet acknowledged (no visibility timeout: a message not acknowledged

@@ -23,12 +23,13 @@ pub fn free<'a>(
         .collect()
 }
 
-/// The reservation a launch of `instance_type` in `zone` goes into: the one of that type and
-/// zone with the most room; `None` when all are full (EC2's ReservationCapacityExceeded).
-pub fn pick(free: Vec<ReservedCapacity>, instance_type: &str, zone: &str) -> Option<ReservedCapacity> {
+/// The reservation a launch for EC2NodeClass `class` of `instance_type` in `zone` goes into:
+/// among the class's, the one of that type and zone with the most room (ties: the lowest id),
+/// as on EC2; `None` when all are full (EC2's ReservationCapacityExceeded) or the class has none.
+pub fn pick(free: Vec<ReservedCapacity>, class: &str, instance_type: &str, zone: &str) -> Option<ReservedCapacity> {
     free.into_iter()
-        .filter(|r| r.instance_type == instance_type && r.zone == zone && r.available > 0)
-        .max_by_key(|r| r.available)
+        .filter(|r| r.admits(class) && r.instance_type == instance_type && r.zone == zone && r.available > 0)
+        .min_by(|a, b| b.available.cmp(&a.available).then_with(|| a.id.cmp(&b.id)))
 }
 
 #[cfg(test)]
@@ -48,6 +49,7 @@ mod tests {
             available,
             kind: ReservationKind::Default,
             interruptible: false,
+            classes: vec!["default".into()],
         }
     }
 
@@ -76,9 +78,10 @@ mod tests {
         ];
         let left = free(&all, instances.iter());
         assert_eq!(left.iter().map(|r| r.available).collect::<Vec<_>>(), vec![1, 0]);
-        assert_eq!(pick(left.clone(), "m5.large", "us-east-1a").map(|r| r.id), Some("cr-1".to_string()));
-        assert_eq!(pick(left, "m5.large", "us-east-1b"), None);
+        assert_eq!(pick(left.clone(), "default", "m5.large", "us-east-1a").map(|r| r.id), Some("cr-1".to_string()));
+        assert_eq!(pick(left.clone(), "other", "m5.large", "us-east-1a"), None, "another class's reservation");
+        assert_eq!(pick(left, "default", "m5.large", "us-east-1b"), None);
         let full = free(&all, instances.iter().chain([&instance("i-4", "cr-1", InstanceState::Running)]));
-        assert_eq!(pick(full, "m5.large", "us-east-1a"), None);
+        assert_eq!(pick(full, "default", "m5.large", "us-east-1a"), None);
     }
 }

@@ -26,12 +26,10 @@ pub fn active(budget: &Budget, now: DateTime<Utc>) -> bool {
 }
 
 /// Nodes of a pool that may still be disrupted for `reason`: `total` nodes in the pool, of which
-/// `busy` are being disrupted or not Ready. An interruption is involuntary (the instance goes
-/// whatever capstan does), so no budget limits it, as in Karpenter.
+/// `busy` are being disrupted or not Ready. Only voluntary disruptions ask: an interruption is
+/// involuntary (the instance goes whatever capstan does) and no budget limits it, as in
+/// Karpenter.
 pub fn allowed(budgets: &[Budget], reason: Reason, total: u64, busy: u64, now: DateTime<Utc>) -> u64 {
-    if reason == Reason::Interrupted {
-        return total;
-    }
     budgets
         .iter()
         .filter(|b| b.reasons.as_ref().is_none_or(|rs| rs.contains(&reason)))
@@ -73,10 +71,14 @@ mod tests {
     }
 
     #[test]
-    fn no_budget_limits_an_interruption() {
+    fn a_rebalance_is_limited_by_the_budgets_for_every_reason_only() {
         let none = Budget { nodes: BudgetNodes::Count(0), schedule: None, duration: None, reasons: None };
+        let drift = Budget { reasons: Some(vec![Reason::Drifted]), ..none.clone() };
+        let one = Budget { nodes: BudgetNodes::Count(1), ..none.clone() };
         let now = at("2026-01-05T12:00:00Z");
-        assert_eq!(allowed(std::slice::from_ref(&none), Reason::Empty, 4, 0, now), 0);
-        assert_eq!(allowed(&[none], Reason::Interrupted, 4, 4, now), 4);
+        assert_eq!(allowed(std::slice::from_ref(&none), Reason::Rebalance, 4, 0, now), 0);
+        assert_eq!(allowed(std::slice::from_ref(&drift), Reason::Rebalance, 4, 0, now), 4);
+        assert_eq!(allowed(std::slice::from_ref(&one), Reason::Rebalance, 4, 0, now), 1);
+        assert_eq!(allowed(&[one], Reason::Rebalance, 4, 1, now), 0, "less those being disrupted");
     }
 }

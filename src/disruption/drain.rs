@@ -6,6 +6,7 @@
 //! ```text
 //! node tainted karpenter.sh/disrupted
 //!   ─► marked for an interruption                 ─► Evict at once (replacements or not)
+//!      (a node replaced on a rebalance recommendation is voluntary: it goes below)
 //!   ─► no complete record, launched by capstan  ─► Return (marked by a torn write)
 //!   ─► no complete record, not capstan's        ─► nothing (someone else's drain)
 //!   ─► a replacement gone without becoming a node ─► Return
@@ -299,6 +300,18 @@ mod tests {
         let only_ds = snapshot(vec![old], vec![pod("ds", "i-1", Owner::DaemonSet("ds".into()))]);
         let out = steps(&only_ds, &[instance("i-2", "c-2", InstanceState::Pending)]);
         assert!(matches!(out.as_slice(), [Step::Terminate { node, .. }] if node == "i-1"), "{out:?}");
+    }
+
+    #[test]
+    fn a_node_replaced_on_a_rebalance_recommendation_waits_for_its_replacement() {
+        let mut old = node("i-1", "c-1").initialized().marked(&["c-2"]).build();
+        old.annotations.insert(marks::DISRUPTION_REASON.into(), Reason::Rebalance.label().into());
+        let s = snapshot(vec![old], vec![web("a", "i-1")]);
+        let launching =
+            [instance("i-1", "c-1", InstanceState::Running), instance("i-2", "c-2", InstanceState::Pending)];
+        assert_eq!(steps(&s, &launching), []);
+        let lost = [instance("i-1", "c-1", InstanceState::Running)];
+        assert!(matches!(steps(&s, &lost).as_slice(), [Step::Return { .. }]));
     }
 
     #[test]

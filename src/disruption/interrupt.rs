@@ -6,32 +6,38 @@
 //! notice ─ unreadable / unknown ───────────────────────────► acknowledge (logged)
 //!        ─ rebalance, policy `record` ─────────────────────► record
 //!        ─ state change to running / pending ──────────────► acknowledge
+//!        ─ not listed, and `get` failed ───────────────────► keep the message (comes back)
 //!        ─ instance not capstan's (no NodeClaim tag) ──────► acknowledge
+//!        ─ state change of an instance already going,
+//!          with no node (capstan's own scale-down) ────────► acknowledge
+//!        ─ rebalance, policy `replace` ─► voluntary: budgets and `do-not-disrupt` apply; the
+//!          node is marked `rebalance-recommendation` and drained once its replacements are
+//!          initialized (a budget used up keeps the message for later)
 //!        ─ no node yet ────────────────────────────────────► terminate the instance
-//!        ─ node already drained for an interruption ───────► acknowledge
+//!        ─ node already drained for an interruption ───────► nothing more
 //!        ─ node drained for another reason ────────────────► re-mark: drain now
-//!        ─ otherwise ─► replace (pods re-solved without the interrupted offering) and drain
-//!                       at once, without waiting for the replacement
+//!        ─ otherwise ─► replace and drain at once, without waiting for the replacement
 //! ```
 //!
 //! An interruption is involuntary: no budget, `do-not-disrupt` or validation delay holds it
-//! back, since the instance goes in two minutes whatever capstan does.
+//! back, since the instance goes whatever capstan does. Every node the batch replaces is
+//! solved for in one solve, so a storm of warnings launches what the pods need once.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::app::config::RebalancePolicy;
 use crate::cloud::OfferingKey;
-use crate::cloud::interruption::{Kind, Notice};
-use crate::cloud::provider::Instance;
+use crate::cloud::interruption::{Event, Kind, Notice};
+use crate::cloud::provider::{Instance, InstanceState};
 use crate::cluster::marks::{self, DisruptionMarks};
-use crate::cluster::model::{ClusterNode, ClusterPod, Snapshot};
-use crate::provisioning::{Launch, Request, claim_name, nodes};
+use crate::cluster::model::ClusterNode;
 use crate::rules::Reason;
-use crate::scheduling::catalog::{CapacityType, Catalog};
-use crate::scheduling::plan::NewClaim;
+use crate::scheduling::catalog::CapacityType;
 
-use super::simulate::{World, relocate};
-use super::{Command, Target};
+use super::{Command, Request};
+
+mod batch;
+use batch::Batch;
 
 /// What to do about one instance a notice names.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,17 +46,27 @@ pub enum Action {
     Ignore(String),
     /// Only record the notice (a rebalance recommendation under the `record` policy).
     Record,
+    /// A rebalance recommendation not acted on (why): recorded and acknowledged.
+    Kept(String),
+    /// Not decided now (why): the message stays in the queue and is decided again when it
+    /// comes back (a budget used up; the instance not known yet).
+    Later(String),
     /// The instance has no node yet: terminate it, so its pods are planned elsewhere.
     Terminate,
-    /// The node is already being drained for an interruption: nothing more.
+    /// The node is already being drained for this or a stronger reason: nothing more.
     AlreadyDraining,
     /// The node is being drained for a voluntary reason and waits for its replacements: mark it
     /// interrupted (keeping those replacements) so it is drained at once.
     Hasten {
+        /// The node to mark.
+        node: String,
         /// The replacements recorded on the node.
         replacements: Vec<String>,
     },
-    /// Launch the replacements and drain the node at once.
+    /// Launch the replacements and mark the node: for reason `interrupted` it is drained at
+    /// once, for `rebalance-recommendation` once the replacements are initialized. The
+    /// replacements are those holding the node's pods; one may hold pods of several nodes of
+    /// the batch (and be listed on each), and is launched once.
     Replace(Box<Command>),
 }
 
@@ -60,6 +76,8 @@ impl Action {
         match self {
             Action::Ignore(_) => "ignore",
             Action::Record => "record",
+            Action::Kept(_) => "kept",
+            Action::Later(_) => "later",
             Action::Terminate => "terminate",
             Action::AlreadyDraining => "already-draining",
             Action::Hasten { .. } => "drain-now",
@@ -77,7 +95,8 @@ pub struct Item {
     pub node: Option<String>,
     /// What the capacity loop does about it.
     pub action: Action,
-    /// The offering the capacity loop avoids from now on (the spot offering interrupted).
+    /// The offering the capacity loop avoids from now on: the spot offering a spot warning
+    /// interrupts, the reserved offering a capacity-reservation warning takes back.
     pub unavailable: Option<OfferingKey>,
 }
 
@@ -96,52 +115,78 @@ pub struct Verdict {
     pub items: Vec<Item>,
 }
 
+/// What `get` answered for an instance a notice names that the last listing did not hold
+/// (EC2's listing lags right after a launch).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fetched {
+    /// The cloud knows it; `ours` when it carries a NodeClaim tag and this cluster's tag.
+    Found { instance: Instance, ours: bool },
+    /// The cloud does not know it.
+    NotFound,
+    /// Another error: nothing can be said, and the notice is kept for later.
+    Failed(String),
+}
+
 /// Whether a node is being drained for an interruption.
 pub fn interrupted(node: &ClusterNode) -> bool {
     marks::disrupting(node) && DisruptionMarks::read(node).is_some_and(|m| m.reason == Reason::Interrupted.label())
 }
 
+/// How strongly a notice asks capstan to act on an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Intent {
+    /// Nothing to do (a state change that keeps the instance).
+    None,
+    /// Record only.
+    Record,
+    /// Replace voluntarily (a rebalance recommendation under `replace`).
+    Voluntary,
+    /// The instance goes: replace and drain at once.
+    Involuntary,
+}
+
+fn intent(e: &Event, rebalance: RebalancePolicy) -> Intent {
+    match e.kind {
+        Kind::RebalanceRecommendation if rebalance == RebalancePolicy::Replace => Intent::Voluntary,
+        Kind::RebalanceRecommendation => Intent::Record,
+        _ if e.takes_instances_away() => Intent::Involuntary,
+        _ => Intent::None,
+    }
+}
+
 /// Decides what to do about each notice, in order. `rebalance` is what a rebalance
-/// recommendation does.
-pub fn decide(notices: &[Notice], view: Request, rebalance: RebalancePolicy) -> Vec<Verdict> {
-    let snapshot = view.snapshot;
+/// recommendation does; `fetched` holds what `get` said of the named instances the listing
+/// does not hold.
+pub fn decide(
+    notices: &[Notice],
+    req: Request,
+    rebalance: RebalancePolicy,
+    fetched: &BTreeMap<String, Fetched>,
+) -> Vec<Verdict> {
+    let snapshot = req.snapshot();
     let node_of = |id: &str| snapshot.nodes.iter().find(|n| n.instance_id() == Some(id));
-    let ours = |id: &str| view.instances.iter().find(|i| i.id == id && !i.claim.is_empty());
-    let acts = |kind: Kind, away: bool| {
-        away || (kind == Kind::RebalanceRecommendation && rebalance == RebalancePolicy::Replace)
-    };
-    // Every node any notice of this batch takes away: no replacement is planned onto one.
-    let mut leaving: Vec<&str> = Vec::new();
-    let mut avoid: Vec<OfferingKey> = Vec::new();
-    for n in notices {
-        let Ok(e) = &n.event else { continue };
-        if !acts(e.kind, e.takes_instances_away()) {
-            continue;
+    let listed = |id: &str| req.instances().iter().find(|i| i.id == id);
+    // The instance, when it is capstan's in this cluster: `Err` when that cannot be told now.
+    let ours = |id: &str| -> Result<Option<&Instance>, String> {
+        match (listed(id), fetched.get(id)) {
+            (Some(i), _) => Ok((!i.claim.is_empty()).then_some(i)),
+            (None, Some(Fetched::Found { instance, ours })) => Ok(ours.then_some(instance)),
+            (None, Some(Fetched::Failed(why))) => Err(why.clone()),
+            (None, Some(Fetched::NotFound)) => Ok(None),
+            (None, None) => Err("not listed and not looked up".into()),
         }
+    };
+    // The strongest intent of the batch for each instance: a spot warning outranks a
+    // rebalance recommendation for the same instance.
+    let mut strongest: HashMap<&str, Intent> = HashMap::new();
+    for e in notices.iter().filter_map(|n| n.event.as_ref().ok()) {
         for id in &e.instance_ids {
-            if let (Some(i), Some(node)) = (ours(id), node_of(id)) {
-                leaving.push(node.name.as_str());
-                avoid.extend(offering(e.kind, i));
-            }
+            let s = strongest.entry(id.as_str()).or_insert(Intent::None);
+            *s = (*s).max(intent(e, rebalance));
         }
     }
-    let mut catalog: Catalog = view.catalog.clone();
-    mark_unavailable(&mut catalog, &avoid);
-    let capacity = nodes::capacity(snapshot, view.instances, &view.rules.pools, &catalog);
-    let displaced: Vec<&ClusterPod> = snapshot
-        .nodes
-        .iter()
-        .filter(|n| marks::disrupting(n))
-        .flat_map(|n| snapshot.pods_on(&n.name).filter(|p| !p.is_node_bound()))
-        .collect();
-    let world = World {
-        capacity: &capacity,
-        daemonsets: &snapshot.daemonsets,
-        rules: view.rules,
-        catalog: &catalog,
-        displaced,
-    };
-    let mut done: HashSet<&str> = HashSet::new();
+    let batch = Batch::plan(&req, &strongest, &node_of, &|id| ours(id).ok().flatten(), notices);
+    let mut done: BTreeSet<&str> = BTreeSet::new();
     let mut out = Vec::new();
     for n in notices {
         let mut v = Verdict {
@@ -154,26 +199,24 @@ pub fn decide(notices: &[Notice], view: Request, rebalance: RebalancePolicy) -> 
         if let Ok(e) = &n.event {
             for id in &e.instance_ids {
                 let node = node_of(id);
-                let instance = ours(id);
-                let unavailable = instance.and_then(|i| offering(e.kind, i));
-                let action = if !acts(e.kind, e.takes_instances_away()) {
-                    if e.kind == Kind::RebalanceRecommendation {
-                        Action::Record
-                    } else {
+                let mine = ours(id);
+                let unavailable = mine.as_ref().ok().copied().flatten().and_then(|i| offering(e.kind, i));
+                let want = intent(e, rebalance);
+                let action = match (want, mine) {
+                    (Intent::None, _) => {
                         Action::Ignore(format!("state {}: the instance stays", e.state.as_deref().unwrap_or("unknown")))
                     }
-                } else if let Some(i) = instance {
-                    if !done.insert(i.id.as_str()) {
-                        Action::AlreadyDraining
-                    } else {
-                        act(&world, snapshot, &leaving, i, node)
+                    (Intent::Record, _) => Action::Record,
+                    (_, Err(why)) => Action::Later(format!("whose instance this is is not known yet: {why}")),
+                    (_, Ok(None)) => Action::Ignore("not an instance capstan launched in this cluster".into()),
+                    (_, Ok(Some(i))) if node.is_none() && going(e, i) => {
+                        Action::Ignore(format!("instance {} already {:?}, without a node", i.id, i.state))
                     }
-                } else {
-                    Action::Ignore("not an instance capstan launched (no NodeClaim tag)".into())
-                };
-                let unavailable = match action {
-                    Action::Replace(_) | Action::Terminate | Action::Hasten { .. } => unavailable,
-                    _ => None,
+                    (_, Ok(Some(_))) if want < strongest[id.as_str()] || !done.insert(id.as_str()) => {
+                        Action::AlreadyDraining
+                    }
+                    (Intent::Voluntary, Ok(Some(_))) => batch.voluntary(id, node),
+                    (_, Ok(Some(_))) => batch.involuntary(id, node),
                 };
                 v.items.push(Item { instance: id.clone(), node: node.map(|n| n.name.clone()), action, unavailable });
             }
@@ -183,67 +226,20 @@ pub fn decide(notices: &[Notice], view: Request, rebalance: RebalancePolicy) -> 
     out
 }
 
-/// What to do about capstan's instance `i`, which goes away, with its node `node`.
-fn act(world: &World, snapshot: &Snapshot, leaving: &[&str], i: &Instance, node: Option<&ClusterNode>) -> Action {
-    let Some(node) = node else { return Action::Terminate };
-    if interrupted(node) {
-        return Action::AlreadyDraining;
-    }
-    if marks::disrupting(node)
-        && let Some(m) = DisruptionMarks::read(node)
-    {
-        return Action::Hasten { replacements: m.replacements };
-    }
-    Action::Replace(Box::new(replace(world, snapshot, leaving, i, node)))
+/// Whether a state change reports an instance already on its way out (or gone): after a
+/// scale-down capstan made itself, EC2 reports `shutting-down` and `terminated`.
+fn going(e: &Event, i: &Instance) -> bool {
+    e.kind == Kind::StateChange && matches!(i.state, InstanceState::ShuttingDown | InstanceState::Terminated)
 }
 
-/// The command replacing `node`: its movable pods re-solved on the rest of the cluster (no node
-/// leaving in this batch) and new capacity without the interrupted offering. When they cannot
-/// all be placed, the node is drained all the same, without replacements: it goes anyway.
-fn replace(world: &World, snapshot: &Snapshot, leaving: &[&str], i: &Instance, node: &ClusterNode) -> Command {
-    let pods: Vec<&ClusterPod> = snapshot.pods_on(&node.name).filter(|p| !p.is_node_bound()).collect();
-    let (claims, detail) = match relocate(world, leaving, &pods, None) {
-        Ok(claims) => (claims, format!("{} pod(s) to move before the instance goes", pods.len())),
-        Err(why) => (Vec::new(), format!("drained without a replacement: {why}")),
-    };
-    let replacements: Vec<_> = claims.into_iter().map(|c| replacement(c, world, i)).collect();
-    let target = Target {
-        node: node.name.clone(),
-        instance: i.id.clone(),
-        node_pool: node.labels.get(marks::NODE_POOL).cloned().unwrap_or_else(|| i.node_pool.clone()),
-        instance_type: i.instance_type.clone(),
-        price: i.price,
-        pods: pods.len(),
-    };
-    let savings = i.price - replacements.iter().map(|l| l.plan.price).sum::<f64>();
-    Command { reason: Reason::Interrupted, targets: vec![target], replacements, savings, detail }
-}
-
-/// The launch of a replacement for interrupted instance `i`, named after it: the same pods
-/// under the same revision would otherwise name the claim the instance was launched for (and
-/// `create`, idempotent by claim name, would answer with the instance that goes), while a
-/// notice read again names the same replacement (and launches nothing twice).
-fn replacement(c: NewClaim, world: &World, i: &Instance) -> Launch {
-    let mut l = crate::provisioning::launch(c, world.rules);
-    let salt = format!("{}\nreplaces {}", world.rules.revision, i.id);
-    l.claim.name = claim_name(&l.claim.node_pool, &salt, &l.plan.instance_type, &l.plan.pods);
-    l.plan.name = l.claim.name.clone();
-    l
-}
-
-/// The spot offering an interruption warning (or a rebalance recommendation) says is short.
+/// The offering a notice says is short, which the capacity loop avoids from now on: the spot
+/// offering of a spot interruption warning, the reserved offering of a capacity-reservation
+/// interruption warning. A rebalance recommendation marks nothing: it is sent to whole pools.
 fn offering(kind: Kind, i: &Instance) -> Option<OfferingKey> {
-    let spot = i.capacity_type == CapacityType::Spot;
-    let short = matches!(kind, Kind::SpotInterruption | Kind::RebalanceRecommendation);
-    (spot && short).then(|| OfferingKey::new(&i.instance_type, &i.zone, CapacityType::Spot))
-}
-
-fn mark_unavailable(catalog: &mut Catalog, offerings: &[OfferingKey]) {
-    for t in &mut catalog.types {
-        for o in &mut t.offerings {
-            if offerings.contains(&OfferingKey::new(&t.name, &o.zone, o.capacity_type)) {
-                o.available = false;
-            }
-        }
-    }
+    let short = match (kind, i.capacity_type) {
+        (Kind::SpotInterruption, CapacityType::Spot) => CapacityType::Spot,
+        (Kind::CapacityReservationInterruption, CapacityType::Reserved) => CapacityType::Reserved,
+        _ => return None,
+    };
+    Some(OfferingKey::new(&i.instance_type, &i.zone, short))
 }

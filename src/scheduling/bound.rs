@@ -27,7 +27,7 @@ pub fn lower_bound(input: &Input) -> Option<f64> {
     for pool in &input.pools {
         let v = view::pool_view(pool, input.catalog, &input.daemonsets);
         for pt in &v.types {
-            let Some(o) = input.catalog.types[pt.t].cheapest(&pool.requirements) else { continue };
+            let Some(o) = input.catalog.types[pt.t].cheapest(&pool.requirements, &pool.node_class) else { continue };
             let a = &pt.alloc;
             columns.push(Column {
                 offers: [a.cpu as f64 / 1000.0, a.memory as f64 / GIB as f64, a.pods as f64, 1.0],

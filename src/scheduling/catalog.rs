@@ -58,6 +58,13 @@ impl Offering {
     pub fn list_price(&self) -> f64 {
         if self.capacity_type == CapacityType::Reserved { self.price * RESERVED_PRICE_DIVISOR } else { self.price }
     }
+
+    /// Whether a NodePool of EC2NodeClass `class` may launch this offering: a reserved one only
+    /// when the class selects its reservation (a launch goes through the class's own
+    /// reservations), any other always.
+    pub fn admits(&self, class: &str) -> bool {
+        self.capacity_type != CapacityType::Reserved || self.reservation.as_ref().is_some_and(|r| r.admits(class))
+    }
 }
 
 fn yes() -> bool {
@@ -159,18 +166,26 @@ impl InstanceType {
         })
     }
 
-    /// Offerings that are available and allowed by `reqs`.
-    pub fn offerings_for<'a>(&'a self, reqs: &'a Requirements) -> impl Iterator<Item = &'a Offering> + 'a {
+    /// Offerings that are available, allowed by `reqs` and open to a NodePool of EC2NodeClass
+    /// `class` ([`Offering::admits`]).
+    pub fn offerings_for<'a>(
+        &'a self,
+        reqs: &'a Requirements,
+        class: &'a str,
+    ) -> impl Iterator<Item = &'a Offering> + 'a {
         let zone = reqs.get(ZONE);
         let cap = reqs.get(CAPACITY_TYPE);
         self.offerings.iter().filter(move |o| {
-            o.available && zone.is_none_or(|z| z.has(&o.zone)) && cap.is_none_or(|c| c.has(o.capacity_type.label()))
+            o.available
+                && zone.is_none_or(|z| z.has(&o.zone))
+                && cap.is_none_or(|c| c.has(o.capacity_type.label()))
+                && o.admits(class)
         })
     }
 
-    /// The cheapest allowed offering.
-    pub fn cheapest<'a>(&'a self, reqs: &'a Requirements) -> Option<&'a Offering> {
-        self.offerings_for(reqs).min_by(|a, b| a.price.total_cmp(&b.price))
+    /// The cheapest offering [`InstanceType::offerings_for`] gives.
+    pub fn cheapest<'a>(&'a self, reqs: &'a Requirements, class: &'a str) -> Option<&'a Offering> {
+        self.offerings_for(reqs, class).min_by(|a, b| a.price.total_cmp(&b.price))
     }
 }
 

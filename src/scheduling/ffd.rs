@@ -76,11 +76,12 @@ fn narrow(
     reqs: &Requirements,
 ) -> Vec<usize> {
     let view = &ctx.views[pi];
+    let class = ctx.input.pools[pi].node_class.as_str();
     options
         .iter()
         .copied()
         .filter(|&pt| fit.any_type(pt) && requests.fits(&view.types[pt].alloc))
-        .filter(|&pt| ctx.catalog().types[view.types[pt].t].offerings_for(reqs).next().is_some())
+        .filter(|&pt| ctx.catalog().types[view.types[pt].t].offerings_for(reqs, class).next().is_some())
         .collect()
 }
 
@@ -153,12 +154,13 @@ fn open(ctx: &mut Ctx, g: &Group, gi: usize, fits: &[Option<GroupFit>], p: usize
 /// The cheapest (pool type, offering) among `options` under `reqs`.
 fn cheapest(ctx: &Ctx, pi: usize, options: &[usize], reqs: &Requirements) -> Option<(usize, LaunchOption)> {
     let catalog = ctx.catalog();
+    let class = ctx.input.pools[pi].node_class.as_str();
     options
         .iter()
         .filter_map(|&pt| {
             let t = &catalog.types[ctx.views[pi].types[pt].t];
             // Reserved offerings count only while their reservations have room.
-            let allowed = t.offerings_for(reqs).filter(|o| ctx.reserved.allows(t, o));
+            let allowed = t.offerings_for(reqs, class).filter(|o| ctx.reserved.allows(class, t, o));
             allowed.min_by(|a, b| a.price.total_cmp(&b.price)).map(|o| {
                 (
                     pt,
@@ -179,13 +181,14 @@ fn finish(ctx: &mut Ctx, c: Claim) {
     let view = &ctx.views[c.pi];
     let t = &view.types[pt];
     let catalog = ctx.catalog();
+    let class = ctx.input.pools[c.pi].node_class.as_str();
     let mut options: Vec<LaunchOption> = c
         .options
         .iter()
         .flat_map(|&o| {
             let it = &catalog.types[view.types[o].t];
-            it.offerings_for(&c.reqs)
-                .filter(|off| ctx.reserved.allows(it, off))
+            it.offerings_for(&c.reqs, class)
+                .filter(|off| ctx.reserved.allows(class, it, off))
                 .map(|off| LaunchOption {
                     instance_type: it.name.clone(),
                     zone: off.zone.clone(),
@@ -214,7 +217,7 @@ fn finish(ctx: &mut Ctx, c: Claim) {
         }
     };
     if chosen.capacity_type == CapacityType::Reserved {
-        ctx.reserved.take(&chosen.instance_type, &chosen.zone, 1);
+        ctx.reserved.take(&ctx.input.pools[c.pi].node_class, &chosen.instance_type, &chosen.zone, 1);
     }
     let mut reqs = c.reqs.clone();
     reqs.add(INSTANCE_TYPE, ValueSet::of(false, options.iter().map(|o| o.instance_type.as_str())));

@@ -100,12 +100,12 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize) {
     });
     let type_price: Vec<Vec<f64>> = (0..npools)
         .map(|pi| {
-            let reqs = &input.pools[pi].requirements;
+            let (reqs, class) = (&input.pools[pi].requirements, &input.pools[pi].node_class);
             ctx.views[pi]
                 .types
                 .iter()
                 .map(|pt| {
-                    let prices = input.catalog.types[pt.t].offerings_for(reqs).map(|o| o.list_price());
+                    let prices = input.catalog.types[pt.t].offerings_for(reqs, class).map(|o| o.list_price());
                     prices.min_by(f64::total_cmp).unwrap_or(f64::INFINITY)
                 })
                 .collect()
@@ -126,9 +126,10 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize) {
                 .iter()
                 .map(|pt| {
                     let t = &input.catalog.types[pt.t];
+                    let class = &input.pools[pi].node_class;
                     t.offerings
                         .iter()
-                        .filter(|o| o.available)
+                        .filter(|o| o.available && o.admits(class))
                         .map(|o| (ctx.zone_index(&o.zone), o.capacity_type, o.price))
                         .collect()
                 })
@@ -360,12 +361,13 @@ type ZoneOffer = (usize, CapacityType, f64);
 fn offerings(ctx: &Ctx, st: &State, fit: &GroupFit, pi: usize, pt: usize) -> Vec<ZoneOffer> {
     let mut out: Vec<ZoneOffer> = Vec::new();
     let name = &ctx.catalog().types[ctx.views[pi].types[pt].t].name;
+    let class = &ctx.input.pools[pi].node_class;
     for alt in fit.alts.iter().filter(|a| a.types[pt]) {
         for &(z, cap, price) in &st.offers[pi][pt] {
             if !alt.zones.get(z).copied().unwrap_or(false) || !alt.caps[super::view::cap_index(cap)] {
                 continue;
             }
-            if cap == CapacityType::Reserved && ctx.reserved.left(name, &ctx.zones[z]) == 0 {
+            if cap == CapacityType::Reserved && ctx.reserved.left(class, name, &ctx.zones[z]) == 0 {
                 continue;
             }
             match out.iter_mut().find(|(zone, _, _)| *zone == z) {
@@ -437,8 +439,9 @@ fn commit(ctx: &mut Ctx, st: &mut State, f: &Fill) -> u64 {
         if colocate { 1 } else { f.takes.iter().map(|(gi, n)| st.rem[*gi] / n).min().unwrap_or(1).max(1) };
     let reserved_in = (f.capacity_type == CapacityType::Reserved)
         .then(|| (ctx.catalog().types[ctx.views[f.pi].types[f.pt].t].name.as_str(), ctx.zones[f.zone].clone()));
+    let class = ctx.input.pools[f.pi].node_class.as_str();
     if let Some((name, zone)) = &reserved_in {
-        repeats = repeats.min(ctx.reserved.left(name, zone));
+        repeats = repeats.min(ctx.reserved.left(class, name, zone));
     }
     let (options, requirements) = match launch_options(ctx, st, f) {
         Ok(o) => o,
@@ -464,7 +467,7 @@ fn commit(ctx: &mut Ctx, st: &mut State, f: &Fill) -> u64 {
         }
         ctx.use_capacity(f.pi, &capacity);
         if let Some((name, zone)) = &reserved_in {
-            ctx.reserved.take(name, zone, 1);
+            ctx.reserved.take(class, name, zone, 1);
         }
         let mut pods = Vec::new();
         for &(gi, n) in &f.takes {
@@ -510,6 +513,7 @@ fn launch_options(ctx: &Ctx, st: &State, f: &Fill) -> Result<(Arc<Vec<LaunchOpti
     let catalog = ctx.catalog();
     let view = &ctx.views[f.pi];
     let chosen = &catalog.types[view.types[f.pt].t];
+    let class = ctx.input.pools[f.pi].node_class.as_str();
     let mut options = vec![LaunchOption {
         instance_type: chosen.name.clone(),
         zone: ctx.zones[f.zone].clone(),
@@ -534,7 +538,7 @@ fn launch_options(ctx: &Ctx, st: &State, f: &Fill) -> Result<(Arc<Vec<LaunchOpti
         let it = &catalog.types[t.t];
         for &(z, cap, price) in &st.offers[f.pi][pt] {
             let same = pt == f.pt && z == f.zone && cap == f.capacity_type;
-            if cap == CapacityType::Reserved && ctx.reserved.left(&it.name, &ctx.zones[z]) == 0 {
+            if cap == CapacityType::Reserved && ctx.reserved.left(class, &it.name, &ctx.zones[z]) == 0 {
                 continue;
             }
             let all_ok = f

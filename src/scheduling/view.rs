@@ -65,7 +65,9 @@ pub fn pool_view(pool: &PoolSpec, catalog: &Catalog, daemonsets: &[Pod]) -> Pool
         .types
         .iter()
         .enumerate()
-        .filter(|(_, t)| t.meets(&pool.requirements) && t.offerings_for(&pool.requirements).next().is_some())
+        .filter(|(_, t)| {
+            t.meets(&pool.requirements) && t.offerings_for(&pool.requirements, &pool.node_class).next().is_some()
+        })
         .filter_map(|(i, t)| {
             let alloc = &allocatable(t, &pool.kubelet) - &overhead;
             (alloc.cpu > 0 && alloc.memory > 0 && alloc.pods > 0).then(|| PoolType {
@@ -195,7 +197,7 @@ impl FitCache {
                             .iter()
                             .map(|pt| {
                                 let t = &catalog.types[pt.t];
-                                t.meets(&reqs) && t.offerings_for(&reqs).next().is_some()
+                                t.meets(&reqs) && t.offerings_for(&reqs, &pool.node_class).next().is_some()
                             })
                             .collect()
                     });

@@ -174,3 +174,61 @@ async fn a_warning_routed_by_an_eventbridge_rule_reads_as_one() {
     cloud.acknowledge(&got[0].receipt).await.unwrap();
     assert_eq!(counts(&c, &url).await, (0, 0));
 }
+
+#[tokio::test]
+async fn a_storm_is_read_in_one_round_and_hidden_for_two_minutes() {
+    let c = client().await;
+    let (name, url) = queue(&c).await;
+    for n in 0..25 {
+        let body = spot_warning(&format!("i-0{n:016x}"), "us-east-1", "2026-11-30T12:00:00Z");
+        c.send_message().queue_url(&url).message_body(body).send().await.unwrap();
+    }
+    let cloud = cloud(&name).await;
+    let reader = cloud.interruptions.as_ref().unwrap();
+    // One round reads past SQS's ten a call, without a pass asking again.
+    for _ in 0..200 {
+        if counts(&c, &url).await == (0, 25) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(counts(&c, &url).await, (0, 25));
+    assert!(reader.waiting());
+    assert_eq!(cloud.notices().await.unwrap().len(), 25);
+    assert_eq!(sqs::VISIBILITY, Duration::from_secs(120));
+}
+
+/// A reader outlives the runtime its task ran on: the next call says so and starts it again.
+#[test]
+fn a_reader_whose_task_ended_starts_it_again() {
+    let first = tokio::runtime::Runtime::new().unwrap();
+    let (c, name, url) = first.block_on(async {
+        let c = client().await;
+        let (name, url) = queue(&c).await;
+        (c, name, url)
+    });
+    let cloud = first.block_on(cloud(&name));
+    drop(first);
+    let second = tokio::runtime::Runtime::new().unwrap();
+    drop(c);
+    second.block_on(async {
+        let c = client().await;
+        let body = spot_warning("i-0ccccccccccccccc1", "us-east-1", "2026-11-30T12:00:00Z");
+        c.send_message().queue_url(&url).message_body(body).send().await.unwrap();
+        match cloud.notices().await {
+            Err(CloudError::Api(m)) => assert!(m.contains("started again"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // The new task reads (a connection of the old runtime may fail once, and is retried).
+        let mut got = Vec::new();
+        for _ in 0..400 {
+            got.extend(cloud.notices().await.unwrap_or_default());
+            if !got.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].event.as_ref().unwrap().instance_ids, ["i-0ccccccccccccccc1"]);
+    });
+}

@@ -142,6 +142,7 @@ fn refresher(
         builtin: prices::builtin(),
         feed: feed.clone(),
         clock,
+        last_partial: Default::default(),
     }
 }
 
@@ -272,23 +273,67 @@ async fn a_price_file_row_wins_over_the_api_and_the_api_over_the_builtin_prices(
 }
 
 #[tokio::test]
-async fn a_partial_answer_does_not_replace_a_good_cache() {
+async fn a_partial_answer_does_not_replace_a_good_cache_until_it_comes_twice() {
     let dir = tempfile::tempdir().unwrap();
     let big: PriceMap = (0..40).map(|i| (format!("x{i}.large"), 0.1)).collect();
     let good = price_cache::CachedPrices::new(REGION, SystemClock.utc(), &big);
     let s = store(dir.path()).await;
-    assert_eq!(price_cache::save(&s, KOPS, &good).await, Ok(price_cache::Saved::Written));
+    let rule = price_cache::Rule::new(Duration::from_secs(86_400));
+    assert_eq!(price_cache::save(&s, KOPS, &good, &rule).await, Ok(price_cache::Saved::Written));
     let api = Api::default();
     api.generation.store(1, Ordering::SeqCst);
     let (addr, server) = api.serve("127.0.0.1:0".parse().unwrap()).await;
     let feed = PriceFeed::default();
     let r = refresher(&format!("http://{addr}"), s, None, &feed, Arc::new(SystemClock));
     let e = r.refresh(Some(&good)).await.unwrap_err();
-    server.abort();
     assert!(matches!(e, RefreshError::Refused(price_cache::Refused::Partial { fresh: 4, cached: 40, .. })), "{e}");
+    assert!(e.to_string().contains("(read 0m ago)"), "the cached copy's age is said: {e}");
     assert!(feed.current().prices.is_empty(), "nothing published");
     let kept = price_cache::load(&store(dir.path()).await, KOPS, REGION).await.unwrap().unwrap();
     assert_eq!(kept, good);
+
+    // The same shorter answer again: AWS lists fewer types now, and it is taken.
+    let fresh = r.refresh(Some(&good)).await.unwrap();
+    assert_eq!(fresh.prices.len(), 4);
+    assert_eq!(price(&feed, "m6i.large"), Some(0.096));
+    let kept = price_cache::load(&store(dir.path()).await, KOPS, REGION).await.unwrap().unwrap();
+    assert_eq!(kept.prices.len(), 4, "the cache follows");
+
+    // A copy older than three refresh periods is replaced by a shorter answer at once.
+    let old = price_cache::CachedPrices::new(REGION, SystemClock.utc() - chrono::Duration::days(4), &big);
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path()).await;
+    assert_eq!(price_cache::save(&s, KOPS, &old, &rule).await, Ok(price_cache::Saved::Written));
+    let feed = PriceFeed::default();
+    let r = refresher(&format!("http://{addr}"), s, None, &feed, Arc::new(SystemClock));
+    r.refresh(Some(&old)).await.expect("a stale copy gives way");
+    server.abort();
+    assert_eq!(price(&feed, "m5.metal"), Some(4.608));
+}
+
+#[tokio::test]
+async fn a_govcloud_region_is_not_polled_and_says_which_prices_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = Api::default();
+    api.generation.store(1, Ordering::SeqCst);
+    let (addr, server) = api.serve("127.0.0.1:0".parse().unwrap()).await;
+    let feed = PriceFeed::default();
+    let file: PriceMap = [("m6i.large".to_string(), 0.05)].into();
+    let mut r = refresher(&format!("http://{addr}"), store(dir.path()).await, Some(file), &feed, Arc::new(SystemClock));
+    r.settings.region = "us-gov-west-1".into();
+    r.settings.endpoint = None;
+    assert_eq!(r.unreachable(), Some("aws-us-gov"));
+    let stop = CancellationToken::new();
+    let task = r.start(stop.clone()).await;
+    tokio::time::timeout(Duration::from_secs(2), task).await.expect("nothing to poll").unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.abort();
+    assert!(api.seen.lock().unwrap().is_empty(), "the Pricing API is never asked");
+    assert_eq!(price(&feed, "m6i.large"), Some(0.05), "the file's rows and the built-in prices serve");
+    assert!(feed.current().sources.label().starts_with("file 1 + built-in "));
+    let mut settings = refresher("http://127.0.0.1:9", store(dir.path()).await, None, &feed, Arc::new(SystemClock));
+    settings.settings.region = "us-gov-west-1".into();
+    assert_eq!(settings.unreachable(), None, "an endpoint given is polled");
 }
 
 /// Writes a daemon config for the real backends with `aws` (a YAML flow mapping) and loads it.

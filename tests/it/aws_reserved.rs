@@ -1,10 +1,13 @@
 //! Capacity reservations with `AwsCloud` on moto. moto 5.1.22 does not implement
 //! DescribeCapacityReservations (it answers 500), so what is proven here is the failure path: a
 //! class that selects reservations still gets its catalog (without reserved offerings), and a
-//! reserved launch that cannot find its reservation launches nothing. Choosing a reservation,
-//! its launch template and the labels are tested without EC2 and on the simulator.
+//! reserved launch that cannot find its reservation launches nothing and answers
+//! InsufficientCapacity for its reserved options, so the loop avoids them and falls back.
+//! Choosing a reservation, its launch template and the labels are tested without EC2 and on the
+//! simulator.
 
 use capstan::cloud::provider::{Avoid, CloudProvider};
+use capstan::cloud::{CloudError, OfferingKey};
 use capstan::policy::nodeclass::CapacityReservationSelectorTerm;
 use capstan::scheduling::catalog::CapacityType;
 
@@ -30,7 +33,8 @@ fn reservations_ec2_cannot_list_leave_the_catalog_whole_and_launch_nothing() {
             o.capacity_type = CapacityType::Reserved;
         }
         let err = cloud.create(&c, &Avoid::new()).await.expect_err("no reservation, no launch");
-        assert!(err.to_string().contains("DescribeCapacityReservations"), "{err}");
+        let offerings: Vec<OfferingKey> = c.options.iter().map(OfferingKey::of).collect();
+        assert_eq!(err, CloudError::InsufficientCapacity { offerings });
         assert!(cloud.list().await.unwrap().iter().all(|i| i.claim != c.name));
     });
 }

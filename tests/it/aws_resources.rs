@@ -245,3 +245,68 @@ fn a_public_ip_is_asked_on_the_first_interface_with_the_groups() {
         assert_eq!(data.security_group_ids(), groups);
     });
 }
+
+#[test]
+fn a_template_of_the_expected_name_without_the_clusters_tag_is_never_launched_from() {
+    let cluster = unique("lookalike");
+    rt().block_on(async {
+        let cloud = cloud(&cluster).await;
+        let first = launch(&cloud, "nodes").await;
+        let name = first.tags[template::INSTANCE_TEMPLATE_TAG].clone();
+        assert!(name.len() <= template::MAX_BASE_NAME, "{name}");
+        cloud.delete(&first.id).await.unwrap();
+        // Another cluster's template under this name (as `dev-example.com`'s could look to
+        // `dev.example.com`): tagged as the other cluster's.
+        cloud.ec2.delete_launch_template().launch_template_name(&name).send().await.unwrap();
+        let other = format!("{}-other", cluster);
+        let spec = TagSpecification::builder()
+            .resource_type(ResourceType::LaunchTemplate)
+            .tags(Tag::builder().key(tags::cluster(&other)).value("owned").build())
+            .tags(Tag::builder().key(profile::CLASS_TAG).value("nodes").build())
+            .build();
+        let data = RequestLaunchTemplateData::builder().image_id("ami-12c6146b").build();
+        let req = cloud.ec2.create_launch_template().launch_template_name(&name).launch_template_data(data);
+        req.tag_specifications(spec).send().await.unwrap();
+        let mut c = claim(&unique("res"));
+        c.node_class = "nodes".into();
+        let Err(e) = cloud.create(&c, &Avoid::new()).await else { panic!("launched from another cluster's template") };
+        let text = e.to_string();
+        assert!(matches!(e, capstan::cloud::CloudError::InvalidConfig(_)), "{e:?}");
+        assert!(text.contains(&name) && text.contains("not this cluster's"), "{text}");
+        assert!(cloud.list().await.unwrap().is_empty(), "nothing launched");
+    });
+}
+
+#[test]
+fn a_provider_built_for_a_new_revision_keeps_what_the_last_one_prepared() {
+    let cluster = unique("revision");
+    rt().block_on(async {
+        let mut first = cloud(&cluster).await;
+        // Past the grace period by EC2's clock, so that only the record of recent launches keeps it.
+        first.clock = Arc::new(Later(GRACE * 2));
+        let i = launch(&first, "nodes").await;
+        let name = i.tags[template::INSTANCE_TEMPLATE_TAG].clone();
+        first.delete(&i.id).await.unwrap();
+        let next = |recent| {
+            let c = AwsCloud::new(
+                first.ec2.clone(),
+                first.ssm.clone(),
+                &cluster,
+                BTreeMap::new(),
+                capstan::scheduling::catalog::Catalog::default(),
+            );
+            let mut c = match recent {
+                Some(r) => c.with_recent(r),
+                None => c,
+            };
+            c.clock = Arc::new(Later(GRACE * 2));
+            c
+        };
+        // The next revision drops the class, the instance is not listed (yet): the template stays.
+        let second = next(Some(first.recent.clone()));
+        assert!(second.tidy().await.unwrap().launch_templates.is_empty(), "kept: launched moments ago");
+        // Without the record, it would have gone.
+        let forgetful = next(None);
+        assert_eq!(forgetful.tidy().await.unwrap().launch_templates, [name]);
+    });
+}

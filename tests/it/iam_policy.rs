@@ -346,6 +346,15 @@ fn every_call_capstan_makes_is_allowed_and_nothing_wholesale() {
     for action in ["iam:ListInstanceProfiles", "pricing:GetProducts", "ec2:DescribeCapacityReservations"] {
         assert!(allowed(&p, action, "*"), "{action}");
     }
+    // A launch into a capacity reservation names the reservation as a resource of CreateFleet.
+    let reservation = "arn:aws:ec2:us-east-1:111122223333:capacity-reservation/cr-0123456789abcdef0";
+    for action in ["ec2:CreateFleet", "ec2:RunInstances"] {
+        assert!(allowed(&p, action, reservation), "{action} into a reservation");
+    }
+    // The interruption queue is the one named for this cluster, not every queue.
+    let queue = "arn:aws:sqs:us-east-1:111122223333:capstan-dev-example-com";
+    assert!(allowed(&p, "sqs:ReceiveMessage", queue) && allowed(&p, "sqs:DeleteMessage", queue));
+    assert!(!allowed(&p, "sqs:ReceiveMessage", "arn:aws:sqs:us-east-1:111122223333:capstan-prod-example-com"));
 }
 
 fn launch_template_arn() -> &'static str {

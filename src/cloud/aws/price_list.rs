@@ -1,10 +1,11 @@
 //! The Pricing API's PriceList documents read into on-demand prices. Pure.
 //!
 //! Each document is a JSON string: the type at `product.attributes.instanceType`, the price at
-//! `terms.OnDemand.<offer>.priceDimensions.<dimension>.pricePerUnit.USD` (a string). A zero price
-//! is skipped; a bad document is reported beside the prices, and the rest is read.
+//! `terms.OnDemand.<offer>.priceDimensions.<dimension>.pricePerUnit.USD` (a string), or `.CNY`
+//! where there is no USD one (the China partition answers in yuan). A zero price is skipped; a
+//! bad document is reported beside the prices, and the rest is read.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Deserialize;
 
@@ -41,30 +42,40 @@ struct Dimension {
     per_unit: BTreeMap<String, String>,
 }
 
+/// The currencies read, in order of preference: a dimension's USD price, else its CNY one.
+pub const CURRENCIES: [&str; 2] = ["USD", "CNY"];
+
 /// The instance type and on-demand price of one document; `None` for a document with no
 /// instance type or no non-zero price. Of several non-zero prices (offers × dimensions) the
 /// highest is taken: an estimate that errs high never makes a type look cheaper than it is.
 pub fn document(text: &str, index: usize) -> Result<Option<(String, f64)>, PricingError> {
+    Ok(priced(text, index)?.map(|(name, price, _)| (name, price)))
+}
+
+/// [`document`] with the currency of the price taken (one of [`CURRENCIES`]).
+pub fn priced(text: &str, index: usize) -> Result<Option<(String, f64, &'static str)>, PricingError> {
     let doc: Document =
         serde_json::from_str(text).map_err(|e| PricingError::Document { index, reason: e.to_string() })?;
     let Some(name) = doc.product.attributes.get("instanceType").and_then(|v| v.as_str()).filter(|n| !n.is_empty())
     else {
         return Ok(None);
     };
-    let mut best: Option<f64> = None;
+    let mut best: Option<(f64, &'static str)> = None;
     for dim in doc.terms.on_demand.values().flat_map(|o| o.dimensions.values()) {
-        let Some(value) = dim.per_unit.get("USD") else { continue };
+        let Some((currency, value)) = CURRENCIES.iter().find_map(|c| Some((*c, dim.per_unit.get(*c)?))) else {
+            continue;
+        };
         let price: f64 = value
             .trim()
             .parse()
             .ok()
             .filter(|p: &f64| p.is_finite() && *p >= 0.0)
             .ok_or_else(|| PricingError::Price { instance_type: name.to_string(), value: value.clone() })?;
-        if price > 0.0 {
-            best = Some(best.map_or(price, |b: f64| b.max(price)));
+        if price > 0.0 && best.is_none_or(|(b, _)| price > b) {
+            best = Some((price, currency));
         }
     }
-    Ok(best.map(|p| (name.to_string(), p)))
+    Ok(best.map(|(p, currency)| (name.to_string(), p, currency)))
 }
 
 /// Prices read so far and what could not be used.
@@ -76,6 +87,8 @@ pub struct Parsed {
     pub documents: usize,
     /// Documents skipped, with why.
     pub errors: Vec<PricingError>,
+    /// The currencies of the prices taken (`USD`; `CNY` in the China partition).
+    pub currencies: BTreeSet<&'static str>,
 }
 
 impl Parsed {
@@ -84,8 +97,9 @@ impl Parsed {
         for text in docs {
             let index = self.documents;
             self.documents += 1;
-            match document(text, index) {
-                Ok(Some((name, price))) => {
+            match priced(text, index) {
+                Ok(Some((name, price, currency))) => {
+                    self.currencies.insert(currency);
                     let slot = self.prices.entry(name).or_insert(price);
                     *slot = slot.max(price);
                 }
@@ -176,5 +190,17 @@ mod tests {
         parsed.add(&[doc("m6i.large", &[&["0.1"]]), doc("m6i.large", &[&["0.09"]])]);
         assert_eq!(parsed.prices.get("m6i.large"), Some(&0.1));
         assert_eq!(parsed.documents, 3);
+    }
+
+    #[test]
+    fn a_yuan_price_is_read_where_there_is_no_dollar_one() {
+        let cny = doc("m6i.large", &[&["0.6930000000"]]).replace("\"USD\"", "\"CNY\"");
+        let parsed = parse(&[cny]);
+        assert_eq!(parsed.prices.get("m6i.large"), Some(&0.693));
+        assert_eq!(parsed.currencies, BTreeSet::from(["CNY"]));
+        let both = doc("c6i.large", &[&["0.085"]]).replace("\"USD\":\"0.085\"", "\"CNY\":\"9.9\",\"USD\":\"0.085\"");
+        let parsed = parse(&[both]);
+        assert_eq!(parsed.prices.get("c6i.large"), Some(&0.085), "USD first");
+        assert_eq!(parsed.currencies, BTreeSet::from(["USD"]));
     }
 }

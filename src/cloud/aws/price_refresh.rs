@@ -3,15 +3,21 @@
 //! ```text
 //! start ─ cached copy in the state store? ─yes─► publish it at once (a restart keeps prices)
 //!   │                                      no ─► publish file + built-in prices
+//!   ├─ GovCloud / ISO region, no aws.pricing.region or .endpoint: no Pricing API reachable;
+//!   │    said once, not polled
 //!   └─ spawn: loop { wait until the copy is `refresh` old (or the backoff after a failure)
 //!                    GetProducts ─ok, accepted─► save the copy, publish file > API > built-in
 //!                               └─failed or refused─► warn, keep the prices in force, back off }
 //! ```
 //!
+//! An answer with far fewer types than the cached copy is refused, unless the copy is old or
+//! the same count comes twice in a row ([`price_cache::accept`]).
+//!
 //! Nothing here blocks a capacity pass: a catalog read takes whatever the feed holds. The only
 //! wait at start is one state-store read, bounded by [`LOAD_TIMEOUT`].
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -72,6 +78,9 @@ pub struct Refresher<S> {
     pub feed: PriceFeed,
     /// Where time is read (the copy's read time, when a refresh is due).
     pub clock: Arc<dyn Clock>,
+    /// The type count of the last answer refused as partial, if the last answer was one: the
+    /// same count again replaces the cached copy.
+    pub last_partial: Mutex<Option<usize>>,
 }
 
 impl<S: StateStore + 'static> Refresher<S> {
@@ -86,7 +95,16 @@ impl<S: StateStore + 'static> Refresher<S> {
         let pricing_region =
             settings.pricing_region.clone().unwrap_or_else(|| pricing::pricing_region(&settings.region).to_string());
         let client = pricing::client(settings.endpoint.as_deref(), &pricing_region).await;
-        Refresher { settings, client, store, file, builtin: prices::builtin(), feed, clock }
+        Refresher {
+            settings,
+            client,
+            store,
+            file,
+            builtin: prices::builtin(),
+            feed,
+            clock,
+            last_partial: Mutex::new(None),
+        }
     }
 
     /// Publishes the file, `api` and built-in prices merged, and logs which sources serve.
@@ -118,17 +136,50 @@ impl<S: StateStore + 'static> Refresher<S> {
     pub async fn refresh(&self, cached: Option<&CachedPrices>) -> Result<CachedPrices, RefreshError> {
         let region = &self.settings.region;
         let parsed = pricing::read(&self.client, region).await?;
-        price_cache::accept(region, cached, parsed.prices.len())?;
         let fresh = CachedPrices::new(region, self.clock.utc(), &parsed.prices);
+        let last = *self.last_partial.lock().unwrap_or_else(|p| p.into_inner());
+        let rule = price_cache::Rule { refresh: self.settings.refresh, last_partial: last };
+        match price_cache::accept(region, cached, fresh.prices.len(), fresh.read_at, &rule) {
+            Ok(None) => {}
+            Ok(Some(why)) => tracing::warn!(
+                region = %region,
+                types = fresh.prices.len(),
+                cached = cached.map_or(0, |c| c.prices.len()),
+                %why,
+                "AWS Pricing API: an answer with far fewer types replaces the cached prices"
+            ),
+            Err(refused) => return Err(self.refused(refused)),
+        }
         if let Some(store) = &self.store {
-            match price_cache::save(store, &self.settings.kops_name, &fresh).await {
+            match price_cache::save(store, &self.settings.kops_name, &fresh, &rule).await {
                 Ok(Saved::Written | Saved::KeptNewer) => {}
-                Ok(Saved::KeptGood(refused)) => return Err(refused.into()),
+                Ok(Saved::KeptGood(refused)) => return Err(self.refused(refused)),
                 Err(e) => tracing::warn!(error = %e, "on-demand prices not cached; they are used all the same"),
             }
         }
+        *self.last_partial.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.publish(Some(&fresh.api_prices(false)));
         Ok(fresh)
+    }
+
+    /// Notes a refused answer's count (a partial one's), for the next answer's judgement.
+    fn refused(&self, refused: Refused) -> RefreshError {
+        let count = match &refused {
+            Refused::Partial { fresh, .. } => Some(*fresh),
+            Refused::Empty { .. } => None,
+        };
+        *self.last_partial.lock().unwrap_or_else(|p| p.into_inner()) = count;
+        refused.into()
+    }
+
+    /// The partition of the region when it has no Pricing API this refresher can reach: a
+    /// GovCloud or ISO region, unless `aws.pricing.region` or `.endpoint` names one.
+    pub fn unreachable(&self) -> Option<&'static str> {
+        let s = &self.settings;
+        if s.endpoint.is_some() || s.pricing_region.is_some() {
+            return None;
+        }
+        pricing::unreachable_partition(&s.region)
     }
 
     /// Publishes the cached copy (or the file and built-in prices) at once, then refreshes in a
@@ -136,6 +187,20 @@ impl<S: StateStore + 'static> Refresher<S> {
     pub async fn start(self, stop: CancellationToken) -> JoinHandle<()> {
         let cached = self.load().await;
         self.publish(cached.as_ref().map(|c| c.api_prices(true)).as_ref());
+        if let Some(partition) = self.unreachable() {
+            // Said once per region and process: a refresher restarted later says nothing new.
+            static SAID: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+            if SAID.lock().unwrap_or_else(|p| p.into_inner()).insert(self.settings.region.clone()) {
+                let set = self.feed.current();
+                tracing::warn!(
+                    region = %self.settings.region,
+                    partition,
+                    sources = %set.sources.label(),
+                    "the AWS Pricing API is not reachable from this partition and is not polled; on-demand prices come from the price file, the cached copy and the built-in prices (as listed); set aws.pricing.region or aws.pricing.endpoint to poll one"
+                );
+            }
+            return tokio::spawn(async {});
+        }
         tokio::spawn(self.run(cached, stop))
     }
 

@@ -4,7 +4,9 @@
 //! region ──pricing_region──► the Pricing API's endpoint region (ap-south-1, cn-northwest-1,
 //!                            eu-central-1 or us-east-1)
 //! GetProducts × 2 queries (shared tenancy; dedicated bare metal), 100 documents a page, NextToken
-//!   └─ each PriceList entry: a JSON document as a string ──parse──► (instanceType, USD/h)
+//!   └─ each PriceList entry: a JSON document as a string ──parse──► (instanceType, USD/h; CNY/h
+//!      in the China partition)
+//! us-gov-*, us-iso*: no Pricing API reachable; not polled unless aws.pricing.region/endpoint
 //! ```
 //!
 //! The documents are read by [`super::price_list`] (pure), which keeps going past a bad one: what
@@ -43,7 +45,7 @@ pub enum PricingError {
     Price {
         /// The instance type of the document.
         instance_type: String,
-        /// The `pricePerUnit.USD` string as answered.
+        /// The `pricePerUnit` string as answered (USD, or CNY in the China partition).
         value: String,
     },
     /// No credentials in the AWS chain.
@@ -63,7 +65,31 @@ pub enum PricingError {
     },
 }
 
-/// The Pricing API region that serves prices for an EC2 `region`.
+/// The partition of an EC2 `region` that has no Pricing API endpoint of its own and cannot call
+/// the commercial one with its credentials (GovCloud, the ISO regions); `None` elsewhere.
+pub fn unreachable_partition(region: &str) -> Option<&'static str> {
+    if region.starts_with("us-gov-") {
+        Some("aws-us-gov")
+    } else if region.starts_with("us-iso") {
+        Some("aws-iso")
+    } else {
+        None
+    }
+}
+
+/// Logs once per process, for a China region, that its prices are in yuan.
+fn note_currency(region: &str, parsed: &Parsed) {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if parsed.currencies.contains("CNY") && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            region,
+            "AWS Pricing API: on-demand prices are in CNY (yuan), not USD; packing only compares prices, so its choices are unaffected, but the status page and cost figures show them with $ and they are CNY"
+        );
+    }
+}
+
+/// The Pricing API region that serves prices for an EC2 `region` (partitions without one:
+/// [`unreachable_partition`]).
 pub fn pricing_region(region: &str) -> &'static str {
     if region.starts_with("ap-") {
         "ap-south-1"
@@ -191,6 +217,7 @@ pub async fn read(client: &aws_sdk_pricing::Client, region: &str) -> Result<Pars
     if let Some(first) = parsed.errors.first() {
         tracing::warn!(skipped = parsed.errors.len(), first = %first, "AWS Pricing API: documents skipped");
     }
+    note_currency(region, &parsed);
     Ok(parsed)
 }
 
@@ -212,6 +239,11 @@ mod tests {
             ("us-gov-west-1", "us-east-1"),
         ] {
             assert_eq!(pricing_region(region), pricing, "{region}");
+        }
+        for (region, partition) in
+            [("us-gov-west-1", Some("aws-us-gov")), ("us-isob-east-1", Some("aws-iso")), ("us-east-1", None)]
+        {
+            assert_eq!(unreachable_partition(region), partition, "{region}");
         }
     }
 

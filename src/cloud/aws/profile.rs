@@ -190,15 +190,43 @@ pub enum Ensured {
     Changed,
 }
 
+/// Whether a profile made at `created` (by IAM's clock) or last changed by this process at
+/// `changed` (its clock) is still settling into IAM at `now`: within [`SETTLE`] of either.
+pub fn settling(created: Option<Duration>, changed: Option<Duration>, now: Duration) -> bool {
+    [created, changed].into_iter().flatten().any(|at| now.saturating_sub(at) < SETTLE)
+}
+
+/// An AccessDenied from `call` on a profile still settling ([`settling`]): the IAM policy allows
+/// AddRoleToInstanceProfile and TagInstanceProfile on the profile's tags (`aws:ResourceTag`),
+/// which IAM may not show yet right after CreateInstanceProfile. A retryable `Api` error that
+/// says so; anything else as [`iam_error`] types it.
+fn settling_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    call: &str,
+    profile: &str,
+    err: SdkError<E, R>,
+    settling: bool,
+) -> CloudError {
+    if settling && super::error_code(&err) == Some("AccessDenied") {
+        return CloudError::Api(format!(
+            "{call} {profile}: AccessDenied moments after the profile was created; the IAM policy allows it on the profile's tags, which IAM may not show yet: retried"
+        ));
+    }
+    iam_error(call, err)
+}
+
 /// Makes capstan's profile for `class` exist under the cluster's path, tagged, holding `role`
 /// and only it. Idempotent. A profile of that name outside the path is not capstan's: a
-/// configuration error, nothing is changed.
+/// configuration error, nothing is changed. A profile created here is noted in `recent` at
+/// once (at `now`), before its tags and role are set, so that a launch refused while it
+/// settles is retried whatever fails next.
 pub async fn ensure(
     iam: &aws_sdk_iam::Client,
     cluster: &str,
     class: &str,
     profile: &str,
     role: &str,
+    recent: &super::tidy::Recent,
+    now: Duration,
 ) -> Result<Ensured, CloudError> {
     let wanted_tags = profile_tags(cluster, class);
     let mut changed = false;
@@ -221,9 +249,12 @@ pub async fn ensure(
                 .await;
             changed = true;
             match created {
-                Ok(out) => out.instance_profile.ok_or_else(|| {
-                    CloudError::Api(format!("CreateInstanceProfile {profile}: IAM answered no profile"))
-                })?,
+                Ok(out) => {
+                    recent.profile_changed(profile, now);
+                    out.instance_profile.ok_or_else(|| {
+                        CloudError::Api(format!("CreateInstanceProfile {profile}: IAM answered no profile"))
+                    })?
+                }
                 // Made by another replica in between: read it.
                 Err(e) if super::error_code(&e) == Some("EntityAlreadyExists") => iam
                     .get_instance_profile()
@@ -243,6 +274,8 @@ pub async fn ensure(
             current.path()
         )));
     }
+    let created = Duration::from_secs(current.create_date().secs().max(0) as u64);
+    let young = settling(Some(created), recent.changed_at(profile), now);
     let have: BTreeMap<&str, &str> = current.tags().iter().map(|t| (t.key(), t.value())).collect();
     if wanted_tags.iter().any(|(k, v)| have.get(k.as_str()) != Some(&v.as_str())) {
         iam.tag_instance_profile()
@@ -250,7 +283,7 @@ pub async fn ensure(
             .set_tags(Some(iam_tags(&wanted_tags)))
             .send()
             .await
-            .map_err(|e| iam_error("TagInstanceProfile", e))?;
+            .map_err(|e| settling_error("TagInstanceProfile", profile, e, young))?;
     }
     let mut holds = false;
     for r in current.roles() {
@@ -270,7 +303,7 @@ pub async fn ensure(
                     "EC2NodeClass {class}: IAM role {role} does not exist; create it (kOps: nodes.{cluster}) or fix spec.role"
                 )));
             }
-            Err(e) => return Err(iam_error("AddRoleToInstanceProfile", e)),
+            Err(e) => return Err(settling_error("AddRoleToInstanceProfile", profile, e, young)),
         }
     }
     Ok(if changed { Ensured::Changed } else { Ensured::AsItWas })
@@ -354,6 +387,17 @@ mod tests {
         let long = name(&"c".repeat(200), &"k".repeat(200), "r");
         assert!(valid(&long) && long.len() == 128, "{long}");
         assert_ne!(long, name(&"c".repeat(200), &"k".repeat(199), "r"), "the hash keeps long names apart");
+    }
+
+    #[test]
+    fn a_profile_settles_for_a_while_after_iam_made_it_or_capstan_changed_it() {
+        let s = |secs| Some(Duration::from_secs(secs));
+        let now = Duration::from_secs(1000);
+        assert!(settling(s(990), None, now), "created moments ago by IAM's clock");
+        assert!(settling(None, s(990), now), "changed moments ago by this process");
+        assert!(settling(s(0), s(1000 - SETTLE.as_secs() + 1), now));
+        assert!(!settling(s(0), s(1000 - SETTLE.as_secs()), now), "settled");
+        assert!(!settling(None, None, now));
     }
 
     #[test]

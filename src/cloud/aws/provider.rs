@@ -11,15 +11,16 @@
 //!              lifecycle), returned to the caller, which owns the unavailable-offerings cache
 //! ```
 //!
-//! The provider keeps no cache: `catalog()` reads EC2 on each call (when prices are set) and
-//! the capacity loop decides how often to ask. The last catalog read (or the one given) is kept
-//! only to look up an instance type's architecture and an instance's price.
+//! The capacity loop decides how often to ask for the catalog. `catalog()` reads the classes'
+//! capacity reservations on every call, and the instance types and prices (when prices are set)
+//! when the last read is older than [`BASE_TTL`]. The last catalog read (or the one given) is
+//! also kept to look up an instance type's architecture and an instance's price.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use aws_sdk_ec2::types::{
-    DefaultTargetCapacityType, Filter, FleetLaunchTemplateConfigRequest, FleetLaunchTemplateOverridesRequest,
+    Filter, FleetLaunchTemplateConfigRequest, FleetLaunchTemplateOverridesRequest,
     FleetLaunchTemplateSpecificationRequest, FleetOnDemandAllocationStrategy, FleetType, OnDemandOptionsRequest,
     ResourceType, SpotAllocationStrategy, SpotOptionsRequest, Tag, TagSpecification,
     TargetCapacitySpecificationRequest,
@@ -31,7 +32,7 @@ use super::{classify, error_code, from_code, no_capacity, profile, reserved, res
 use crate::policy::nodeclass::EC2NodeClass;
 use crate::scheduling::catalog::{CapacityType, Catalog};
 use crate::scheduling::plan::LaunchOption;
-use crate::scheduling::reserved::RESERVATION_ID_LABEL;
+use crate::scheduling::reserved::{RESERVATION_ID_LABEL, without_reserved};
 
 /// EC2 behind the CloudProvider contract, for one cluster.
 pub struct AwsCloud {
@@ -58,10 +59,30 @@ pub struct AwsCloud {
     /// Where `create` and `tidy` read the time (what was ensured when; clean-up's grace).
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
     /// Launch templates and instance profiles this process ensured lately: kept by `tidy`.
-    pub recent: super::tidy::Recent,
+    /// Shared by every provider the daemon builds ([`AwsCloud::with_recent`]).
+    pub recent: std::sync::Arc<super::tidy::Recent>,
     /// The interruption queue's reader; `None`: no queue, no notices.
     pub interruptions: Option<super::sqs::Reader>,
+    /// The catalog last read from EC2 without its reserved offerings: reused for [`BASE_TTL`]
+    /// while the prices stay the same, so reservations are read again on every `catalog()` call
+    /// without reading every instance type again.
+    base: Mutex<Option<Base>>,
 }
+
+/// A catalog read from EC2, without reserved offerings.
+#[derive(Clone)]
+struct Base {
+    catalog: Catalog,
+    /// When it was read.
+    at: std::time::Duration,
+    /// The on-demand prices it was read with.
+    prices: HashMap<String, f64>,
+}
+
+/// How long the instance types and prices read from EC2 are reused while reservations are read
+/// again: a little less than the hour the capacity loop keeps a catalog, so its hourly read
+/// always reads everything.
+pub const BASE_TTL: std::time::Duration = std::time::Duration::from_secs(55 * 60);
 
 fn state(name: Option<&aws_sdk_ec2::types::InstanceStateName>) -> InstanceState {
     match name.map(|s| s.as_str()) {
@@ -92,7 +113,16 @@ impl AwsCloud {
             clock: std::sync::Arc::new(crate::clock::SystemClock),
             recent: Default::default(),
             interruptions: None,
+            base: Mutex::new(None),
         }
+    }
+
+    /// The provider keeping its record of recent launches in `recent`: the daemon hands the
+    /// same record to the provider of each policy revision, so that what a launch just before a
+    /// revision prepared is not tidied away, nor an instance profile's settling forgotten.
+    pub fn with_recent(mut self, recent: std::sync::Arc<super::tidy::Recent>) -> AwsCloud {
+        self.recent = recent;
+        self
     }
 
     /// The provider with this IAM client for instance profiles.
@@ -110,17 +140,29 @@ impl AwsCloud {
         self.catalog.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Reads the catalog from EC2 when prices are set, else serves the given one. A failed read
-    /// serves the last one read (and is logged); with none yet, it is an error.
+    /// Reads the catalog from EC2 when prices are set, else serves the given one; either way
+    /// with the classes' reservations read now. Instance types read less than [`BASE_TTL`] ago
+    /// with the same prices are reused. A failed read serves the last one read (and is logged);
+    /// with none yet, it is an error.
     async fn read_catalog(&self) -> Result<Catalog, CloudError> {
+        let now = self.clock.now();
+        let with_reserved = |c: Catalog| reserved::with_reserved(&self.ec2, self.classes.values(), c, now);
         let fed = self.price_feed.as_ref().map(|f| f.current());
         let Some(prices) = fed.as_ref().map(|f| &f.prices).or(self.prices.as_ref()) else {
-            let given = self.current().clone();
-            return Ok(reserved::with_reserved(&self.ec2, self.classes.values(), given).await);
+            let given = without_reserved(self.current().clone());
+            return Ok(with_reserved(given).await);
         };
+        let base = self.base.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(base) = base.filter(|b| now < b.at + BASE_TTL && b.prices == *prices) {
+            let fresh = with_reserved(base.catalog).await;
+            *self.current() = fresh.clone();
+            return Ok(fresh);
+        }
         match super::catalog::fetch(&self.ec2, prices).await {
             Ok((fresh, report)) => {
-                let fresh = reserved::with_reserved(&self.ec2, self.classes.values(), fresh).await;
+                let base = Base { catalog: fresh.clone(), at: now, prices: prices.clone() };
+                *self.base.lock().unwrap_or_else(|p| p.into_inner()) = Some(base);
+                let fresh = with_reserved(fresh).await;
                 let sources = fed.as_ref().map_or_else(|| "given".into(), |f| f.sources.label());
                 let unpriced = report.unpriced.len();
                 tracing::info!(types = report.exported, unpriced, %sources, "instance catalog read");
@@ -129,7 +171,8 @@ impl AwsCloud {
             }
             Err(e) if !self.current().types.is_empty() => {
                 tracing::warn!(error = %e, "instance catalog read failed; serving the previous one");
-                Ok(self.current().clone())
+                let previous = without_reserved(self.current().clone());
+                Ok(with_reserved(previous).await)
             }
             Err(e) => Err(e),
         }
@@ -153,7 +196,10 @@ impl AwsCloud {
         let instance_type = i.instance_type().map(|t| t.as_str().to_string()).unwrap_or_default();
         let zone = i.placement().and_then(|p| p.availability_zone()).unwrap_or_default().to_string();
         let spot = i.instance_lifecycle().is_some_and(|l| l.as_str() == "spot");
-        let reserved = tags.contains_key(RESERVATION_ID_LABEL) || i.capacity_reservation_id().is_some();
+        // Reserved only when capstan launched it into a reservation (and tagged it so): an
+        // on-demand launch EC2 places into an open reservation stays on-demand, as its NodePool
+        // may not allow reserved capacity.
+        let reserved = tags.contains_key(RESERVATION_ID_LABEL);
         let capacity_type = match (spot, reserved) {
             (true, _) => CapacityType::Spot,
             (false, true) => CapacityType::Reserved,
@@ -226,8 +272,10 @@ impl AwsCloud {
     ) -> Result<Launch, CloudError> {
         let source = profile::source(&self.cluster, class)?;
         if let profile::Source::Role { profile: name, role } = &source {
-            let ensured = profile::ensure(self.iam().await, &self.cluster, &class.metadata.name, name, role).await?;
             self.recent.profile(name, self.clock.now());
+            let (iam, now) = (self.iam().await, self.clock.now());
+            let ensured =
+                profile::ensure(iam, &self.cluster, &class.metadata.name, name, role, &self.recent, now).await?;
             if ensured == profile::Ensured::Changed {
                 self.recent.profile_changed(name, self.clock.now());
             }
@@ -238,8 +286,7 @@ impl AwsCloud {
         };
         self.recent.template(&launch.template, self.clock.now());
         let name = launch.template.as_str();
-        let existing = self.ec2.describe_launch_templates().launch_template_names(name).send().await;
-        if existing.is_ok_and(|o| o.launch_templates().iter().any(|t| t.launch_template_name() == Some(name))) {
+        if self.existing_template(name).await? {
             return Ok(launch);
         }
         let data = template::data(class, image, security_groups, &launch.profile);
@@ -253,9 +300,34 @@ impl AwsCloud {
             .await;
         match created {
             Ok(_) => Ok(launch),
-            Err(e) if error_code(&e).is_some_and(|c| c.ends_with("AlreadyExists")) => Ok(launch),
+            // Made in between (by another replica, or another cluster of a look-alike name).
+            Err(e) if error_code(&e).is_some_and(|c| c.ends_with("AlreadyExists")) => {
+                self.existing_template(name).await?;
+                Ok(launch)
+            }
             Err(e) => Err(classify("CreateLaunchTemplate", e)),
         }
+    }
+
+    /// Whether a launch template named `name` exists; one that does not carry this cluster's
+    /// ownership tag is not this cluster's (another cluster's name can look the same once dots
+    /// are dashes): a configuration error, never launched from.
+    pub(super) async fn existing_template(&self, name: &str) -> Result<bool, CloudError> {
+        let Ok(out) = self.ec2.describe_launch_templates().launch_template_names(name).send().await else {
+            return Ok(false);
+        };
+        let Some(found) = out.launch_templates().iter().find(|t| t.launch_template_name() == Some(name)) else {
+            return Ok(false);
+        };
+        let tags = found.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
+        if template::owned_by(&self.cluster, tags) {
+            return Ok(true);
+        }
+        Err(CloudError::InvalidConfig(format!(
+            "launch template {name} ({}) exists but is not tagged {}: owned; it is not this cluster's (another cluster or tool made it) and is not launched from; delete or rename it",
+            found.launch_template_id().unwrap_or_default(),
+            tags::cluster(&self.cluster)
+        )))
     }
 
     /// A launch refused while the profile capstan made is still settling into IAM: retried,
@@ -272,6 +344,25 @@ impl AwsCloud {
                 None => other,
             },
         }
+    }
+}
+
+impl AwsCloud {
+    /// A failed launch as the caller gets it: as [`AwsCloud::settling`] makes it; a reserved
+    /// one that is not settling as [`reserved::refused`] makes it (InsufficientCapacity for the
+    /// reserved `offerings`, so the pods fall back to capacity that is not reserved).
+    fn launch_failed(
+        &self,
+        err: CloudError,
+        launch: &Launch,
+        capacity: CapacityType,
+        offerings: &[OfferingKey],
+    ) -> CloudError {
+        let settled = self.settling(err.clone(), launch);
+        if capacity != CapacityType::Reserved || settled != err {
+            return settled;
+        }
+        reserved::refused(err, offerings)
     }
 }
 
@@ -325,10 +416,15 @@ impl CloudProvider for AwsCloud {
         }
         let capacity = options.first().map_or(CapacityType::OnDemand, |o| o.capacity_type);
         // Reserved: into one of the class's reservations, through a launch template of its own.
+        // A reserved launch refused for any reason makes its reserved options InsufficientCapacity.
+        let reserved_keys: Vec<OfferingKey> =
+            options.iter().filter(|o| o.capacity_type == CapacityType::Reserved).map(|o| OfferingKey::of(o)).collect();
         let reservation = match capacity {
             CapacityType::Reserved => {
-                let (r, template) =
-                    self.reserved_launch(class, image, &groups, &launch.profile, &launch.template, &options).await?;
+                let (r, template) = self
+                    .reserved_launch(class, image, &groups, &launch.profile, &launch.template, &options)
+                    .await
+                    .map_err(|e| self.launch_failed(e, &launch, capacity, &reserved_keys))?;
                 launch.template = template;
                 Some(r)
             }
@@ -359,10 +455,13 @@ impl CloudProvider for AwsCloud {
             }
         }
         if overrides.is_empty() {
-            return Err(CloudError::InvalidConfig(format!(
+            let err = CloudError::InvalidConfig(format!(
                 "NodeClaim {}: no option's zone has a subnet of EC2NodeClass {}",
                 claim.name, class.metadata.name
-            )));
+            ));
+            let into_reservation: Vec<OfferingKey> =
+                options.iter().filter(|o| o.capacity_type == capacity && into(o)).map(|o| OfferingKey::of(o)).collect();
+            return Err(self.launch_failed(err, &launch, capacity, &into_reservation));
         }
         let config = FleetLaunchTemplateConfigRequest::builder()
             .launch_template_specification(
@@ -375,11 +474,7 @@ impl CloudProvider for AwsCloud {
             .build();
         let target = TargetCapacitySpecificationRequest::builder()
             .total_target_capacity(1)
-            .default_target_capacity_type(if capacity == CapacityType::Spot {
-                DefaultTargetCapacityType::Spot
-            } else {
-                DefaultTargetCapacityType::OnDemand
-            })
+            .default_target_capacity_type(reserved::target_capacity_type(capacity, reservation.as_ref()))
             .build();
         // Never resent by the SDK: a lost answer is resolved by the tag lookup above on the
         // caller's retry, which holds even where the ClientToken is not honoured.
@@ -417,7 +512,7 @@ impl CloudProvider for AwsCloud {
                 CloudError::InsufficientCapacity { .. } => {
                     CloudError::InsufficientCapacity { offerings: tried.clone() }
                 }
-                other => self.settling(other, &launch),
+                other => self.launch_failed(other, &launch, capacity, &tried),
             })?;
         // Per-override errors with a no-capacity code: the offerings EC2 refused.
         let mut refused: Vec<OfferingKey> = Vec::new();
@@ -452,7 +547,7 @@ impl CloudProvider for AwsCloud {
                     e.error_message().unwrap_or_default(),
                 ) {
                     CloudError::InsufficientCapacity { .. } => CloudError::InsufficientCapacity { offerings: tried },
-                    other => self.settling(other, &launch),
+                    other => self.launch_failed(other, &launch, capacity, &tried),
                 },
                 None => CloudError::Api(format!("CreateFleet launched nothing for NodeClaim {}", claim.name)),
             });
@@ -492,6 +587,10 @@ impl CloudProvider for AwsCloud {
         let owned = Filter::builder().name(format!("tag:{}", tags::cluster(&self.cluster))).values("owned").build();
         let capstan = Filter::builder().name("tag-key").values(tags::NODE_CLAIM).build();
         self.describe(vec![owned, capstan], Vec::new()).await
+    }
+
+    fn cluster_tag(&self) -> Option<String> {
+        Some(tags::cluster(&self.cluster))
     }
 
     async fn notices(&self) -> Result<Vec<crate::cloud::interruption::Notice>, CloudError> {

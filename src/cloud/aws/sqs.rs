@@ -4,23 +4,29 @@
 //!
 //! ```text
 //! background task: wait for demand ─► GetQueueUrl (once, for a name) ─► ReceiveMessage
-//!                  (long poll: 10 messages, wait 20 s, visibility 20 s) ─► buffer (by message id)
-//! capacity pass:   notices() ─► takes the buffer, never waits; asks for the next poll
+//!                  (long poll 20 s, then 1 s while messages keep coming: up to 100 a round,
+//!                  visibility 120 s) ─► buffer (by message id)
+//! capacity pass:   notices() ─► takes the buffer, never waits; asks for the next round
 //!                  acknowledge(receipt) ─► DeleteMessage
 //! ```
 //!
 //! A long poll waits up to 20 s for a message, so it never runs inside a capacity pass: a
-//! background task polls and the pass takes what arrived. The task polls only while it is asked
-//! to (each `notices` call asks for one more poll), so a replica that stops leading stops
-//! receiving after one poll, and the messages it holds come back to the leader after the
-//! visibility timeout. A message received twice is kept once, with its newest receipt handle
-//! (the one SQS deletes by). The reader is dropped with its last clone, and its task with it.
+//! background task polls and the pass takes what arrived. A round reads until the queue is
+//! empty (up to [`MAX_PER_ROUND`]), so a storm of warnings is handled in one pass, not ten at a
+//! time. The task polls only while it is asked to (each `notices` call asks for one more
+//! round), so a replica that stops leading stops receiving after one round, and the messages it
+//! holds come back to the leader after the visibility timeout. A message received twice is kept
+//! once, with its newest receipt handle (the one SQS deletes by). The reader is dropped with
+//! its last clone, and its task with it; a task that ended (a panic) is started again by the
+//! next `notices` call, which reports it.
 
 use std::sync::{Arc, Mutex, OnceLock};
+
 use std::time::Duration;
 
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{Endpoint, classify, sdk_config};
@@ -29,10 +35,20 @@ use crate::cloud::interruption::{Notice, parse};
 
 /// Most messages one ReceiveMessage returns (SQS's limit).
 pub const MAX_MESSAGES: i32 = 10;
-/// How long a ReceiveMessage waits for a message (SQS's longest long poll).
+/// Most messages one round reads: enough for a storm of warnings in one pass, few enough that
+/// the pass stays short.
+pub const MAX_PER_ROUND: usize = 100;
+/// How long the first ReceiveMessage of a round waits for a message (SQS's longest long poll).
 pub const WAIT: Duration = Duration::from_secs(20);
-/// How long a received message stays hidden from other receives before it comes back.
-pub const VISIBILITY: Duration = Duration::from_secs(20);
+/// How long the next ones wait: a long poll (it asks every SQS server, where a short poll asks
+/// a few) that returns at once while messages are there.
+const WAIT_MORE: Duration = Duration::from_secs(1);
+/// How long a received message stays hidden from other receives before it comes back. Longer
+/// than a slow pass in a storm (a hundred notices, each marked, then each replacement
+/// launched): a message delivered again while it is being handled would be handled twice, and
+/// its first receipt handle would no longer delete it. A message left in the queue (its action
+/// failed, or was put off) is read again after it.
+pub const VISIBILITY: Duration = Duration::from_secs(120);
 /// The wait after a failed receive (or a failed GetQueueUrl) before the next one.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -54,8 +70,14 @@ struct Shared {
 #[derive(Debug, Clone)]
 pub struct Reader {
     client: aws_sdk_sqs::Client,
+    /// The queue's name or URL, as configured.
+    queue: String,
     shared: Arc<Shared>,
-    _stop: Arc<DropGuard>,
+    /// The background task, started again when it ended.
+    task: Arc<Mutex<JoinHandle<()>>>,
+    /// Ends the task; cancelled when the last clone drops `_guard`.
+    stop: CancellationToken,
+    _guard: Arc<DropGuard>,
 }
 
 /// Whether `queue` is a queue URL rather than a name.
@@ -78,14 +100,35 @@ impl Reader {
             let _ = shared.url.set(queue.to_string());
         }
         let stop = CancellationToken::new();
-        tokio::spawn(poll(client.clone(), queue.to_string(), shared.clone(), stop.clone()));
+        let task = tokio::spawn(poll(client.clone(), queue.to_string(), shared.clone(), stop.clone()));
         // The first poll starts at once, before the first pass asks.
         shared.wanted.notify_one();
-        Reader { client, shared, _stop: Arc::new(stop.drop_guard()) }
+        Reader {
+            client,
+            queue: queue.to_string(),
+            shared,
+            task: Arc::new(Mutex::new(task)),
+            _guard: Arc::new(stop.clone().drop_guard()),
+            stop,
+        }
     }
 
-    /// The messages received since the last call, without waiting; asks for the next poll.
+    /// The messages received since the last call, without waiting; asks for the next round.
+    /// When the background task has ended (it panicked), it is started again on the current
+    /// runtime and the call is an error: no message is read until it runs.
     pub fn notices(&self) -> Result<Vec<Notice>, CloudError> {
+        {
+            let mut task = self.task.lock().unwrap_or_else(|p| p.into_inner());
+            if task.is_finished() {
+                let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                    return Err(CloudError::Api("the interruption queue reader has no runtime to run on".into()));
+                };
+                let (client, queue) = (self.client.clone(), self.queue.clone());
+                *task = runtime.spawn(poll(client, queue, self.shared.clone(), self.stop.clone()));
+                self.shared.wanted.notify_one();
+                return Err(CloudError::Api("the interruption queue reader had stopped; started again".into()));
+            }
+        }
         let taken = std::mem::take(&mut *self.shared.buffer.lock().unwrap_or_else(|p| p.into_inner()));
         self.shared.wanted.notify_one();
         if taken.is_empty()
@@ -117,7 +160,7 @@ impl Reader {
     }
 }
 
-/// The task: on each demand, one long poll into the buffer.
+/// The task: on each demand, one round of receives into the buffer.
 async fn poll(client: aws_sdk_sqs::Client, queue: String, shared: Arc<Shared>, stop: CancellationToken) {
     loop {
         tokio::select! {
@@ -126,16 +169,10 @@ async fn poll(client: aws_sdk_sqs::Client, queue: String, shared: Arc<Shared>, s
         }
         let received = tokio::select! {
             _ = stop.cancelled() => return,
-            r = receive(&client, &queue, &shared) => r,
+            r = round(&client, &queue, &shared) => r,
         };
         match received {
-            Ok(notices) => {
-                let mut buffer = shared.buffer.lock().unwrap_or_else(|p| p.into_inner());
-                for n in notices {
-                    buffer.retain(|b| b.message_id != n.message_id);
-                    buffer.push(n);
-                }
-            }
+            Ok(()) => {}
             Err(e) => {
                 tracing::warn!(error = %e, %queue, "reading the interruption queue; retrying");
                 *shared.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
@@ -149,23 +186,52 @@ async fn poll(client: aws_sdk_sqs::Client, queue: String, shared: Arc<Shared>, s
     }
 }
 
-/// One ReceiveMessage (the queue URL resolved first when only a name is known).
-async fn receive(client: &aws_sdk_sqs::Client, queue: &str, shared: &Shared) -> Result<Vec<Notice>, CloudError> {
+/// One round: receives until the queue is empty or [`MAX_PER_ROUND`] messages were read, each
+/// batch into the buffer as it comes (the queue URL resolved first when only a name is known).
+async fn round(client: &aws_sdk_sqs::Client, queue: &str, shared: &Shared) -> Result<(), CloudError> {
     let url = match shared.url.get() {
         Some(u) => u.clone(),
         None => {
             let out = client.get_queue_url().queue_name(queue).send().await.map_err(|e| sqs_error("GetQueueUrl", e))?;
             let url = out.queue_url().unwrap_or_default().to_string();
+            if url.is_empty() {
+                return Err(CloudError::Api(format!("GetQueueUrl: no URL for the interruption queue {queue}")));
+            }
             tracing::info!(%queue, %url, "interruption queue found");
             shared.url.get_or_init(|| url).clone()
         }
     };
+    let (mut read, mut wait) = (0, WAIT);
+    while read < MAX_PER_ROUND {
+        let most = MAX_MESSAGES.min((MAX_PER_ROUND - read) as i32);
+        let notices = receive(client, &url, most, wait).await?;
+        if notices.is_empty() {
+            break;
+        }
+        read += notices.len();
+        wait = WAIT_MORE;
+        let mut buffer = shared.buffer.lock().unwrap_or_else(|p| p.into_inner());
+        for n in notices {
+            buffer.retain(|b| b.message_id != n.message_id);
+            buffer.push(n);
+        }
+    }
+    Ok(())
+}
+
+/// One ReceiveMessage of at most `most` messages, waiting up to `wait` for the first.
+async fn receive(
+    client: &aws_sdk_sqs::Client,
+    url: &str,
+    most: i32,
+    wait: Duration,
+) -> Result<Vec<Notice>, CloudError> {
     let out = client
         .receive_message()
-        .queue_url(&url)
-        .max_number_of_messages(MAX_MESSAGES)
+        .queue_url(url)
+        .max_number_of_messages(most)
         .visibility_timeout(VISIBILITY.as_secs() as i32)
-        .wait_time_seconds(WAIT.as_secs() as i32)
+        .wait_time_seconds(wait.as_secs() as i32)
         .send()
         .await
         .map_err(|e| sqs_error("ReceiveMessage", e))?;
@@ -192,21 +258,4 @@ fn sqs_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
         ));
     }
     classify(call, e)
-}
-
-/// The reader of `queue` for this process: started on first use and kept, so a new policy
-/// revision's provider reads on with the same task and the queue URL resolved once. Asking for
-/// another queue (or region, or endpoint) starts a reader for it instead.
-pub async fn shared(queue: &str, region: Option<String>, endpoint: Option<String>) -> Reader {
-    type Key = (String, Option<String>, Option<String>);
-    static CURRENT: Mutex<Option<(Key, Reader)>> = Mutex::new(None);
-    let key: Key = (queue.to_string(), region.clone(), endpoint.clone());
-    if let Some((k, r)) = CURRENT.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
-        && *k == key
-    {
-        return r.clone();
-    }
-    let reader = Reader::start(client(region, endpoint).await, queue);
-    *CURRENT.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, reader.clone()));
-    reader
 }

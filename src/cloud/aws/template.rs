@@ -25,20 +25,53 @@ pub const INSTANCE_TEMPLATE_TAG: &str = "capstan.io/launch-template";
 pub const INSTANCE_PROFILE_TAG: &str = "capstan.io/instance-profile";
 
 /// What the name's hash covers besides the class: bumped when the template's layout changes,
-/// so a template made by an older capstan (untagged, without the public-IP interface) is not
-/// reused.
-const LAYOUT: &str = "2";
+/// so a template made by an older capstan (untagged, without the public-IP interface, or named
+/// without the raw cluster name in its hash) is not reused.
+const LAYOUT: &str = "3";
 
-/// The prefix of every capstan template name of `cluster`.
+/// The longest launch-template name EC2 takes.
+pub const MAX_NAME: usize = 128;
+
+/// Room kept at the end of a name for what a reserved launch's template adds:
+/// `-<reservation id>` (`-cr-` and 17 hex digits) and, for a capacity block, `-block`.
+pub const RESERVED_SUFFIX: usize = 27;
+
+/// The longest name [`name`] gives: a reserved launch's suffix still fits in [`MAX_NAME`].
+pub const MAX_BASE_NAME: usize = MAX_NAME - RESERVED_SUFFIX;
+
+/// The hash's length in a name.
+const HASH: usize = 16;
+
+/// The prefix of every capstan template name of `cluster` (`capstan-<cluster, dots as
+/// dashes>-`), its cluster part cut so that a name fits in [`MAX_BASE_NAME`]. Two clusters may
+/// share it (`dev.example.com`, `dev-example.com`): the name's hash covers the raw cluster name,
+/// and a template is used and deleted only with the cluster's ownership tag.
 pub fn prefix(cluster: &str) -> String {
-    format!("capstan-{}-", cluster.replace('.', "-"))
+    let mut part: String = cluster.replace('.', "-");
+    let room = MAX_BASE_NAME - HASH - "capstan-".len() - 1;
+    if part.len() > room {
+        let mut cut = room;
+        while !part.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        part.truncate(cut);
+    }
+    format!("capstan-{part}-")
 }
 
-/// The template's name: the cluster and a hash of everything in it.
+/// The template's name: the cluster and a hash of everything in it (the raw cluster name
+/// included); at most [`MAX_BASE_NAME`] characters.
 pub fn name(cluster: &str, class: &EC2NodeClass, image: &Image, security_groups: &[String]) -> String {
     let spec = serde_json::to_string(&class.spec).unwrap_or_default();
-    let identity = format!("{LAYOUT}|{}|{}|{}|{spec}", class.metadata.name, image.id, security_groups.join(","));
+    let identity =
+        format!("{LAYOUT}|{cluster}|{}|{}|{}|{spec}", class.metadata.name, image.id, security_groups.join(","));
     format!("{}{:016x}", prefix(cluster), crate::digest::fnv64(identity.as_bytes()))
+}
+
+/// Whether a template's `tags` (key, value) mark it as `cluster`'s: `kubernetes.io/cluster/<cluster>: owned`.
+pub fn owned_by<'a>(cluster: &str, mut tags: impl Iterator<Item = (&'a str, &'a str)>) -> bool {
+    let key = tags::cluster(cluster);
+    tags.any(|(k, v)| k == key && v == "owned")
 }
 
 /// The template's own tags, set as CreateLaunchTemplate creates it.
@@ -176,10 +209,37 @@ mod tests {
         assert!(a.starts_with(&prefix("dev.example.com")) && a.starts_with("capstan-dev-example-com-"), "{a}");
         assert_eq!(a, name("dev.example.com", &class(None), &image(), &groups));
         assert_ne!(a, name("dev.example.com", &class(Some(true)), &image(), &groups));
+        let look_alike = name("dev-example.com", &class(None), &image(), &groups);
+        assert_eq!(prefix("dev-example.com"), prefix("dev.example.com"), "the prefix alone cannot tell them apart");
+        assert_ne!(a, look_alike, "the hash covers the raw cluster name");
         let spec = tag_specification("dev.example.com", &class(None));
         assert_eq!(spec.resource_type(), Some(&ResourceType::LaunchTemplate));
         let tags: Vec<(&str, &str)> =
             spec.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())).collect();
         assert_eq!(tags, [("kubernetes.io/cluster/dev.example.com", "owned"), (CLASS_TAG, "nodes")]);
+    }
+
+    #[test]
+    fn a_name_fits_ec2s_limit_with_a_reserved_suffix_and_keeps_its_hash() {
+        let groups = ["sg-1".to_string()];
+        let long = "a.".repeat(100) + "example.com";
+        let n = name(&long, &class(None), &image(), &groups);
+        assert!(n.len() <= MAX_BASE_NAME, "{} {n}", n.len());
+        assert!(n.starts_with(&prefix(&long)) && n.len() == prefix(&long).len() + HASH, "{n}");
+        let reserved = format!("{n}-cr-0123456789abcdef0-block");
+        assert!(reserved.len() <= MAX_NAME, "{}", reserved.len());
+        let other = name(&(long.clone() + "x"), &class(None), &image(), &groups);
+        assert_eq!(prefix(&long), prefix(&(long.clone() + "x")));
+        assert_ne!(n, other, "the hash keeps clusters apart when the prefix is cut");
+        assert_eq!(prefix("c.io"), "capstan-c-io-");
+    }
+
+    #[test]
+    fn only_the_clusters_owned_tag_marks_a_template_as_its() {
+        let k = "kubernetes.io/cluster/dev.example.com";
+        assert!(owned_by("dev.example.com", [(k, "owned")].into_iter()));
+        assert!(!owned_by("dev.example.com", [(k, "shared")].into_iter()));
+        assert!(!owned_by("dev-example.com", [(k, "owned")].into_iter()));
+        assert!(!owned_by("dev.example.com", std::iter::empty()));
     }
 }

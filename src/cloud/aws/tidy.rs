@@ -34,6 +34,9 @@ pub const GRACE: Duration = Duration::from_secs(15 * 60);
 const EC2_TEMPLATE_ID_TAG: &str = "aws:ec2launchtemplate:id";
 
 /// What this process ensured for launches, and when (its clock): kept by clean-up for [`GRACE`].
+/// One record serves every provider the daemon builds (one per policy revision), so a revision
+/// never forgets a launch made just before it; entries past [`GRACE`] are dropped as new ones
+/// come, so it never grows without bound.
 #[derive(Debug, Default)]
 pub struct Recent {
     /// Launch-template names.
@@ -45,19 +48,38 @@ pub struct Recent {
 }
 
 impl Recent {
+    fn note(map: &Mutex<BTreeMap<String, Duration>>, name: &str, now: Duration) {
+        let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, at| now.saturating_sub(*at) < GRACE);
+        map.insert(name.to_string(), now);
+    }
+
     /// Notes a template ensured at `now`.
     pub fn template(&self, name: &str, now: Duration) {
-        self.templates.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), now);
+        Self::note(&self.templates, name, now);
     }
 
     /// Notes a profile ensured at `now`.
     pub fn profile(&self, name: &str, now: Duration) {
-        self.profiles.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), now);
+        Self::note(&self.profiles, name, now);
     }
 
     /// Notes a profile created or given its role at `now`.
     pub fn profile_changed(&self, name: &str, now: Duration) {
-        self.changed.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), now);
+        Self::note(&self.changed, name, now);
+    }
+
+    /// How many entries are held (templates, profiles, changed profiles).
+    pub fn len(&self) -> usize {
+        [&self.templates, &self.profiles, &self.changed]
+            .iter()
+            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).len())
+            .sum()
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// When a profile was last created or given its role by this process, if ever.
@@ -269,5 +291,20 @@ mod tests {
         r.template("b", Duration::from_secs(100) + GRACE);
         let now = Duration::from_secs(100) + GRACE;
         assert_eq!(Recent::within(&r.templates, now), BTreeSet::from(["b".to_string()]));
+    }
+
+    #[test]
+    fn old_entries_are_dropped_as_new_ones_come() {
+        let r = Recent::default();
+        for i in 0..100u64 {
+            let at = Duration::from_secs(i * 60);
+            r.template(&format!("t{i}"), at);
+            r.profile(&format!("p{i}"), at);
+            r.profile_changed(&format!("p{i}"), at);
+        }
+        // Fifteen minutes of one a minute: 15 of each are within the grace period.
+        assert_eq!(r.len(), 3 * 15, "bounded by the grace period");
+        assert_eq!(r.changed_at("p99"), Some(Duration::from_secs(99 * 60)));
+        assert_eq!(r.changed_at("p0"), None);
     }
 }

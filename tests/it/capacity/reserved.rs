@@ -1,7 +1,9 @@
 //! Reserved capacity on the simulated world: a NodePool that allows `reserved` fills a capacity
-//! reservation first, only as far as it has room, labels those nodes with the reservation, and
-//! launches on-demand for the rest; a NodePool that does not allow it never touches it. And the
-//! simulated EC2 itself: a full reservation refuses, a termination frees its place.
+//! reservation of its EC2NodeClass first, only as far as it has room, labels those nodes with
+//! the reservation, and launches on-demand for the rest; a NodePool that does not allow it, or
+//! whose class does not select the reservation, never touches it. And the simulated EC2 itself:
+//! a full reservation refuses (without launching another capacity type in the same call, as
+//! CreateFleet does not), a termination frees its place, another class's launch never goes in.
 
 use std::collections::BTreeMap;
 
@@ -46,7 +48,7 @@ async fn node_capacity(h: &Harness) -> Vec<(String, Option<String>)> {
 async fn a_two_instance_reservation_takes_two_of_three_nodes_and_labels_them() {
     let p = base(&[pool_of("on-demand, reserved")], "  dryRun: false");
     let mut h = Harness::new(&p);
-    h.world.cloud.add_reservation("cr-0123456789abcdef0", "m5.large", "us-east-1b", 2);
+    h.world.cloud.add_reservation("default", "cr-0123456789abcdef0", "m5.large", "us-east-1b", 2);
     h.apply(&web(3));
     assert!(h.until(300, |w| w.cluster.running("default", "web") == 3).await, "{}", h.timeline());
     let reserved = Some("cr-0123456789abcdef0".to_string());
@@ -76,7 +78,7 @@ async fn a_two_instance_reservation_takes_two_of_three_nodes_and_labels_them() {
 async fn a_pool_that_does_not_allow_reserved_leaves_the_reservation_alone() {
     let p = base(&[pool_of("on-demand")], "  dryRun: false");
     let mut h = Harness::new(&p);
-    h.world.cloud.add_reservation("cr-1", "m5.large", "us-east-1b", 5);
+    h.world.cloud.add_reservation("default", "cr-1", "m5.large", "us-east-1b", 5);
     h.apply(&web(2));
     assert!(h.until(300, |w| w.cluster.running("default", "web") == 2).await, "{}", h.timeline());
     assert_eq!(node_capacity(&h).await, vec![("on-demand".into(), None), ("on-demand".into(), None)]);
@@ -110,7 +112,7 @@ async fn free(cloud: &SimCloud) -> Option<u32> {
 #[tokio::test]
 async fn the_simulated_reservation_fills_refuses_when_full_and_frees_on_termination() {
     let cloud = SimCloud::new("test.example.com", VirtualClock::default());
-    cloud.add_reservation("cr-1", "m5.large", "us-east-1a", 1);
+    cloud.add_reservation("default", "cr-1", "m5.large", "us-east-1a", 1);
     let (reserved, on_demand) = ((CapacityType::Reserved, 0.096 / 1e7), (CapacityType::OnDemand, 0.096));
     assert_eq!(free(&cloud).await, Some(1));
     let first = cloud.create(&claim("a", &[reserved]), &Avoid::new()).await.unwrap();
@@ -118,14 +120,37 @@ async fn the_simulated_reservation_fills_refuses_when_full_and_frees_on_terminat
     assert_eq!(first.instance.tags.get(RESERVATION_ID_LABEL).map(String::as_str), Some("cr-1"));
     assert_eq!(free(&cloud).await, Some(0));
     let key = OfferingKey::new("m5.large", "us-east-1a", CapacityType::Reserved);
-    // Full: the reserved option is refused, the on-demand one launched.
-    let second = cloud.create(&claim("b", &[reserved, on_demand]), &Avoid::new()).await.unwrap();
+    // Full: the reserved option is refused, and nothing else is launched in the same call (one
+    // capacity type per CreateFleet); the caller avoids it and asks again.
+    let second = cloud.create(&claim("b", &[reserved, on_demand]), &Avoid::new()).await;
+    assert_eq!(second.err(), Some(CloudError::InsufficientCapacity { offerings: vec![key.clone()] }));
+    let avoid = Avoid::from([key.clone()]);
+    let second = cloud.create(&claim("b", &[reserved, on_demand]), &avoid).await.unwrap();
     assert_eq!(second.instance.capacity_type, CapacityType::OnDemand);
-    assert_eq!(second.refused, vec![key.clone()]);
+    assert!(second.refused.is_empty(), "what the caller avoids is not reported");
     let only = cloud.create(&claim("c", &[reserved]), &Avoid::new()).await;
-    assert_eq!(only.err(), Some(CloudError::InsufficientCapacity { offerings: vec![key] }));
+    assert_eq!(only.err(), Some(CloudError::InsufficientCapacity { offerings: vec![key.clone()] }));
     cloud.delete(&first.instance.id).await.unwrap();
     assert_eq!(free(&cloud).await, Some(1), "a termination frees its place");
+    // Another class's launch never goes into it.
+    let mut theirs = claim("d", &[reserved]);
+    theirs.node_class = "gpu".into();
+    let refused = cloud.create(&theirs, &Avoid::new()).await;
+    assert_eq!(refused.err(), Some(CloudError::InsufficientCapacity { offerings: vec![key] }));
     let again = cloud.create(&claim("c", &[reserved]), &Avoid::new()).await.unwrap();
     assert_eq!(again.instance.capacity_type, CapacityType::Reserved);
+}
+
+#[tokio::test]
+async fn a_pool_whose_class_does_not_select_the_reservation_leaves_it_alone() {
+    let p = base(&[pool_of("on-demand, reserved")], "  dryRun: false");
+    let mut h = Harness::new(&p);
+    // Another class's reservation: the pool (class `default`) allows reserved capacity, yet
+    // plans no node into it, so no launch fails and nothing is avoided.
+    h.world.cloud.add_reservation("gpu", "cr-1", "m5.large", "us-east-1b", 5);
+    h.apply(&web(2));
+    assert!(h.until(300, |w| w.cluster.running("default", "web") == 2).await, "{}", h.timeline());
+    assert_eq!(node_capacity(&h).await, vec![("on-demand".into(), None), ("on-demand".into(), None)]);
+    assert_eq!(h.count("launch-failed"), 0, "{}", h.timeline());
+    assert_eq!(h.count("launch"), 2, "{}", h.timeline());
 }

@@ -1,6 +1,7 @@
 //! Reserved capacity in the solver: a reservation's offering is used before anything else, but
 //! only for as many nodes as it has free instances, counted across the whole plan; only by
-//! pools that allow `reserved`; and two reservations rank by their types' prices.
+//! pools that allow `reserved` and whose EC2NodeClass selects the reservation; and two
+//! reservations rank by their types' prices.
 
 use capstan::scheduling::catalog::{CAPACITY_TYPE, CapacityType, HOSTNAME};
 use capstan::scheduling::pod::{Selector, pod};
@@ -16,6 +17,7 @@ fn reservation(id: &str, instance_type: &str, zone: &str, available: u32) -> Res
         available,
         kind: ReservationKind::Default,
         interruptible: false,
+        classes: vec!["default".into()],
     }
 }
 
@@ -89,5 +91,36 @@ fn two_reservations_rank_by_their_types_prices_and_an_empty_one_is_not_planned()
             !claim.options.iter().any(|o| o.instance_type == "c5.large" && o.capacity_type == CapacityType::Reserved),
             "{s:?}: the full reservation is no option"
         );
+    }
+}
+
+#[test]
+fn a_reservation_serves_only_the_pools_of_the_classes_that_select_it() {
+    let mut theirs = reservation("cr-gpu", "m5.large", "us-east-1b", 5);
+    theirs.classes = vec!["gpu".into()];
+    let c = reserved_catalog(&[theirs, reservation("cr-mine", "m5.large", "us-east-1a", 1)]);
+    // A pool of another class that allows reserved capacity: the gpu class's reservation is no
+    // option for it (a launch there would find no reservation of its class), its own is.
+    let mut case = Case::new(&c, one_per_node(3));
+    case.pools = vec![reserving_pool()];
+    for (s, plan) in case.solve() {
+        assert!(plan.unschedulable.is_empty(), "{s:?}: {:?}", plan.unschedulable);
+        let reserved = reserved_claims(&plan);
+        assert_eq!(reserved.len(), 1, "{s:?}: only its own reservation's one instance: {:?}", plan.claims);
+        assert_eq!(reserved[0].zone, "us-east-1a", "{s:?}");
+        let options = plan.claims.iter().flat_map(|c| c.options.iter());
+        let foreign = options.filter(|o| o.capacity_type == CapacityType::Reserved && o.zone == "us-east-1b").count();
+        assert_eq!(foreign, 0, "{s:?}: the other class's reservation is no launch option");
+    }
+    // The gpu class's pool fills it.
+    let mut gpu = pool("gpu");
+    gpu.requirements = in_(CAPACITY_TYPE, &["on-demand", "reserved"]);
+    gpu.node_class = "gpu".into();
+    let mut case = Case::new(&c, one_per_node(3));
+    case.pools = vec![gpu];
+    for (s, plan) in case.solve() {
+        let reserved = reserved_claims(&plan);
+        assert_eq!(reserved.len(), 3, "{s:?}: {:?}", plan.claims);
+        assert!(reserved.iter().all(|r| r.zone == "us-east-1b"), "{s:?}");
     }
 }
