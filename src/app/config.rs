@@ -261,16 +261,7 @@ pub struct Pricing {
     pub refresh: Option<GoDuration>,
 }
 
-/// What a rebalance recommendation does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum RebalancePolicy {
-    /// Launch the replacement at once, then cordon and drain the node (the default).
-    #[default]
-    Replace,
-    /// Record it as a decision and do nothing else (Karpenter's behaviour).
-    Record,
-}
+pub use crate::cloud::interruption::RebalancePolicy;
 
 /// The interruption queue.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -29,6 +29,7 @@ pub mod http;
 pub mod logs;
 pub mod metrics;
 pub mod preflight;
+pub mod prices;
 pub mod real;
 pub mod rollout;
 pub mod scale;

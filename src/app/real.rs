@@ -26,7 +26,7 @@ use crate::capacity::report::LoopMetrics;
 use crate::capacity::{CapacityLoop, DecisionLog, fingerprint};
 use crate::clock::{Clock, SystemClock};
 use crate::cloud::aws::provider::AwsCloud;
-use crate::cloud::aws::tidy::Recent;
+use crate::cloud::aws::recent::Recent;
 use crate::cloud::aws::{self, Endpoint};
 use crate::cloud::metered::{CloudMetrics, Metered};
 use crate::cloud::prices::PriceFeed;
@@ -178,7 +178,7 @@ impl PriceFile {
     }
 }
 
-/// Starts the on-demand price refresher for the cluster's region ([`aws::price_refresh`]); the
+/// Starts the on-demand price refresher for the cluster's region ([`super::prices`]); the
 /// copy cached in the state store, if any, is in force when it returns.
 async fn refresh_prices(
     cfg: &DaemonConfig,
@@ -191,14 +191,14 @@ async fn refresh_prices(
     let store = store.inspect_err(|e| tracing::warn!(error = %e, "on-demand prices are not cached")).ok();
     let pricing = &cfg.aws.pricing;
     let region = cfg.aws.region.clone().or_else(|| acc.policy.fleet_entry.as_ref().map(|f| f.region.clone()));
-    let settings = aws::price_refresh::Settings {
+    let settings = super::prices::Settings {
         region: region.unwrap_or_default(),
         kops_name: acc.policy.kops_name.clone(),
         endpoint: pricing.endpoint.clone(),
         pricing_region: pricing.region.clone(),
-        refresh: pricing.refresh.as_ref().map_or(aws::price_refresh::DEFAULT_REFRESH, |d| d.duration()),
+        refresh: pricing.refresh.as_ref().map_or(super::prices::DEFAULT_REFRESH, |d| d.duration()),
     };
-    aws::price_refresh::start(settings, store, file, feed.clone(), Arc::new(SystemClock), stop.clone()).await
+    super::prices::start(settings, store, file, feed.clone(), Arc::new(SystemClock), stop.clone()).await
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -92,7 +92,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
     /// does not hold it.
     async fn fetch_unlisted(&self, notices: &[Notice], instances: &[Instance]) -> BTreeMap<String, Fetched> {
         let tag = self.cloud.cluster_tag();
-        let replace = self.rebalance == crate::app::config::RebalancePolicy::Replace;
+        let replace = self.rebalance == crate::cloud::interruption::RebalancePolicy::Replace;
         let acts = |e: &&Event| e.takes_instances_away() || (replace && e.kind == Kind::RebalanceRecommendation);
         let mut out = BTreeMap::new();
         for id in notices.iter().filter_map(|n| n.event.as_ref().ok()).filter(acts).flat_map(|e| &e.instance_ids) {

@@ -115,7 +115,7 @@ pub struct CapacityLoop<C, K> {
     /// Marked on the catalog before each solve and passed to `create` as the set to avoid.
     unavailable: Unavailable,
     /// What a rebalance recommendation from the interruption queue does.
-    rebalance: crate::app::config::RebalancePolicy,
+    rebalance: crate::cloud::interruption::RebalancePolicy,
     /// Nodes the interruption notices of this pass marked: no disruption decided before them
     /// marks them again in the same pass.
     marked_now: BTreeSet<String>,
@@ -213,7 +213,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
 
     /// What a rebalance recommendation does (default: replace the node, as a voluntary
     /// disruption).
-    pub fn with_rebalance(mut self, rebalance: crate::app::config::RebalancePolicy) -> Self {
+    pub fn with_rebalance(mut self, rebalance: crate::cloud::interruption::RebalancePolicy) -> Self {
         self.rebalance = rebalance;
         self
     }

@@ -2,7 +2,19 @@
 //! warning, a rebalance recommendation, a scheduled change, a state change), as read from the
 //! interruption queue.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// What a rebalance recommendation does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RebalancePolicy {
+    /// Launch a replacement at once and drain the node once it is ready, within the NodePool's
+    /// disruption budgets and `karpenter.sh/do-not-disrupt` (the default).
+    #[default]
+    Replace,
+    /// Record it as a decision and do nothing else (Karpenter's behaviour).
+    Record,
+}
 
 /// One message read from the interruption queue and not yet deleted.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,6 @@ pub mod error;
 pub mod interruption;
 pub mod metered;
 pub mod offering;
-pub mod price_cache;
 pub mod prices;
 pub mod provider;
 pub mod sim;

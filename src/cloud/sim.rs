@@ -45,6 +45,12 @@ impl VirtualClock {
 /// How long after its interruption warning EC2 takes a spot instance back.
 pub const INTERRUPTION_NOTICE: Duration = Duration::from_secs(120);
 
+impl crate::clock::Clock for VirtualClock {
+    fn now(&self) -> Duration {
+        VirtualClock::now(self)
+    }
+}
+
 /// Timing of the simulated launch.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Timing {

@@ -25,8 +25,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::app::config::RebalancePolicy;
 use crate::cloud::OfferingKey;
+use crate::cloud::interruption::RebalancePolicy;
 use crate::cloud::interruption::{Event, Kind, Notice};
 use crate::cloud::provider::{Instance, InstanceState};
 use crate::cluster::marks::{self, DisruptionMarks};

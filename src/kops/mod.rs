@@ -17,6 +17,7 @@ pub mod folder;
 pub mod lock;
 pub mod object;
 pub mod plan;
+pub mod prices;
 pub mod read;
 pub mod reconcile;
 pub mod s3;

@@ -15,6 +15,13 @@ use super::diag::{Diagnostic, Severity};
 use super::hint;
 use super::yaml::{self, Node, Span, Step};
 
+/// A typed object and where its fields came from.
+#[derive(Debug, Clone)]
+pub struct Located<T> {
+    pub value: T,
+    pub origin: Origin,
+}
+
 /// Largest policy file accepted.
 pub const MAX_FILE_BYTES: usize = 4 << 20;
 

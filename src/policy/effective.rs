@@ -24,12 +24,7 @@ use super::nodepool::NodePool;
 use super::translate;
 use super::yaml::Step;
 
-/// A typed object and where its fields came from.
-#[derive(Debug, Clone)]
-pub struct Located<T> {
-    pub value: T,
-    pub origin: Origin,
-}
+pub use super::document::Located;
 
 /// Everything that governs one cluster.
 #[derive(Debug, Clone)]

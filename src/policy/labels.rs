@@ -85,6 +85,13 @@ pub fn restricted_reason(key: &str) -> Option<String> {
 
 pub use super::names::{is_label_value, is_qualified_name};
 
+/// Whether `key` is a label every node of an instance type carries by the type alone: the
+/// instance type, architecture, operating system and `karpenter.k8s.aws/instance-*` labels.
+pub fn is_instance_label(key: &str) -> bool {
+    key.starts_with("karpenter.k8s.aws/instance-")
+        || matches!(key, "node.kubernetes.io/instance-type" | "kubernetes.io/arch" | "kubernetes.io/os")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

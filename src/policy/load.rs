@@ -36,7 +36,10 @@ pub struct Repo {
     pub fleet: Option<(Fleet, Origin)>,
     pub guardrails: Option<(Guardrails, Origin)>,
     /// The fleet's Savings Plans and Reserved Instances, typed; every cluster sees them.
-    pub commitments: Vec<super::effective::Located<super::commitment::Commitment>>,
+    pub commitments: Vec<super::document::Located<super::commitment::Commitment>>,
+    /// The documents of `commitments/`, as read: typed and checked into `commitments` by
+    /// [`super::pricing_checks::commitments`].
+    pub commitment_entries: Vec<(Entry, Origin)>,
     pub base: Vec<Entry>,
     pub clusters: BTreeMap<String, Vec<Entry>>,
     pub diagnostics: Diagnostics,
@@ -114,7 +117,6 @@ pub fn load(snapshot: &Snapshot) -> Repo {
         }
     }
     check_fleet(&mut repo);
-    super::pricing_checks::check_commitments(&mut repo);
     repo
 }
 
@@ -145,7 +147,7 @@ fn add(repo: &mut Repo, place: &Place, doc: RawDoc) {
     match place {
         Place::Fleet => set_single(&mut repo.fleet, &mut repo.diagnostics, &entry, origin),
         Place::Guardrails => set_single(&mut repo.guardrails, &mut repo.diagnostics, &entry, origin),
-        Place::Commitments => super::pricing_checks::admit_commitment(repo, &entry, origin),
+        Place::Commitments => repo.commitment_entries.push((entry, origin)),
         Place::Base(_) => push_unique(&mut repo.base, &mut repo.diagnostics, entry),
         Place::Cluster(c, _) => {
             let list = repo.clusters.entry(c.clone()).or_default();

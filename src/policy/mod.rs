@@ -26,6 +26,7 @@ pub mod names;
 pub mod nodeclass;
 pub mod nodeoverlay;
 pub mod nodepool;
+pub mod overlap;
 pub mod pricing_checks;
 pub mod quantity;
 pub mod render;
@@ -57,7 +58,8 @@ pub enum ValidateError {
 
 /// Loads and checks the repository for one cluster, or for every cluster of the fleet.
 pub fn validate(snapshot: &Snapshot, cluster: Option<&str>) -> Result<Validation, ValidateError> {
-    let repo = load::load(snapshot);
+    let mut repo = load::load(snapshot);
+    pricing_checks::commitments(&mut repo);
     let mut diagnostics = repo.diagnostics.clone();
     let listed: Vec<String> =
         repo.fleet.as_ref().map(|(f, _)| f.spec.clusters.iter().map(|c| c.name.clone()).collect()).unwrap_or_default();

@@ -174,8 +174,8 @@ impl NodeOverlaySpec {
 /// Whether `key` is a label an offering carries by itself (instance-type labels, zone, capacity
 /// type, region): the only keys capstan matches overlays on.
 pub fn is_offering_key(key: &str) -> bool {
-    use crate::scheduling::catalog::{CAPACITY_TYPE, ZONE, is_instance_label};
-    is_instance_label(key) || key == ZONE || key == CAPACITY_TYPE || key == "topology.kubernetes.io/region"
+    super::labels::is_instance_label(key)
+        || matches!(key, "topology.kubernetes.io/zone" | "karpenter.sh/capacity-type" | "topology.kubernetes.io/region")
 }
 
 #[cfg(test)]

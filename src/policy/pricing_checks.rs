@@ -9,12 +9,12 @@
 
 use super::commitment::{Commitment, CommitmentType};
 use super::diag::{Diagnostics, Severity};
+use super::document::Located;
 use super::document::{Origin, steps};
-use super::effective::{EffectivePolicy, Located};
+use super::effective::EffectivePolicy;
 use super::load::{Entry, Repo};
 use super::nodeoverlay::{MAX_REQUIREMENTS, NodeOverlay, PriceEffect, STANDARD_RESOURCES, is_offering_key};
 use super::nodepool::Operator;
-use crate::scheduling::requirements::Requirements;
 
 /// Reports findings about one object, at its fields.
 struct Report<'a> {
@@ -82,19 +82,8 @@ fn conflict(a: &NodeOverlay, b: &NodeOverlay) -> Option<String> {
     if a.spec.weight() != b.spec.weight() || !(price_differs || capacity_differs) {
         return None;
     }
-    let ra = requirements(a);
-    let rb = requirements(b);
-    if ra.conflict(&rb).is_some() {
-        return None;
-    }
-    let shared: Vec<&str> = ra.iter().map(|(k, _)| k).filter(|k| rb.get(k).is_some()).collect();
-    Some(shared.first().map(|k| format!(" (both select on {k})")).unwrap_or_default())
-}
-
-/// An overlay's requirements in the scheduler's form.
-pub fn requirements(o: &NodeOverlay) -> Requirements {
-    let reqs: Vec<_> = o.spec.requirements.iter().map(|r| r.as_requirement()).collect();
-    Requirements::from_policy(&reqs)
+    let shared = super::overlap::overlap(&a.spec.requirements, &b.spec.requirements)?;
+    Some(shared.map(|k| format!(" (both select on {k})")).unwrap_or_default())
 }
 
 fn check_overlay(o: &NodeOverlay, r: &mut Report) {
@@ -178,8 +167,16 @@ fn check_overlay(o: &NodeOverlay, r: &mut Report) {
     }
 }
 
+/// Types the Commitments read from `commitments/` into the repository and checks them.
+pub fn commitments(repo: &mut Repo) {
+    for (entry, origin) in std::mem::take(&mut repo.commitment_entries) {
+        admit_commitment(repo, &entry, origin);
+    }
+    check_commitments(repo);
+}
+
 /// Types a Commitment from `commitments/` into the repository, refusing a second of one name.
-pub fn admit_commitment(repo: &mut Repo, entry: &Entry, origin: Origin) {
+fn admit_commitment(repo: &mut Repo, entry: &Entry, origin: Origin) {
     let object = entry.object();
     if let Some(first) = repo.commitments.iter().find(|c| c.value.metadata.name == entry.doc.name()) {
         let (file, span) = first.origin.locate(&steps("metadata.name"));
@@ -200,7 +197,7 @@ pub fn admit_commitment(repo: &mut Repo, entry: &Entry, origin: Origin) {
 }
 
 /// Checks every Commitment's fields and its shares against the fleet.
-pub fn check_commitments(repo: &mut Repo) {
+fn check_commitments(repo: &mut Repo) {
     let mut diags = Diagnostics::default();
     for c in &repo.commitments {
         let mut r =

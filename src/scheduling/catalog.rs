@@ -7,7 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::requirements::Requirements;
-use super::reserved::{RESERVED_PRICE_DIVISOR, Reservation};
+use super::reservation::{RESERVED_PRICE_DIVISOR, Reservation};
 
 /// How an instance is bought: the value of `karpenter.sh/capacity-type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -196,8 +196,7 @@ pub const HOSTNAME: &str = "kubernetes.io/hostname";
 
 /// Keys whose value comes from the instance type (so a type without one lacks the label).
 pub fn is_instance_label(key: &str) -> bool {
-    key.starts_with("karpenter.k8s.aws/instance-")
-        || matches!(key, INSTANCE_TYPE | "kubernetes.io/arch" | "kubernetes.io/os")
+    crate::policy::labels::is_instance_label(key)
 }
 
 /// A set of instance types.

@@ -22,6 +22,7 @@ pub mod plan;
 pub mod pod;
 pub mod pool;
 pub mod requirements;
+pub mod reservation;
 pub mod reserved;
 pub mod resources;
 pub mod solve;

@@ -20,8 +20,7 @@ use std::sync::Arc;
 
 use crate::policy::EffectivePolicy;
 use crate::policy::commitment::{CommitmentType, Rate};
-use crate::policy::nodeoverlay::{PriceEffect, is_offering_key};
-use crate::policy::pricing_checks;
+use crate::policy::nodeoverlay::{NodeOverlay, PriceEffect, is_offering_key};
 
 use super::catalog::{CAPACITY_TYPE, CapacityType, Catalog, InstanceType, Offering, ZONE};
 use super::plan::{LaunchOption, Plan};
@@ -112,7 +111,7 @@ impl Pricing {
                 Some(PriceOverlay {
                     name: o.value.metadata.name.clone(),
                     weight: o.value.spec.weight(),
-                    requirements: pricing_checks::requirements(&o.value),
+                    requirements: requirements(&o.value),
                     effect: o.value.spec.effect()?,
                 })
             })
@@ -332,6 +331,12 @@ fn matches(reqs: &Requirements, t: &InstanceType, offering: &Offering) -> bool {
             None => set.allows_absent(),
         },
     })
+}
+
+/// An overlay's requirements in the scheduler's form.
+fn requirements(o: &NodeOverlay) -> Requirements {
+    let reqs: Vec<_> = o.spec.requirements.iter().map(|r| r.as_requirement()).collect();
+    Requirements::from_policy(&reqs)
 }
 
 #[cfg(test)]

@@ -14,13 +14,13 @@ use aws_sdk_pricing::config::retry::RetryConfig;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use capstan::app::config::DaemonConfig;
+use capstan::app::prices::{RefreshError, Refresher, Settings};
 use capstan::clock::{Clock, SystemClock};
-use capstan::cloud::aws::price_refresh::{RefreshError, Refresher, Settings};
 use capstan::cloud::aws::pricing;
-use capstan::cloud::price_cache;
 use capstan::cloud::prices::{self, PriceFeed, PriceMap};
 use capstan::cloud::sim::VirtualClock;
 use capstan::kops::any::Store;
+use capstan::kops::prices as price_cache;
 use capstan::kops::s3::S3Options;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -380,7 +380,7 @@ async fn an_unreachable_api_never_holds_up_start_and_the_refresher_stops_when_to
     };
     let file: PriceMap = [("m6i.large".to_string(), 0.05)].into();
     let (feed, stop) = (PriceFeed::default(), CancellationToken::new());
-    let started = capstan::cloud::aws::price_refresh::start(
+    let started = capstan::app::prices::start(
         settings,
         Some(store(dir.path()).await),
         Some(file),

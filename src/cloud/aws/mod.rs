@@ -3,10 +3,10 @@
 
 pub mod catalog;
 pub mod price_list;
-pub mod price_refresh;
 pub mod pricing;
 pub mod profile;
 pub mod provider;
+pub mod recent;
 pub mod reserved;
 pub mod resolve;
 pub mod sqs;

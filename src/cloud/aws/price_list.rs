@@ -9,7 +9,41 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Deserialize;
 
-use super::pricing::PricingError;
+/// Why prices could not be read, or one document could not be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PricingError {
+    /// A PriceList entry that is not a product document; it is skipped.
+    #[error("price list document {index} is not a product document ({reason}); it is skipped")]
+    Document {
+        /// Its position in the answer (from 0, across pages and queries).
+        index: usize,
+        /// What the JSON parser said.
+        reason: String,
+    },
+    /// A price that is not a number; the type is skipped (priced by the next source, if any).
+    #[error("instance type {instance_type}: on-demand price `{value}` is not a number; the type is skipped")]
+    Price {
+        /// The instance type of the document.
+        instance_type: String,
+        /// The `pricePerUnit` string as answered (USD, or CNY in the China partition).
+        value: String,
+    },
+    /// No credentials in the AWS chain.
+    #[error(
+        "AWS Pricing API: no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or IRSA (the role needs pricing:GetProducts)"
+    )]
+    Unauthorized,
+    /// The call failed (network, throttling, a refusal): the caller keeps the prices it has.
+    #[error(
+        "AWS Pricing API GetProducts ({query}): {message}; check the network, pricing:GetProducts in the IAM policy and aws.pricing.endpoint"
+    )]
+    Api {
+        /// Which of the two queries failed.
+        query: &'static str,
+        /// What the SDK said, without key ids.
+        message: String,
+    },
+}
 
 #[derive(Deserialize)]
 struct Document {

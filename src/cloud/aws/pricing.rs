@@ -19,7 +19,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_pricing::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_pricing::types::{Filter, FilterType};
 
-pub use super::price_list::{Parsed, parse};
+pub use super::price_list::{Parsed, PricingError, parse};
 use super::{lacks_credentials, without_key_ids};
 
 /// Documents asked for per page (the API's maximum).
@@ -28,42 +28,6 @@ pub const PAGE_SIZE: i32 = 100;
 /// Pages read per query at most (a region lists about ten): past it the answer is taken as a
 /// server that never stops paging, and the read fails.
 pub const MAX_PAGES: usize = 500;
-
-/// Why prices could not be read, or one document could not be used.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PricingError {
-    /// A PriceList entry that is not a product document; it is skipped.
-    #[error("price list document {index} is not a product document ({reason}); it is skipped")]
-    Document {
-        /// Its position in the answer (from 0, across pages and queries).
-        index: usize,
-        /// What the JSON parser said.
-        reason: String,
-    },
-    /// A price that is not a number; the type is skipped (priced by the next source, if any).
-    #[error("instance type {instance_type}: on-demand price `{value}` is not a number; the type is skipped")]
-    Price {
-        /// The instance type of the document.
-        instance_type: String,
-        /// The `pricePerUnit` string as answered (USD, or CNY in the China partition).
-        value: String,
-    },
-    /// No credentials in the AWS chain.
-    #[error(
-        "AWS Pricing API: no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a profile, or IRSA (the role needs pricing:GetProducts)"
-    )]
-    Unauthorized,
-    /// The call failed (network, throttling, a refusal): the caller keeps the prices it has.
-    #[error(
-        "AWS Pricing API GetProducts ({query}): {message}; check the network, pricing:GetProducts in the IAM policy and aws.pricing.endpoint"
-    )]
-    Api {
-        /// Which of the two queries failed.
-        query: &'static str,
-        /// What the SDK said, without key ids.
-        message: String,
-    },
-}
 
 /// The partition of an EC2 `region` that has no Pricing API endpoint of its own and cannot call
 /// the commercial one with its credentials (GovCloud, the ISO regions); `None` elsewhere.

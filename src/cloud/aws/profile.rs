@@ -23,8 +23,7 @@ use super::super::CloudError;
 use super::super::provider::tags;
 use crate::policy::nodeclass::EC2NodeClass;
 
-/// The tag naming the EC2NodeClass a capstan profile (or launch template) was made for.
-pub const CLASS_TAG: &str = "capstan.io/ec2nodeclass";
+pub use super::template::CLASS_TAG;
 
 /// How long after capstan creates a profile (or gives it its role) a refused launch is put down
 /// to IAM's eventual consistency and retried: EC2 may not see it for several seconds.
@@ -225,7 +224,7 @@ pub async fn ensure(
     class: &str,
     profile: &str,
     role: &str,
-    recent: &super::tidy::Recent,
+    recent: &super::recent::Recent,
     now: Duration,
 ) -> Result<Ensured, CloudError> {
     let wanted_tags = profile_tags(cluster, class);

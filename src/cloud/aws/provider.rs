@@ -60,7 +60,7 @@ pub struct AwsCloud {
     pub clock: std::sync::Arc<dyn crate::clock::Clock>,
     /// Launch templates and instance profiles this process ensured lately: kept by `tidy`.
     /// Shared by every provider the daemon builds ([`AwsCloud::with_recent`]).
-    pub recent: std::sync::Arc<super::tidy::Recent>,
+    pub recent: std::sync::Arc<super::recent::Recent>,
     /// The interruption queue's reader; `None`: no queue, no notices.
     pub interruptions: Option<super::sqs::Reader>,
     /// The catalog last read from EC2 without its reserved offerings: reused for [`BASE_TTL`]
@@ -120,7 +120,7 @@ impl AwsCloud {
     /// The provider keeping its record of recent launches in `recent`: the daemon hands the
     /// same record to the provider of each policy revision, so that what a launch just before a
     /// revision prepared is not tidied away, nor an instance profile's settling forgotten.
-    pub fn with_recent(mut self, recent: std::sync::Arc<super::tidy::Recent>) -> AwsCloud {
+    pub fn with_recent(mut self, recent: std::sync::Arc<super::recent::Recent>) -> AwsCloud {
         self.recent = recent;
         self
     }
@@ -286,7 +286,7 @@ impl AwsCloud {
         };
         self.recent.template(&launch.template, self.clock.now());
         let name = launch.template.as_str();
-        if self.existing_template(name).await? {
+        if template::existing(&self.ec2, &self.cluster, name).await? {
             return Ok(launch);
         }
         let data = template::data(class, image, security_groups, &launch.profile);
@@ -302,32 +302,11 @@ impl AwsCloud {
             Ok(_) => Ok(launch),
             // Made in between (by another replica, or another cluster of a look-alike name).
             Err(e) if error_code(&e).is_some_and(|c| c.ends_with("AlreadyExists")) => {
-                self.existing_template(name).await?;
+                template::existing(&self.ec2, &self.cluster, name).await?;
                 Ok(launch)
             }
             Err(e) => Err(classify("CreateLaunchTemplate", e)),
         }
-    }
-
-    /// Whether a launch template named `name` exists; one that does not carry this cluster's
-    /// ownership tag is not this cluster's (another cluster's name can look the same once dots
-    /// are dashes): a configuration error, never launched from.
-    pub(super) async fn existing_template(&self, name: &str) -> Result<bool, CloudError> {
-        let Ok(out) = self.ec2.describe_launch_templates().launch_template_names(name).send().await else {
-            return Ok(false);
-        };
-        let Some(found) = out.launch_templates().iter().find(|t| t.launch_template_name() == Some(name)) else {
-            return Ok(false);
-        };
-        let tags = found.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
-        if template::owned_by(&self.cluster, tags) {
-            return Ok(true);
-        }
-        Err(CloudError::InvalidConfig(format!(
-            "launch template {name} ({}) exists but is not tagged {}: owned; it is not this cluster's (another cluster or tool made it) and is not launched from; delete or rename it",
-            found.launch_template_id().unwrap_or_default(),
-            tags::cluster(&self.cluster)
-        )))
     }
 
     /// A launch refused while the profile capstan made is still settling into IAM: retried,
@@ -421,10 +400,16 @@ impl CloudProvider for AwsCloud {
             options.iter().filter(|o| o.capacity_type == CapacityType::Reserved).map(|o| OfferingKey::of(o)).collect();
         let reservation = match capacity {
             CapacityType::Reserved => {
-                let (r, template) = self
-                    .reserved_launch(class, image, &groups, &launch.profile, &launch.template, &options)
-                    .await
-                    .map_err(|e| self.launch_failed(e, &launch, capacity, &reserved_keys))?;
+                let on = reserved::Launcher {
+                    ec2: &self.ec2,
+                    cluster: &self.cluster,
+                    recent: &self.recent,
+                    now: self.clock.now(),
+                };
+                let (r, template) =
+                    reserved::launch(&on, class, image, &groups, &launch.profile, &launch.template, &options)
+                        .await
+                        .map_err(|e| self.launch_failed(e, &launch, capacity, &reserved_keys))?;
                 launch.template = template;
                 Some(r)
             }
@@ -608,6 +593,17 @@ impl CloudProvider for AwsCloud {
     /// [`super::tidy`]).
     #[tracing::instrument(skip(self), fields(cluster = %self.cluster))]
     async fn tidy(&self) -> Result<Tidied, CloudError> {
-        self.tidy_unused().await
+        // Without an IAM client given, IAM is asked only while some class wants a profile.
+        let wanted = profile::wanted(&self.cluster, self.classes.values());
+        let iam = if self.iam.initialized() || !wanted.is_empty() { Some(self.iam().await) } else { None };
+        let scope = super::tidy::Scope {
+            ec2: &self.ec2,
+            iam,
+            cluster: &self.cluster,
+            wanted: &wanted,
+            recent: &self.recent,
+            now: self.clock.now(),
+        };
+        super::tidy::run(&scope).await
     }
 }

@@ -24,7 +24,7 @@ use aws_sdk_ec2::types::{
 };
 
 use super::super::{CloudError, OfferingKey};
-use super::provider::AwsCloud;
+use super::recent::Recent;
 use super::resolve::Image;
 use super::{classify, error_code, template};
 use crate::policy::nodeclass::{CapacityReservationSelectorTerm, EC2NodeClass};
@@ -294,56 +294,64 @@ pub fn tags(r: Option<&ReservedCapacity>) -> Vec<Tag> {
     labels.into_iter().flatten().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
 }
 
-impl AwsCloud {
-    /// For a launch of reserved `options`: the class's reservation the first option with room
-    /// goes into, and the launch template targeted at it (made when missing, tagged and named
-    /// like `base`, so clean-up treats it as the base's). No reservation with room (or none
-    /// could be read) → `InsufficientCapacity` for every reserved option; reading throttled
-    /// with nothing found → `Throttled`.
-    pub(super) async fn reserved_launch(
-        &self,
-        class: &EC2NodeClass,
-        image: &Image,
-        security_groups: &[String],
-        profile: &str,
-        base: &str,
-        options: &[&LaunchOption],
-    ) -> Result<(ReservedCapacity, String), CloudError> {
-        let now = self.clock.now();
-        let (reservations, failed) = describe(&self.ec2, &class.spec.capacity_reservation_selector_terms, now).await;
-        for (request, error) in &failed {
-            tracing::warn!(node_class = %class.metadata.name, %request, %error, "capacity reservations could not be read");
+/// What a reserved launch takes from the provider.
+pub struct Launcher<'a> {
+    pub ec2: &'a aws_sdk_ec2::Client,
+    /// The kOps cluster name: the templates' ownership tag.
+    pub cluster: &'a str,
+    /// Where the template is noted, so clean-up keeps it.
+    pub recent: &'a Recent,
+    /// The provider's clock, now.
+    pub now: Duration,
+}
+
+/// For a launch of reserved `options`: the class's reservation the first option with room
+/// goes into, and the launch template targeted at it (made when missing, tagged and named
+/// like `base`, so clean-up treats it as the base's). No reservation with room (or none
+/// could be read) → `InsufficientCapacity` for every reserved option; reading throttled
+/// with nothing found → `Throttled`.
+pub async fn launch(
+    on: &Launcher<'_>,
+    class: &EC2NodeClass,
+    image: &Image,
+    security_groups: &[String],
+    profile: &str,
+    base: &str,
+    options: &[&LaunchOption],
+) -> Result<(ReservedCapacity, String), CloudError> {
+    let now = on.now;
+    let (reservations, failed) = describe(on.ec2, &class.spec.capacity_reservation_selector_terms, now).await;
+    for (request, error) in &failed {
+        tracing::warn!(node_class = %class.metadata.name, %request, %error, "capacity reservations could not be read");
+    }
+    let reserved: Vec<&&LaunchOption> = options.iter().filter(|o| o.capacity_type == CapacityType::Reserved).collect();
+    let Some(r) = reserved.iter().find_map(|o| choose(&reservations, &o.instance_type, &o.zone)) else {
+        if let Some((_, e)) = failed.iter().find(|(_, e)| matches!(e, CloudError::Throttled(_))) {
+            return Err(e.clone());
         }
-        let reserved: Vec<&&LaunchOption> =
-            options.iter().filter(|o| o.capacity_type == CapacityType::Reserved).collect();
-        let Some(r) = reserved.iter().find_map(|o| choose(&reservations, &o.instance_type, &o.zone)) else {
-            if let Some((_, e)) = failed.iter().find(|(_, e)| matches!(e, CloudError::Throttled(_))) {
-                return Err(e.clone());
-            }
-            let offerings = reserved.iter().map(|o| OfferingKey::of(o)).collect();
-            return Err(CloudError::InsufficientCapacity { offerings });
-        };
-        let name = template_name(base, r);
-        self.recent.template(&name, now);
-        if self.existing_template(&name).await? {
-            return Ok((r.clone(), name));
+        let offerings = reserved.iter().map(|o| OfferingKey::of(o)).collect();
+        return Err(CloudError::InsufficientCapacity { offerings });
+    };
+    let name = template_name(base, r);
+    on.recent.template(&name, now);
+    if template::existing(on.ec2, on.cluster, &name).await? {
+        return Ok((r.clone(), name));
+    }
+    let data = targeted(template::data(class, image, security_groups, profile), r);
+    let created = on
+        .ec2
+        .create_launch_template()
+        .launch_template_name(&name)
+        .launch_template_data(data)
+        .tag_specifications(template::tag_specification(on.cluster, class))
+        .send()
+        .await;
+    match created {
+        Ok(_) => Ok((r.clone(), name)),
+        Err(e) if error_code(&e).is_some_and(|c| c.ends_with("AlreadyExists")) => {
+            template::existing(on.ec2, on.cluster, &name).await.map(|_| (r.clone(), name))
         }
-        let data = targeted(template::data(class, image, security_groups, profile), r);
-        let created = self
-            .ec2
-            .create_launch_template()
-            .launch_template_name(&name)
-            .launch_template_data(data)
-            .tag_specifications(template::tag_specification(&self.cluster, class))
-            .send()
-            .await;
-        match created {
-            Ok(_) => Ok((r.clone(), name)),
-            Err(e) if error_code(&e).is_some_and(|c| c.ends_with("AlreadyExists")) => {
-                self.existing_template(&name).await.map(|_| (r.clone(), name))
-            }
-            Err(e) => Err(classify("CreateLaunchTemplate", e)),
-        }
+        Err(e) => Err(classify("CreateLaunchTemplate", e)),
     }
 }
 

@@ -2,7 +2,7 @@
 //! security groups and instance profile give the same data and the same name.
 //!
 //! A template is tagged `kubernetes.io/cluster/<cluster>: owned` and with the class
-//! ([`super::profile::CLASS_TAG`]) as it is created, and each instance names the template and
+//! ([`CLASS_TAG`]) as it is created, and each instance names the template and
 //! profile it was launched with ([`INSTANCE_TEMPLATE_TAG`], [`INSTANCE_PROFILE_TAG`]), so
 //! clean-up can tell which templates are capstan's and which are still in use.
 
@@ -14,10 +14,13 @@ use aws_sdk_ec2::types::{
 };
 use base64::Engine;
 
+use super::super::CloudError;
 use super::super::provider::tags;
-use super::profile::CLASS_TAG;
 use super::resolve::Image;
 use crate::policy::nodeclass::EC2NodeClass;
+
+/// The tag naming the EC2NodeClass a capstan profile (or launch template) was made for.
+pub const CLASS_TAG: &str = "capstan.io/ec2nodeclass";
 
 /// The instance tag naming the launch template an instance was launched from.
 pub const INSTANCE_TEMPLATE_TAG: &str = "capstan.io/launch-template";
@@ -155,6 +158,27 @@ pub fn data(
             LaunchTemplatesMonitoringRequest::builder().enabled(spec.detailed_monitoring.unwrap_or(false)).build(),
         )
         .build()
+}
+
+/// Whether a launch template named `name` exists for `cluster`; one that does not carry this cluster's
+/// ownership tag is not this cluster's (another cluster's name can look the same once dots
+/// are dashes): a configuration error, never launched from.
+pub async fn existing(ec2: &aws_sdk_ec2::Client, cluster: &str, name: &str) -> Result<bool, CloudError> {
+    let Ok(out) = ec2.describe_launch_templates().launch_template_names(name).send().await else {
+        return Ok(false);
+    };
+    let Some(found) = out.launch_templates().iter().find(|t| t.launch_template_name() == Some(name)) else {
+        return Ok(false);
+    };
+    let tags = found.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
+    if owned_by(cluster, tags) {
+        return Ok(true);
+    }
+    Err(CloudError::InvalidConfig(format!(
+        "launch template {name} ({}) exists but is not tagged {}: owned; it is not this cluster's (another cluster or tool made it) and is not launched from; delete or rename it",
+        found.launch_template_id().unwrap_or_default(),
+        tags::cluster(cluster)
+    )))
 }
 
 #[cfg(test)]

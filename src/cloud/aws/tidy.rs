@@ -1,5 +1,5 @@
 //! Clean-up of what capstan made for this cluster on EC2 and IAM and no longer uses:
-//! [`AwsCloud`]'s `tidy`.
+//! the EC2 provider's `tidy`.
 //!
 //! ```text
 //! DescribeInstances (cluster-owned, live) ─► templates and profiles in use
@@ -14,7 +14,6 @@
 //! created again by the next launch.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_ec2::types::Filter;
@@ -22,76 +21,12 @@ use aws_sdk_ec2::types::Filter;
 use super::super::CloudError;
 use super::super::provider::{Tidied, tags};
 use super::profile::{self, CLASS_TAG};
-use super::provider::AwsCloud;
+pub use super::recent::{GRACE, Recent};
 use super::template::{self, INSTANCE_PROFILE_TAG, INSTANCE_TEMPLATE_TAG};
 use super::{classify, error_code};
 
-/// How long a template or profile made or used for a launch is kept whatever else is seen: far
-/// longer than a launch takes, and long enough for EC2's and IAM's listings to settle.
-pub const GRACE: Duration = Duration::from_secs(15 * 60);
-
 /// The tag EC2 itself puts on an instance launched from a template.
 const EC2_TEMPLATE_ID_TAG: &str = "aws:ec2launchtemplate:id";
-
-/// What this process ensured for launches, and when (its clock): kept by clean-up for [`GRACE`].
-/// One record serves every provider the daemon builds (one per policy revision), so a revision
-/// never forgets a launch made just before it; entries past [`GRACE`] are dropped as new ones
-/// come, so it never grows without bound.
-#[derive(Debug, Default)]
-pub struct Recent {
-    /// Launch-template names.
-    templates: Mutex<BTreeMap<String, Duration>>,
-    /// Instance-profile names.
-    profiles: Mutex<BTreeMap<String, Duration>>,
-    /// Instance profiles created or given their role, and when.
-    changed: Mutex<BTreeMap<String, Duration>>,
-}
-
-impl Recent {
-    fn note(map: &Mutex<BTreeMap<String, Duration>>, name: &str, now: Duration) {
-        let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, at| now.saturating_sub(*at) < GRACE);
-        map.insert(name.to_string(), now);
-    }
-
-    /// Notes a template ensured at `now`.
-    pub fn template(&self, name: &str, now: Duration) {
-        Self::note(&self.templates, name, now);
-    }
-
-    /// Notes a profile ensured at `now`.
-    pub fn profile(&self, name: &str, now: Duration) {
-        Self::note(&self.profiles, name, now);
-    }
-
-    /// Notes a profile created or given its role at `now`.
-    pub fn profile_changed(&self, name: &str, now: Duration) {
-        Self::note(&self.changed, name, now);
-    }
-
-    /// How many entries are held (templates, profiles, changed profiles).
-    pub fn len(&self) -> usize {
-        [&self.templates, &self.profiles, &self.changed]
-            .iter()
-            .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).len())
-            .sum()
-    }
-
-    /// Whether nothing is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// When a profile was last created or given its role by this process, if ever.
-    pub fn changed_at(&self, name: &str) -> Option<Duration> {
-        self.changed.lock().unwrap_or_else(|p| p.into_inner()).get(name).copied()
-    }
-
-    fn within(map: &Mutex<BTreeMap<String, Duration>>, now: Duration) -> BTreeSet<String> {
-        let map = map.lock().unwrap_or_else(|p| p.into_inner());
-        map.iter().filter(|(_, at)| now.saturating_sub(**at) < GRACE).map(|(n, _)| n.clone()).collect()
-    }
-}
 
 /// A launch template as EC2 lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,117 +70,122 @@ pub fn unused_templates<'a>(
         .collect()
 }
 
-impl AwsCloud {
-    /// Deletes the cluster's unused launch templates, then its unused instance profiles. A
-    /// failure on the profiles is logged and leaves the templates' result standing.
-    pub(super) async fn tidy_unused(&self) -> Result<Tidied, CloudError> {
-        let now = self.clock.now();
-        let in_use = self.in_use().await?;
-        let mut tidied = Tidied::default();
-        let listed = self.cluster_templates().await?;
-        let recent = Recent::within(&self.recent.templates, now);
-        for t in unused_templates(&self.cluster, &listed, &in_use.templates, &recent, now) {
-            match self.ec2.delete_launch_template().launch_template_id(&t.id).send().await {
-                Ok(_) => tidied.launch_templates.push(t.name.clone()),
-                Err(e) if error_code(&e).is_some_and(|c| c.contains("NotFound")) => {}
-                Err(e) => return Err(classify("DeleteLaunchTemplate", e)),
-            }
-        }
-        // Without an IAM client given, IAM is asked only while some class wants a profile.
-        let wanted = profile::wanted(&self.cluster, self.classes.values());
-        if self.iam.initialized() || !wanted.is_empty() {
-            match self.tidy_profiles(&in_use, &wanted, now).await {
-                Ok(deleted) => tidied.instance_profiles = deleted,
-                Err(e) => tracing::warn!(error = %e, "cleaning up unused instance profiles"),
-            }
-        }
-        Ok(tidied)
-    }
+/// What clean-up works with.
+pub struct Scope<'a> {
+    pub ec2: &'a aws_sdk_ec2::Client,
+    /// IAM, when profiles are cleaned up too (see the provider's `tidy`).
+    pub iam: Option<&'a aws_sdk_iam::Client>,
+    /// The kOps cluster name.
+    pub cluster: &'a str,
+    /// The instance profiles the current EC2NodeClasses want.
+    pub wanted: &'a BTreeSet<String>,
+    /// What this process prepared for launches lately: kept.
+    pub recent: &'a Recent,
+    /// The provider's clock, now.
+    pub now: Duration,
+}
 
-    async fn tidy_profiles(
-        &self,
-        in_use: &InUse,
-        wanted: &BTreeSet<String>,
-        now: Duration,
-    ) -> Result<Vec<String>, CloudError> {
-        let iam = self.iam().await;
-        let listed = profile::list(iam, &self.cluster).await?;
-        let mut kept = in_use.profiles.clone();
-        kept.extend(Recent::within(&self.recent.profiles, now));
-        let mut deleted = Vec::new();
-        for name in profile::unused(&self.cluster, &listed, wanted, &kept, now, GRACE) {
-            if profile::delete(iam, &self.cluster, &name).await? {
-                deleted.push(name);
-            }
+/// Deletes the cluster's unused launch templates, then its unused instance profiles. A
+/// failure on the profiles is logged and leaves the templates' result standing.
+pub async fn run(s: &Scope<'_>) -> Result<Tidied, CloudError> {
+    let now = s.now;
+    let in_use = in_use(s).await?;
+    let mut tidied = Tidied::default();
+    let listed = cluster_templates(s).await?;
+    let recent = s.recent.templates_within(now);
+    for t in unused_templates(s.cluster, &listed, &in_use.templates, &recent, now) {
+        match s.ec2.delete_launch_template().launch_template_id(&t.id).send().await {
+            Ok(_) => tidied.launch_templates.push(t.name.clone()),
+            Err(e) if error_code(&e).is_some_and(|c| c.contains("NotFound")) => {}
+            Err(e) => return Err(classify("DeleteLaunchTemplate", e)),
         }
-        Ok(deleted)
     }
-
-    /// The templates and profiles the cluster's live instances were launched with (all of the
-    /// cluster's, kOps's too: a profile or template is never taken from under an instance).
-    async fn in_use(&self) -> Result<InUse, CloudError> {
-        let owned = Filter::builder().name(format!("tag:{}", tags::cluster(&self.cluster))).values("owned").build();
-        let live = Filter::builder()
-            .name("instance-state-name")
-            .set_values(Some(["pending", "running", "stopping", "stopped", "shutting-down"].map(String::from).to_vec()))
-            .build();
-        let pages: Vec<_> = self
-            .ec2
-            .describe_instances()
-            .filters(owned)
-            .filters(live)
-            .into_paginator()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| classify("DescribeInstances", e))?;
-        let mut used = InUse::default();
-        for i in pages.iter().flat_map(|p| p.reservations()).flat_map(|r| r.instances()) {
-            for t in i.tags() {
-                let value = t.value().unwrap_or_default().to_string();
-                match t.key() {
-                    Some(INSTANCE_TEMPLATE_TAG | EC2_TEMPLATE_ID_TAG) => used.templates.insert(value),
-                    Some(INSTANCE_PROFILE_TAG) => used.profiles.insert(value),
-                    _ => false,
-                };
-            }
-            if let Some(arn) = i.iam_instance_profile().and_then(|p| p.arn()) {
-                used.profiles.insert(profile::role_name(arn).to_string());
-            }
+    if let Some(iam) = s.iam {
+        match tidy_profiles(s, iam, &in_use).await {
+            Ok(deleted) => tidied.instance_profiles = deleted,
+            Err(e) => tracing::warn!(error = %e, "cleaning up unused instance profiles"),
         }
-        Ok(used)
     }
+    Ok(tidied)
+}
 
-    /// The launch templates tagged as this cluster's and carrying capstan's class tag.
-    async fn cluster_templates(&self) -> Result<Vec<ListedTemplate>, CloudError> {
-        let owned = Filter::builder().name(format!("tag:{}", tags::cluster(&self.cluster))).values("owned").build();
-        let marked = Filter::builder().name("tag-key").values(CLASS_TAG).build();
-        let pages: Vec<_> = self
-            .ec2
-            .describe_launch_templates()
-            .filters(owned)
-            .filters(marked)
-            .max_results(200)
-            .into_paginator()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(|e| classify("DescribeLaunchTemplates", e))?;
-        Ok(pages
-            .iter()
-            .flat_map(|p| p.launch_templates())
-            .map(|t| ListedTemplate {
-                id: t.launch_template_id().unwrap_or_default().to_string(),
-                name: t.launch_template_name().unwrap_or_default().to_string(),
-                created: Duration::from_secs(t.create_time().map_or(0, |c| c.secs().max(0) as u64)),
-                tags: t
-                    .tags()
-                    .iter()
-                    .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
-                    .collect(),
-            })
-            .collect())
+async fn tidy_profiles(s: &Scope<'_>, iam: &aws_sdk_iam::Client, in_use: &InUse) -> Result<Vec<String>, CloudError> {
+    let listed = profile::list(iam, s.cluster).await?;
+    let mut kept = in_use.profiles.clone();
+    kept.extend(s.recent.profiles_within(s.now));
+    let mut deleted = Vec::new();
+    for name in profile::unused(s.cluster, &listed, s.wanted, &kept, s.now, GRACE) {
+        if profile::delete(iam, s.cluster, &name).await? {
+            deleted.push(name);
+        }
     }
+    Ok(deleted)
+}
+
+/// The templates and profiles the cluster's live instances were launched with (all of the
+/// cluster's, kOps's too: a profile or template is never taken from under an instance).
+async fn in_use(s: &Scope<'_>) -> Result<InUse, CloudError> {
+    let owned = Filter::builder().name(format!("tag:{}", tags::cluster(s.cluster))).values("owned").build();
+    let live = Filter::builder()
+        .name("instance-state-name")
+        .set_values(Some(["pending", "running", "stopping", "stopped", "shutting-down"].map(String::from).to_vec()))
+        .build();
+    let pages: Vec<_> = s
+        .ec2
+        .describe_instances()
+        .filters(owned)
+        .filters(live)
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| classify("DescribeInstances", e))?;
+    let mut used = InUse::default();
+    for i in pages.iter().flat_map(|p| p.reservations()).flat_map(|r| r.instances()) {
+        for t in i.tags() {
+            let value = t.value().unwrap_or_default().to_string();
+            match t.key() {
+                Some(INSTANCE_TEMPLATE_TAG | EC2_TEMPLATE_ID_TAG) => used.templates.insert(value),
+                Some(INSTANCE_PROFILE_TAG) => used.profiles.insert(value),
+                _ => false,
+            };
+        }
+        if let Some(arn) = i.iam_instance_profile().and_then(|p| p.arn()) {
+            used.profiles.insert(profile::role_name(arn).to_string());
+        }
+    }
+    Ok(used)
+}
+
+/// The launch templates tagged as this cluster's and carrying capstan's class tag.
+async fn cluster_templates(s: &Scope<'_>) -> Result<Vec<ListedTemplate>, CloudError> {
+    let owned = Filter::builder().name(format!("tag:{}", tags::cluster(s.cluster))).values("owned").build();
+    let marked = Filter::builder().name("tag-key").values(CLASS_TAG).build();
+    let pages: Vec<_> = s
+        .ec2
+        .describe_launch_templates()
+        .filters(owned)
+        .filters(marked)
+        .max_results(200)
+        .into_paginator()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await
+        .map_err(|e| classify("DescribeLaunchTemplates", e))?;
+    Ok(pages
+        .iter()
+        .flat_map(|p| p.launch_templates())
+        .map(|t| ListedTemplate {
+            id: t.launch_template_id().unwrap_or_default().to_string(),
+            name: t.launch_template_name().unwrap_or_default().to_string(),
+            created: Duration::from_secs(t.create_time().map_or(0, |c| c.secs().max(0) as u64)),
+            tags: t
+                .tags()
+                .iter()
+                .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
+                .collect(),
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -290,7 +230,7 @@ mod tests {
         r.template("a", Duration::from_secs(100));
         r.template("b", Duration::from_secs(100) + GRACE);
         let now = Duration::from_secs(100) + GRACE;
-        assert_eq!(Recent::within(&r.templates, now), BTreeSet::from(["b".to_string()]));
+        assert_eq!(r.templates_within(now), BTreeSet::from(["b".to_string()]));
     }
 
     #[test]

@@ -16,9 +16,9 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::prices::{ApiPrices, PriceMap};
-use crate::kops::object;
-use crate::kops::store::{StateStore, StoreError};
+use super::object;
+use super::store::{StateStore, StoreError};
+use crate::cloud::prices::{ApiPrices, PriceMap};
 
 /// The `source` of a copy read from the Pricing API.
 pub const SOURCE: &str = "aws-pricing-api";

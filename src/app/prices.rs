@@ -23,10 +23,10 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::pricing::{self, PricingError};
 use crate::clock::Clock;
-use crate::cloud::price_cache::{self, CachedPrices, Refused, Saved};
+use crate::cloud::aws::pricing::{self, PricingError};
 use crate::cloud::prices::{self, ApiPrices, PriceFeed, PriceMap};
+use crate::kops::prices::{self as price_cache, CachedPrices, Refused, Saved};
 use crate::kops::store::StateStore;
 
 /// The longest wait for the cached copy at start; past it the loop starts without it.
