@@ -9,7 +9,8 @@ use crate::policy::meta::{Labels, Taint};
 use crate::scheduling::pod::{Pod, Selector};
 use crate::scheduling::resources::Resources;
 
-/// Pods and nodes carrying this annotation (value `"true"`) are never voluntarily disrupted.
+/// Nodes carrying this annotation with value `"true"` are never voluntarily disrupted; pods are
+/// not either, or, with a duration as value, not until they have run that long.
 pub const DO_NOT_DISRUPT: &str = "karpenter.sh/do-not-disrupt";
 /// Defined with every other node mark in [`super::marks`]; re-exported for the model's readers.
 pub use super::marks::DISRUPTED_TAINT;
@@ -137,6 +138,87 @@ pub struct Snapshot {
     /// One template pod per DaemonSet.
     pub daemonsets: Vec<Pod>,
     pub pdbs: Vec<Pdb>,
+    /// Pods (`namespace/name`) whose `karpenter.sh/do-not-disrupt` is a duration, and the time
+    /// (since the Unix epoch) until which it protects them: their start time plus the duration.
+    pub do_not_disrupt_until: BTreeMap<String, Duration>,
+}
+
+/// What `karpenter.sh/do-not-disrupt` on a pod asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodDoNotDisrupt {
+    /// Absent, or not `true` nor a positive duration (Karpenter reports such a value and
+    /// protects nothing).
+    No,
+    /// `true`, or a positive duration on a pod that has not started.
+    Always,
+    /// A positive duration: protected until this time since the Unix epoch.
+    Until(Duration),
+}
+
+impl PodDoNotDisrupt {
+    /// Reads the annotation's value for a pod started at `started_at` (since the Unix epoch).
+    pub fn of(value: Option<&str>, started_at: Option<Duration>) -> PodDoNotDisrupt {
+        let Some(value) = value else { return PodDoNotDisrupt::No };
+        if value == "true" {
+            return PodDoNotDisrupt::Always;
+        }
+        match (go_duration(value), started_at) {
+            (Some(d), _) if d.is_zero() => PodDoNotDisrupt::No,
+            (Some(_), None) => PodDoNotDisrupt::Always,
+            (Some(d), Some(start)) => PodDoNotDisrupt::Until(start.saturating_add(d)),
+            (None, _) => PodDoNotDisrupt::No,
+        }
+    }
+}
+
+/// A positive Go duration (`90s`, `1h30m`, `1.5h`, `500ms`); `None` for anything else,
+/// including negative durations.
+pub fn go_duration(text: &str) -> Option<Duration> {
+    let body = text.strip_prefix('+').unwrap_or(text);
+    if body.starts_with('-') {
+        return None;
+    }
+    if body == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut rest = body;
+    let mut nanos: u128 = 0;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let (number, after) = rest.split_at(number_len);
+        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if whole.is_empty() && fraction.is_empty() {
+            return None;
+        }
+        let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+        let mut part = whole.checked_mul(scale)?;
+        let mut place = scale;
+        for digit in fraction.bytes() {
+            if !digit.is_ascii_digit() {
+                return None;
+            }
+            place /= 10;
+            part += u128::from(digit - b'0') * place;
+        }
+        nanos = nanos.checked_add(part)?;
+        rest = after;
+    }
+    // Go durations are int64 nanoseconds.
+    (nanos <= i64::MAX as u128).then(|| Duration::from_nanos(nanos as u64))
 }
 
 impl Snapshot {
@@ -183,5 +265,34 @@ impl ClusterNode {
             unschedulable: self.unschedulable || !self.ready,
             price,
         }
+    }
+}
+
+#[cfg(test)]
+mod do_not_disrupt_tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(go_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(go_duration("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(go_duration("0"), Some(Duration::ZERO));
+        for bad in ["", "true", "5", "-5m", "1d", "h", ".s", "5m3"] {
+            assert_eq!(go_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn pod_annotation_values() {
+        let start = Some(Duration::from_secs(1000));
+        assert_eq!(PodDoNotDisrupt::of(None, start), PodDoNotDisrupt::No);
+        assert_eq!(PodDoNotDisrupt::of(Some("true"), start), PodDoNotDisrupt::Always);
+        assert_eq!(PodDoNotDisrupt::of(Some("10m"), start), PodDoNotDisrupt::Until(Duration::from_secs(1600)));
+        assert_eq!(PodDoNotDisrupt::of(Some("10m"), None), PodDoNotDisrupt::Always);
+        assert_eq!(PodDoNotDisrupt::of(Some("false"), start), PodDoNotDisrupt::No);
+        assert_eq!(PodDoNotDisrupt::of(Some("soon"), start), PodDoNotDisrupt::No);
+        assert_eq!(PodDoNotDisrupt::of(Some("0s"), start), PodDoNotDisrupt::No);
     }
 }

@@ -36,13 +36,22 @@ pub fn disrupting(node: &ClusterNode) -> bool {
     marks::disrupting(node)
 }
 
-fn blocked(node: &ClusterNode, pods: &[&ClusterPod], snapshot: &Snapshot) -> Option<String> {
+fn blocked(node: &ClusterNode, pods: &[&ClusterPod], snapshot: &Snapshot, now: Duration) -> Option<String> {
     if node.do_not_disrupt() {
         return Some(format!("node {} is annotated karpenter.sh/do-not-disrupt", node.name));
     }
     for p in pods {
         if p.do_not_disrupt {
             return Some(format!("pod {} is annotated karpenter.sh/do-not-disrupt", p.key()));
+        }
+        if let Some(until) = snapshot.do_not_disrupt_until.get(&p.key())
+            && now < *until
+        {
+            return Some(format!(
+                "pod {} is annotated karpenter.sh/do-not-disrupt for another {}s",
+                p.key(),
+                (*until - now).as_secs_f64().ceil() as u64
+            ));
         }
         if p.owner == Owner::None {
             return Some(format!("pod {} has no controller; evicting it would lose it", p.key()));
@@ -101,7 +110,7 @@ pub fn candidates<'a>(
             node,
             instance,
             pool,
-            blocked: blocked(node, &movable, snapshot),
+            blocked: blocked(node, &movable, snapshot, now),
             pods: movable,
             age: now.saturating_sub(instance.launched_at),
             idle: now.saturating_sub(node.pods_changed_at),

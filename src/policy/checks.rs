@@ -204,26 +204,33 @@ fn check_requirement(req: &Requirement, at: &str, r: &mut Reporter) {
     }
     let n = req.values.len();
     match req.operator {
-        Operator::In | Operator::NotIn if n == 0 => {
+        // CRD: "requirements with operator 'In' must have a value defined". NotIn with no values
+        // is accepted and excludes nothing.
+        Operator::In if n == 0 => {
             r.error(
                 &format!("{at}.values"),
-                format!("operator {:?} needs at least one value", req.operator),
+                "operator In needs at least one value (Karpenter: requirements with operator 'In' must have a value defined)",
                 "list the values, or use Exists / DoesNotExist",
             );
         }
+        // Accepted by the CRD and by Karpenter, which ignore the values.
         Operator::Exists | Operator::DoesNotExist if n > 0 => {
-            r.error(
+            r.warning(
                 &format!("{at}.values"),
-                format!("operator {:?} takes no values", req.operator),
-                "remove values, or use In / NotIn",
+                format!("operator {:?} ignores its values {:?}", req.operator, req.values),
+                "remove the values, or use In / NotIn",
             );
         }
+        // CRD: values.size() == 1 && int(values[0]) >= 0, `int` being a 64-bit signed integer.
         op if op.is_numeric() => {
-            let ok = n == 1 && req.values[0].parse::<u64>().is_ok();
+            let ok = n == 1 && req.values[0].parse::<i64>().is_ok_and(|v| v >= 0);
             if !ok {
                 r.error(
                     &format!("{at}.values"),
-                    format!("operator {op:?} needs exactly one non-negative integer value, got {:?}", req.values),
+                    format!(
+                        "operator {op:?} needs exactly one non-negative integer value, at most 9223372036854775807 (int64), got {:?}",
+                        req.values
+                    ),
                     "write one whole number, e.g. values: [\"2\"]",
                 );
             }
@@ -245,6 +252,26 @@ fn check_requirement(req: &Requirement, at: &str, r: &mut Reporter) {
 
 fn check_node_class(class: &EC2NodeClass, r: &mut Reporter) {
     let s = &class.spec;
+    // Karpenter's CRD does not require spec, but without it the class has none of the selector
+    // terms its spec requires, so no node can launch from it.
+    if r.origin.translated_at.is_none() && !r.written("spec") {
+        r.error(
+            "metadata",
+            format!(
+                "EC2NodeClass `{}` has no spec, so it cannot launch nodes: subnetSelectorTerms, securityGroupSelectorTerms and amiSelectorTerms are missing, and so are role and instanceProfile",
+                class.metadata.name
+            ),
+            "add a spec with role, amiSelectorTerms, subnetSelectorTerms and securityGroupSelectorTerms",
+        );
+        if r.written("status") {
+            r.warning(
+                "status",
+                "status is written by a controller and is ignored",
+                "remove it from the config repository",
+            );
+        }
+        return;
+    }
     match (&s.role, &s.instance_profile) {
         (Some(_), Some(_)) => r.error(
             "spec.instanceProfile",
@@ -343,6 +370,7 @@ const IGNORED_NODE_CLASS_FIELDS: &[(&str, &str)] = &[
     ("spec.ipPrefixCount", "IPv4 prefixes are not assigned"),
     ("spec.connectionTracking", "connection-tracking timeouts are not set"),
     ("spec.networkInterfaces", "custom network interfaces are not created"),
+    ("spec.cpuOptions", "nested virtualization is not requested and instance types are not filtered by it"),
     ("spec.placementGroupSelector", "placement groups are not used"),
     ("spec.kubelet.evictionSoft", "soft eviction is not modelled"),
     ("spec.kubelet.evictionSoftGracePeriod", "soft eviction is not modelled"),

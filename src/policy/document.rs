@@ -427,6 +427,10 @@ fn typed_at<T: DeserializeOwned>(value: &Value) -> Result<T, Failure> {
             hint_text = format!("remove the field or fix its spelling; {}", expected_list(&message));
         } else if message.starts_with("unknown variant") {
             hint_text = format!("use one of the allowed values; {}", expected_list(&message));
+        } else if message.starts_with("missing field `requirements`")
+            && path.ends_with(&[Step::Key("template".into()), Step::Key("spec".into())])
+        {
+            hint_text = "add requirements; Karpenter's NodePool CRD requires them, e.g. requirements: [{key: karpenter.sh/capacity-type, operator: In, values: [on-demand]}]".to_string();
         } else if message.starts_with("missing field") {
             hint_text = "add the field; it is required".to_string();
         } else if message.starts_with("invalid type") && hint_text.is_empty() {

@@ -44,12 +44,20 @@ pub const WELL_KNOWN: &[&str] = &[
     "node.kubernetes.io/windows-build",
 ];
 
+/// The domain Karpenter's CRD checks: the part before `/`, or the whole key when there is none
+/// (the CEL `key.find("^([^/]+)")`).
 fn domain(key: &str) -> &str {
-    key.split_once('/').map_or("", |(d, _)| d)
+    key.split_once('/').map_or(key, |(d, _)| d)
 }
 
-fn in_domain(d: &str, suffix: &str) -> bool {
-    d == suffix || d.ends_with(&format!(".{suffix}"))
+/// `karpenter.sh/*` keys Karpenter's NodePool CRD lets through its domain rule
+/// (`karpenter.sh/nodepool` is then refused by a rule of its own).
+const CRD_ALLOWED_KARPENTER: &[&str] = &["karpenter.sh/capacity-type", "karpenter.sh/nodepool"];
+
+/// `karpenter.k8s.aws/*` names the NodePool CRD lets through its domain rule: the AWS
+/// well-known labels and `nitro-sandbox`.
+fn crd_allows_aws(key: &str) -> bool {
+    key.strip_prefix("karpenter.k8s.aws/").is_some_and(|rest| AWS_WELL_KNOWN.contains(&rest) || rest == "nitro-sandbox")
 }
 
 pub fn is_well_known(key: &str) -> bool {
@@ -57,7 +65,9 @@ pub fn is_well_known(key: &str) -> bool {
         || key.strip_prefix("karpenter.k8s.aws/").is_some_and(|rest| AWS_WELL_KNOWN.contains(&rest))
 }
 
-/// Why Karpenter refuses `key` as a NodePool label or requirement key, if it does.
+/// Why Karpenter refuses `key` as a NodePool label or requirement key, if it does. These are the
+/// NodePool CRD's rules: a key whose domain merely ends with `karpenter.sh` or
+/// `karpenter.k8s.aws` is refused unless it is one of the labels the CRD lists.
 pub fn restricted_reason(key: &str) -> Option<String> {
     if key == "kubernetes.io/hostname" {
         return Some("`kubernetes.io/hostname` is set per node and cannot be required by a NodePool".to_string());
@@ -65,22 +75,18 @@ pub fn restricted_reason(key: &str) -> Option<String> {
     if key == "karpenter.sh/nodepool" {
         return Some("`karpenter.sh/nodepool` is set by the autoscaler itself".to_string());
     }
-    if is_well_known(key) {
-        return None;
-    }
     let d = domain(key);
-    let exception =
-        ["kops.k8s.io", "node.kubernetes.io", "node-restriction.kubernetes.io"].iter().any(|s| in_domain(d, s));
-    if exception {
-        return None;
+    if d.ends_with("karpenter.sh") && !CRD_ALLOWED_KARPENTER.contains(&key) {
+        return Some(format!(
+            "label domain \"karpenter.sh\" is restricted: Karpenter refuses every key whose domain ends with `karpenter.sh` (here `{d}`) except karpenter.sh/capacity-type"
+        ));
     }
-    // Karpenter's current CRD no longer refuses the kubernetes.io and k8s.io domains (kOps itself
-    // puts node-role.kubernetes.io/node on translated pools); its own domains stay reserved.
-    let restricted = ["karpenter.sh", "karpenter.k8s.aws"];
-    restricted
-        .iter()
-        .find(|r| in_domain(d, r))
-        .map(|r| format!("the `{r}` label domain is reserved and `{key}` is not one of its well-known labels"))
+    if d.ends_with("karpenter.k8s.aws") && !crd_allows_aws(key) {
+        return Some(format!(
+            "label domain \"karpenter.k8s.aws\" is restricted: Karpenter refuses every key whose domain ends with `karpenter.k8s.aws` (here `{d}`) except its well-known karpenter.k8s.aws/ labels"
+        ));
+    }
+    None
 }
 
 pub use super::names::{is_label_value, is_qualified_name};
@@ -109,5 +115,11 @@ mod tests {
         assert!(restricted_reason("example.com/team").is_none());
         assert!(restricted_reason("kubernetes.io/made-up").is_none());
         assert!(restricted_reason("sub.karpenter.sh/x").is_some());
+        assert!(restricted_reason("notkarpenter.sh/x").is_some());
+        assert!(restricted_reason("evilkarpenter.k8s.aws/x").is_some());
+        assert!(restricted_reason("karpenter.sh").is_some());
+        assert!(restricted_reason("karpenter.sh/capacity-type").is_none());
+        assert!(restricted_reason("karpenter.k8s.aws/nitro-sandbox").is_none());
+        assert!(restricted_reason("karpenter.sh.example.com/x").is_none());
     }
 }

@@ -17,6 +17,8 @@ pub struct EC2NodeClass {
     pub api_version: String,
     pub kind: String,
     pub metadata: ObjectMeta,
+    /// Not required by Karpenter's CRD; a class without it has no selector terms and cannot launch.
+    #[serde(default)]
     pub spec: EC2NodeClassSpec,
     /// Written by a controller; accepted and ignored.
     #[serde(default, skip_serializing)]
@@ -68,6 +70,25 @@ pub struct EC2NodeClassSpec {
     pub network_interfaces: Vec<NetworkInterface>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement_group_selector: Option<PlacementGroupSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_options: Option<CpuOptions>,
+}
+
+/// CPU options for the instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CpuOptions {
+    /// Enables or disables nested virtualization; when enabled Karpenter launches only instance
+    /// types that support it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nested_virtualization: Option<NestedVirtualization>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NestedVirtualization {
+    Enabled,
+    Disabled,
 }
 
 /// ENI connection-tracking timeouts, in seconds.

@@ -61,7 +61,7 @@ pub struct TemplateMetadata {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NodeClaimTemplateSpec {
-    #[serde(default)]
+    /// Required by Karpenter's CRD (it may be an empty list).
     pub requirements: Vec<Requirement>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub taints: Vec<Taint>,

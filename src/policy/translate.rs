@@ -28,6 +28,21 @@ pub const LABEL_CAPACITY_TYPE: &str = "karpenter.sh/capacity-type";
 
 /// Root volume size kOps gives nodes when the IG sets none, in GiB.
 pub const DEFAULT_NODE_VOLUME_GIB: i64 = 128;
+/// Root volume size kOps gives control-plane nodes when the IG sets none, in GiB.
+pub const DEFAULT_CONTROL_PLANE_VOLUME_GIB: i64 = 64;
+/// Root volume size kOps gives bastions when the IG sets none, in GiB.
+pub const DEFAULT_BASTION_VOLUME_GIB: i64 = 32;
+
+/// kOps's root volume size for the IG's role, used when the IG sets no positive size.
+pub fn default_root_volume_gib(ig: &InstanceGroup) -> i64 {
+    if ig.is_control_plane() {
+        DEFAULT_CONTROL_PLANE_VOLUME_GIB
+    } else if ig.role() == "Bastion" {
+        DEFAULT_BASTION_VOLUME_GIB
+    } else {
+        DEFAULT_NODE_VOLUME_GIB
+    }
+}
 
 /// A translation problem, tied to a field of the InstanceGroup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,9 +261,9 @@ fn taints(ig: &InstanceGroup) -> Result<Vec<Taint>, TranslateError> {
 pub fn resolve_owner(owner: &str) -> &str {
     match owner {
         "ubuntu" => "099720109477",
-        "amazon" => "137112412989",
-        "redhat" => "309956199498",
-        "debian" => "136693071363",
+        "amazon" | "amazon.com" => "137112412989",
+        "redhat" | "redhat.com" => "309956199498",
+        "debian" | "debian11" => "136693071363",
         "flatcar" => "075585003325",
         "rocky" | "rockylinux" => "792107900819",
         other => other,
@@ -311,7 +326,7 @@ pub fn root_device_name(_image: Option<&str>) -> &'static str {
 pub fn root_volume(ig: &InstanceGroup) -> BlockDeviceMapping {
     let rv = ig.spec.root_volume.clone().unwrap_or_default();
     let s = &ig.spec;
-    let size = rv.size.or(s.root_volume_size).unwrap_or(DEFAULT_NODE_VOLUME_GIB);
+    let size = rv.size.or(s.root_volume_size).filter(|&n| n > 0).unwrap_or_else(|| default_root_volume_gib(ig));
     let kind = rv.volume_type.or(s.root_volume_type.clone()).unwrap_or_else(|| "gp3".to_string());
     let encryption = rv.encryption.or(s.root_volume_encryption);
     let key = rv.encryption_key.or(s.root_volume_encryption_key.clone());
@@ -333,7 +348,7 @@ pub fn root_volume(ig: &InstanceGroup) -> BlockDeviceMapping {
             throughput,
             delete_on_termination: Some(true),
             encrypted: Some(encryption.unwrap_or(true)),
-            kms_key_id: key.filter(|_| encryption == Some(true)),
+            kms_key_id: key.filter(|k| encryption == Some(true) && !k.is_empty()),
             ..BlockDevice::default()
         }),
     }
@@ -459,9 +474,16 @@ pub fn tags(ig: &InstanceGroup, cluster_name: &str, cluster: Option<&Cluster>) -
         tags.insert(format!("k8s.io/cluster-autoscaler/node-template/label/{k}"), v);
     }
     for taint in ig.spec.taints.iter().flatten() {
-        if let Some((key, rest)) = taint.split_once('=') {
-            tags.insert(format!("k8s.io/cluster-autoscaler/node-template/taint/{key}"), rest.to_string());
+        let Some((key_value, effect)) = taint.rsplit_once(':') else { continue };
+        let effect = effect.trim();
+        if effect.is_empty() {
+            continue;
         }
+        let (key, value) = key_value.split_once('=').unwrap_or((key_value, ""));
+        tags.insert(
+            format!("k8s.io/cluster-autoscaler/node-template/taint/{}", key.trim()),
+            format!("{value}:{effect}"),
+        );
     }
     tags.insert("k8s.io/role/node".to_string(), "1".to_string());
     tags.insert("kops.k8s.io/instancegroup".to_string(), name.clone());

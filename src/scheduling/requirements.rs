@@ -67,9 +67,10 @@ impl ValueSet {
         };
         match op {
             Operator::Gt => set.gt = Some(int()?),
-            Operator::Gte => set.gt = Some(int()? - 1),
+            // At the ends of i64 the bound is no bound (≥ i64::MIN, ≤ i64::MAX).
+            Operator::Gte => set.gt = int()?.checked_sub(1),
             Operator::Lt => set.lt = Some(int()?),
-            Operator::Lte => set.lt = Some(int()? + 1),
+            Operator::Lte => set.lt = int()?.checked_add(1),
             _ => {}
         }
         Some(set)
@@ -291,6 +292,7 @@ mod tests {
         assert!(set(Operator::Gte, &["4"]).has("4"));
         assert!(set(Operator::Lt, &["4"]).has("3") && !set(Operator::Lt, &["4"]).has("4"));
         assert!(set(Operator::Lte, &["4"]).has("4"));
+        assert!(set(Operator::Lte, &["9223372036854775807"]).has("9223372036854775807"), "no overflow at i64::MAX");
         assert!(!set(Operator::Gt, &["4"]).has("abc"));
         assert!(ValueSet::from_operator(Operator::Gt, &["x".into()]).is_none());
     }

@@ -361,3 +361,211 @@ fn usage_errors_exit_3() {
     assert_eq!(run.code, 3);
     assert!(run.stderr.contains("not listed in fleet.yaml"), "{}", run.stderr);
 }
+
+/// The errors and warnings of a JSON validate run, as `(severity, field, message)`.
+fn findings(run: &crate::common::Run) -> Vec<(String, String, String)> {
+    let v = run.json();
+    v["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let s = |k: &str| d[k].as_str().unwrap_or("").to_string();
+            (s("severity"), s("field"), s("message"))
+        })
+        .collect()
+}
+
+/// The shared valid repository with its NodePool's requirements replaced by `requirements`
+/// (indented eight spaces, list items) and its template labels set to `labels`.
+fn repo_with_requirements(requirements: &str, labels: &str) -> TempRepo {
+    let text = crate::common::NODE_POOL.replace(
+        "        - key: karpenter.sh/capacity-type\n          operator: In\n          values: [on-demand]\n",
+        requirements,
+    );
+    let text = if labels.is_empty() {
+        text
+    } else {
+        text.replace("  template:\n", &format!("  template:\n    metadata:\n      labels:\n{labels}"))
+    };
+    let repo = TempRepo::valid();
+    repo.write(POOL_FILE, text);
+    repo
+}
+
+// Karpenter's NodePool CRD: "requirements with operator 'In' must have a value defined" — the
+// rule names In only, so NotIn with no values is accepted (and excludes nothing).
+#[test]
+fn crd_accepts_not_in_without_values_and_refuses_in_without_values() {
+    let run = repo_with_requirements(
+        "        - key: karpenter.k8s.aws/instance-family\n          operator: NotIn\n          values: []\n",
+        "",
+    )
+    .validate();
+    assert!(errors(&run).is_empty(), "{}", run.stdout);
+    let run = repo_with_requirements(
+        "        - key: karpenter.k8s.aws/instance-family\n          operator: In\n          values: []\n",
+        "",
+    )
+    .validate();
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let errs = errors(&run);
+    assert!(
+        errs.iter().any(|e| e["field"] == "spec.template.spec.requirements[0].values"
+            && e["message"].as_str().unwrap().contains("must have a value defined")),
+        "{errs:#?}"
+    );
+}
+
+// No CRD rule limits Exists / DoesNotExist values; Karpenter ignores them, and so do we, warning.
+#[test]
+fn crd_accepts_exists_and_does_not_exist_with_values_warning_they_are_ignored() {
+    let run = repo_with_requirements(
+        "        - key: example.com/team\n          operator: Exists\n          values: [a]\n        - key: example.com/gpu\n          operator: DoesNotExist\n          values: [b]\n",
+        "",
+    )
+    .validate();
+    assert!(errors(&run).is_empty(), "{}", run.stdout);
+    let found = findings(&run);
+    for i in 0..2 {
+        let field = format!("spec.template.spec.requirements[{i}].values");
+        assert!(
+            found.iter().any(|(s, f, m)| s == "warning" && *f == field && m.contains("ignores its values")),
+            "{found:#?}"
+        );
+    }
+}
+
+// CRD: "requirements operator 'Gt', 'Lt', 'Gte', or 'Lte' must have a single positive integer
+// value" — `x.values.size() == 1 && int(x.values[0]) >= 0`, where CEL's int is 64-bit signed.
+#[test]
+fn crd_numeric_requirement_value_is_a_non_negative_int64() {
+    let numeric = |op: &str, value: &str| {
+        repo_with_requirements(
+            &format!(
+                "        - key: karpenter.k8s.aws/instance-memory\n          operator: {op}\n          values: [\"{value}\"]\n"
+            ),
+            "",
+        )
+        .validate()
+    };
+    for op in ["Gt", "Gte", "Lt"] {
+        let run = numeric(op, "9223372036854775807");
+        assert!(errors(&run).is_empty(), "{op}: {}", run.stdout);
+    }
+    for value in ["9223372036854775808", "18446744073709551615", "-1"] {
+        let run = numeric("Gt", value);
+        assert_eq!(run.code, 1, "{value}: {}", run.stdout);
+        let errs = errors(&run);
+        assert!(
+            errs.iter().any(|e| e["field"] == "spec.template.spec.requirements[0].values"
+                && e["message"].as_str().unwrap().contains("non-negative integer")),
+            "{value}: {errs:#?}"
+        );
+    }
+}
+
+// The NodePool CRD lists `requirements` under spec.template.spec's `required` (an empty list is
+// allowed).
+#[test]
+fn crd_refuses_a_node_pool_without_requirements() {
+    let text = pool("", "");
+    let (l, c) = at(&text, "spec:\n      nodeClassRef");
+    let d = expect_error(
+        &with_pool(&text).validate(),
+        POOL_FILE,
+        l,
+        c,
+        Some("spec.template.spec"),
+        "missing field `requirements`",
+    );
+    let hint = d["hint"].as_str().unwrap();
+    assert!(hint.contains("requirements") && hint.contains("karpenter.sh/capacity-type"), "{d}");
+    let run = repo_with_requirements("        []\n", "").validate();
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(!errors(&run).iter().any(|e| e["message"].as_str().unwrap().contains("requirements")), "{}", run.stdout);
+}
+
+// CRD: `self.all(x, x in ["karpenter.sh/capacity-type", "karpenter.sh/nodepool"] ||
+// !x.find("^([^/]+)").endsWith("karpenter.sh"))` (message: label domain "karpenter.sh" is
+// restricted), and the same for "karpenter.k8s.aws" with its list of well-known labels: a domain
+// that merely ends with the restricted one is refused too.
+#[test]
+fn crd_refuses_label_domains_ending_with_karpenter_domains() {
+    let run = repo_with_requirements(
+        "        - key: evilkarpenter.k8s.aws/x\n          operator: In\n          values: [a]\n",
+        "        notkarpenter.sh/x: a\n",
+    )
+    .validate();
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let errs = errors(&run);
+    let has = |field: &str, domain: &str| {
+        errs.iter().any(|e| {
+            e["field"] == field
+                && e["message"].as_str().unwrap().contains(&format!("label domain \"{domain}\" is restricted"))
+        })
+    };
+    assert!(has("spec.template.metadata.labels.notkarpenter.sh/x", "karpenter.sh"), "{errs:#?}");
+    assert!(has("spec.template.spec.requirements[0].key", "karpenter.k8s.aws"), "{errs:#?}");
+}
+
+// The CRD's "karpenter.k8s.aws" list includes karpenter.k8s.aws/nitro-sandbox; a domain that
+// only starts with a Karpenter domain is not restricted.
+#[test]
+fn crd_accepts_the_labels_its_domain_rules_list() {
+    let run = repo_with_requirements(
+        "        - key: karpenter.k8s.aws/nitro-sandbox\n          operator: Exists\n        - key: karpenter.sh/capacity-type\n          operator: In\n          values: [on-demand]\n",
+        "        karpenter.sh.example.com/team: a\n        karpenter.k8s.aws/nitro-sandbox: \"true\"\n",
+    )
+    .validate();
+    assert!(errors(&run).is_empty(), "{}", run.stdout);
+}
+
+const CLASS_FILE: &str = "base/nodeclasses/default.yaml";
+
+// The EC2NodeClass CRD (since v1.13): `cpuOptions.nestedVirtualization`, `enum: [enabled, disabled]`.
+#[test]
+fn crd_ec2nodeclass_cpu_options_are_accepted_and_reported_as_not_acted_on() {
+    let repo = TempRepo::valid();
+    repo.write(CLASS_FILE, format!("{}  cpuOptions:\n    nestedVirtualization: enabled\n", crate::common::NODE_CLASS));
+    let run = repo.validate();
+    assert!(errors(&run).is_empty(), "{}", run.stdout);
+    let found = findings(&run);
+    assert!(
+        found.iter().any(|(s, f, m)| s == "warning" && f == "spec.cpuOptions" && m.contains("not acted on")),
+        "{found:#?}"
+    );
+    let text = format!("{}  cpuOptions:\n    nestedVirtualization: on\n", crate::common::NODE_CLASS);
+    repo.write(CLASS_FILE, &text);
+    let (l, c) = at(&text, "on\n");
+    let d = expect_error(
+        &repo.validate(),
+        CLASS_FILE,
+        l,
+        c,
+        Some("spec.cpuOptions.nestedVirtualization"),
+        "unknown variant",
+    );
+    assert!(d["hint"].as_str().unwrap().contains("enabled"), "{d}");
+}
+
+// The EC2NodeClass CRD does not list `spec` under `required`, but its spec requires
+// amiSelectorTerms, securityGroupSelectorTerms and subnetSelectorTerms: such a class loads and
+// cannot launch.
+#[test]
+fn crd_ec2nodeclass_without_spec_loads_and_is_reported_as_unable_to_launch() {
+    let repo = TempRepo::valid();
+    let text = "apiVersion: karpenter.k8s.aws/v1\nkind: EC2NodeClass\nmetadata:\n  name: default\n";
+    repo.write(CLASS_FILE, text);
+    let run = repo.validate();
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let errs = errors(&run);
+    assert!(!errs.iter().any(|e| e["message"].as_str().unwrap().contains("missing field")), "{errs:#?}");
+    assert!(
+        errs.iter().any(|e| e["object"] == "EC2NodeClass/default"
+            && e["message"].as_str().unwrap().contains("has no spec, so it cannot launch")),
+        "{errs:#?}"
+    );
+    let render = repo.render("dev");
+    assert!(!render.stderr.contains("panicked"), "{}", render.stderr);
+}

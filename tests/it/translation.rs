@@ -171,9 +171,18 @@ fn ami_selector_terms_from_the_image() {
     assert!(t[0].ssm_parameter.as_deref().unwrap().starts_with("/aws/service/canonical"));
     let t = spec_with("my-golden-image").unwrap();
     assert_eq!((t[0].name.as_deref(), t[0].owner.as_deref()), (Some("my-golden-image"), Some("self")));
-    for (alias, account) in
-        [("ubuntu", "099720109477"), ("amazon", "137112412989"), ("redhat", "309956199498"), ("debian", "136693071363")]
-    {
+    for (alias, account) in [
+        ("ubuntu", "099720109477"),
+        ("amazon", "137112412989"),
+        ("amazon.com", "137112412989"),
+        ("redhat", "309956199498"),
+        ("redhat.com", "309956199498"),
+        ("debian", "136693071363"),
+        ("debian11", "136693071363"),
+        ("flatcar", "075585003325"),
+        ("rocky", "792107900819"),
+        ("rockylinux", "792107900819"),
+    ] {
         let t = spec_with(&format!("{alias}/images/x-*")).unwrap();
         assert_eq!((t[0].owner.as_deref(), t[0].name.as_deref()), (Some(account), Some("images/x-*")), "{alias}");
     }
@@ -223,6 +232,39 @@ fn root_volume_size_type_and_encryption_from_the_ig() {
         .clone()
         .unwrap();
     assert_eq!(ebs.volume_size.unwrap().as_str(), "32Gi");
+}
+
+#[test]
+fn zero_size_falls_back_to_the_role_default() {
+    let size = |i: &InstanceGroup| translate::root_volume(i).ebs.unwrap().volume_size.unwrap().as_str().to_string();
+    assert_eq!(size(&ig("  rootVolumeSize: 0\n")), "128Gi");
+    assert_eq!(size(&ig("  rootVolume:\n    size: 0\n")), "128Gi");
+    let ebs = tr("  rootVolumeSize: 0\n").node_class.spec.block_device_mappings[0].ebs.clone().unwrap();
+    assert_eq!(ebs.volume_size.unwrap().as_str(), "128Gi");
+    for (role, default) in [("Node", "128Gi"), ("ControlPlane", "64Gi"), ("Master", "64Gi"), ("Bastion", "32Gi")] {
+        let mut i = ig("  rootVolumeSize: 0\n");
+        i.spec.role = Some(role.to_string());
+        assert_eq!(size(&i), default, "{role}");
+        i.spec.root_volume_size = None;
+        assert_eq!(size(&i), default, "{role}, no size");
+        i.spec.root_volume_size = Some(20);
+        assert_eq!(size(&i), "20Gi", "{role}, size set");
+    }
+}
+
+#[test]
+fn kms_key_kept_only_with_explicit_encryption_and_a_non_empty_key() {
+    let ebs = |spec: &str| tr(spec).node_class.spec.block_device_mappings[0].ebs.clone().unwrap();
+    // Encryption key without explicit encryption is ignored.
+    let e = ebs("  rootVolume:\n    encryptionKey: arn:aws:kms:us-east-1:1:key/k\n");
+    assert_eq!((e.encrypted, e.kms_key_id), (Some(true), None));
+    let e = ebs("  rootVolume:\n    encryption: true\n    encryptionKey: arn:aws:kms:us-east-1:1:key/k\n");
+    assert_eq!((e.encrypted, e.kms_key_id.as_deref()), (Some(true), Some("arn:aws:kms:us-east-1:1:key/k")));
+    // Empty encryption key is dropped.
+    let e = ebs("  rootVolumeEncryption: true\n  rootVolumeEncryptionKey: \"\"\n");
+    assert_eq!((e.encrypted, e.kms_key_id), (Some(true), None));
+    let e = ebs("  rootVolume:\n    encryption: true\n    encryptionKey: \"\"\n");
+    assert_eq!((e.encrypted, e.kms_key_id), (Some(true), None));
 }
 
 #[test]
@@ -318,6 +360,18 @@ fn tags_are_kops_cloud_tags_minus_reserved_keys() {
     for reserved in ["kubernetes.io/cluster/dev", "karpenter.sh/nodepool", "eks:eks-cluster-name"] {
         assert!(!tags.contains_key(reserved), "{reserved} must be dropped");
     }
+}
+
+#[test]
+fn every_taint_with_an_effect_becomes_a_cluster_autoscaler_tag() {
+    let t = tr("  taints:\n    - dedicated=gpu:NoSchedule\n    - foo:NoSchedule\n    - spot=:PreferNoSchedule\n");
+    let tags = &t.node_class.spec.tags;
+    assert_eq!(tags["k8s.io/cluster-autoscaler/node-template/taint/dedicated"], "gpu:NoSchedule");
+    assert_eq!(tags["k8s.io/cluster-autoscaler/node-template/taint/foo"], ":NoSchedule");
+    assert_eq!(tags["k8s.io/cluster-autoscaler/node-template/taint/spot"], ":PreferNoSchedule");
+    // A taint without an effect gives no tag.
+    let tags = translate::tags(&ig("  taints: [\"bar=baz\", \"qux\"]\n"), CLUSTER, None);
+    assert!(!tags.keys().any(|k| k.starts_with("k8s.io/cluster-autoscaler/node-template/taint/")), "{tags:?}");
 }
 
 #[test]

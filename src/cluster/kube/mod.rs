@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use super::api::{ClusterApi, ClusterError, Subject};
 use super::marks::{self, DISRUPTED_TAINT, DISRUPTION_PREFIX, DisruptionMarks, UNREGISTERED_TAINT};
-use super::model::Snapshot;
+use super::model::{PodDoNotDisrupt, Snapshot};
 use crate::clock::Clock;
 use crate::policy::meta::{Labels, Taint};
 
@@ -202,7 +202,23 @@ fn mark_patch(current: &Node, disrupted: &Taint, annotations: &Value) -> Value {
 
 impl ClusterApi for KubeCluster {
     async fn snapshot(&self) -> Result<Snapshot, ClusterError> {
-        let pods: Vec<_> = self.pods.state().iter().filter_map(|p| objects::pod(p)).collect();
+        let raw = self.pods.state();
+        let pods: Vec<_> = raw.iter().filter_map(|p| objects::pod(p)).collect();
+        let do_not_disrupt_until = raw
+            .iter()
+            .filter_map(|p| match objects::do_not_disrupt(p) {
+                PodDoNotDisrupt::Until(until) => {
+                    let meta = &p.metadata;
+                    let key = format!(
+                        "{}/{}",
+                        meta.namespace.as_deref().unwrap_or_default(),
+                        meta.name.as_deref().unwrap_or_default()
+                    );
+                    Some((key, until))
+                }
+                _ => None,
+            })
+            .collect();
         let mut nodes: Vec<_> = self.nodes.state().iter().map(|n| objects::node(n)).collect();
         let mut by_node: HashMap<&str, Vec<&super::model::ClusterPod>> = HashMap::new();
         for p in &pods {
@@ -225,7 +241,7 @@ impl ClusterApi for KubeCluster {
                 objects::pdb(&ns, &name, &o.data["spec"], &o.data["status"])
             })
             .collect();
-        Ok(Snapshot { pods, nodes, daemonsets, pdbs })
+        Ok(Snapshot { pods, nodes, daemonsets, pdbs, do_not_disrupt_until })
     }
 
     async fn register(

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use serde_json::Value;
 
 use crate::cluster::convert;
-use crate::cluster::model::{ClusterNode, ClusterPod, DO_NOT_DISRUPT, Owner, Pdb, Phase};
+use crate::cluster::model::{ClusterNode, ClusterPod, DO_NOT_DISRUPT, Owner, Pdb, Phase, PodDoNotDisrupt};
 use crate::policy::meta::{Taint, TaintEffect};
 use crate::policy::quantity::Quantity;
 use crate::scheduling::pod::Selector;
@@ -71,11 +71,19 @@ pub fn pod(p: &Pod) -> Option<ClusterPod> {
         phase: if phase == "Running" { Phase::Running } else { Phase::Pending },
         unschedulable,
         spec: scheduled,
-        do_not_disrupt: meta.annotations.as_ref().and_then(|a| a.get(DO_NOT_DISRUPT)).is_some_and(|v| v == "true"),
+        do_not_disrupt: do_not_disrupt(p) == PodDoNotDisrupt::Always,
         created_at: since_epoch(meta.creation_timestamp.as_ref()),
         namespace,
         name,
     })
+}
+
+/// What the pod's `karpenter.sh/do-not-disrupt` asks for; a duration counts from
+/// `status.startTime`.
+pub fn do_not_disrupt(p: &Pod) -> PodDoNotDisrupt {
+    let value = p.metadata.annotations.as_ref().and_then(|a| a.get(DO_NOT_DISRUPT));
+    let started = p.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| since_epoch(Some(t)));
+    PodDoNotDisrupt::of(value.map(String::as_str), started)
 }
 
 pub fn taint(t: &k8s_openapi::api::core::v1::Taint) -> Taint {
@@ -154,4 +162,38 @@ pub fn pdb(namespace: &str, name: &str, spec: &Value, status: &Value) -> Pdb {
 /// Labels as JSON for a merge patch.
 pub fn string_map(m: &BTreeMap<String, String>) -> Value {
     Value::Object(m.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+}
+
+#[cfg(test)]
+mod do_not_disrupt_tests {
+    use super::*;
+
+    fn annotated(value: &str, start: Option<&str>) -> Pod {
+        let mut v = serde_json::json!({
+            "metadata": {"namespace": "default", "name": "a", "annotations": {DO_NOT_DISRUPT: value}},
+            "spec": {"containers": [{"name": "c", "image": "x"}]},
+            "status": {"phase": "Running"},
+        });
+        if let Some(start) = start {
+            v["status"]["startTime"] = Value::String(start.into());
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_duration_counts_from_the_start_time() {
+        let start = "2026-01-01T00:00:00Z";
+        let started = since_epoch(annotated("true", Some(start)).status.unwrap().start_time.as_ref());
+        assert_eq!(
+            do_not_disrupt(&annotated("10m", Some(start))),
+            PodDoNotDisrupt::Until(started + Duration::from_secs(600))
+        );
+        assert_eq!(do_not_disrupt(&annotated("10m", None)), PodDoNotDisrupt::Always);
+        assert_eq!(do_not_disrupt(&annotated("true", Some(start))), PodDoNotDisrupt::Always);
+        assert_eq!(do_not_disrupt(&annotated("soon", Some(start))), PodDoNotDisrupt::No);
+        let p = annotated("10m", None);
+        assert!(pod(&p).is_some_and(|c| c.do_not_disrupt));
+        let p = annotated("10m", Some(start));
+        assert!(pod(&p).is_some_and(|c| !c.do_not_disrupt));
+    }
 }

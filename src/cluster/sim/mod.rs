@@ -460,6 +460,7 @@ impl ClusterApi for SimCluster {
             nodes: s.nodes.values().cloned().collect(),
             daemonsets: s.daemonsets.iter().map(|d| d.template.clone()).collect(),
             pdbs: SimCluster::pdb_status(&s),
+            do_not_disrupt_until: Default::default(),
         })
     }
 

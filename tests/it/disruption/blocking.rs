@@ -119,3 +119,27 @@ fn a_do_not_disrupt_pod_blocks_expiration() {
     case.snapshot.pods[0].do_not_disrupt = true;
     assert_blocked(&case, "a", "expired: pod default/a-0 is annotated karpenter.sh/do-not-disrupt");
 }
+
+// Karpenter (v1.12+): a pod's karpenter.sh/do-not-disrupt may be a duration; the pod is
+// protected while its age since status.startTime is below it.
+#[test]
+fn a_do_not_disrupt_duration_blocks_only_until_the_pod_has_run_that_long() {
+    let mut case = movable();
+    let now = case.now;
+    case.snapshot.do_not_disrupt_until.insert("default/a-0".into(), now + secs(60));
+    assert_blocked(
+        &case,
+        "a",
+        "underutilized: pod default/a-0 is annotated karpenter.sh/do-not-disrupt for another 60s",
+    );
+    case.snapshot.do_not_disrupt_until.insert("default/a-0".into(), now);
+    assert_eq!(targets(only(&case.plan())), ["a"]);
+}
+
+// On a node only "true" counts; a duration there protects nothing.
+#[test]
+fn a_do_not_disrupt_duration_on_a_node_does_not_block() {
+    let mut case = Case::new();
+    case.node(node("a").annotation(DO_NOT_DISRUPT, "10m"));
+    assert_eq!(reasons(&case.plan()), [Reason::Empty]);
+}
