@@ -79,3 +79,32 @@ impl Recent {
         Self::within(&self.profiles, now)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_was_ensured_is_recent_for_the_grace_period_only() {
+        let r = Recent::default();
+        r.template("a", Duration::from_secs(100));
+        r.template("b", Duration::from_secs(100) + GRACE);
+        let now = Duration::from_secs(100) + GRACE;
+        assert_eq!(r.templates_within(now), BTreeSet::from(["b".to_string()]));
+    }
+
+    #[test]
+    fn old_entries_are_dropped_as_new_ones_come() {
+        let r = Recent::default();
+        for i in 0..100u64 {
+            let at = Duration::from_secs(i * 60);
+            r.template(&format!("t{i}"), at);
+            r.profile(&format!("p{i}"), at);
+            r.profile_changed(&format!("p{i}"), at);
+        }
+        // Fifteen minutes of one a minute: 15 of each are within the grace period.
+        assert_eq!(r.len(), 3 * 15, "bounded by the grace period");
+        assert_eq!(r.changed_at("p99"), Some(Duration::from_secs(99 * 60)));
+        assert_eq!(r.changed_at("p0"), None);
+    }
+}
