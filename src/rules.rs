@@ -9,7 +9,10 @@ use serde::Serialize;
 use crate::digest::fnv64;
 use crate::policy::EffectivePolicy;
 use crate::policy::meta::CronSchedule;
-use crate::policy::nodepool::{BudgetNodes, ConsolidationPolicy, DisruptionReason, NodePool};
+use crate::policy::nodepool::{
+    BALANCED_THRESHOLD, BALANCED_THRESHOLD_ANNOTATION, BudgetNodes, ConsolidationPolicy, DisruptionReason, NodePool,
+    parse_balanced_threshold,
+};
 use crate::revision::Revision;
 use crate::scheduling::overlay::Pricing;
 use crate::scheduling::pool::{self, Limits, PoolSpec};
@@ -26,6 +29,9 @@ pub enum Reason {
     /// Voluntary: EC2 recommends moving off a spot instance at elevated risk of interruption;
     /// the node is replaced like a drifted one (budgets, `do-not-disrupt`, replacement first).
     Rebalance,
+    /// A static NodePool has more nodes than its `replicas`: the extra nodes are drained and
+    /// removed, as the user asked, without disruption budgets.
+    Overprovisioned,
 }
 
 impl Reason {
@@ -37,6 +43,7 @@ impl Reason {
             Reason::Expired => "expired",
             Reason::Interrupted => "interrupted",
             Reason::Rebalance => "rebalance-recommendation",
+            Reason::Overprovisioned => "overprovisioned",
         }
     }
 }
@@ -64,6 +71,10 @@ pub struct PoolRules {
     /// Digest of the NodePool template and its EC2NodeClass: nodes launched under another
     /// digest have drifted.
     pub hash: String,
+    /// A static NodePool's node count (`spec.replicas`); `None` for a dynamic pool.
+    pub replicas: Option<u64>,
+    /// The least Balanced score a consolidation of this pool needs.
+    pub balanced_threshold: f64,
 }
 
 /// Cluster-wide rules (ClusterPolicy).
@@ -92,6 +103,8 @@ pub struct Rules {
     /// NodeOverlay prices and the cluster's share of the fleet's commitments, applied to the
     /// catalog before each solve.
     pub pricing: Pricing,
+    /// CapacityBuffers and the ClusterPolicy headroom: room kept for placeholder pods.
+    pub buffers: crate::provisioning::buffer_spec::Buffers,
 }
 
 /// Karpenter's default `expireAfter`.
@@ -151,6 +164,13 @@ fn pool_rules(pool: &NodePool, policy: &EffectivePolicy) -> PoolRules {
         },
         budgets,
         hash: pool_hash(pool, policy),
+        replicas: pool.spec.replicas.map(|r| r.max(0) as u64),
+        balanced_threshold: pool
+            .metadata
+            .annotations
+            .get(BALANCED_THRESHOLD_ANNOTATION)
+            .and_then(|t| parse_balanced_threshold(t))
+            .unwrap_or(BALANCED_THRESHOLD),
     }
 }
 
@@ -176,7 +196,8 @@ impl Rules {
             limits: spec.limits.as_ref().map(Limits::from_quantities).unwrap_or_default(),
             dry_run: spec.dry_run.unwrap_or(false),
         };
-        Rules { revision, pools, pool_rules, cluster, pricing: Pricing::from_policy(policy) }
+        let buffers = crate::provisioning::buffer_spec::Buffers::from_policy(policy, &pools);
+        Rules { revision, pools, pool_rules, cluster, pricing: Pricing::from_policy(policy), buffers }
     }
 
     pub fn pool(&self, name: &str) -> Option<(usize, &PoolSpec, &PoolRules)> {

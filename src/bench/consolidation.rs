@@ -17,7 +17,7 @@ use crate::capacity::wall;
 use crate::cloud::provider::{Instance, InstanceState, tags};
 use crate::cluster::model::{ClusterNode, ClusterPod, Owner, Phase, Snapshot};
 use crate::disruption::{self, Request};
-use crate::policy::nodepool::{BudgetNodes, ConsolidationPolicy};
+use crate::policy::nodepool::{BALANCED_THRESHOLD, BudgetNodes, ConsolidationPolicy};
 use crate::provisioning::{POOL_HASH_TAG, nodes::node_labels};
 use crate::rules::{Budget, ClusterRules, PoolRules, Rules};
 use crate::scheduling::allocatable::allocatable;
@@ -79,6 +79,8 @@ pub fn cluster(nodes: usize, pods_per_node: usize, seed: u64) -> (Snapshot, Vec<
             expire_after: None,
             budgets: vec![Budget { nodes: BudgetNodes::Percent(10), schedule: None, duration: None, reasons: None }],
             hash: "bench".into(),
+            replicas: None,
+            balanced_threshold: BALANCED_THRESHOLD,
         }],
         cluster: ClusterRules {
             batch_idle: Duration::from_secs(1),
@@ -89,6 +91,7 @@ pub fn cluster(nodes: usize, pods_per_node: usize, seed: u64) -> (Snapshot, Vec<
             dry_run: false,
         },
         pricing: Default::default(),
+        buffers: Default::default(),
     };
     let templates = templates(&mut rng);
     let zones = ["us-east-1a", "us-east-1b", "us-east-1c"];
@@ -145,6 +148,7 @@ pub fn cluster(nodes: usize, pods_per_node: usize, seed: u64) -> (Snapshot, Vec<
                 spec,
                 do_not_disrupt: false,
                 created_at: Duration::ZERO,
+                eviction: Default::default(),
             });
             i += 1;
         }

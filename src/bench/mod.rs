@@ -8,15 +8,18 @@ pub mod healthz;
 pub mod provisioning;
 pub mod simulate;
 pub mod state_store;
+pub mod synthetic;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::scheduling::bound_columns::{self, Budget};
 use crate::scheduling::catalog::Catalog;
+use crate::scheduling::exact::{self, Limits as ExactLimits};
 use crate::scheduling::mix::{self, Mix};
 use crate::scheduling::pool::{Limits, PoolSpec};
-use crate::scheduling::{Input, Strategy, bound, solve};
+use crate::scheduling::{Input, Strategy, bound, bound_assign, solve};
 
 /// One scheduling benchmark run.
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +39,30 @@ pub struct SchedulingResult {
     pub ffd_nodes: usize,
     pub ffd_solve_ms: f64,
     pub ffd_unschedulable: usize,
+    /// The assignment LP bound (`None`: too large to solve).
+    pub assignment_bound_per_hour: Option<f64>,
+    /// The configuration LP bound (Farley's when column generation stopped early).
+    pub configuration_bound_per_hour: Option<f64>,
+    /// Column generation proved the configuration LP optimum.
+    pub configuration_proven: bool,
+    pub configuration_ratio: Option<f64>,
+    /// The larger of the two LP bounds, both valid.
+    pub best_bound_per_hour: f64,
+    pub best_ratio: Option<f64>,
+    /// Time to compute the model and both LP bounds.
+    pub bounds_ms: f64,
+    /// The cheapest packing of the model, when asked for and small enough.
+    pub optimum_per_hour: Option<f64>,
+    pub optimum_ratio: Option<f64>,
+    /// Pods no node kind can hold, left out of the model's bounds.
+    pub left_out: u32,
+}
+
+/// What the scheduling benchmark computes besides the two packings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Extras {
+    /// Also search for the exact optimum (small instances only).
+    pub exact: bool,
 }
 
 fn round(x: f64, digits: i32) -> f64 {
@@ -44,8 +71,8 @@ fn round(x: f64, digits: i32) -> f64 {
 }
 
 /// Solves `n` pods of `mix` against `catalog` with one unconstrained on-demand NodePool, with
-/// the cost-optimal strategy and with the Karpenter-style baseline.
-pub fn scheduling(catalog: &Catalog, n: usize, which: Mix, seed: u64) -> SchedulingResult {
+/// the cost-optimal strategy and with the Karpenter-style baseline, and computes the bounds.
+pub fn scheduling(catalog: &Catalog, n: usize, which: Mix, seed: u64, extras: Extras) -> SchedulingResult {
     let pods = mix::pods(which, n, seed);
     let mut input = Input {
         pods,
@@ -66,6 +93,22 @@ pub fn scheduling(catalog: &Catalog, n: usize, which: Mix, seed: u64) -> Schedul
     let lower = bound::lower_bound(&input).unwrap_or(0.0);
     let cost = plan.cost_per_hour();
     let ratio = |c: f64| if lower > 0.0 { round(c / lower, 4) } else { 0.0 };
+    let started = Instant::now();
+    let model = bound::Model::of(&input);
+    let assignment = bound_assign::assignment_bound(&model, Duration::from_secs(60));
+    let configuration = bound_columns::configuration_bound(&model, Budget::default());
+    let bounds_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let best_bound = assignment.unwrap_or(0.0).max(configuration.as_ref().map_or(0.0, |c| c.bound));
+    // The plan is a packing of the model, so a bound that meets its cost proves it optimal.
+    let complete = plan.unschedulable.is_empty() && model.left_out == 0;
+    let optimum = if !extras.exact {
+        None
+    } else if complete && best_bound >= cost * (1.0 - 1e-7) {
+        Some(cost)
+    } else {
+        exact::optimum(&model, ExactLimits::default()).map(|o| o.cost)
+    };
+    let over = |b: f64| (b > 0.0).then(|| round(cost / b, 4));
     SchedulingResult {
         pods: n,
         instance_types: catalog.types.len(),
@@ -81,5 +124,15 @@ pub fn scheduling(catalog: &Catalog, n: usize, which: Mix, seed: u64) -> Schedul
         ffd_nodes: ffd.claims.len(),
         ffd_solve_ms: round(ffd_ms, 1),
         ffd_unschedulable: ffd.unschedulable.len(),
+        assignment_bound_per_hour: assignment.map(|b| round(b, 4)),
+        configuration_bound_per_hour: configuration.as_ref().map(|c| round(c.bound, 4)),
+        configuration_proven: configuration.as_ref().is_some_and(|c| c.proven),
+        configuration_ratio: configuration.as_ref().and_then(|c| over(c.bound)),
+        best_bound_per_hour: round(best_bound, 4),
+        best_ratio: over(best_bound),
+        bounds_ms: round(bounds_ms, 1),
+        optimum_per_hour: optimum.map(|o| round(o, 4)),
+        optimum_ratio: optimum.and_then(over),
+        left_out: model.left_out,
     }
 }

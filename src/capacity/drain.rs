@@ -21,6 +21,7 @@ use crate::cluster::{ClusterApi, ClusterError, Snapshot, Subject};
 use crate::disruption::candidate::disrupting;
 use crate::disruption::drain::{ReturnCause, Step, steps};
 use crate::disruption::{self, Command, VALIDATION_DELAY, still_valid};
+use crate::provisioning::buffer;
 use crate::scheduling::catalog::Catalog;
 
 impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
@@ -35,10 +36,16 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         catalog: &Catalog,
         now: Duration,
     ) {
-        let view = crate::provisioning::Request { snapshot, instances, rules: &self.rules, catalog };
+        // Capacity buffers: placeholders occupy the room kept for them, so it is not consolidated.
+        let placeholders = buffer::placeholders(&self.rules.buffers, snapshot, instances, wall(now));
+        let occupied = buffer::occupied_view(snapshot, instances, &self.rules, catalog, placeholders);
+        let view = crate::provisioning::Request { snapshot: &occupied, instances, rules: &self.rules, catalog };
         let plan = super::offload::decide(|| disruption::plan(disruption::Request { view, now, wall: wall(now) }));
         for (node, why) in &plan.kept {
             tracing::debug!(%node, "not disrupted: {why}");
+        }
+        for s in &plan.scores {
+            tracing::debug!(nodes = %s.nodes.join(","), score = s.value(), approved = s.approved, "consolidation scored: {}", s.describe());
         }
         match self.validating.take() {
             Some(w) if now >= w.since + VALIDATION_DELAY => {
@@ -85,13 +92,14 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
                     "replacements": cmd.replacements.iter().map(claim_json).collect::<Vec<_>>(),
                     "savingsPerHour": cmd.savings,
                     "detail": cmd.detail,
+                    "balanced": plan.scores.iter().find(|s| s.approved && cmd.nodes().all(|n| s.nodes.iter().any(|m| m == n))),
                 }),
             );
             self.validating = Some(Waiting { command: cmd, since: now });
         }
     }
 
-    async fn execute(&mut self, cmd: Command, snapshot: &Snapshot, now: Duration) {
+    pub(super) async fn execute(&mut self, cmd: Command, snapshot: &Snapshot, now: Duration) {
         if self.rules.cluster.dry_run {
             for t in &cmd.targets {
                 let d =

@@ -13,7 +13,7 @@ use crate::cloud::provider::{CloudProvider, Created, Instance};
 use crate::cloud::{CloudError, OfferingKey};
 use crate::cluster::{ClusterApi, ClusterPod, Snapshot, Subject};
 use crate::provisioning::lifecycle::{INITIALIZED_ANNOTATION, Step, steps};
-use crate::provisioning::{self, Launch, Request};
+use crate::provisioning::{self, Launch, Request, buffer};
 use crate::scheduling::catalog::Catalog;
 use crate::scheduling::plan::Binding;
 
@@ -107,7 +107,10 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         catalog: &Catalog,
         now: Duration,
     ) {
-        let pending: Vec<String> = snapshot.pending().map(|p| p.key()).collect();
+        // Capacity buffers: placeholder pods, pending for the solver only (never in the cluster).
+        let placeholders = buffer::placeholders(&self.rules.buffers, snapshot, instances, super::wall(now));
+        let pending: Vec<String> =
+            snapshot.pending().map(|p| p.key()).chain(placeholders.iter().map(ClusterPod::key)).collect();
         let still: HashSet<&str> = pending.iter().map(String::as_str).collect();
         self.told.retain(|p| still.contains(p.as_str()));
         for map in [&mut self.status.seen.unplaced, &mut self.status.seen.planned] {
@@ -120,7 +123,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             return;
         }
         self.batcher.done(now);
-        let verdict = self.solve_and_launch(snapshot, instances, catalog, now).await;
+        let verdict = self.solve_and_launch(snapshot, &placeholders, instances, catalog, now).await;
         self.publish(verdict);
     }
 
@@ -129,6 +132,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
     async fn solve_and_launch(
         &mut self,
         snapshot: &Snapshot,
+        placeholders: &[ClusterPod],
         instances: &[Instance],
         catalog: &Catalog,
         now: Duration,
@@ -138,8 +142,13 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         let mut attempt = 1;
         loop {
             let started = Instant::now();
-            let request = Request { snapshot, instances: &instances, rules: &self.rules, catalog: &catalog };
+            let buffered = buffer::pending_view(snapshot, placeholders);
+            let request = Request { snapshot: &buffered, instances: &instances, rules: &self.rules, catalog: &catalog };
             let mut decided = super::offload::decide(|| provisioning::provision(request));
+            // Whether a real pod has a place is judged without the placeholders it displaces.
+            let real = Request { snapshot, ..request };
+            let alone = (!placeholders.is_empty()).then(|| super::offload::decide(|| provisioning::provision(real)));
+            buffer::strip(&mut decided, placeholders.len(), alone);
             self.settle(&mut decided, &instances);
             if let Some(m) = &self.metrics {
                 m.solve_seconds.observe(started.elapsed().as_secs_f64());
@@ -200,7 +209,9 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
     }
 
     /// Publishes a provisioning verdict in `seen`: each map replaced only when it changed.
-    fn publish(&mut self, verdict: Verdict) {
+    fn publish(&mut self, mut verdict: Verdict) {
+        verdict.planned.retain(|p, _| !buffer::is_placeholder(p));
+        verdict.unplaced.retain(|p, _| !buffer::is_placeholder(p));
         let seen = &mut self.status.seen;
         if *seen.unplaced != verdict.unplaced {
             seen.unplaced = Arc::new(verdict.unplaced);
@@ -260,6 +271,8 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             Ok(Created { instance: i, refused }) => {
                 self.mark_unavailable(&refused, now);
                 self.seen_launched(&i);
+                // The next pass lists the cloud again, so it sees this launch.
+                self.listed = None;
                 detail["instance"] = json!(i.id);
                 detail["instanceType"] = json!(i.instance_type);
                 detail["zone"] = json!(i.zone);

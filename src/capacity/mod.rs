@@ -20,6 +20,7 @@ mod interrupt;
 mod launch;
 pub mod offload;
 mod prices;
+mod replicas;
 pub mod report;
 mod tidy;
 pub mod wake;
@@ -398,6 +399,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         self.drop_overtaken(now);
         self.drain(&snapshot, &instances, now).await;
         self.provision(&snapshot, &instances, &catalog, now).await;
+        self.keep_replicas(&snapshot, &instances, &catalog, now).await;
         if self.disruption_due(now) {
             if now >= self.next_disruption {
                 self.next_disruption = now + crate::disruption::POLL;

@@ -10,6 +10,7 @@ use super::Output;
 use super::out::out;
 use super::output::OutputArg;
 use crate::gitops::audit::{self, AuditOptions, Entry};
+use crate::gitops::guardrail_history;
 use crate::kops::{S3Options, Store, decisions};
 
 #[derive(Debug, Args)]
@@ -31,6 +32,10 @@ pub struct AuditArgs {
     /// variable, else no decisions are joined).
     #[arg(long, env = "KOPS_STATE_STORE")]
     pub state_store: Option<String>,
+    /// Instead of the history: each guardrail relaxation and exception in force at HEAD, with
+    /// the commit that added it (sha, author, date).
+    #[arg(long, conflicts_with_all = ["since", "object"])]
+    pub guardrails: bool,
     #[command(flatten)]
     pub output: OutputArg,
 }
@@ -50,6 +55,9 @@ pub fn run(args: &AuditArgs) -> ExitCode {
         Err(e) => return super::usage(e),
     };
     let cluster = args.cluster.as_deref().map(|c| kops_to_fleet_name(&args.repo, c));
+    if args.guardrails {
+        return guardrails(args, cluster.as_deref());
+    }
     let options = AuditOptions { cluster, since, object: args.object.clone() };
     let mut entries = match audit::audit(&args.repo, &options) {
         Ok(e) => e,
@@ -68,6 +76,22 @@ pub fn run(args: &AuditArgs) -> ExitCode {
     match args.output.get() {
         Output::Text => out!("{}", audit::text(&entries)),
         json_or_yaml => json_or_yaml.print(&entries),
+    }
+    ExitCode::SUCCESS
+}
+
+/// `--guardrails`: the relaxations and exceptions in force, each with the commit that added it.
+fn guardrails(args: &AuditArgs, cluster: Option<&str>) -> ExitCode {
+    let added = match guardrail_history::added(&args.repo, cluster) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match args.output.get() {
+        Output::Text => out!("{}", guardrail_history::text(&added)),
+        json_or_yaml => json_or_yaml.print(&added),
     }
     ExitCode::SUCCESS
 }

@@ -172,7 +172,9 @@ pub enum BenchCommand {
         /// Pending pods to place.
         #[arg(long, default_value_t = 1000)]
         pods: usize,
-        /// A catalog JSON file (`capstan catalog export`); the built-in curated catalog otherwise.
+        /// A catalog JSON file (`capstan catalog export`), or `karpenter-synthetic` for the
+        /// 400 types of Karpenter's scheduling benchmark (type i: i vCPU, 2i GiB, 10i pods, a
+        /// made-up price proportional to size); the built-in curated catalog otherwise.
         #[arg(long)]
         catalog: Option<PathBuf>,
         /// The pods' shapes: Karpenter's benchmark mix, or a generic one.
@@ -181,6 +183,10 @@ pub enum BenchCommand {
         /// Seed of the random pods; the same seed gives the same pods.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Also search for the cheapest packing of the bounds' model (small instances only;
+        /// printed as n/a past the search's limits).
+        #[arg(long)]
+        exact: bool,
         /// One JSON line instead of text.
         #[arg(long)]
         json: bool,
@@ -326,15 +332,27 @@ pub fn run(what: BenchCommand) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        BenchCommand::Scheduling { pods, catalog, mix, seed, json } => {
-            scheduling(pods, catalog.as_deref(), mix, seed, json)
+        BenchCommand::Scheduling { pods, catalog, mix, seed, exact, json } => {
+            let extras = crate::bench::Extras { exact };
+            scheduling(pods, catalog.as_deref(), mix, seed, extras, json)
         }
     }
 }
 
-fn scheduling(pods: usize, catalog: Option<&Path>, mix: MixArg, seed: u64, json: bool) -> ExitCode {
+/// The `--catalog` value naming Karpenter's synthetic benchmark catalog.
+const KARPENTER_SYNTHETIC: &str = "karpenter-synthetic";
+
+fn scheduling(
+    pods: usize,
+    catalog: Option<&Path>,
+    mix: MixArg,
+    seed: u64,
+    extras: crate::bench::Extras,
+    json: bool,
+) -> ExitCode {
     let catalog = match catalog {
         None => crate::scheduling::builtin::catalog(),
+        Some(name) if name == Path::new(KARPENTER_SYNTHETIC) => crate::bench::synthetic::karpenter_catalog(),
         Some(path) => match std::fs::read(path)
             .map_err(|e| e.to_string())
             .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
@@ -347,7 +365,7 @@ fn scheduling(pods: usize, catalog: Option<&Path>, mix: MixArg, seed: u64, json:
         MixArg::Karpenter => crate::scheduling::mix::Mix::Karpenter,
         MixArg::Generic => crate::scheduling::mix::Mix::Generic,
     };
-    let r = crate::bench::scheduling(&catalog, pods, which, seed);
+    let r = crate::bench::scheduling(&catalog, pods, which, seed, extras);
     if json {
         outln!("{}", serde_json::to_string(&r).expect("json"));
     } else {
@@ -370,8 +388,32 @@ fn scheduling(pods: usize, catalog: Option<&Path>, mix: MixArg, seed: u64, json:
             r.ffd_ratio,
             r.ffd_unschedulable
         );
+        print_bounds(&r, extras);
     }
     ExitCode::SUCCESS
+}
+
+/// The tighter bounds and, when asked, the optimum, each with the cost-optimal plan's ratio.
+fn print_bounds(r: &crate::bench::SchedulingResult, extras: crate::bench::Extras) {
+    let money = |b: Option<f64>| b.map_or("n/a (too large)".to_string(), |b| format!("${b:.4}/h"));
+    let times = |x: Option<f64>| x.map_or(String::new(), |x| format!(", cost ÷ bound {x:.4}"));
+    let assignment_ratio = r.assignment_bound_per_hour.filter(|b| *b > 0.0).map(|b| r.cost_per_hour / b);
+    outln!("  assignment LP bound: {}{}", money(r.assignment_bound_per_hour), times(assignment_ratio));
+    outln!(
+        "  configuration LP bound: {}{}{} ({:.1} ms for both bounds)",
+        money(r.configuration_bound_per_hour),
+        times(r.configuration_ratio),
+        if r.configuration_proven { "" } else { "; column generation stopped early, Farley bound" },
+        r.bounds_ms
+    );
+    outln!("  tighter of the two: {}{}", money(Some(r.best_bound_per_hour)), times(r.best_ratio));
+    if r.left_out > 0 {
+        outln!("  {} pods no instance type can hold are left out of these bounds", r.left_out);
+    }
+    if extras.exact {
+        let ratio = r.optimum_ratio.map_or(String::new(), |x| format!(", cost ÷ optimum {x:.4}"));
+        outln!("  optimum of the bounds' model: {}{ratio}", money(r.optimum_per_hour));
+    }
 }
 
 fn bench_state_store(url: &str, s3: &S3Options, clusters: usize, igs: usize, json: bool) -> ExitCode {

@@ -251,6 +251,16 @@ fn validate(repo: &Path, cluster: Option<&str>, format: Output) -> ExitCode {
         })
         .collect();
     let clusters: Vec<&str> = v.policies.iter().map(|p| p.cluster.as_str()).collect();
+    let waivers: Vec<_> = v
+        .waivers
+        .iter()
+        .cloned()
+        .map(|mut w| {
+            w.file = repo.join(&w.file).display().to_string();
+            w
+        })
+        .collect();
+    let of_kind = |k| waivers.iter().filter(|w| w.kind == k).collect::<Vec<_>>();
     match format {
         Output::Json | Output::Yaml => {
             let out = serde_json::json!({
@@ -258,12 +268,20 @@ fn validate(repo: &Path, cluster: Option<&str>, format: Output) -> ExitCode {
                 "warnings": v.diagnostics.warnings(),
                 "clusters": clusters,
                 "diagnostics": diags,
+                "relaxations": of_kind(policy::guardrail_waivers::WaiverKind::Relaxation),
+                "exceptions": of_kind(policy::guardrail_waivers::WaiverKind::Exception),
             });
             format.print(&out);
         }
         Output::Text => {
             for d in &diags {
                 out::outln!("{d}");
+            }
+            if !waivers.is_empty() {
+                out::outln!("guardrails loosened on record:");
+            }
+            for w in &waivers {
+                out::outln!("{w}");
             }
             out::outln!(
                 "{}: {} error(s), {} warning(s); clusters checked: {}",

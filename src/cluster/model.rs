@@ -37,6 +37,18 @@ pub enum Phase {
     Running,
 }
 
+/// The annotation a controller reads to choose which pod of a ReplicaSet to delete first; a
+/// drain weighs it too (an int32, higher costs more).
+pub const POD_DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
+
+/// What weighs on evicting a pod: its priority (`spec.priority`) and its
+/// `controller.kubernetes.io/pod-deletion-cost`; unset when the pod has none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Eviction {
+    pub priority: Option<i32>,
+    pub deletion_cost: Option<i32>,
+}
+
 /// A pod with what the capacity loop needs to know about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterPod {
@@ -52,6 +64,7 @@ pub struct ClusterPod {
     pub spec: Pod,
     pub do_not_disrupt: bool,
     pub created_at: Duration,
+    pub eviction: Eviction,
 }
 
 impl ClusterPod {

@@ -209,6 +209,7 @@ mod tests {
             spec: crate::scheduling::pod::pod().name(&format!("default/{name}")).build(),
             do_not_disrupt: false,
             created_at: Duration::ZERO,
+            eviction: Default::default(),
         }
     }
 

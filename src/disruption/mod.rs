@@ -3,20 +3,28 @@
 //! re-validates a command after [`VALIDATION_DELAY`] and only then drains.
 //!
 //! ```text
-//! candidates ─► drift / expiration (replace, one node)
+//! candidates ─► static NodePools: drift / expiration (replace one for one); nothing else
+//!            ─► drift / expiration (replace, one node)
 //!            ─► emptiness (delete every empty node past consolidateAfter, within budgets)
 //!            ─► consolidation: multi-node (delete or replace with one cheaper node)
 //!                              then single-node (delete, or replace with a cheaper node)
 //! ```
 //!
+//! `Balanced` pools take a consolidation only when its score (share of the pool's cost saved
+//! over share of its disruption caused, see [`balanced`]) reaches the threshold; every scored
+//! move, taken or not, is in [`Plan::scores`].
+//!
 //! Beyond Karpenter: the ClusterPolicy's utilization threshold (only nodes below it are
 //! consolidated) and minimum node lifetime (no node with pods is disrupted younger than it).
 
+pub mod balanced;
 pub mod budget;
 pub mod candidate;
+mod consolidation;
 pub mod drain;
 pub mod interrupt;
 pub mod simulate;
+pub mod static_pools;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -26,25 +34,19 @@ use serde::Serialize;
 
 use crate::cloud::provider::Instance;
 use crate::cluster::model::{ClusterPod, Snapshot};
-use crate::policy::nodepool::ConsolidationPolicy;
 use crate::provisioning::{Launch, nodes};
 use crate::rules::{Reason, Rules};
 use crate::scheduling::catalog::Catalog;
 use crate::scheduling::pool::NODE_POOL_LABEL;
 
 use candidate::{Candidate, candidates, disrupting};
+use consolidation::{multi, single, underutilized};
 use simulate::{World, relocate};
 
 /// How often disruption is evaluated.
 pub const POLL: Duration = Duration::from_secs(10);
 /// How long a decision waits before it is checked again and acted on.
 pub const VALIDATION_DELAY: Duration = Duration::from_secs(15);
-/// Most nodes one multi-node consolidation considers.
-const MAX_MULTI: usize = 100;
-/// Most single-node consolidations tried per pass.
-const MAX_SINGLE: usize = 50;
-/// A `Balanced` pool replaces a node only for at least this fraction of its price.
-const BALANCED_SAVING: f64 = 0.2;
 
 /// A node a command removes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -106,6 +108,8 @@ pub struct Plan {
     pub commands: Vec<Command>,
     /// (node, why it was not disrupted) for candidates a method wanted but could not take.
     pub kept: Vec<(String, String)>,
+    /// Every consolidation scored for a `Balanced` pool, approved or rejected.
+    pub scores: Vec<balanced::Scored>,
 }
 
 /// How many more nodes each pool may lose for a reason.
@@ -173,7 +177,10 @@ fn pods_of<'a>(chosen: &[&Candidate<'a>]) -> Vec<&'a ClusterPod> {
 /// Decides which nodes to disrupt now.
 pub fn plan(req: Request) -> Plan {
     let mut out = Plan::default();
-    let all = candidates(req.snapshot(), req.instances(), req.rules(), req.now);
+    let (fixed, all): (Vec<Candidate>, Vec<Candidate>) =
+        candidates(req.snapshot(), req.instances(), req.rules(), req.now)
+            .into_iter()
+            .partition(|c| req.rules().pool_rules[c.pool].replicas.is_some());
     let capacity = nodes::capacity(req.snapshot(), req.instances(), &req.rules().pools, req.catalog());
     let snapshot = req.snapshot();
     let displaced = snapshot
@@ -191,6 +198,10 @@ pub fn plan(req: Request) -> Plan {
     };
     let mut budgets = Budgets::new(req.snapshot());
 
+    if let Some(c) = static_pools::replace(&req, &fixed, &mut budgets, &mut out) {
+        out.commands.push(c);
+        return out;
+    }
     if let Some(c) = replace_stale(&req, &all, &world, &mut budgets, &mut out) {
         out.commands.push(c);
         return out;
@@ -203,9 +214,10 @@ pub fn plan(req: Request) -> Plan {
         return out;
     }
     let consolidatable: Vec<&Candidate> = all.iter().filter(|c| underutilized(&req, c, &mut out)).collect();
-    if let Some(c) = multi(&req, &consolidatable, &world, &mut budgets) {
+    let totals = balanced::totals(req.snapshot(), req.instances());
+    if let Some(c) = multi(&req, &consolidatable, &world, &mut budgets, &totals, &mut out) {
         out.commands.push(c);
-    } else if let Some(c) = single(&req, &consolidatable, &world, &mut budgets, &mut out) {
+    } else if let Some(c) = single(&req, &consolidatable, &world, &mut budgets, &totals, &mut out) {
         out.commands.push(c);
     }
     out
@@ -282,130 +294,6 @@ fn empty(req: &Request, all: &[Candidate], budgets: &mut Budgets, out: &mut Plan
             format!("no pods for {}s (consolidateAfter elapsed)", idle.as_secs()),
         )
     })
-}
-
-fn underutilized(req: &Request, c: &Candidate, out: &mut Plan) -> bool {
-    let rules = &req.rules().pool_rules[c.pool];
-    if c.pods.is_empty() || rules.consolidation == ConsolidationPolicy::WhenEmpty {
-        return false;
-    }
-    let Some(after) = rules.consolidate_after else { return false };
-    if c.idle < after {
-        return false;
-    }
-    let cluster = &req.rules().cluster;
-    if let Some(min) = cluster.min_node_lifetime
-        && c.age < min
-    {
-        return false;
-    }
-    if let Some(t) = cluster.utilization_threshold
-        && c.utilization >= t
-    {
-        return false;
-    }
-    if let Some(b) = &c.blocked {
-        out.kept.push((c.node.name.clone(), format!("underutilized: {b}")));
-        return false;
-    }
-    true
-}
-
-/// Cheapest to disrupt first: fewest pods, then the most expensive node.
-fn by_cost<'a, 'b>(cands: &[&'b Candidate<'a>]) -> Vec<&'b Candidate<'a>> {
-    let mut v = cands.to_vec();
-    v.sort_by(|a, b| {
-        a.pods
-            .len()
-            .cmp(&b.pods.len())
-            .then(b.instance.price.total_cmp(&a.instance.price))
-            .then(a.node.name.cmp(&b.node.name))
-    });
-    v
-}
-
-fn cheaper(req: &Request, chosen: &[&Candidate], claims: &[crate::scheduling::plan::NewClaim]) -> bool {
-    let before: f64 = chosen.iter().map(|c| c.instance.price).sum();
-    let after: f64 = claims.iter().map(|c| c.price).sum();
-    let balanced = chosen.iter().any(|c| req.rules().pool_rules[c.pool].consolidation == ConsolidationPolicy::Balanced);
-    let need = if balanced { before * (1.0 - BALANCED_SAVING) } else { before };
-    claims.is_empty() || after < need - 1e-9
-}
-
-/// Several nodes at once: the largest prefix (by disruption cost) whose pods fit on the rest
-/// with at most one new, cheaper node.
-fn multi(req: &Request, cands: &[&Candidate], world: &World, budgets: &mut Budgets) -> Option<Command> {
-    let mut trial = Budgets { counts: budgets.counts.clone(), taken: budgets.taken.clone() };
-    let prefix: Vec<&Candidate> =
-        by_cost(cands).into_iter().filter(|c| trial.take(req, c.pool, Reason::Underutilized)).take(MAX_MULTI).collect();
-    if prefix.len() < 2 {
-        return None;
-    }
-    let attempt = |k: usize| -> Option<Vec<crate::scheduling::plan::NewClaim>> {
-        let chosen = &prefix[..k];
-        let names: Vec<&str> = chosen.iter().map(|c| c.node.name.as_str()).collect();
-        let claims = relocate(world, &names, &pods_of(chosen), Some(1)).ok()?;
-        cheaper(req, chosen, &claims).then_some(claims)
-    };
-    let (mut lo, mut hi, mut best) = (2usize, prefix.len(), None);
-    while lo <= hi {
-        let mid = (lo + hi) / 2;
-        match attempt(mid) {
-            Some(claims) => {
-                best = Some((mid, claims));
-                lo = mid + 1;
-            }
-            None => hi = mid - 1,
-        }
-    }
-    let (k, claims) = best?;
-    for c in &prefix[..k] {
-        budgets.take(req, c.pool, Reason::Underutilized);
-    }
-    let detail = format!(
-        "{k} underutilized nodes; their pods fit on the rest{}",
-        if claims.is_empty() { "" } else { " and one cheaper node" }
-    );
-    Some(command(req, Reason::Underutilized, &prefix[..k], claims, detail))
-}
-
-/// One node: deleted when its pods fit elsewhere, or replaced with a cheaper node.
-fn single(
-    req: &Request,
-    cands: &[&Candidate],
-    world: &World,
-    budgets: &mut Budgets,
-    out: &mut Plan,
-) -> Option<Command> {
-    for c in by_cost(cands).into_iter().take(MAX_SINGLE) {
-        let claims = match relocate(world, &[c.node.name.as_str()], &c.pods, Some(1)) {
-            Ok(claims) => claims,
-            Err(_) => continue,
-        };
-        if !cheaper(req, &[c], &claims) {
-            continue;
-        }
-        if !budgets.take(req, c.pool, Reason::Underutilized) {
-            out.kept.push((
-                c.node.name.clone(),
-                format!("underutilized: disruption budget of NodePool {} is used up", req.rules().pools[c.pool].name),
-            ));
-            continue;
-        }
-        let detail = format!(
-            "utilization {:.0}%; {}",
-            c.utilization * 100.0,
-            match claims.first() {
-                None => "its pods fit on other nodes".to_string(),
-                Some(r) => format!(
-                    "a cheaper {} (${:.4}/h vs ${:.4}/h) holds its pods",
-                    r.instance_type, r.price, c.instance.price
-                ),
-            }
-        );
-        return Some(command(req, Reason::Underutilized, &[c], claims, detail));
-    }
-    None
 }
 
 /// Whether `cmd` still holds: a fresh plan disrupts at least the same nodes for the same reason.

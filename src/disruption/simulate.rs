@@ -35,7 +35,7 @@ pub fn relocate(
         pods: pods.iter().chain(&world.displaced).map(|p| p.spec.clone()).collect(),
         nodes,
         daemonsets: world.daemonsets.to_vec(),
-        pools: world.rules.pools.clone(),
+        pools: crate::provisioning::dynamic_pools(world.rules),
         catalog: world.catalog,
         cluster_limits: world.rules.cluster.limits.clone(),
         strategy: Strategy::CostOptimal,

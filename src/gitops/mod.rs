@@ -11,6 +11,7 @@ pub mod auth;
 pub mod creds;
 pub mod diff;
 pub mod follow;
+pub mod guardrail_history;
 pub mod known_hosts;
 pub mod metrics;
 pub mod signature;

@@ -202,9 +202,25 @@ fn problem(rule: Rule, v: &Value) -> Option<(String, String)> {
         (Rule::VolumeSize, Value::String(s)) => (!volume_size_ok(s)).then(|| {
             (
                 format!("volume size `{}` is not one Karpenter accepts", show(s)),
-                "write a whole number of Gi (1–59000), G (1–64000), Ti (1–58) or T (1–64), e.g. 100Gi".to_string(),
+                "write a whole number of Gi (1–59000), G (1–64000), Ti (1–58, last digit 0–7 from 10 on) or T (1–64), e.g. 100Gi".to_string(),
             )
         }),
+        (Rule::Matches(ok, rule, hint), Value::String(s)) => {
+            (!ok(s)).then(|| (format!("`{}` is refused: Karpenter's CRD requires it to {rule}", show(s)), hint.to_string()))
+        }
+        (Rule::MaxLength(max, what), Value::String(s)) => (s.chars().count() > max).then(|| {
+            (
+                format!("the {what} is {} characters long; Karpenter accepts at most {max} (maxLength {max})", s.chars().count()),
+                format!("shorten the {what} to {max} characters or fewer"),
+            )
+        }),
+        (Rule::NotEmpty(rule), Value::String(s)) => {
+            s.is_empty().then(|| (format!("the value is empty: {rule}"), "write a value or leave the field out".to_string()))
+        }
+        (Rule::MaxItems(max, hint), Value::Array(items)) => (items.len() > max)
+            .then(|| (format!("{} items; Karpenter accepts at most {max} (maxItems {max})", items.len()), hint.to_string())),
+        (Rule::MaxProperties(max, hint), Value::Object(m)) => (m.len() > max)
+            .then(|| (format!("{} keys; Karpenter accepts at most {max} (maxProperties {max})", m.len()), hint.to_string())),
         (Rule::VolumeSize, Value::Number(n)) => Some((
             format!("volume size {n} has no unit"),
             "write a whole number of Gi, G, Ti or T, e.g. 100Gi".to_string(),
@@ -213,19 +229,25 @@ fn problem(rule: Rule, v: &Value) -> Option<(String, String)> {
     }
 }
 
-/// The sizes Karpenter's EC2NodeClass schema accepts: a whole number without leading zeros and
-/// one of the units Gi, G, Ti, T, up to 59000Gi, 64000G, 58Ti or 64T.
+/// The sizes Karpenter's EC2NodeClass pattern accepts: a whole number without leading zeros and
+/// one of the units Gi (1–59000), G (1–64000), Ti or T. The pattern's Ti branch
+/// (`[1-9]||[1-5][0-7]|58`) admits 1–9, 58 and the two-digit numbers whose last digit is 0–7 up
+/// to 57 (so 18Ti is refused); its T branch admits 1–64. Both branches also match the bare unit,
+/// which is no quantity and is refused by the quantity type.
 pub fn volume_size_ok(text: &str) -> bool {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     let (number, unit) = text.split_at(digits);
-    let max = match unit {
-        "Gi" => 59_000,
-        "G" => 64_000,
-        "Ti" => 58,
-        "T" => 64,
-        _ => return false,
-    };
-    !number.starts_with('0') && number.parse::<u64>().is_ok_and(|n| (1..=max).contains(&n))
+    if number.starts_with('0') {
+        return false;
+    }
+    let Ok(n) = number.parse::<u64>() else { return false };
+    match unit {
+        "Gi" => (1..=59_000).contains(&n),
+        "G" => (1..=64_000).contains(&n),
+        "Ti" => (1..=9).contains(&n) || n == 58 || ((10..=57).contains(&n) && n % 10 <= 7),
+        "T" => (1..=64).contains(&n),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -249,10 +271,12 @@ mod tests {
 
     #[test]
     fn volume_sizes() {
-        for ok in ["1Gi", "100Gi", "59000Gi", "64000G", "58Ti", "64T"] {
+        for ok in ["1Gi", "100Gi", "59000Gi", "64000G", "58Ti", "17Ti", "64T", "59T"] {
             assert!(volume_size_ok(ok), "{ok}");
         }
-        for bad in ["0Gi", "-1Gi", "-64Gi", "59001Gi", "100", "100Mi", "1.5Gi", "059Gi", "Gi", ""] {
+        for bad in
+            ["0Gi", "-1Gi", "-64Gi", "59001Gi", "100", "100Mi", "1.5Gi", "059Gi", "Gi", "", "18Ti", "59Ti", "65T"]
+        {
             assert!(!volume_size_ok(bad), "{bad}");
         }
     }

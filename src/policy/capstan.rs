@@ -92,6 +92,12 @@ pub struct Headroom {
     /// The NodePool the headroom is kept in; the highest-weight pool when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_pool: Option<String>,
+    /// Keep the headroom only from each fire of this five-field cron schedule …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<super::meta::CronSchedule>,
+    /// … for this long (required with `schedule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<GoDuration>,
 }
 
 /// The clusters a config repository serves and the order a revision rolls out to them.
@@ -164,7 +170,7 @@ pub struct Wave {
 }
 
 /// Rules `capstan validate` enforces. The built-in set ships with capstan; a repository's
-/// `guardrails.yaml` may only tighten it.
+/// `guardrails.yaml` may tighten it, and loosen a rule only under `spec.relax` with a reason.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Guardrails {
@@ -197,6 +203,27 @@ pub struct GuardrailsSpec {
     /// fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulation: Option<SimulationGuardrails>,
+    /// Built-in rules this repository loosens, each with the reason on record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relax: Vec<Relaxation>,
+}
+
+/// One built-in guardrail loosened by a repository, with why. Git keeps who and when.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Relaxation {
+    /// The built-in rule: `requireNodePoolLimits`, `minSpotInstanceTypes` or
+    /// `forbiddenInstanceFamilies`.
+    pub rule: String,
+    /// `minSpotInstanceTypes` only: the lower minimum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<u32>,
+    /// `forbiddenInstanceFamilies` only: the built-in families to allow again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+    /// Why the rule does not fit this repository (required, not empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Outcome guardrails: limits on a simulated replay of a trace under the head revision.

@@ -7,29 +7,29 @@ use super::diag::{Diagnostics, Severity};
 use super::document::{Origin, steps};
 use super::effective::{EffectivePolicy, Located};
 use super::labels;
-use super::nodeclass::{AmiSelectorTerm, EC2NodeClass, SelectorTerm};
+use super::nodeclass::EC2NodeClass;
 use super::nodepool::{BudgetNodes, NodePool, Operator, Requirement};
 
 /// Reports findings about one object, at its fields.
-struct Reporter<'a> {
+pub(super) struct Reporter<'a> {
     origin: &'a Origin,
     object: String,
     diags: &'a mut Diagnostics,
 }
 
 impl Reporter<'_> {
-    fn error(&mut self, field: &str, message: impl Into<String>, hint: impl Into<String>) {
+    pub(super) fn error(&mut self, field: &str, message: impl Into<String>, hint: impl Into<String>) {
         let d = self.origin.diag(Severity::Error, &self.object, &steps(field), message, hint);
         self.diags.push(d);
     }
 
-    fn warning(&mut self, field: &str, message: impl Into<String>, hint: impl Into<String>) {
+    pub(super) fn warning(&mut self, field: &str, message: impl Into<String>, hint: impl Into<String>) {
         let d = self.origin.diag(Severity::Warning, &self.object, &steps(field), message, hint);
         self.diags.push(d);
     }
 
     /// Whether the user wrote `field` (translated objects have no written fields).
-    fn written(&self, field: &str) -> bool {
+    pub(super) fn written(&self, field: &str) -> bool {
         self.origin.translated_at.is_none() && self.origin.layers.iter().any(|d| d.node.get(&steps(field)).is_some())
     }
 }
@@ -52,13 +52,15 @@ pub fn check(policy: &EffectivePolicy, diags: &mut Diagnostics) {
         {
             r.error("spec.maxSize", format!("maxSize {max} is below minSize {min}"), "raise maxSize or lower minSize");
         }
-        if ig.value.spec.mixed_instances_policy.as_ref().is_some_and(|m| m.extra.contains_key("instanceRequirements"))
+        let rules = super::kops::KopsRules::for_cluster(policy.cluster_spec.as_ref().map(|c| &c.value)).0;
+        if ig.value.spec.mixed_instances_policy.as_ref().is_some_and(|m| m.instance_requirements.is_some())
             && ig.value.is_karpenter()
+            && !rules.translates_instance_requirements()
         {
             r.warning(
                 "spec.mixedInstancesPolicy.instanceRequirements",
-                "instanceRequirements are not translated yet; the NodePool uses the listed instance types only",
-                "list the instance types explicitly until capstan translates instanceRequirements",
+                "kOps 1.36 does not translate instanceRequirements, and this cluster follows the kOps 1.36 rules; the NodePool uses the listed instance types only",
+                "set the Cluster annotation capstan.io/kops-version: \"1.37\", or list the instance types explicitly",
             );
         }
     }
@@ -83,6 +85,7 @@ pub fn check(policy: &EffectivePolicy, diags: &mut Diagnostics) {
 }
 
 fn check_node_pool(pool: &NodePool, policy: &EffectivePolicy, r: &mut Reporter) {
+    check_balanced_threshold(pool, r);
     let spec = &pool.spec;
     let tspec = &spec.template.spec;
     if tspec.requirements.len() > 100 {
@@ -103,8 +106,20 @@ fn check_node_pool(pool: &NodePool, policy: &EffectivePolicy, r: &mut Reporter) 
             }
         }
     }
+    check_taints(pool, r);
     let reference = &tspec.node_class_ref;
-    if reference.group != "karpenter.k8s.aws" || reference.kind != "EC2NodeClass" {
+    for (value, name) in [(&reference.group, "group"), (&reference.kind, "kind"), (&reference.name, "name")] {
+        if value.is_empty() {
+            r.error(
+                &format!("spec.template.spec.nodeClassRef.{name}"),
+                format!("nodeClassRef.{name} is empty; Karpenter's rule: {name} may not be empty"),
+                "reference the EC2NodeClass with group: karpenter.k8s.aws, kind: EC2NodeClass and its name",
+            );
+        }
+    }
+    if reference.group.is_empty() || reference.kind.is_empty() || reference.name.is_empty() {
+        // Reported above; the reference names no class to look for.
+    } else if reference.group != "karpenter.k8s.aws" || reference.kind != "EC2NodeClass" {
         r.error(
             "spec.template.spec.nodeClassRef",
             format!(
@@ -140,13 +155,6 @@ fn check_node_pool(pool: &NodePool, policy: &EffectivePolicy, r: &mut Reporter) 
                 "remove the other limits or replicas",
             );
         }
-        if r.written("spec.replicas") {
-            r.warning(
-                "spec.replicas",
-                "static NodePools are accepted but not provisioned by capstan yet",
-                "the pool is validated and rendered; its fixed node count is not kept",
-            );
-        }
     }
     if let Some(d) = &spec.disruption {
         if d.consolidate_after.is_none() {
@@ -171,26 +179,67 @@ fn check_node_pool(pool: &NodePool, policy: &EffectivePolicy, r: &mut Reporter) 
             if b.schedule.is_some() != b.duration.is_some() {
                 r.error(
                     &at,
-                    "schedule and duration must be set together",
+                    "schedule and duration must be set together (Karpenter's rule: 'schedule' must be set with 'duration')",
                     "add the missing one, e.g. schedule: \"0 9 * * mon-fri\" with duration: 8h",
                 );
             }
-            if let Some(dur) = &b.duration
-                && dur.duration().as_secs() % 60 != 0
-            {
+            // The duration's pattern is a row of bounds_rules.
+            let reasons = b.reasons.as_deref().unwrap_or_default();
+            if let Some(twice) = reasons.iter().enumerate().find(|(j, x)| reasons[..*j].contains(x)).map(|(_, x)| x) {
                 r.error(
-                    &format!("{at}.duration"),
-                    format!("budget duration `{dur}` is not whole minutes"),
-                    "use hours and minutes, e.g. 8h or 1h30m",
+                    &format!("{at}.reasons"),
+                    format!(
+                        "reason {twice:?} is listed twice; Karpenter's reasons are a set (x-kubernetes-list-type: set)"
+                    ),
+                    "list each of Underutilized, Empty and Drifted at most once",
                 );
             }
-        }
-        if d.consolidation_policy == Some(super::nodepool::ConsolidationPolicy::Balanced) {
-            r.warning("spec.disruption.consolidationPolicy", "Balanced is treated as WhenEmptyOrUnderutilized", "capstan's own guard against churn is ClusterPolicy consolidation.utilizationThreshold and minNodeLifetime");
         }
     }
     if r.written("status") {
         r.warning("status", "status is written by a controller and is ignored", "remove it from the config repository");
+    }
+}
+
+/// Karpenter's runtime validation refuses a key/effect pair that appears twice among the taints
+/// and startup taints together.
+fn check_taints(pool: &NodePool, r: &mut Reporter) {
+    let spec = &pool.spec.template.spec;
+    let all = spec.taints.iter().enumerate().map(|(i, t)| (format!("spec.template.spec.taints[{i}]"), t));
+    let startup =
+        spec.startup_taints.iter().enumerate().map(|(i, t)| (format!("spec.template.spec.startupTaints[{i}]"), t));
+    let mut seen: Vec<(&str, _)> = Vec::new();
+    for (at, t) in all.chain(startup) {
+        if seen.contains(&(t.key.as_str(), t.effect)) {
+            r.error(
+                &at,
+                format!("duplicate taint key/effect pair {}={:?}: Karpenter refuses the NodePool", t.key, t.effect),
+                "keep one taint per key and effect across taints and startupTaints",
+            );
+        }
+        seen.push((t.key.as_str(), t.effect));
+    }
+}
+
+/// The pool's own Balanced threshold: a decimal in range, and only where it is read.
+fn check_balanced_threshold(pool: &NodePool, r: &mut Reporter) {
+    use super::nodepool::{BALANCED_THRESHOLD_ANNOTATION as KEY, MAX_BALANCED_THRESHOLD, parse_balanced_threshold};
+    let Some(text) = pool.metadata.annotations.get(KEY) else { return };
+    let field = format!("metadata.annotations.{KEY}");
+    if parse_balanced_threshold(text).is_none() {
+        r.error(
+            &field,
+            format!("`{text}` is not a Balanced threshold"),
+            format!("write the least score a move needs as a decimal above 0 and at most {MAX_BALANCED_THRESHOLD}, e.g. \"0.5\" (Karpenter's default)"),
+        );
+    } else if pool.spec.disruption.as_ref().and_then(|d| d.consolidation_policy)
+        != Some(super::nodepool::ConsolidationPolicy::Balanced)
+    {
+        r.warning(
+            &field,
+            "the threshold is read only for consolidationPolicy: Balanced",
+            "set consolidationPolicy: Balanced or remove the annotation",
+        );
     }
 }
 
@@ -284,42 +333,40 @@ fn check_node_class(class: &EC2NodeClass, r: &mut Reporter) {
             "set role (an IAM role; capstan creates, tags and deletes its instance profile) or instanceProfile (an existing instance profile)",
         ),
         // A warning, not an error: Karpenter's own examples carry `${CLUSTER_NAME}` placeholders.
-        (Some(role), None) if !valid_role(role) => r.warning(
+        // An empty role is refused by a row of bounds_rules.
+        (Some(role), None) if !role.is_empty() && !valid_role(role) => r.warning(
             "spec.role",
             format!("`{role}` is not an IAM role name or role ARN; IAM will refuse it at launch"),
             "write the role's name (up to 64 of letters, digits and _+=,.@-) or arn:aws:iam::<account>:role/<name>",
         ),
         _ => {}
     }
-    check_ami_terms(&s.ami_selector_terms, s.ami_family.is_some(), r);
-    check_selector_terms(&s.subnet_selector_terms, "spec.subnetSelectorTerms", "subnet", r);
-    check_selector_terms(&s.security_group_selector_terms, "spec.securityGroupSelectorTerms", "security group", r);
+    super::crd_nodeclass::check(s, r);
+    // The CRD refuses an id combined with other fields only when every term combines (its rule
+    // reads `!self.all(...)`); crd_nodeclass reports that case.
     for p in super::reservation_terms::problems(&s.capacity_reservation_selector_terms) {
-        r.error(&p.field, p.message, p.hint);
-    }
-    for key in s.tags.keys() {
-        if key.is_empty() || super::translate::is_reserved_tag(key) {
-            r.error(&format!("spec.tags.{key}"), format!("tag `{key}` is reserved"), "capstan sets kubernetes.io/cluster/*, karpenter.sh/nodepool, karpenter.sh/nodeclaim and karpenter.k8s.aws/ec2nodeclass itself; remove it");
+        if p.message != "id cannot be combined with tags or ownerID" {
+            r.error(&p.field, p.message, p.hint);
         }
     }
-    let roots = s.block_device_mappings.iter().filter(|b| b.root_volume == Some(true)).count();
-    if roots > 1 {
-        r.error(
-            "spec.blockDeviceMappings",
-            "more than one block device has rootVolume: true",
-            "mark only the root device",
-        );
-    }
-    for (i, b) in s.block_device_mappings.iter().enumerate() {
-        if let Some(ebs) = &b.ebs
-            && ebs.volume_size.is_none()
-            && ebs.snapshot_id.is_none()
-        {
-            r.error(
-                &format!("spec.blockDeviceMappings[{i}].ebs"),
-                "an EBS volume needs volumeSize or snapshotID",
-                "add volumeSize, e.g. 100Gi",
-            );
+    if let Some(k) = &s.kubelet {
+        // The CRD keeps every kubelet field (x-kubernetes-preserve-unknown-fields); Karpenter
+        // checks them at run time, and sets registerWithTaints itself.
+        for key in k.extra.keys() {
+            let field = format!("spec.kubelet.{key}");
+            if key == "registerWithTaints" {
+                r.error(
+                    &field,
+                    "registerWithTaints cannot be set: Karpenter sets it from the NodePool's taints",
+                    "remove it; write the taints in the NodePool's template",
+                );
+            } else {
+                r.warning(
+                    &field,
+                    format!("kubelet setting `{key}` is accepted but not acted on by capstan"),
+                    "it is kept in rendered output; capstan's bootstrap does not pass it",
+                );
+            }
         }
     }
     if let Some(k) = &s.kubelet
@@ -380,84 +427,6 @@ const IGNORED_NODE_CLASS_FIELDS: &[(&str, &str)] = &[
     ("spec.kubelet.cpuCFSQuota", "CFS quota is passed to no bootstrap"),
     ("spec.kubelet.clusterDNS", "cluster DNS is passed to no bootstrap"),
 ];
-
-fn check_ami_terms(terms: &[AmiSelectorTerm], has_family: bool, r: &mut Reporter) {
-    let field = "spec.amiSelectorTerms";
-    if terms.is_empty() {
-        return r.error(
-            field,
-            "amiSelectorTerms is empty",
-            "select an AMI by alias (al2023@latest), id, name + owner, ssmParameter or tags",
-        );
-    }
-    let has_alias = terms.iter().any(|t| t.alias.is_some());
-    if has_alias && terms.len() > 1 {
-        r.error(field, "an alias term must be the only AMI selector term", "keep the alias term alone, or drop it");
-    }
-    if !has_alias && !has_family {
-        r.error(
-            "spec",
-            "amiFamily is required when no amiSelectorTerm uses an alias",
-            "set amiFamily (AL2023, Bottlerocket, Custom, …)",
-        );
-    }
-    for (i, t) in terms.iter().enumerate() {
-        let at = format!("{field}[{i}]");
-        let named =
-            t.alias.is_some() || t.id.is_some() || t.name.is_some() || t.ssm_parameter.is_some() || !t.tags.is_empty();
-        if !named {
-            r.error(&at, "the term selects nothing", "give it one of alias, id, name, ssmParameter or tags");
-        }
-        if t.id.is_some() && (t.alias.is_some() || !t.tags.is_empty() || t.name.is_some() || t.owner.is_some()) {
-            r.error(&at, "id cannot be combined with alias, tags, name or owner", "use id alone");
-        }
-        if let Some(alias) = &t.alias {
-            let family = alias.split_once('@').map(|(f, _)| f);
-            let known = ["al2", "al2023", "bottlerocket", "windows2019", "windows2022", "windows2025"];
-            if !family.is_some_and(|f| known.contains(&f)) {
-                r.error(
-                    &format!("{at}.alias"),
-                    format!("`{alias}` is not family@version"),
-                    "use e.g. al2023@latest or bottlerocket@v1.20.4",
-                );
-            }
-        }
-    }
-}
-
-fn check_selector_terms(terms: &[SelectorTerm], field: &str, what: &str, r: &mut Reporter) {
-    if terms.is_empty() {
-        return r.error(field, format!("no {what} selector terms"), format!("select {what}s by tags or id"));
-    }
-    for (i, t) in terms.iter().enumerate() {
-        let at = format!("{field}[{i}]");
-        if t.id.is_none() && t.tags.is_empty() && t.name.is_none() && t.cidr.is_none() {
-            r.error(&at, "the term selects nothing", "give it tags or an id");
-        }
-        if t.id.is_some() && (!t.tags.is_empty() || t.name.is_some()) {
-            r.error(&at, "id cannot be combined with other selectors", "use id alone");
-        }
-        if what == "subnet" && t.name.is_some() {
-            r.error(
-                &format!("{at}.name"),
-                "subnets are selected by tags, id or cidr, not name",
-                "select by a tag such as Name instead",
-            );
-        }
-        if what != "subnet" && t.cidr.is_some() {
-            r.error(&format!("{at}.cidr"), "security groups are not selected by cidr", "select by tags, id or name");
-        }
-        for (k, v) in &t.tags {
-            if k.is_empty() || v.is_empty() {
-                r.error(
-                    &format!("{at}.tags"),
-                    "selector tags need a non-empty key and value",
-                    "use \"*\" to match any value",
-                );
-            }
-        }
-    }
-}
 
 fn check_cluster_policy(p: &Located<ClusterPolicy>, diags: &mut Diagnostics) {
     let mut r = Reporter { origin: &p.origin, object: format!("ClusterPolicy/{}", p.value.metadata.name), diags };

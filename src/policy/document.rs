@@ -37,10 +37,12 @@ pub enum Kind {
     Guardrails,
     NodeOverlay,
     Commitment,
+    CapacityBuffer,
+    PodTemplate,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 11] = [
         Kind::NodePool,
         Kind::EC2NodeClass,
         Kind::InstanceGroup,
@@ -50,6 +52,8 @@ impl Kind {
         Kind::Guardrails,
         Kind::NodeOverlay,
         Kind::Commitment,
+        Kind::CapacityBuffer,
+        Kind::PodTemplate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +67,8 @@ impl Kind {
             Kind::Guardrails => "Guardrails",
             Kind::NodeOverlay => "NodeOverlay",
             Kind::Commitment => "Commitment",
+            Kind::CapacityBuffer => "CapacityBuffer",
+            Kind::PodTemplate => "PodTemplate",
         }
     }
 
@@ -74,6 +80,8 @@ impl Kind {
             Kind::ClusterPolicy | Kind::Fleet | Kind::Guardrails => super::capstan::API_VERSION,
             Kind::NodeOverlay => super::nodeoverlay::API_VERSION,
             Kind::Commitment => super::commitment::API_VERSION,
+            Kind::CapacityBuffer => super::capacitybuffer::API_VERSION,
+            Kind::PodTemplate => super::capacitybuffer::POD_TEMPLATE_API_VERSION,
         }
     }
 }
@@ -243,7 +251,8 @@ pub fn identify(doc: &RawDoc) -> Result<Kind, Box<Diagnostic>> {
         )));
     };
     let api = doc.value["apiVersion"].as_str().unwrap_or_default();
-    if api != kind.api_version() {
+    let older = kind == Kind::CapacityBuffer && api == super::capacitybuffer::ALPHA_API_VERSION;
+    if api != kind.api_version() && !older {
         return Err(Box::new(origin.diag(
             Severity::Error,
             &object,
@@ -390,6 +399,13 @@ impl Failure {
             && let Some((file, span)) = origin.locate_key(path)
         {
             (diag.file, diag.line, diag.column) = (file.to_string(), span.line, span.column);
+        }
+        // `on` or `0755` where text was wanted: say how YAML read it and how to keep the text.
+        if self.message.starts_with("invalid type")
+            && origin.translated_at.is_none()
+            && let Some(note) = origin.layers.iter().find_map(|d| d.node.get(path)).and_then(Node::typing_note)
+        {
+            diag.hint = note;
         }
         diag
     }

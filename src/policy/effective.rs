@@ -43,6 +43,10 @@ pub struct EffectivePolicy {
     pub cluster_spec: Option<Located<Cluster>>,
     /// NodeOverlays (karpenter.sh/v1alpha1), sorted by name: price changes for offerings.
     pub node_overlays: Vec<Located<NodeOverlay>>,
+    /// CapacityBuffers (autoscaling.x-k8s.io), sorted by name: room kept for placeholder pods.
+    pub capacity_buffers: Vec<Located<super::capacitybuffer::CapacityBuffer>>,
+    /// PodTemplates (v1) that buffers' `podTemplateRef` name, sorted by name.
+    pub pod_templates: Vec<Located<super::capacitybuffer::PodTemplate>>,
     /// The fleet's commitments in this cluster's region (`commitments/` at the repository root).
     pub commitments: Vec<Located<Commitment>>,
     /// Where the kOps Cluster spec came from, for the output.
@@ -82,6 +86,8 @@ pub fn effective(repo: &Repo, cluster: &str) -> (EffectivePolicy, Diagnostics) {
         cluster_policy: None,
         cluster_spec: None,
         node_overlays: Vec::new(),
+        capacity_buffers: Vec::new(),
+        pod_templates: Vec::new(),
         commitments: Vec::new(),
         cluster_spec_source: String::new(),
         notes: Vec::new(),
@@ -117,6 +123,8 @@ pub fn effective(repo: &Repo, cluster: &str) -> (EffectivePolicy, Diagnostics) {
                 clean
             }
             Kind::NodeOverlay => typed_into(*kind, &mut policy.node_overlays, &mut diags, origin, &object, value),
+            Kind::CapacityBuffer => typed_into(*kind, &mut policy.capacity_buffers, &mut diags, origin, &object, value),
+            Kind::PodTemplate => typed_into(*kind, &mut policy.pod_templates, &mut diags, origin, &object, value),
             Kind::Fleet | Kind::Guardrails | Kind::Commitment => true,
         };
         if !clean && *kind == Kind::InstanceGroup {
@@ -134,6 +142,8 @@ pub fn effective(repo: &Repo, cluster: &str) -> (EffectivePolicy, Diagnostics) {
     policy.node_pools.sort_by(|a, b| a.value.metadata.name.cmp(&b.value.metadata.name));
     policy.node_classes.sort_by(|a, b| a.value.metadata.name.cmp(&b.value.metadata.name));
     policy.node_overlays.sort_by(|a, b| a.value.metadata.name.cmp(&b.value.metadata.name));
+    policy.capacity_buffers.sort_by(|a, b| a.value.metadata.name.cmp(&b.value.metadata.name));
+    policy.pod_templates.sort_by(|a, b| a.value.metadata.name.cmp(&b.value.metadata.name));
     let region = policy.fleet_entry.as_ref().map(|c| c.region.as_str());
     policy.commitments =
         repo.commitments.iter().filter(|c| Some(c.value.spec.region.as_str()) == region).cloned().collect();

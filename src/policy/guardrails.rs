@@ -2,7 +2,10 @@
 //!
 //! The built-in set (`policies/guardrails.yaml`) ships inside the binary. A repository's own
 //! `guardrails.yaml` is merged rule by rule keeping the stricter value, so it can tighten the
-//! built-in rules but never loosen them.
+//! built-in rules; it loosens one only under `spec.relax`, with a reason, and an object is
+//! excepted from one rule only by an annotation with a reason ([`guardrail_waivers`]).
+//!
+//! [`guardrail_waivers`]: super::guardrail_waivers
 
 use std::collections::BTreeMap;
 
@@ -10,6 +13,7 @@ use super::capstan::{Guardrails, GuardrailsSpec, SimulationGuardrails};
 use super::diag::{Diagnostics, Severity};
 use super::document::{self, Origin, steps};
 use super::effective::{EffectivePolicy, Located};
+use super::guardrail_waivers::{self, Rule, Waiver};
 use super::nodepool::{NodePool, Operator};
 use super::quantity::Quantity;
 use super::translate::{LABEL_CAPACITY_TYPE, LABEL_INSTANCE_TYPE};
@@ -27,10 +31,16 @@ pub fn builtin() -> GuardrailsSpec {
     g.spec
 }
 
-/// The stricter of the built-in rules and the repository's, with a warning for each attempt to
-/// loosen a rule.
-pub fn tighten(base: GuardrailsSpec, repo: Option<&(Guardrails, Origin)>, diags: &mut Diagnostics) -> GuardrailsSpec {
-    let Some((g, origin)) = repo else { return base };
+/// The built-in rules loosened by the repository's relaxations, then the stricter of those and
+/// the repository's rules, with a warning for each attempt to loosen a rule outside
+/// `spec.relax`. Also the relaxations in force.
+pub fn tighten(
+    builtin: GuardrailsSpec,
+    repo: Option<&(Guardrails, Origin)>,
+    diags: &mut Diagnostics,
+) -> (GuardrailsSpec, Vec<Waiver>) {
+    let Some((g, origin)) = repo else { return (builtin, Vec::new()) };
+    let (base, relaxed) = guardrail_waivers::relax(&builtin, g, origin, diags);
     let object = format!("Guardrails/{}", g.metadata.name);
     let mut loosen = |field: &str, what: String| {
         diags.push(origin.diag(
@@ -38,7 +48,7 @@ pub fn tighten(base: GuardrailsSpec, repo: Option<&(Guardrails, Origin)>, diags:
             &object,
             &steps(field),
             format!("cannot loosen a built-in guardrail: {what}; the built-in value stays"),
-            "a repository's guardrails.yaml may only tighten rules",
+            "to loosen a built-in rule, list it under spec.relax with a reason",
         ));
     };
     let r = &g.spec;
@@ -86,7 +96,7 @@ pub fn tighten(base: GuardrailsSpec, repo: Option<&(Guardrails, Origin)>, diags:
         }
     }
     out.simulation = stricter_outcomes(base.simulation, r.simulation.clone());
-    out
+    (out, relaxed)
 }
 
 /// The stricter of two sets of outcome guardrails, rule by rule.
@@ -123,12 +133,19 @@ fn stricter(a: Option<Quantity>, b: Option<Quantity>) -> Option<Quantity> {
     }
 }
 
-/// Applies the rules to one cluster.
-pub fn check(rules: &GuardrailsSpec, policy: &EffectivePolicy, diags: &mut Diagnostics) {
+/// Applies the rules to one cluster, skipping each rule an object is excepted from; returns the
+/// exceptions in force.
+pub fn check(rules: &GuardrailsSpec, policy: &EffectivePolicy, diags: &mut Diagnostics) -> Vec<Waiver> {
+    let mut used = Vec::new();
     for pool in &policy.node_pools {
-        check_pool(rules, pool, diags);
+        let excepted = guardrail_waivers::exceptions(pool, policy, diags);
+        let skip: Vec<Rule> = excepted.iter().map(|w| w.rule).collect();
+        check_pool(rules, pool, &skip, diags);
+        used.extend(excepted);
     }
+    guardrail_waivers::unchecked(policy, diags);
     check_cluster_cpu(rules, policy, diags);
+    used
 }
 
 fn error(pool: &Located<NodePool>, field: &str, message: String, hint: &str, diags: &mut Diagnostics) {
@@ -153,18 +170,23 @@ fn allows_spot(pool: &NodePool) -> bool {
     })
 }
 
-fn check_pool(rules: &GuardrailsSpec, pool: &Located<NodePool>, diags: &mut Diagnostics) {
+fn check_pool(rules: &GuardrailsSpec, pool: &Located<NodePool>, skip: &[Rule], diags: &mut Diagnostics) {
     let p = &pool.value;
-    if rules.require_node_pool_limits == Some(true) && p.spec.limits.as_ref().is_none_or(BTreeMap::is_empty) {
+    let applies = |r: Rule| !skip.contains(&r);
+    if applies(Rule::RequireNodePoolLimits)
+        && rules.require_node_pool_limits == Some(true)
+        && p.spec.limits.as_ref().is_none_or(BTreeMap::is_empty)
+    {
         error(
             pool,
             "spec.limits",
             "the NodePool has no limits".to_string(),
-            "add spec.limits (cpu, memory or nodes) so the pool cannot grow without bound; for a kOps IG set maxSize",
+            "add spec.limits (cpu, memory or nodes) so the pool cannot grow without bound; for a kOps IG set maxSize; or except this pool with the annotation capstan.io/guardrail-exception.requireNodePoolLimits: \"<reason>\"",
             diags,
         );
     }
     if let Some(min) = rules.min_spot_instance_types
+        && applies(Rule::MinSpotInstanceTypes)
         && allows_spot(p)
         && let Some(types) = values_of(p, LABEL_INSTANCE_TYPE)
         && types.len() < min as usize
@@ -176,6 +198,9 @@ fn check_pool(rules: &GuardrailsSpec, pool: &Located<NodePool>, diags: &mut Diag
             "allow more instance types (or select by instance-family / instance-category) so spot interruptions and shortages have somewhere to go",
             diags,
         );
+    }
+    if !applies(Rule::ForbiddenInstanceFamilies) {
+        return;
     }
     let forbidden = &rules.forbidden_instance_families;
     let named_families = values_of(p, "karpenter.k8s.aws/instance-family").into_iter().flatten().map(String::as_str);
@@ -231,5 +256,72 @@ fn check_cluster_cpu(rules: &GuardrailsSpec, policy: &EffectivePolicy, diags: &m
             message,
             hint: format!("add a ClusterPolicy with spec.limits.cpu at most {ceiling}"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Snapshot, validate};
+
+    const HEAD: &str = "apiVersion: capstan.io/v1alpha1\nkind: Guardrails\nmetadata:\n  name: org\nspec:\n";
+
+    fn repo_rules(spec: &str) -> (Guardrails, Origin) {
+        let text = format!("{HEAD}{spec}");
+        let docs = document::parse_file("guardrails.yaml", text.as_bytes()).unwrap();
+        let origin = Origin::of(&docs[0]);
+        (document::typed(&origin, "Guardrails/org", &docs[0].value).unwrap(), origin)
+    }
+
+    #[test]
+    fn a_relaxation_loosens_the_base_and_the_repository_still_tightens() {
+        let repo = repo_rules(
+            "  minSpotInstanceTypes: 20\n  relax:\n    - rule: requireNodePoolLimits\n      reason: quotas\n",
+        );
+        let mut diags = Diagnostics::default();
+        let (rules, waivers) = tighten(builtin(), Some(&repo), &mut diags);
+        assert_eq!(diags.iter().count(), 0, "{:?}", diags.sorted());
+        assert_eq!(rules.require_node_pool_limits, Some(false));
+        assert_eq!(rules.min_spot_instance_types, Some(20));
+        assert!(rules.relax.is_empty(), "the rules in force carry no relaxations");
+        assert_eq!(waivers.len(), 1);
+    }
+
+    #[test]
+    fn loosening_by_the_field_alone_stays_a_warning() {
+        let repo = repo_rules("  requireNodePoolLimits: false\n");
+        let mut diags = Diagnostics::default();
+        let (rules, waivers) = tighten(builtin(), Some(&repo), &mut diags);
+        assert_eq!(rules.require_node_pool_limits, Some(true));
+        assert!(waivers.is_empty());
+        let d = diags.sorted();
+        assert!(d[0].message.contains("cannot loosen") && d[0].hint.contains("spec.relax"), "{d:?}");
+    }
+
+    fn pool(name: &str, annotations: &str) -> String {
+        format!(
+            "apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata:\n  name: {name}\n{annotations}spec:\n  template:\n    spec:\n      nodeClassRef: {{group: karpenter.k8s.aws, kind: EC2NodeClass, name: default}}\n      requirements:\n        - key: node.kubernetes.io/instance-type\n          operator: In\n          values: [m1.large]\n"
+        )
+    }
+
+    #[test]
+    fn an_exception_skips_one_rule_for_one_pool() {
+        let mut s = Snapshot::default();
+        let except = "  annotations:\n    capstan.io/guardrail-exception.requireNodePoolLimits: a fixed-size pool\n";
+        s.insert("base/nodepools/a.yaml", pool("a", except));
+        s.insert("base/nodepools/b.yaml", pool("b", ""));
+        let v = validate(&s, Some("dev")).unwrap();
+        let found: Vec<(String, String)> = v
+            .diagnostics
+            .iter()
+            .filter(|d| d.message.starts_with("guardrail:"))
+            .map(|d| (d.object.clone().unwrap(), d.message.clone()))
+            .collect();
+        let has = |o: &str, m: &str| found.iter().any(|(fo, fm)| fo == o && fm.contains(m));
+        assert!(!has("NodePool/a", "no limits"), "{found:?}");
+        assert!(has("NodePool/a", "`m1` is forbidden"), "the other rules still hold: {found:?}");
+        assert!(has("NodePool/b", "no limits"), "{found:?}");
+        assert_eq!(v.waivers.len(), 1);
+        assert_eq!((v.waivers[0].object.as_str(), v.waivers[0].line), ("NodePool/a", 6));
     }
 }

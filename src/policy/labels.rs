@@ -89,6 +89,58 @@ pub fn restricted_reason(key: &str) -> Option<String> {
     None
 }
 
+/// The AWS labels (after `karpenter.k8s.aws/`) NodeOverlay's CRD lets through its domain rule:
+/// fewer than the NodePool's, with no tenancy, capacity-reservation or placement-group labels.
+const OVERLAY_ALLOWED_AWS: &[&str] = &[
+    "ec2nodeclass",
+    "instance-encryption-in-transit-supported",
+    "nitro-sandbox",
+    "instance-category",
+    "instance-hypervisor",
+    "instance-family",
+    "instance-generation",
+    "instance-local-nvme",
+    "instance-size",
+    "instance-cpu",
+    "instance-cpu-manufacturer",
+    "instance-cpu-sustained-clock-speed-mhz",
+    "instance-memory",
+    "instance-ebs-bandwidth",
+    "instance-network-bandwidth",
+    "instance-gpu-name",
+    "instance-gpu-manufacturer",
+    "instance-gpu-count",
+    "instance-gpu-memory",
+    "instance-accelerator-name",
+    "instance-accelerator-manufacturer",
+    "instance-accelerator-count",
+    "instance-capability-flex",
+];
+
+/// Why Karpenter's NodeOverlay CRD refuses `key` as a requirement key, if it does. Unlike the
+/// NodePool, an overlay may select on `karpenter.sh/nodepool`.
+pub fn overlay_restricted_reason(key: &str) -> Option<String> {
+    if key == "kubernetes.io/hostname" {
+        return Some("label \"kubernetes.io/hostname\" is restricted: it is set per node".to_string());
+    }
+    let d = domain(key);
+    if d.ends_with("karpenter.sh") && !CRD_ALLOWED_KARPENTER.contains(&key) {
+        return Some(format!(
+            "label domain \"karpenter.sh\" is restricted: only karpenter.sh/capacity-type and karpenter.sh/nodepool may be selected on (the domain here is `{d}`)"
+        ));
+    }
+    let allowed = key.strip_prefix("karpenter.k8s.aws/").is_some_and(|rest| OVERLAY_ALLOWED_AWS.contains(&rest));
+    if d.ends_with("karpenter.k8s.aws") && !allowed {
+        return Some(format!(
+            "label domain \"karpenter.k8s.aws\" is restricted: a NodeOverlay may select on the instance labels and karpenter.k8s.aws/ec2nodeclass only (the domain here is `{d}`)"
+        ));
+    }
+    None
+}
+
+/// Longest requirement key Karpenter's CRDs accept.
+pub const MAX_KEY_LENGTH: usize = 316;
+
 pub use super::names::{is_label_value, is_qualified_name};
 
 /// Whether `key` is a label every node of an instance type carries by the type alone: the
@@ -121,5 +173,16 @@ mod tests {
         assert!(restricted_reason("karpenter.sh/capacity-type").is_none());
         assert!(restricted_reason("karpenter.k8s.aws/nitro-sandbox").is_none());
         assert!(restricted_reason("karpenter.sh.example.com/x").is_none());
+    }
+
+    #[test]
+    fn overlay_keys_follow_the_overlay_list() {
+        assert!(overlay_restricted_reason("karpenter.sh/nodepool").is_none());
+        assert!(overlay_restricted_reason("karpenter.k8s.aws/instance-family").is_none());
+        assert!(overlay_restricted_reason("karpenter.k8s.aws/instance-tenancy").is_some());
+        assert!(overlay_restricted_reason("karpenter.k8s.aws/placement-group-id").is_some());
+        assert!(overlay_restricted_reason("kubernetes.io/hostname").is_some());
+        assert!(overlay_restricted_reason("karpenter.sh/unknown").is_some());
+        assert!(overlay_restricted_reason("example.com/team").is_none());
     }
 }

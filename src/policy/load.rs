@@ -2,9 +2,10 @@
 //!
 //! ```text
 //! fleet.yaml                 Fleet
-//! guardrails.yaml            Guardrails (optional; may only tighten the built-in rules)
+//! guardrails.yaml            Guardrails (optional; tightens the built-in rules, relaxes one only with a reason)
 //! commitments/*.yaml         Commitments (Savings Plans, Reserved Instances) for the whole fleet
 //! {base,clusters/<c>}/nodeoverlays/*.yaml   NodeOverlays (karpenter.sh/v1alpha1)
+//! {base,clusters/<c>}/capacitybuffers/*.yaml   CapacityBuffers (autoscaling.x-k8s.io), PodTemplates (v1)
 //! base/{nodepools,nodeclasses}/*.yaml, base/policy.yaml
 //! clusters/<c>/{cluster.yaml, instancegroups/*, nodepools/*, nodeclasses/*, policy.yaml}
 //! ```
@@ -62,6 +63,7 @@ const POLICY: &[Kind] = &[Kind::ClusterPolicy];
 const IGS: &[Kind] = &[Kind::InstanceGroup];
 const CLUSTER: &[Kind] = &[Kind::Cluster];
 const OVERLAYS: &[Kind] = &[Kind::NodeOverlay];
+const BUFFERS: &[Kind] = &[Kind::CapacityBuffer, Kind::PodTemplate];
 
 fn place(path: &str) -> Option<Place> {
     let parts: Vec<&str> = path.split('/').collect();
@@ -72,6 +74,7 @@ fn place(path: &str) -> Option<Place> {
         ["base", "nodeclasses", _] => Some(Place::Base(CLASSES)),
         ["base", "policy.yaml" | "policy.yml"] => Some(Place::Base(POLICY)),
         ["base", "nodeoverlays", _] => Some(Place::Base(OVERLAYS)),
+        ["base", "capacitybuffers", _] => Some(Place::Base(BUFFERS)),
         ["commitments", _] => Some(Place::Commitments),
         ["clusters", c, rest @ ..] => {
             let kinds = match rest {
@@ -80,6 +83,7 @@ fn place(path: &str) -> Option<Place> {
                 ["nodepools", _] => POOLS,
                 ["nodeclasses", _] => CLASSES,
                 ["nodeoverlays", _] => OVERLAYS,
+                ["capacitybuffers", _] => BUFFERS,
                 ["policy.yaml" | "policy.yml"] => POLICY,
                 _ => return None,
             };
@@ -167,6 +171,9 @@ fn where_it_goes(kind: Kind) -> &'static str {
         Kind::Guardrails => "repository guardrails go in guardrails.yaml",
         Kind::NodeOverlay => "NodeOverlays go in base/nodeoverlays/ or clusters/<name>/nodeoverlays/",
         Kind::Commitment => "Commitments go in commitments/ at the repository root (they serve the whole fleet)",
+        Kind::CapacityBuffer | Kind::PodTemplate => {
+            "CapacityBuffers and PodTemplates go in base/capacitybuffers/ or clusters/<name>/capacitybuffers/"
+        }
     }
 }
 

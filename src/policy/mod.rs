@@ -9,13 +9,18 @@
 
 pub mod bounds;
 mod bounds_rules;
+pub mod buffer_checks;
+pub mod capacitybuffer;
 pub mod capstan;
 pub mod checks;
 pub mod commitment;
+mod crd_nodeclass;
+mod crd_patterns;
 pub mod diag;
 pub mod document;
 pub mod duration;
 pub mod effective;
+pub mod guardrail_waivers;
 pub mod guardrails;
 pub mod hint;
 pub mod kops;
@@ -47,6 +52,9 @@ pub struct Validation {
     pub policies: Vec<EffectivePolicy>,
     /// The guardrails in force: the built-in ones tightened by the repository's.
     pub guardrails: capstan::GuardrailsSpec,
+    /// The guardrails loosened on record: the repository's relaxations and the objects'
+    /// exceptions in force.
+    pub waivers: Vec<guardrail_waivers::Waiver>,
 }
 
 /// Why a validation could not start.
@@ -80,14 +88,16 @@ pub fn validate(snapshot: &Snapshot, cluster: Option<&str>) -> Result<Validation
         None => listed,
     };
     diagnostics.extend(load::unreadable(snapshot, cluster));
-    let rules = guardrails::tighten(guardrails::builtin(), repo.guardrails.as_ref(), &mut diagnostics);
+    let (rules, mut waivers) = guardrails::tighten(guardrails::builtin(), repo.guardrails.as_ref(), &mut diagnostics);
     let mut policies = Vec::new();
     for c in clusters {
         let (policy, found) = effective::effective(&repo, &c);
         diagnostics.extend(found);
         checks::check(&policy, &mut diagnostics);
-        guardrails::check(&rules, &policy, &mut diagnostics);
+        buffer_checks::check(&policy, &mut diagnostics);
+        let excepted = guardrails::check(&rules, &policy, &mut diagnostics);
+        guardrail_waivers::gather(&mut waivers, excepted);
         policies.push(policy);
     }
-    Ok(Validation { diagnostics, policies, guardrails: rules })
+    Ok(Validation { diagnostics, policies, guardrails: rules, waivers })
 }

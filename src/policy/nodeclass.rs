@@ -235,10 +235,15 @@ pub enum InstanceStorePolicy {
     RAID0,
 }
 
-/// Kubelet settings that change a node's allocatable capacity or behaviour.
+/// Kubelet settings that change a node's allocatable capacity or behaviour. Karpenter's CRD keeps
+/// any kubelet field (`x-kubernetes-preserve-unknown-fields`), so fields not listed here are kept
+/// in `extra`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct KubeletConfiguration {
+    /// Kubelet fields capstan does not model, kept as written.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[serde(rename = "clusterDNS")]
     pub cluster_dns: Option<Vec<String>>,

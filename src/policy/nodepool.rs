@@ -146,6 +146,23 @@ pub enum ConsolidationPolicy {
     Balanced,
 }
 
+/// Karpenter's k for `Balanced`: a move is approved at a score of at least 1/k.
+pub const BALANCED_K: u32 = 2;
+/// The least score a Balanced pool approves without its own threshold: 1/k.
+pub const BALANCED_THRESHOLD: f64 = 1.0 / BALANCED_K as f64;
+/// The NodePool annotation setting the pool's own Balanced threshold (Karpenter's CRD has no
+/// field for it; an annotation keeps the document valid for both).
+pub const BALANCED_THRESHOLD_ANNOTATION: &str = "capstan.io/balanced-threshold";
+/// The highest threshold the annotation may set.
+pub const MAX_BALANCED_THRESHOLD: f64 = 100.0;
+
+/// A threshold as the annotation writes it; `None` unless a finite decimal in
+/// (0, [`MAX_BALANCED_THRESHOLD`]].
+pub fn parse_balanced_threshold(text: &str) -> Option<f64> {
+    let v: f64 = text.trim().parse().ok()?;
+    (v.is_finite() && v > 0.0 && v <= MAX_BALANCED_THRESHOLD).then_some(v)
+}
+
 /// How many nodes may be disrupted at once, optionally only in a cron window and for some reasons.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -177,8 +194,9 @@ pub enum BudgetNodes {
 impl BudgetNodes {
     /// Parses `5` or `10%` (0–100 %), as Karpenter's CRD pattern allows.
     pub fn parse(text: &str) -> Option<BudgetNodes> {
+        // `^((100|[0-9]{1,2})%|[0-9]+)$`: a percentage is 100 or one or two digits.
         if let Some(p) = text.strip_suffix('%') {
-            let ok = !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit());
+            let ok = p == "100" || (!p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()));
             return ok.then(|| p.parse().ok().filter(|v: &u8| *v <= 100).map(BudgetNodes::Percent))?;
         }
         let ok = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
@@ -203,6 +221,8 @@ mod tests {
         assert_eq!(BudgetNodes::parse("10%"), Some(BudgetNodes::Percent(10)));
         assert_eq!(BudgetNodes::parse("0"), Some(BudgetNodes::Count(0)));
         assert_eq!(BudgetNodes::parse("101%"), None);
+        assert_eq!(BudgetNodes::parse("000%"), None);
+        assert_eq!(BudgetNodes::parse("05%"), Some(BudgetNodes::Percent(5)));
         assert_eq!(BudgetNodes::parse("ten"), None);
         assert_eq!(BudgetNodes::Percent(10).allowed(15), 2);
     }

@@ -98,26 +98,36 @@ fn check_overlay(o: &NodeOverlay, r: &mut Report) {
     for (i, q) in spec.requirements.iter().enumerate() {
         let at = format!("spec.requirements[{i}]");
         let n = q.values.len();
+        // The NodeOverlay CRD (v1alpha1, Karpenter 1.15) requires values for both In and NotIn,
+        // unlike the NodePool's, which requires them for In only.
         match q.operator {
             Operator::In | Operator::NotIn if n == 0 => r.error(
                 &format!("{at}.values"),
-                format!("requirements with operator {:?} must have a value defined", q.operator),
+                format!(
+                    "operator {:?} has no values; Karpenter's rule: requirements with operator '{:?}' must have a value defined",
+                    q.operator, q.operator
+                ),
                 "list the values, or use Exists / DoesNotExist",
             ),
-            Operator::Exists | Operator::DoesNotExist if n > 0 => r.error(
+            // The CRD sets no rule here, and Karpenter ignores the values.
+            Operator::Exists | Operator::DoesNotExist if n > 0 => r.at(
+                Severity::Warning,
                 &format!("{at}.values"),
-                format!("operator {:?} takes no values", q.operator),
-                "remove values, or use In / NotIn",
+                format!("operator {:?} ignores its values {:?}", q.operator, q.values),
+                "remove the values, or use In / NotIn",
             ),
-            op if op.is_numeric() && !(n == 1 && q.values[0].parse::<u64>().is_ok()) => r.error(
+            // `int(values[0]) >= 0`, `int` being a 64-bit signed integer.
+            op if op.is_numeric() && !(n == 1 && q.values[0].parse::<i64>().is_ok_and(|v| v >= 0)) => r.error(
                 &format!("{at}.values"),
-                format!("operator {op:?} needs a single non-negative integer value, got {:?}", q.values),
+                format!(
+                    "operator {op:?} needs exactly one non-negative integer value (at most 9223372036854775807), got {:?}; Karpenter's rule: requirements operator 'Gt', 'Lt', 'Gte' or 'Lte' must have a single positive integer value",
+                    q.values
+                ),
                 "write one whole number, e.g. values: [\"4\"]",
             ),
             _ => {}
         }
-        let restricted = (q.key != "karpenter.sh/nodepool").then(|| super::labels::restricted_reason(&q.key)).flatten();
-        if let Some(why) = restricted {
+        if let Some(why) = super::labels::overlay_restricted_reason(&q.key) {
             r.error(
                 &format!("{at}.key"),
                 format!("requirement key `{}` is not allowed: {why}", q.key),

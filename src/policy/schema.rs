@@ -2,6 +2,7 @@
 
 use schemars::{JsonSchema, generate::SchemaSettings};
 
+use super::capacitybuffer::CapacityBuffer;
 use super::capstan::{ClusterPolicy, Fleet, Guardrails};
 use super::commitment::Commitment;
 use super::kops::{Cluster, InstanceGroup};
@@ -21,6 +22,7 @@ pub fn all() -> Vec<(String, String)> {
         one::<Guardrails>("guardrails", "capstan.io/v1alpha1", "Guardrails"),
         one::<NodeOverlay>("nodeoverlay", "karpenter.sh/v1alpha1", "NodeOverlay"),
         one::<Commitment>("commitment", "capstan.io/v1alpha1", "Commitment"),
+        one::<CapacityBuffer>("capacitybuffer", "autoscaling.x-k8s.io/v1beta1", "CapacityBuffer"),
     ]
 }
 

@@ -10,8 +10,11 @@
 //! ClientToken) and launches nothing twice.
 
 pub mod batch;
+pub mod buffer;
+pub mod buffer_spec;
 pub mod lifecycle;
 pub mod nodes;
+pub mod static_pools;
 
 use std::collections::BTreeMap;
 
@@ -21,6 +24,7 @@ use crate::digest::fnv64;
 use crate::rules::Rules;
 use crate::scheduling::catalog::Catalog;
 use crate::scheduling::plan::{Binding, NewClaim, Unschedulable};
+use crate::scheduling::pool::PoolSpec;
 use crate::scheduling::{Input, Strategy, solve};
 
 /// Tag and annotation holding the NodePool drift digest a node was launched under.
@@ -72,7 +76,7 @@ pub fn provision(req: Request) -> Provision {
         pods: pending,
         nodes: nodes::capacity(req.snapshot, req.instances, &rules.pools, req.catalog),
         daemonsets: req.snapshot.daemonsets.clone(),
-        pools: rules.pools.clone(),
+        pools: dynamic_pools(rules),
         catalog: req.catalog,
         cluster_limits: rules.cluster.limits.clone(),
         strategy: Strategy::CostOptimal,
@@ -80,6 +84,12 @@ pub fn provision(req: Request) -> Provision {
     let plan = solve(&input);
     let launches = plan.claims.into_iter().map(|c| launch(c, rules)).collect();
     Provision { pending: input.pods.len(), launches, nominated: plan.bindings, unschedulable: plan.unschedulable }
+}
+
+/// The pools pending pods may launch nodes in: all but the static ones (`replicas` set), whose
+/// node count is theirs alone to keep, as in Karpenter.
+pub fn dynamic_pools(rules: &Rules) -> Vec<PoolSpec> {
+    rules.pools.iter().zip(&rules.pool_rules).filter(|(_, r)| r.replicas.is_none()).map(|(p, _)| p.clone()).collect()
 }
 
 /// The cloud's claim for a planned node, named stably.

@@ -1,20 +1,25 @@
-//! The LP lower bound of the price of new capacity for a set of pending pods: no packing, by
-//! any strategy, can cost less. The benchmark divides a plan's cost by it.
+//! Lower bounds of the price of new capacity for a set of pending pods: no packing, by any
+//! strategy, can cost less. The benchmark divides a plan's cost by them.
+//!
+//! ```text
+//! resource LP (this file)  ≤  assignment LP (bound_assign)  ≤  configuration LP (bound_columns)
+//!                          ≤  optimum of the model (exact)   ≤  any packing's cost
+//! ```
+//!
+//! The resource LP buys cpu, memory and pods as divisible quantities on any type, even types
+//! that cannot hold one pod of the mix; the others work on the shared [`Model`].
 
-use super::catalog::HOSTNAME;
 use super::groups;
 use super::lp::{self, Column, DIMS};
-use super::pack::min_nodes;
 use super::resources::GIB;
 use super::solve::Input;
 use super::view;
 
+pub use super::bound_model::Model;
+
 /// The bound, in USD per hour; `None` when no instance type is usable.
 pub fn lower_bound(input: &Input) -> Option<f64> {
-    let mut groups = groups::group(&input.pods);
-    let keys = groups::exclusion_keys(&mut groups, HOSTNAME);
-    let order: Vec<usize> = (0..groups.len()).collect();
-    let rem: Vec<u32> = groups.iter().map(|g| g.pods.len() as u32).collect();
+    let groups = groups::group(&input.pods);
     let mut demand = [0.0; DIMS];
     for g in &groups {
         let n = g.pods.len() as f64;
@@ -22,7 +27,7 @@ pub fn lower_bound(input: &Input) -> Option<f64> {
         demand[1] += n * g.requests.memory as f64 / GIB as f64;
         demand[2] += n * g.requests.pods as f64;
     }
-    demand[3] = min_nodes(keys.len(), &groups, &order, &rem);
+    demand[3] = Model::of(input).min_nodes;
     let mut columns = Vec::new();
     for pool in &input.pools {
         let v = view::pool_view(pool, input.catalog, &input.daemonsets);

@@ -9,8 +9,15 @@
 
 pub mod allocatable;
 pub mod bound;
+pub mod bound_assign;
+pub mod bound_columns;
+pub mod bound_knapsack;
+pub mod bound_model;
+#[cfg(test)]
+mod bound_tests;
 pub mod builtin;
 pub mod catalog;
+pub mod exact;
 pub mod ffd;
 pub mod groups;
 pub mod lp;

@@ -59,6 +59,7 @@ fn running(name: &str, node: Option<&str>, cpu: &str) -> ClusterPod {
         spec: pod().name(&format!("default/{name}")).cpu(cpu).build(),
         do_not_disrupt: false,
         created_at: Duration::from_secs(200),
+        eviction: Default::default(),
     }
 }
 

@@ -535,9 +535,10 @@ fn crd_ec2nodeclass_cpu_options_are_accepted_and_reported_as_not_acted_on() {
         found.iter().any(|(s, f, m)| s == "warning" && f == "spec.cpuOptions" && m.contains("not acted on")),
         "{found:#?}"
     );
-    let text = format!("{}  cpuOptions:\n    nestedVirtualization: on\n", crate::common::NODE_CLASS);
+    // Quoted: a bare `on` is the boolean true, as Kubernetes reads YAML.
+    let text = format!("{}  cpuOptions:\n    nestedVirtualization: \"on\"\n", crate::common::NODE_CLASS);
     repo.write(CLASS_FILE, &text);
-    let (l, c) = at(&text, "on\n");
+    let (l, c) = at(&text, "\"on\"\n");
     let d = expect_error(
         &repo.validate(),
         CLASS_FILE,

@@ -65,10 +65,19 @@ fn documentation_nodepool_uses_only_known_fields() {
 #[test]
 fn documentation_ec2nodeclass_uses_only_known_fields() {
     let found = errors("ec2nodeclass-v1-docs.yaml");
-    // Everything loads; the findings are the pair Karpenter's CRD forbids together and the page's
-    // NodePool stub, which leaves out `requirements` (the CRD lists it under `required`).
+    // Everything loads; the findings are the two pairs Karpenter's CRD forbids together (role and
+    // instanceProfile; the placement group's name and id) and the page's NodePool stub, which
+    // leaves out `requirements` (the CRD lists it under `required`).
     let messages: Vec<&str> = found.iter().map(|d| d.message.as_str()).collect();
-    assert_eq!(messages, ["missing field `requirements`", "role and instanceProfile are both set"], "{found:#?}");
+    assert_eq!(
+        messages,
+        [
+            "missing field `requirements`",
+            "role and instanceProfile are both set",
+            "both name and id are set; Karpenter's rule: 'name' and 'id' are mutually exclusive"
+        ],
+        "{found:#?}"
+    );
     let warnings: Vec<String> =
         findings("ec2nodeclass-v1-docs.yaml").into_iter().filter(|d| !d.is_error()).filter_map(|d| d.field).collect();
     for ignored in ["spec.placementGroupSelector", "spec.networkInterfaces", "status"] {

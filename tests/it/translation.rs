@@ -2,7 +2,7 @@
 //! translation.
 
 use capstan::policy::document::{self, Origin};
-use capstan::policy::kops::{Cluster, InstanceGroup};
+use capstan::policy::kops::{Cluster, InstanceGroup, KopsRules};
 use capstan::policy::nodeclass::VolumeType;
 use capstan::policy::nodepool::Operator;
 use capstan::policy::translate::{self, Translated};
@@ -131,6 +131,9 @@ fn taints_become_key_value_effect() {
     assert_eq!((taints[1].key.as_str(), taints[1].value.as_deref()), ("spot", None));
     assert_eq!(format!("{:?}", taints[1].effect), "PreferNoSchedule");
     assert!(tr_err("  taints: [\"dedicated=gpu:Sometimes\"]\n").field.starts_with("spec.taints[0]"));
+    // As kOps's taint parser: one `:` and at most one `=`.
+    assert!(tr_err("  taints: [\"a:b:NoSchedule\"]\n").field.starts_with("spec.taints[0]"));
+    assert!(tr_err("  taints: [\"k=v=w:NoSchedule\"]\n").field.starts_with("spec.taints[0]"));
 }
 
 #[test]
@@ -141,9 +144,13 @@ fn min_size_becomes_replicas_and_max_size_becomes_node_limit() {
     assert_eq!(limits["nodes"].as_str(), "7");
     let yaml = serde_yaml::to_string(&t.node_pool).unwrap();
     assert!(yaml.contains("nodes: '7'"), "limits.nodes is written as a string: {yaml}");
-    let t = tr("  maxSize: 0\n");
+    let t = tr("  maxSize: 3\n");
     assert_eq!(t.node_pool.spec.replicas, None);
-    assert_eq!(t.node_pool.spec.limits.unwrap()["nodes"].as_str(), "0");
+    assert_eq!(t.node_pool.spec.limits.unwrap()["nodes"].as_str(), "3");
+    assert!(tr("").node_pool.spec.limits.is_none());
+    // kOps's validation refuses a Karpenter IG with maxSize 0 or less.
+    assert_eq!(tr_err("  maxSize: 0\n").field, "spec.maxSize");
+    assert_eq!(tr_err("  maxSize: -2\n").field, "spec.maxSize");
 }
 
 #[test]
@@ -236,7 +243,8 @@ fn root_volume_size_type_and_encryption_from_the_ig() {
 
 #[test]
 fn zero_size_falls_back_to_the_role_default() {
-    let size = |i: &InstanceGroup| translate::root_volume(i).ebs.unwrap().volume_size.unwrap().as_str().to_string();
+    let size =
+        |i: &InstanceGroup| translate::root_volume(i).unwrap().ebs.unwrap().volume_size.unwrap().as_str().to_string();
     assert_eq!(size(&ig("  rootVolumeSize: 0\n")), "128Gi");
     assert_eq!(size(&ig("  rootVolume:\n    size: 0\n")), "128Gi");
     let ebs = tr("  rootVolumeSize: 0\n").node_class.spec.block_device_mappings[0].ebs.clone().unwrap();
@@ -386,4 +394,308 @@ fn user_data_is_reported_as_unresolved_until_read_from_the_state_store() {
         t.node_class.metadata.annotations[translate::USER_DATA_SOURCE]
             .ends_with("igconfig/node/nodes-a/nodeupscript.sh")
     );
+}
+
+// ---- kOps 1.36 / 1.37 rules ----
+
+/// A Cluster spec: the shared test one plus `extra` lines under `spec:` and `annotations` under
+/// `metadata:`.
+fn cluster_with(annotations: &str, extra: &str) -> Cluster {
+    let meta = if annotations.is_empty() { String::new() } else { format!("  annotations:\n{annotations}") };
+    let text = crate::common::CLUSTER_SPEC
+        .replace("  name: dev.example.com\n", &format!("  name: dev.example.com\n{meta}"))
+        .replace("spec:\n", &format!("spec:\n{extra}"));
+    let docs = document::parse_file("c.yaml", text.as_bytes()).unwrap();
+    document::typed(&Origin::of(&docs[0]), "Cluster/dev", &docs[0].value).unwrap()
+}
+
+/// The documents of a kOps fixture file, by name.
+fn kops_fixture(file: &str, name: &str) -> serde_json::Value {
+    let bytes = std::fs::read(crate::common::root().join("tests/fixtures/kops").join(file)).unwrap();
+    let docs = document::parse_file(file, &bytes).unwrap();
+    docs.into_iter().map(|d| d.value).find(|v| v["metadata"]["name"] == name).unwrap()
+}
+
+fn requirement_lines(t: &Translated) -> Vec<String> {
+    let reqs = &t.node_pool.spec.template.spec.requirements;
+    reqs.iter().map(|r| format!("{} {:?} {}", r.key, r.operator, r.values.join(","))).collect()
+}
+
+#[test]
+fn cluster_kubelet_is_merged_under_the_ig_kubelet() {
+    // The IG kubelet of kOps's karpenter integration test (karpenter-nodes-default), over a
+    // Cluster kubelet that sets the same fields and one the IG leaves alone.
+    let cluster = cluster_with(
+        "",
+        "  kubelet:\n    anonymousAuth: false\n    maxPods: 110\n    systemReserved:\n      cpu: 100m\n      ephemeral-storage: 1Gi\n    kubeReserved:\n      memory: 256Mi\n",
+    );
+    let ig_kubelet = "  kubelet:\n    maxPods: 50\n    systemReserved:\n      cpu: 500m\n      memory: 1G\n    kubeReserved:\n      cpu: 500m\n      memory: 1G\n";
+    let k = translate::translate(&ig(ig_kubelet), CLUSTER, Some(&cluster)).unwrap().node_class.spec.kubelet.unwrap();
+    assert_eq!(k.max_pods, Some(50), "the IG's value wins");
+    let system: Vec<(String, String)> =
+        k.system_reserved.unwrap().into_iter().map(|(k, v)| (k, v.as_str().to_string())).collect();
+    assert_eq!(
+        system,
+        [("cpu".into(), "500m".into()), ("ephemeral-storage".into(), "1Gi".into()), ("memory".into(), "1G".into())],
+        "maps merge key by key"
+    );
+    let kube = k.kube_reserved.unwrap();
+    assert_eq!((kube["cpu"].as_str(), kube["memory"].as_str()), ("500m", "1G"));
+    // An IG without a kubelet block takes the Cluster's; a Cluster that sets none of the three
+    // fields gives no kubelet block.
+    let k = translate::translate(&ig(""), CLUSTER, Some(&cluster)).unwrap().node_class.spec.kubelet.unwrap();
+    assert_eq!(k.max_pods, Some(110));
+    assert_eq!(k.kube_reserved.unwrap()["memory"].as_str(), "256Mi");
+    assert!(k.eviction_hard.is_none());
+    let bare = cluster_with("", "  kubelet:\n    anonymousAuth: false\n    evictionHard: memory.available<100Mi\n");
+    assert!(translate::translate(&ig(""), CLUSTER, Some(&bare)).unwrap().node_class.spec.kubelet.is_none());
+    // An empty IG map leaves the Cluster's in place.
+    let t = translate::translate(&ig("  kubelet:\n    systemReserved: {}\n"), CLUSTER, Some(&cluster)).unwrap();
+    assert_eq!(t.node_class.spec.kubelet.unwrap().system_reserved.unwrap()["cpu"].as_str(), "100m");
+    // A bad Cluster quantity is named as the Cluster's.
+    let broken = cluster_with("", "  kubelet:\n    systemReserved:\n      cpu: lots\n");
+    let e = translate::translate(&ig(""), CLUSTER, Some(&broken)).unwrap_err().remove(0);
+    assert!(e.message.contains("Cluster's spec.kubelet.systemReserved.cpu"), "{e:?}");
+}
+
+#[test]
+fn node_termination_handler_tag_when_the_handler_runs_in_queue_mode() {
+    let tag = |annotations: &str, extra: &str, spec: &str| {
+        let t = translate::translate(&ig(spec), CLUSTER, Some(&cluster_with(annotations, extra))).unwrap();
+        let tags = t.node_class.spec.tags;
+        tags.iter()
+            .find(|(k, _)| k.contains("termination-handler") || k.as_str() == "custom/nth")
+            .map(|(k, v)| (k.clone(), v.clone()))
+    };
+    let default = Some((translate::DEFAULT_NTH_MANAGED_TAG.to_string(), String::new()));
+    // kOps's own Karpenter off (as capstan asks): the handler is on in queue mode by default.
+    assert_eq!(tag("", "", ""), default);
+    assert_eq!(tag("", "  nodeTerminationHandler:\n    enabled: true\n", ""), default);
+    assert_eq!(tag("", "  nodeTerminationHandler:\n    enabled: false\n", ""), None);
+    assert_eq!(tag("", "  nodeTerminationHandler:\n    enableSQSTerminationDraining: false\n", ""), None);
+    assert_eq!(
+        tag("", "  nodeTerminationHandler:\n    managedASGTag: custom/nth\n", ""),
+        Some(("custom/nth".to_string(), String::new()))
+    );
+    // A cloud label that sets the key keeps its value.
+    assert_eq!(
+        tag("", "", "  cloudLabels:\n    aws-node-termination-handler/managed: \"yes\"\n"),
+        Some((translate::DEFAULT_NTH_MANAGED_TAG.to_string(), "yes".to_string()))
+    );
+    // The newer API's place for the settings, and a cloud other than AWS.
+    assert_eq!(
+        tag("", "  cloudProvider:\n    aws:\n      nodeTerminationHandler:\n        enabled: false\n", ""),
+        None
+    );
+    assert_eq!(tag("", "  cloudProvider: gce\n", ""), None);
+    // kOps's own Karpenter on: no defaults are filled in, so no tag (as in kOps's output).
+    let karpenter_on = |extra: &str| {
+        let c = cluster_with("", extra);
+        let mut c = c;
+        c.spec.karpenter.as_mut().unwrap().enabled = Some(true);
+        let t = translate::translate(&ig(""), CLUSTER, Some(&c)).unwrap();
+        t.node_class.spec.tags.contains_key(translate::DEFAULT_NTH_MANAGED_TAG)
+    };
+    assert!(!karpenter_on(""));
+    assert!(!karpenter_on("  nodeTerminationHandler:\n    enabled: true\n"), "no managedASGTag default either");
+    // Without the Cluster spec nothing is known about the handler.
+    assert!(!translate::tags(&ig(""), CLUSTER, None).contains_key(translate::DEFAULT_NTH_MANAGED_TAG));
+}
+
+#[test]
+fn kops_version_annotation_selects_the_rules() {
+    let wanted =
+        "  machineType: m5.large\n  mixedInstancesPolicy:\n    instanceRequirements:\n      cpu:\n        min: \"4\"\n";
+    let lines = |annotations: &str| {
+        let t = translate::translate(&ig(wanted), CLUSTER, Some(&cluster_with(annotations, ""))).unwrap();
+        (requirement_lines(&t), t.notes)
+    };
+    let with_bounds = [
+        "kubernetes.io/os In linux",
+        "node.kubernetes.io/instance-type In m5.large",
+        "karpenter.k8s.aws/instance-cpu Gte 4",
+        "karpenter.sh/capacity-type In on-demand",
+    ];
+    let without = [
+        "kubernetes.io/os In linux",
+        "node.kubernetes.io/instance-type In m5.large",
+        "karpenter.sh/capacity-type In on-demand",
+    ];
+    assert_eq!(lines("").0, with_bounds, "1.37 by default");
+    assert_eq!(lines("    capstan.io/kops-version: \"1.37\"\n").0, with_bounds);
+    assert_eq!(lines("    capstan.io/kops-version: v1.36.2\n").0, without);
+    assert_eq!(lines("    capstan.io/kops-version: \"1.36\"\n").0, without);
+    let (reqs, notes) = lines("    capstan.io/kops-version: \"1.35\"\n");
+    assert_eq!(reqs, with_bounds, "an unusable value falls back to the default");
+    assert!(notes.iter().any(|n| n.contains("capstan.io/kops-version") && n.contains("1.35")), "{notes:?}");
+    let none = translate::translate(&ig(wanted), CLUSTER, None).unwrap();
+    assert_eq!(requirement_lines(&none), with_bounds, "no Cluster spec: 1.37");
+    for (text, rules) in [
+        ("1.36.0", Some(KopsRules::V1_36)),
+        ("1.37.0-alpha.1", Some(KopsRules::V1_37)),
+        ("1.38", Some(KopsRules::V1_37)),
+        ("1.34", None),
+        ("latest", None),
+    ] {
+        assert_eq!(KopsRules::parse(text), rules, "{text}");
+    }
+    // The validator warns about instanceRequirements only where they are not translated.
+    let warned = |annotations: &str| {
+        let mut snap = Snapshot::default();
+        snap.insert("fleet.yaml", crate::common::FLEET);
+        let spec = cluster_with(annotations, "");
+        snap.insert("clusters/dev/cluster.yaml", serde_yaml::to_string(&spec).unwrap());
+        snap.insert(
+            "clusters/dev/instancegroups/k.yaml",
+            crate::common::karpenter_ig(
+                "k",
+                &format!("  image: ami-1\n  maxSize: 2\n  subnets: [us-east-1a]\n{wanted}"),
+            ),
+        );
+        let v = policy::validate(&snap, Some("dev")).unwrap();
+        v.diagnostics.iter().any(|d| d.message.contains("does not translate instanceRequirements"))
+    };
+    assert!(warned("    capstan.io/kops-version: \"1.36\"\n"));
+    assert!(!warned(""));
+}
+
+#[test]
+fn instance_requirements_from_the_kops_integration_ig_under_1_37() {
+    // IG karpenter-nodes-default of kOps's karpenter integration test. kOps's expected
+    // NodePool lists: os, cpu Gte 2 / Lte 16, memory Gte 2048 / Lte 65536, family NotIn
+    // [c3, m3], type NotIn [t2.nano], capacity type. kOps 1.37 keeps machineType as a
+    // constraint next to the bounds.
+    let value = kops_fixture("karpenter-full-in-v1alpha2.yaml", "karpenter-nodes-default");
+    let ig: InstanceGroup = serde_json::from_value(value).unwrap();
+    let cluster: Cluster =
+        serde_json::from_value(kops_fixture("karpenter-full-in-v1alpha2.yaml", "minimal.example.com")).unwrap();
+    let t = translate::translate_with(&ig, "minimal.example.com", Some(&cluster), KopsRules::V1_37).unwrap();
+    assert_eq!(
+        requirement_lines(&t),
+        [
+            "kubernetes.io/os In linux",
+            "node.kubernetes.io/instance-type In t2.medium",
+            "karpenter.k8s.aws/instance-cpu Gte 2",
+            "karpenter.k8s.aws/instance-cpu Lte 16",
+            "karpenter.k8s.aws/instance-memory Gte 2048",
+            "karpenter.k8s.aws/instance-memory Lte 65536",
+            "karpenter.k8s.aws/instance-family NotIn c3,m3",
+            "node.kubernetes.io/instance-type NotIn t2.nano",
+            "karpenter.sh/capacity-type In on-demand",
+        ]
+    );
+    let t = translate::translate_with(&ig, "minimal.example.com", Some(&cluster), KopsRules::V1_36).unwrap();
+    assert_eq!(
+        requirement_lines(&t),
+        [
+            "kubernetes.io/os In linux",
+            "node.kubernetes.io/instance-type In t2.medium",
+            "karpenter.sh/capacity-type In on-demand"
+        ]
+    );
+    // Without machineType the bounds stand alone; a bad bound is refused at its field.
+    let t = tr("  mixedInstancesPolicy:\n    instanceRequirements:\n      memory:\n        max: 8Gi\n");
+    assert_eq!(requirement_lines(&t)[1], "karpenter.k8s.aws/instance-memory Lte 8192");
+    let e = tr_err("  mixedInstancesPolicy:\n    instanceRequirements:\n      cpu:\n        min: 1500m\n");
+    assert_eq!(e.field, "spec.mixedInstancesPolicy.instanceRequirements.cpu.min");
+}
+
+#[test]
+fn the_kops_integration_node_class_matches_kops_output() {
+    // IG karpenter-nodes-single-machinetype and its Cluster (kOps's own Karpenter on, so no
+    // handler tag) from kOps's karpenter integration test, against kOps's expected
+    // EC2NodeClass: root volume from the flat fields, the tags, public IP, selectors.
+    let ig: InstanceGroup =
+        serde_json::from_value(kops_fixture("karpenter-full-in-v1alpha2.yaml", "karpenter-nodes-single-machinetype"))
+            .unwrap();
+    let cluster: Cluster =
+        serde_json::from_value(kops_fixture("karpenter-full-in-v1alpha2.yaml", "minimal.example.com")).unwrap();
+    let t = translate::translate(&ig, "minimal.example.com", Some(&cluster)).unwrap();
+    let spec = &t.node_class.spec;
+    let b = &spec.block_device_mappings[0];
+    assert_eq!((b.device_name.as_deref(), b.root_volume), (Some("/dev/xvda"), Some(true)));
+    let ebs = b.ebs.as_ref().unwrap();
+    assert_eq!(ebs.volume_size.as_ref().unwrap().as_str(), "200Gi");
+    assert_eq!((ebs.volume_type, ebs.iops, ebs.throughput), (Some(VolumeType::Gp3), Some(4000), Some(200)));
+    assert_eq!((ebs.encrypted, ebs.delete_on_termination), (Some(true), Some(true)));
+    assert_eq!(
+        ebs.kms_key_id.as_deref(),
+        Some("arn:aws-test:kms:us-test-1:000000000000:key/1234abcd-12ab-34cd-56ef-1234567890ab")
+    );
+    let tags: Vec<(&str, &str)> = spec.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        tags,
+        [
+            ("KubernetesCluster", "minimal.example.com"),
+            ("Name", "karpenter-nodes-single-machinetype.minimal.example.com"),
+            ("k8s.io/cluster-autoscaler/node-template/label/node-role.kubernetes.io/node", ""),
+            ("k8s.io/role/node", "1"),
+            ("kops.k8s.io/instancegroup", "karpenter-nodes-single-machinetype"),
+        ]
+    );
+    assert_eq!(spec.associate_public_ip_address, Some(true));
+    assert!(spec.kubelet.is_none(), "the Cluster kubelet sets only anonymousAuth");
+    assert_eq!(t.node_pool.spec.replicas, Some(2));
+}
+
+#[test]
+fn root_volume_settings_flat_fields_win_and_unknown_types_are_refused() {
+    let ebs = |spec: &str| tr(spec).node_class.spec.block_device_mappings[0].ebs.clone().unwrap();
+    // v1alpha2 stores the flat fields; kOps's conversion lets each one override the nested form.
+    let e = ebs(
+        "  rootVolumeSize: 80\n  rootVolumeType: io2\n  rootVolume:\n    size: 30\n    type: gp2\n    iops: 7000\n",
+    );
+    assert_eq!(e.volume_size.unwrap().as_str(), "80Gi");
+    assert_eq!((e.volume_type, e.iops, e.throughput), (Some(VolumeType::Io2), Some(7000), None));
+    let e = ebs("  rootVolume:\n    type: st1\n    iops: 7000\n    throughput: 300\n");
+    assert_eq!((e.volume_type, e.iops, e.throughput), (Some(VolumeType::St1), None, None));
+    assert_eq!(tr_err("  rootVolumeType: gp9\n").field, "spec.rootVolumeType");
+    assert_eq!(tr_err("  rootVolume:\n    type: fast\n").field, "spec.rootVolume.type");
+}
+
+#[test]
+fn root_device_name_comes_from_the_ami_at_launch() {
+    use capstan::cloud::aws::resolve::Image;
+    // Offline the mapping carries the common default and is marked as the root volume; the
+    // launch template puts it on the device the resolved AMI names.
+    let class = tr("").node_class;
+    let image = |root: Option<&str>| Image {
+        id: "ami-0abc".into(),
+        name: "rhel".into(),
+        arch: "amd64".into(),
+        root_device_name: root.map(str::to_string),
+        creation_date: String::new(),
+    };
+    let devices = |img: &Image| {
+        let data = capstan::cloud::aws::template::data(&class, img, &["sg-1".to_string()], "nodes.dev.example.com");
+        data.block_device_mappings().iter().map(|m| m.device_name().unwrap_or_default().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(devices(&image(Some("/dev/sda1"))), ["/dev/sda1"]);
+    assert_eq!(devices(&image(None)), ["/dev/xvda"], "an AMI that names none keeps the default");
+}
+
+#[test]
+fn gvisor_igs_get_kops_gvisor_label() {
+    let t = tr("  containerd:\n    gvisor:\n      enabled: true\n");
+    assert_eq!(t.node_pool.spec.template.metadata.as_ref().unwrap().labels["kops.k8s.io/gvisor"], "1");
+    assert_eq!(t.node_class.spec.tags["k8s.io/cluster-autoscaler/node-template/label/kops.k8s.io/gvisor"], "1");
+    assert!(!tr("").node_pool.spec.template.metadata.unwrap().labels.contains_key("kops.k8s.io/gvisor"));
+}
+
+#[test]
+fn an_ig_without_subnets_gets_the_kops_default_subnets() {
+    // kOps gives a node IG without subnets the Cluster's non-Utility, non-DualStack subnets.
+    let mut i = ig("");
+    i.spec.subnets = None;
+    let t = translate::translate(&i, CLUSTER, Some(&cluster())).unwrap();
+    assert_eq!(t.node_class.spec.associate_public_ip_address, Some(false), "us-east-1a is Private");
+    // Only DualStack and Utility subnets: the second pass skips Utility only.
+    let mut c = cluster();
+    c.spec.subnets.as_mut().unwrap()[0].subnet_type = Some("DualStack".into());
+    let t = translate::translate(&i, CLUSTER, Some(&c)).unwrap();
+    assert_eq!(t.node_class.spec.associate_public_ip_address, Some(false), "DualStack us-east-1a");
+    c.spec.subnets.as_mut().unwrap().remove(0);
+    assert_eq!(translate::translate(&i, CLUSTER, Some(&c)).unwrap_err()[0].field, "spec.subnets", "Utility only");
+    c.spec.subnets = Some(Vec::new());
+    assert_eq!(translate::translate(&i, CLUSTER, Some(&c)).unwrap_err()[0].field, "spec.subnets");
 }

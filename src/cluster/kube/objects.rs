@@ -9,7 +9,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 use serde_json::Value;
 
 use crate::cluster::convert;
-use crate::cluster::model::{ClusterNode, ClusterPod, DO_NOT_DISRUPT, Owner, Pdb, Phase, PodDoNotDisrupt};
+use crate::cluster::model::{
+    ClusterNode, ClusterPod, DO_NOT_DISRUPT, Eviction, Owner, POD_DELETION_COST, Pdb, Phase, PodDoNotDisrupt,
+};
 use crate::policy::meta::{Taint, TaintEffect};
 use crate::policy::quantity::Quantity;
 use crate::scheduling::pod::Selector;
@@ -73,9 +75,22 @@ pub fn pod(p: &Pod) -> Option<ClusterPod> {
         spec: scheduled,
         do_not_disrupt: do_not_disrupt(p) == PodDoNotDisrupt::Always,
         created_at: since_epoch(meta.creation_timestamp.as_ref()),
+        eviction: eviction(p),
         namespace,
         name,
     })
+}
+
+/// The pod's priority and deletion cost; a deletion cost that is not an int32 counts as unset,
+/// as the ReplicaSet controller treats it.
+fn eviction(p: &Pod) -> Eviction {
+    let deletion_cost = p
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(POD_DELETION_COST))
+        .and_then(|v| v.trim().parse::<i32>().ok());
+    Eviction { priority: p.spec.as_ref().and_then(|s| s.priority), deletion_cost }
 }
 
 /// What the pod's `karpenter.sh/do-not-disrupt` asks for; a duration counts from
@@ -195,5 +210,32 @@ mod do_not_disrupt_tests {
         assert!(pod(&p).is_some_and(|c| c.do_not_disrupt));
         let p = annotated("10m", Some(start));
         assert!(pod(&p).is_some_and(|c| !c.do_not_disrupt));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_pod(annotations: &[(&str, &str)], priority: Option<i32>) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "web-1", "namespace": "default",
+                "annotations": annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+            },
+            "spec": {"containers": [{"name": "c", "image": "pause"}], "priority": priority},
+            "status": {"phase": "Pending"},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn priority_and_deletion_cost_are_read_and_a_bad_cost_is_unset() {
+        let p = pod(&api_pod(&[(POD_DELETION_COST, "-100")], Some(1000))).unwrap();
+        assert_eq!(p.eviction, Eviction { priority: Some(1000), deletion_cost: Some(-100) });
+        let p = pod(&api_pod(&[(POD_DELETION_COST, "1e9")], None)).unwrap();
+        assert_eq!(p.eviction, Eviction::default(), "not an int32, as the ReplicaSet controller reads it");
+        let p = pod(&api_pod(&[(POD_DELETION_COST, "3000000000")], None)).unwrap();
+        assert_eq!(p.eviction.deletion_cost, None, "out of int32 range");
     }
 }

@@ -30,6 +30,7 @@ pub(super) fn new_pod(
         spec,
         do_not_disrupt: false,
         created_at: now,
+        eviction: Default::default(),
     }
 }
 

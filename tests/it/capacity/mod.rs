@@ -1,6 +1,7 @@
 //! The capacity loop on the simulated world: provisioning, lifecycle and disruption scenarios.
 //! Policies are written as YAML like a config repository's, workloads as Kubernetes YAML.
 
+mod buffers;
 mod capacity_shortage;
 mod cloud_calls;
 mod disruption;

@@ -2,22 +2,26 @@
 //! simulated world. One test per rule, split by concern:
 //!
 //! ```text
+//! balanced.rs       Balanced consolidation: the score, the threshold, the record of moves
 //! emptiness.rs      empty nodes, consolidateAfter, WhenEmpty
 //! consolidation.rs  delete, replace, multi-node, Balanced, utilizationThreshold, minNodeLifetime
 //! drift.rs          drift (pool hash) and expiration (expireAfter)
 //! budgets.rs        count, percent, per reason, cron window, nodes not Ready
 //! blocking.rs       do-not-disrupt, bare pods, PodDisruptionBudgets
 //! priority.rs       command order and pending pods
+//! static_pools.rs   static NodePools: count, scale, drift one for one, limits (sim world too)
 //! ```
 
 #![allow(dead_code)]
 
+mod balanced;
 mod blocking;
 mod budgets;
 mod consolidation;
 mod drift;
 mod emptiness;
 mod priority;
+mod static_pools;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -29,7 +33,7 @@ use capstan::cloud::provider::{Instance, InstanceState};
 use capstan::cluster::model::{ClusterNode, ClusterPod, DISRUPTED_TAINT, DO_NOT_DISRUPT, Owner, Pdb, Phase, Snapshot};
 use capstan::disruption::{self, Command, Plan, Request};
 use capstan::policy::meta::{Taint, TaintEffect};
-use capstan::policy::nodepool::{BudgetNodes, ConsolidationPolicy};
+use capstan::policy::nodepool::{BALANCED_THRESHOLD, BudgetNodes, ConsolidationPolicy};
 use capstan::provisioning::POOL_HASH_TAG;
 use capstan::provisioning::nodes::node_labels;
 use capstan::rules::{Budget, ClusterRules, PoolRules, Reason, Rules};
@@ -59,6 +63,8 @@ pub fn pool_rules(name: &str) -> PoolRules {
         expire_after: None,
         budgets: vec![budget(BudgetNodes::Percent(100))],
         hash: HASH.into(),
+        replicas: None,
+        balanced_threshold: BALANCED_THRESHOLD,
     }
 }
 
@@ -184,6 +190,7 @@ impl Case {
                     dry_run: false,
                 },
                 pricing: Default::default(),
+                buffers: Default::default(),
             },
             snapshot: Snapshot::default(),
             instances: Vec::new(),
@@ -309,6 +316,7 @@ impl Case {
             spec,
             do_not_disrupt: false,
             created_at: self.now.saturating_sub(secs(HOUR)),
+            eviction: Default::default(),
         });
         self.snapshot.pods.last_mut().unwrap()
     }

@@ -1,0 +1,273 @@
+//! The packing model the bounds and the exact solver share, built from an [`Input`]: pod groups
+//! with their demand and per-node caps, node kinds (NodePool × instance type) with allocatable
+//! and price, and which kinds can hold a pod of each group.
+//!
+//! Every constraint here is one the packer also obeys, and some of the packer's are left out
+//! (zone topology, colocation, limits, existing nodes, relaxation levels taken at their most
+//! relaxed), so a packing of the pods onto new nodes is a solution of this model: an optimum
+//! of the model is a lower bound on the packer's cost for the same pods.
+//!
+//! ```text
+//! Input ─group─► groups (demand, requests, per-node cap) ─┐
+//!       ─pool views─► kinds (allocatable, cheapest price) ─┴─► Model ─► bound_assign │ bound_columns │ exact
+//! ```
+
+use std::collections::HashMap;
+
+use super::catalog::HOSTNAME;
+use super::groups::{self, Group};
+use super::resources::{CPU, GIB, GPU, MEMORY, PODS, Resources, STORAGE};
+use super::solve::Input;
+use super::view::{self, FitCache};
+
+/// Pods sharing requests and constraints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Demand {
+    pub pods: u32,
+    /// Requests per dimension of [`Model::dims`].
+    pub requests: Vec<i64>,
+    /// Most pods of the group on one node (`u32::MAX`: no cap beyond resources).
+    pub per_node: u32,
+}
+
+/// A node choice: an instance type as a NodePool offers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kind {
+    /// Instance type name, for reports.
+    pub name: String,
+    /// Allocatable per dimension, less DaemonSet overhead.
+    pub alloc: Vec<i64>,
+    /// The cheapest offering the pool allows, USD per hour.
+    pub price: f64,
+    /// Per group: a pod of the group can run on this kind.
+    pub holds: Vec<bool>,
+}
+
+/// Groups of which one node holds at most `per_node` pods together (hostname anti-affinity,
+/// hostname spread, host ports).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shared {
+    pub groups: Vec<usize>,
+    pub per_node: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Model {
+    /// Resource names, one per dimension (only those some group requests).
+    pub dims: Vec<String>,
+    pub groups: Vec<Demand>,
+    pub kinds: Vec<Kind>,
+    pub shared: Vec<Shared>,
+    /// Nodes any packing needs: the largest ⌈pods ÷ per-node cap⌉ over shared sets.
+    pub min_nodes: f64,
+    /// Pods left out: no kind can hold them, or a free kind can.
+    pub left_out: u32,
+}
+
+/// Scale of a dimension for the LPs: cores, GiB, or the raw count.
+pub fn scale(dim: &str) -> f64 {
+    match dim {
+        CPU => 1000.0,
+        MEMORY => GIB as f64,
+        _ => 1.0,
+    }
+}
+
+fn dims_of(r: &Resources, names: &[String]) -> Vec<i64> {
+    names.iter().map(|n| r.get(n)).collect()
+}
+
+impl Model {
+    /// The model of `input`'s pending pods; existing nodes are ignored.
+    pub fn of(input: &Input) -> Model {
+        let mut gs = groups::group(&input.pods);
+        let keys = groups::exclusion_keys(&mut gs, HOSTNAME);
+        let mut dims: Vec<String> = [CPU, MEMORY, STORAGE, PODS, GPU]
+            .into_iter()
+            .filter(|d| gs.iter().any(|g| g.requests.get(d) > 0))
+            .map(String::from)
+            .collect();
+        for g in &gs {
+            for (k, v) in &g.requests.extended {
+                if *v > 0 && !dims.contains(k) {
+                    dims.push(k.clone());
+                }
+            }
+        }
+        let zones = input.catalog.zones();
+        let mut fits = FitCache::default();
+        let mut kinds = Vec::new();
+        for (pi, pool) in input.pools.iter().enumerate() {
+            let v = view::pool_view(pool, input.catalog, &input.daemonsets);
+            for (pt, t) in v.types.iter().enumerate() {
+                let it = &input.catalog.types[t.t];
+                let Some(o) = it.cheapest(&pool.requirements, &pool.node_class) else { continue };
+                let holds = gs
+                    .iter()
+                    .enumerate()
+                    .map(|(gi, g)| {
+                        let level = g.levels.len() - 1;
+                        fits.get((gi, level, pi), g, pool, &v, input.catalog, &zones).is_some_and(|f| f.any_type(pt))
+                    })
+                    .collect();
+                kinds.push(Kind { name: it.name.clone(), alloc: dims_of(&t.alloc, &dims), price: o.price, holds });
+            }
+        }
+        let per_node: Vec<u32> = gs.iter().map(per_node_cap).collect();
+        let mut shared = Vec::new();
+        for k in 0..keys.len() {
+            let role = |g: &Group| g.roles.iter().find(|r| r.key == k).copied();
+            let anti: Vec<usize> =
+                (0..gs.len()).filter(|&gi| role(&gs[gi]).is_some_and(|r| r.term && r.counts)).collect();
+            if !anti.is_empty() {
+                shared.push(Shared { groups: anti, per_node: 1 });
+            }
+            let capped: Vec<(usize, u32)> = (0..gs.len())
+                .filter_map(|gi| role(&gs[gi]).filter(|r| r.counts).and_then(|r| r.cap).map(|c| (gi, c)))
+                .collect();
+            if let Some(most) = capped.iter().map(|(_, c)| *c).max() {
+                shared.push(Shared { groups: capped.iter().map(|(g, _)| *g).collect(), per_node: most });
+            }
+        }
+        let groups = gs
+            .iter()
+            .zip(per_node)
+            .map(|(g, cap)| Demand { pods: g.pods.len() as u32, requests: dims_of(&g.requests, &dims), per_node: cap })
+            .collect();
+        let mut m = Model { dims, groups, kinds, shared, min_nodes: 0.0, left_out: 0 };
+        m.prune();
+        m.merge_alike();
+        m
+    }
+
+    /// Most pods of group `g` one node of kind `k` holds on its own.
+    pub fn most(&self, g: usize, k: usize) -> u32 {
+        let (d, kind) = (&self.groups[g], &self.kinds[k]);
+        if !kind.holds[g] {
+            return 0;
+        }
+        let mut n = d.per_node.min(d.pods) as i64;
+        for (need, have) in d.requests.iter().zip(&kind.alloc) {
+            if *need > 0 {
+                n = n.min(have / need);
+            }
+        }
+        n.max(0) as u32
+    }
+
+    /// Whether one node of kind `k` holds `counts` pods per group.
+    pub fn fits(&self, k: usize, counts: &[u32]) -> bool {
+        let kind = &self.kinds[k];
+        let groups_ok =
+            counts.iter().enumerate().all(|(g, &n)| n == 0 || (kind.holds[g] && n <= self.groups[g].per_node));
+        let dims_ok = (0..self.dims.len()).all(|d| {
+            counts.iter().enumerate().map(|(g, &n)| n as i64 * self.groups[g].requests[d]).sum::<i64>() <= kind.alloc[d]
+        });
+        let shared_ok = self.shared.iter().all(|s| s.groups.iter().map(|&g| counts[g]).sum::<u32>() <= s.per_node);
+        groups_ok && dims_ok && shared_ok
+    }
+
+    /// Drops groups no kind holds or a free kind holds, kinds holding no group, and kinds
+    /// another holds at least as much of for no more; then computes `min_nodes`.
+    fn prune(&mut self) {
+        let free: Vec<usize> = (0..self.kinds.len()).filter(|&k| self.kinds[k].price <= 0.0).collect();
+        let keep: Vec<bool> = (0..self.groups.len())
+            .map(|g| {
+                let held = (0..self.kinds.len()).any(|k| self.most(g, k) > 0);
+                held && !free.iter().any(|&k| self.most(g, k) > 0)
+            })
+            .collect();
+        self.left_out = self.groups.iter().zip(&keep).filter(|(_, k)| !**k).map(|(d, _)| d.pods).sum();
+        let index: Vec<Option<usize>> = keep.iter().scan(0, |n, k| Some(k.then(|| (*n, *n += 1).0))).collect();
+        for kind in &mut self.kinds {
+            let holds = kind.holds.iter().zip(&keep).filter(|(_, k)| **k).map(|(h, _)| *h).collect();
+            kind.holds = holds;
+        }
+        let groups = self.groups.iter().zip(&keep).filter(|(_, k)| **k).map(|(d, _)| d.clone()).collect();
+        self.groups = groups;
+        for s in &mut self.shared {
+            s.groups = s.groups.iter().filter_map(|&g| index[g]).collect();
+        }
+        self.min_nodes = self
+            .shared
+            .iter()
+            .map(|s| {
+                let pods: u32 = s.groups.iter().map(|&g| self.groups[g].pods).sum();
+                (pods as f64 / s.per_node.max(1) as f64).ceil()
+            })
+            .fold(0.0, f64::max);
+        self.shared.retain(|s| s.groups.len() > 1 || s.groups.iter().any(|&g| self.groups[g].per_node > s.per_node));
+        self.kinds.retain(|k| k.price > 0.0 && k.holds.iter().any(|h| *h));
+        let dominated = |a: &Kind, b: &Kind| {
+            b.price <= a.price
+                && a.alloc.iter().zip(&b.alloc).all(|(x, y)| x <= y)
+                && a.holds.iter().zip(&b.holds).all(|(x, y)| !*x || *y)
+        };
+        let kinds = std::mem::take(&mut self.kinds);
+        for (i, a) in kinds.iter().enumerate() {
+            let beaten =
+                kinds.iter().enumerate().any(|(j, b)| j != i && dominated(a, b) && (!dominated(b, a) || j < i));
+            if !beaten {
+                self.kinds.push(a.clone());
+            }
+        }
+    }
+
+    /// Merges groups nothing in the model tells apart (same requests and kinds, no per-node
+    /// cap, no shared set): the same packings remain, with fewer groups to search.
+    fn merge_alike(&mut self) {
+        let n = self.groups.len();
+        let mut seen: HashMap<(Vec<i64>, Vec<bool>), usize> = HashMap::new();
+        let mut target = Vec::with_capacity(n);
+        let mut groups: Vec<Demand> = Vec::new();
+        for g in 0..n {
+            let d = &self.groups[g];
+            let alone = d.per_node == u32::MAX && !self.shared.iter().any(|s| s.groups.contains(&g));
+            let key = (d.requests.clone(), self.kinds.iter().map(|k| k.holds[g]).collect::<Vec<bool>>());
+            match seen.get(&key).copied().filter(|_| alone) {
+                Some(t) => {
+                    groups[t].pods += d.pods;
+                    target.push(t);
+                }
+                None => {
+                    if alone {
+                        seen.insert(key, groups.len());
+                    }
+                    target.push(groups.len());
+                    groups.push(d.clone());
+                }
+            }
+        }
+        for kind in &mut self.kinds {
+            let mut holds = vec![false; groups.len()];
+            for (g, t) in target.iter().enumerate() {
+                holds[*t] |= kind.holds[g];
+            }
+            kind.holds = holds;
+        }
+        for s in &mut self.shared {
+            s.groups = s.groups.iter().map(|&g| target[g]).collect();
+        }
+        self.groups = groups;
+    }
+
+    /// Total pods in the model.
+    pub fn pods(&self) -> u32 {
+        self.groups.iter().map(|d| d.pods).sum()
+    }
+}
+
+/// Most pods of a group one node takes under the group's own exclusions: one for hostname
+/// anti-affinity to itself, max-skew for a hostname spread it counts in.
+fn per_node_cap(g: &Group) -> u32 {
+    let mut cap = u32::MAX;
+    for r in &g.roles {
+        if r.term && r.counts {
+            cap = cap.min(1);
+        }
+        if let Some(c) = r.cap.filter(|_| r.counts) {
+            cap = cap.min(c);
+        }
+    }
+    cap
+}

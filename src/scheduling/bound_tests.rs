@@ -1,0 +1,197 @@
+//! The bounds against each other, the exact optimum and the packer: hand-computed cases and
+//! random small instances.
+
+use proptest::prelude::*;
+
+use super::bound::lower_bound;
+use super::bound_assign::assignment_bound;
+use super::bound_columns::{Budget, configuration_bound};
+use super::bound_knapsack::knapsack;
+use super::bound_model::Model;
+use super::catalog::{CapacityType, Catalog, HOSTNAME, InstanceType, Offering};
+use super::exact::{Limits, optimum};
+use super::pod::{Pod, Selector, pod};
+use super::pool::{Limits as PoolLimits, PoolSpec};
+use super::{Input, solve};
+use std::time::Duration;
+
+/// A type with `vcpu` cores, `gib` GiB and room for `pods` pods, on demand in one zone.
+fn itype(name: &str, vcpu: u32, gib: u64, pods: u32, price: f64) -> InstanceType {
+    InstanceType {
+        name: name.to_string(),
+        arch: "amd64".to_string(),
+        vcpu,
+        memory_mib: gib * 1024,
+        gpus: 0,
+        gpu_name: None,
+        gpu_manufacturer: None,
+        gpu_memory_mib: 0,
+        enis: 1,
+        ipv4_per_eni: pods - 1,
+        hypervisor: Some("nitro".to_string()),
+        cpu_manufacturer: None,
+        local_nvme_gib: 0,
+        bare_metal: false,
+        offerings: vec![Offering {
+            zone: "zone-a".to_string(),
+            capacity_type: CapacityType::OnDemand,
+            price,
+            available: true,
+            reservation: None,
+        }],
+    }
+}
+
+fn input(catalog: &Catalog, pods: Vec<Pod>) -> Input<'_> {
+    Input {
+        pods,
+        nodes: Vec::new(),
+        daemonsets: Vec::new(),
+        pools: vec![PoolSpec::named("default")],
+        catalog,
+        cluster_limits: PoolLimits::default(),
+        strategy: super::Strategy::CostOptimal,
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-6 * b.abs().max(1.0)
+}
+
+/// `a ≤ b` up to solver tolerance.
+fn at_most(a: f64, b: f64) -> bool {
+    a <= b + 1e-6 * b.abs().max(1.0)
+}
+
+#[test]
+fn pods_that_fit_one_per_node_need_one_node_each() {
+    let catalog = Catalog { types: vec![itype("two.cpu", 2, 8, 20, 0.1)] };
+    let pods = (0..3).map(|i| pod().name(&format!("p{i}")).cpu("1500m").memory("1Gi").build()).collect();
+    let input = input(&catalog, pods);
+    let m = Model::of(&input);
+    let exact = optimum(&m, Limits::default()).expect("small");
+    assert!(close(exact.cost, 0.3), "{exact:?}");
+    assert_eq!(exact.nodes, 3);
+    let conf = configuration_bound(&m, Budget::default()).expect("solved");
+    assert!(conf.proven && close(conf.bound, 0.3), "{conf:?}");
+    let resource = lower_bound(&input).expect("bound");
+    assert!(resource < 0.25, "resource LP {resource} should count 4.5 cores on 1.93-core nodes");
+    let assign = assignment_bound(&m, Duration::from_secs(5)).expect("bound");
+    assert!(at_most(resource, assign) && at_most(assign, conf.bound), "{resource} {assign} {conf:?}");
+    assert!(close(solve(&input).cost_per_hour(), 0.3));
+}
+
+#[test]
+fn a_type_no_pod_fits_on_lends_no_capacity() {
+    // The big type is cheap per core but no pod may run on it: only the small type counts.
+    let catalog = Catalog { types: vec![itype("small.a", 2, 8, 20, 0.1), itype("big.b", 16, 64, 200, 0.4)] };
+    let pods: Vec<Pod> = (0..4)
+        .map(|i| {
+            pod()
+                .name(&format!("p{i}"))
+                .cpu("500m")
+                .node_selector("node.kubernetes.io/instance-type", "small.a")
+                .build()
+        })
+        .collect();
+    let input = input(&catalog, pods);
+    let m = Model::of(&input);
+    assert_eq!(m.kinds.len(), 1, "{m:?}");
+    let resource = lower_bound(&input).expect("bound");
+    let assign = assignment_bound(&m, Duration::from_secs(5)).expect("bound");
+    assert!(resource < 0.1, "resource LP buys the big type: {resource}");
+    assert!(assign > 0.1 && at_most(assign, 0.2), "{assign}");
+    assert!(close(optimum(&m, Limits::default()).expect("small").cost, 0.2));
+}
+
+#[test]
+fn self_anti_affinity_puts_one_pod_on_each_node() {
+    let catalog = Catalog { types: vec![itype("big.a", 8, 32, 50, 0.4), itype("small.b", 1, 4, 10, 0.06)] };
+    let sel = Selector::labels(&[("app", "web")]);
+    let pods: Vec<Pod> = (0..5)
+        .map(|i| {
+            pod().name(&format!("w{i}")).cpu("250m").label("app", "web").anti_affinity(HOSTNAME, sel.clone()).build()
+        })
+        .collect();
+    let input = input(&catalog, pods);
+    let m = Model::of(&input);
+    assert_eq!(m.min_nodes, 5.0);
+    let conf = configuration_bound(&m, Budget::default()).expect("solved");
+    assert!(close(conf.bound, 0.3), "{conf:?}");
+    let assign = assignment_bound(&m, Duration::from_secs(5)).expect("bound");
+    assert!(close(assign, 0.3), "{assign}");
+    assert!(close(optimum(&m, Limits::default()).expect("small").cost, 0.3));
+}
+
+#[test]
+fn knapsack_respects_every_dimension() {
+    let catalog = Catalog { types: vec![itype("mid.a", 4, 16, 4, 1.0)] };
+    // Pod count binds (4 pods at most) before cpu does.
+    let pods: Vec<Pod> = (0..8).map(|i| pod().name(&format!("p{i}")).cpu("100m").build()).collect();
+    let m = Model::of(&input(&catalog, pods));
+    let k = knapsack(&m, 0, &[1.0], 10_000, 0.0);
+    assert_eq!(k.counts, vec![4]);
+    assert!(close(k.upper, 4.0));
+}
+
+#[test]
+fn exact_gives_up_past_its_limits() {
+    let catalog = Catalog { types: vec![itype("mid.a", 4, 16, 40, 1.0)] };
+    let pods: Vec<Pod> =
+        (0..30).map(|i| pod().name(&format!("p{i}")).cpu(&format!("{}m", 100 + 10 * i)).build()).collect();
+    let m = Model::of(&input(&catalog, pods));
+    assert_eq!(optimum(&m, Limits { states: 100, configs: 1_000 }), None);
+}
+
+const CPU: [&str; 4] = ["250m", "500m", "1", "1500m"];
+const MEM: [&str; 4] = ["256Mi", "1Gi", "2Gi", "4Gi"];
+
+/// Types as (vcpu, GiB, max pods, price); groups as (cpu, memory, pods, anti-affinity, app).
+type Shapes = (Vec<(u32, u64, u32, f64)>, Vec<(usize, usize, u32, bool, u8)>);
+
+fn instance() -> impl Strategy<Value = Shapes> {
+    let types = prop::collection::vec(
+        (prop::sample::select(vec![1u32, 2, 4, 8]), prop::sample::select(vec![2u64, 4, 8, 16]), 4u32..30, 1u32..100),
+        2..=5,
+    )
+    .prop_map(|v| v.into_iter().map(|(c, g, p, cents)| (c, g, p, cents as f64 / 100.0)).collect());
+    let groups = prop::collection::vec((0..CPU.len(), 0..MEM.len(), 1u32..=8, any::<bool>(), 0u8..3), 1..=4);
+    (types, groups)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn bounds_are_ordered_and_below_the_packer((types, groups) in instance()) {
+        let catalog = Catalog {
+            types: types.iter().enumerate().map(|(i, (c, g, p, price))| itype(&format!("t{i}.x"), *c, *g, *p, *price)).collect(),
+        };
+        let mut pods = Vec::new();
+        for (gi, (c, mem, n, anti, app)) in groups.iter().enumerate() {
+            // Groups with the same app label share their anti-affinity.
+            let app = format!("app{app}");
+            for i in 0..*n {
+                let mut b = pod().name(&format!("g{gi}-{i}")).cpu(CPU[*c]).memory(MEM[*mem]).label("app", &app);
+                if *anti {
+                    b = b.anti_affinity(HOSTNAME, Selector::labels(&[("app", app.as_str())]));
+                }
+                pods.push(b.build());
+            }
+        }
+        let input = input(&catalog, pods);
+        let m = Model::of(&input);
+        let plan = solve(&input);
+        prop_assume!(m.left_out == 0 && plan.unschedulable.is_empty());
+        let resource = lower_bound(&input).expect("resource LP");
+        let assign = assignment_bound(&m, Duration::from_secs(10)).expect("assignment LP");
+        let conf = configuration_bound(&m, Budget::default()).expect("configuration LP");
+        let exact = optimum(&m, Limits::default()).expect("small instance");
+        let cost = plan.cost_per_hour();
+        prop_assert!(at_most(resource, assign), "resource {resource} > assignment {assign}");
+        prop_assert!(conf.proven, "{conf:?}");
+        prop_assert!(at_most(assign, conf.bound), "assignment {assign} > configuration {conf:?}");
+        prop_assert!(at_most(conf.bound, exact.cost), "configuration {conf:?} > optimum {exact:?}");
+        prop_assert!(at_most(exact.cost, cost), "optimum {exact:?} > packer {cost}");
+    }
+}
