@@ -49,6 +49,26 @@ pub struct Eviction {
     pub deletion_cost: Option<i32>,
 }
 
+impl Eviction {
+    /// What evicting the pod costs, as Karpenter weighs it: 1, plus the deletion cost over
+    /// 2^27, plus the priority over 2^25, kept within [-10, 10].
+    pub fn cost(&self) -> f64 {
+        eviction_cost(self.deletion_cost.map(f64::from), self.priority.map(i64::from))
+    }
+}
+
+/// [`Eviction::cost`] from its two parts.
+pub fn eviction_cost(deletion_cost: Option<f64>, priority: Option<i64>) -> f64 {
+    let mut cost = 1.0;
+    if let Some(d) = deletion_cost {
+        cost += d / 2f64.powi(27);
+    }
+    if let Some(p) = priority {
+        cost += p as f64 / 2f64.powi(25);
+    }
+    cost.clamp(-10.0, 10.0)
+}
+
 /// A pod with what the capacity loop needs to know about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterPod {

@@ -31,22 +31,11 @@ pub use crate::policy::nodepool::{
 /// What disrupting a node costs before any of its pods (cordon, drain, a replacement's wait).
 pub const NODE_DISRUPTION_COST: f64 = 1.0;
 
-/// What evicting one pod costs: 1, plus its `controller.kubernetes.io/pod-deletion-cost` over
-/// 2^27, plus its priority over 2^25, kept within [-10, 10].
-pub fn eviction_cost(deletion_cost: Option<f64>, priority: Option<i64>) -> f64 {
-    let mut cost = 1.0;
-    if let Some(d) = deletion_cost {
-        cost += d / 2f64.powi(27);
-    }
-    if let Some(p) = priority {
-        cost += p as f64 / 2f64.powi(25);
-    }
-    cost.clamp(-10.0, 10.0)
-}
+pub use crate::cluster::model::eviction_cost;
 
 /// A pod's eviction cost from its deletion cost and priority.
 pub fn pod_cost(pod: &ClusterPod) -> f64 {
-    eviction_cost(pod.eviction.deletion_cost.map(f64::from), pod.eviction.priority.map(i64::from))
+    pod.eviction.cost()
 }
 
 /// A node's disruption cost from its pods' eviction costs; a pod never lowers it.

@@ -74,7 +74,6 @@ fn template(t: &PodTemplate, r: &mut Report) {
         return r.diags.push(*d);
     }
     let Ok(spec) = t.spec() else { return };
-    let labels = spec.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
     let Some(pod) = spec.spec.as_ref() else {
         let msg = "the template has no spec".to_string();
         return r.error("template", msg, "give the pod's spec: containers with resource requests");
@@ -83,10 +82,37 @@ fn template(t: &PodTemplate, r: &mut Report) {
         let msg = "the template has no containers".to_string();
         return r.error("template.spec", msg, "list the containers with their resource requests (check the spelling)");
     }
-    if let Err(e) = crate::cluster::convert::pod(t.namespace(), &t.metadata.name, &labels, pod) {
-        let field = format!("template.{}", e.field);
-        r.error(&field, format!("the pod cannot be scheduled as written: {}", e.message), "fix the pod spec");
+    for (field, text) in quantities(pod) {
+        if super::quantity::Quantity::parse(&text).is_none() {
+            let field = format!("template.spec.{field}");
+            r.error(
+                &field,
+                format!("`{text}` is not a quantity"),
+                "write a Kubernetes quantity such as 500m, 2 or 4Gi",
+            );
+        }
     }
+}
+
+/// Every resource quantity of a pod spec (containers, init containers, overhead), with its
+/// field path.
+fn quantities(pod: &k8s_openapi::api::core::v1::PodSpec) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let lists = [("containers", Some(&pod.containers)), ("initContainers", pod.init_containers.as_ref())];
+    for (list, containers) in lists {
+        for (i, c) in containers.into_iter().flatten().enumerate() {
+            let Some(res) = &c.resources else { continue };
+            for (part, map) in [("requests", &res.requests), ("limits", &res.limits)] {
+                for (k, v) in map.iter().flatten() {
+                    out.push((format!("{list}[{i}].resources.{part}.{k}"), v.0.clone()));
+                }
+            }
+        }
+    }
+    for (k, v) in pod.overhead.iter().flatten() {
+        out.push((format!("overhead.{k}"), v.0.clone()));
+    }
+    out
 }
 
 fn buffer(b: &Located<CapacityBuffer>, policy: &EffectivePolicy, r: &mut Report) {

@@ -3,36 +3,12 @@
 //! single-field ranges are [`bounds`](super::bounds)' job.
 
 use super::capstan::ClusterPolicy;
-use super::diag::{Diagnostics, Severity};
-use super::document::{Origin, steps};
+use super::diag::Diagnostics;
 use super::effective::{EffectivePolicy, Located};
 use super::labels;
 use super::nodeclass::EC2NodeClass;
 use super::nodepool::{BudgetNodes, NodePool, Operator, Requirement};
-
-/// Reports findings about one object, at its fields.
-pub(super) struct Reporter<'a> {
-    origin: &'a Origin,
-    object: String,
-    diags: &'a mut Diagnostics,
-}
-
-impl Reporter<'_> {
-    pub(super) fn error(&mut self, field: &str, message: impl Into<String>, hint: impl Into<String>) {
-        let d = self.origin.diag(Severity::Error, &self.object, &steps(field), message, hint);
-        self.diags.push(d);
-    }
-
-    pub(super) fn warning(&mut self, field: &str, message: impl Into<String>, hint: impl Into<String>) {
-        let d = self.origin.diag(Severity::Warning, &self.object, &steps(field), message, hint);
-        self.diags.push(d);
-    }
-
-    /// Whether the user wrote `field` (translated objects have no written fields).
-    pub(super) fn written(&self, field: &str) -> bool {
-        self.origin.translated_at.is_none() && self.origin.layers.iter().any(|d| d.node.get(&steps(field)).is_some())
-    }
-}
+pub(super) use super::reporter::Reporter;
 
 /// Checks every object of a cluster's effective policy.
 pub fn check(policy: &EffectivePolicy, diags: &mut Diagnostics) {

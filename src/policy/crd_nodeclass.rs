@@ -7,9 +7,9 @@
 //! The CRD tests presence (`has(x.tags)`), so a term that writes `tags: {}` has tags; presence is
 //! read from the written document where the typed value cannot tell.
 
-use super::checks::Reporter;
 use super::crd_patterns::alias_format;
 use super::nodeclass::{AmiFamily, EC2NodeClassSpec, SelectorTerm};
+use super::reporter::Reporter;
 
 /// Checks the cross-field rules of one EC2NodeClass spec.
 pub(super) fn check(s: &EC2NodeClassSpec, r: &mut Reporter) {

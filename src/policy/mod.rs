@@ -35,6 +35,7 @@ pub mod overlap;
 pub mod pricing_checks;
 pub mod quantity;
 pub mod render;
+mod reporter;
 pub mod reservation_terms;
 pub mod schema;
 pub mod snapshot;

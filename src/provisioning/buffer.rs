@@ -18,11 +18,11 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 
-use super::buffer_spec::{Buffer, Buffers, Chunk};
 use crate::cloud::provider::{Instance, InstanceState};
 use crate::cluster::model::{ClusterPod, Owner, Phase, Snapshot};
 use crate::digest::fnv64;
 use crate::rules::Rules;
+use crate::rules::buffers::{Buffer, Buffers, Chunk};
 use crate::scheduling::catalog::Catalog;
 use crate::scheduling::pod::Pod;
 use crate::scheduling::resources::Resources;

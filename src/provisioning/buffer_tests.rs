@@ -4,7 +4,7 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::*;
 use crate::policy::meta::CronSchedule;
-use crate::provisioning::buffer_spec::Window;
+use crate::rules::buffers::Window;
 use crate::scheduling::pod::pod;
 
 fn template(cpu: &str) -> Buffer {

@@ -11,7 +11,6 @@
 
 pub mod batch;
 pub mod buffer;
-pub mod buffer_spec;
 pub mod lifecycle;
 pub mod nodes;
 pub mod static_pools;

@@ -190,7 +190,7 @@ fn rank<'a>(
     if pods.is_empty() && !held {
         return (1, 0.0, m);
     }
-    let cost: f64 = pods.iter().map(|p| crate::disruption::balanced::pod_cost(p)).sum();
+    let cost: f64 = pods.iter().map(|p| p.eviction.cost()).sum();
     let left = expire.filter(|e| !e.is_zero()).map_or(1.0, |e| {
         let age = now.saturating_sub(m.instance.launched_at);
         (1.0 - age.as_secs_f64() / e.as_secs_f64()).clamp(0.0, 1.0)

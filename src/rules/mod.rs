@@ -2,6 +2,8 @@
 //! take from its effective policy, as plain data — the pools the scheduler uses, each pool's
 //! disruption rules and drift hash, and the ClusterPolicy settings.
 
+pub mod buffers;
+
 use std::time::Duration;
 
 use serde::Serialize;
@@ -104,7 +106,7 @@ pub struct Rules {
     /// catalog before each solve.
     pub pricing: Pricing,
     /// CapacityBuffers and the ClusterPolicy headroom: room kept for placeholder pods.
-    pub buffers: crate::provisioning::buffer_spec::Buffers,
+    pub buffers: buffers::Buffers,
 }
 
 /// Karpenter's default `expireAfter`.
@@ -196,7 +198,7 @@ impl Rules {
             limits: spec.limits.as_ref().map(Limits::from_quantities).unwrap_or_default(),
             dry_run: spec.dry_run.unwrap_or(false),
         };
-        let buffers = crate::provisioning::buffer_spec::Buffers::from_policy(policy, &pools);
+        let buffers = buffers::Buffers::from_policy(policy, &pools);
         Rules { revision, pools, pool_rules, cluster, pricing: Pricing::from_policy(policy), buffers }
     }
 
