@@ -126,6 +126,9 @@ pub struct CapacityLoop<C, K> {
     next_tidy: Duration,
     validating: Option<Waiting>,
     listed: Option<Listed>,
+    /// Static-pool launches the cloud does not list yet, and when they were made: counted as
+    /// members of their pool, so a list that lags a launch does not launch again.
+    unlisted: Vec<(Instance, Duration)>,
     /// After a throttled pass: no pass before the first time, and the current delay.
     throttled: Option<(Duration, Duration)>,
     /// Pods already told they cannot be placed, so events are not repeated each pass.
@@ -192,6 +195,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             next_tidy: Duration::ZERO,
             validating: None,
             listed: None,
+            unlisted: Vec::new(),
             throttled: None,
             told: BTreeSet::new(),
             blocked: BTreeSet::new(),
@@ -399,8 +403,9 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         self.drop_overtaken(now);
         self.drain(&snapshot, &instances, now).await;
         self.provision(&snapshot, &instances, &catalog, now).await;
-        self.keep_replicas(&snapshot, &instances, &catalog, now).await;
-        if self.disruption_due(now) {
+        // Disruption decides over the instances listed before: not after static pools changed.
+        let resized = self.keep_replicas(&snapshot, &instances, &catalog, now).await;
+        if self.disruption_due(now) && !resized {
             if now >= self.next_disruption {
                 self.next_disruption = now + crate::disruption::POLL;
             }

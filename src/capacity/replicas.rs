@@ -18,32 +18,40 @@ use crate::provisioning::{self};
 use crate::rules::Reason;
 use crate::scheduling::catalog::Catalog;
 
+/// How long a static-pool launch the cloud does not list is still counted as a member.
+const UNLISTED_FOR: Duration = Duration::from_secs(300);
+
 impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
-    /// Brings every static NodePool to its `replicas`.
+    /// Brings every static NodePool to its `replicas`; whether it launched or removed anything.
     pub(super) async fn keep_replicas(
         &mut self,
         snapshot: &Snapshot,
         instances: &[Instance],
         catalog: &Catalog,
         now: Duration,
-    ) {
+    ) -> bool {
         // Decided at the disruption poll (every 10 s), as Karpenter's static controllers requeue.
         if self.rules.pool_rules.iter().all(|r| r.replicas.is_none()) || !self.disruption_due(now) {
-            return;
+            return false;
         }
-        let request = provisioning::Request { snapshot, instances, rules: &self.rules, catalog };
+        self.unlisted.retain(|(i, at)| now < *at + UNLISTED_FOR && !instances.iter().any(|l| l.id == i.id));
+        let mut known = instances.to_vec();
+        known.extend(self.unlisted.iter().map(|(i, _)| i.clone()));
+        let request = provisioning::Request { snapshot, instances: &known, rules: &self.rules, catalog };
         let decided = plan(&request, now);
         for (pool, why) in &decided.short {
             tracing::debug!(nodepool = %pool, "static NodePool below its replicas: {why}");
         }
         let acted = !decided.launches.is_empty() || !decided.removals.is_empty();
         for l in &decided.launches {
-            if let Err(e) = self.launch(l, "static-replicas", snapshot, now).await
-                && let CloudError::InsufficientCapacity { offerings } = e
-            {
-                for o in &offerings {
-                    self.unavailable.mark(o.clone(), now);
+            match self.launch(l, "static-replicas", snapshot, now).await {
+                Ok(i) => self.unlisted.push((i, now)),
+                Err(CloudError::InsufficientCapacity { offerings }) => {
+                    for o in &offerings {
+                        self.unavailable.mark(o.clone(), now);
+                    }
                 }
+                Err(_) => {}
             }
         }
         for r in decided.removals {
@@ -56,6 +64,7 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
             // The next pass lists the cloud again, so it counts what this one changed.
             self.listed = None;
         }
+        acted
     }
 
     async fn terminate_unregistered(&mut self, r: &Removal, now: Duration) {

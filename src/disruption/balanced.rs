@@ -33,8 +33,12 @@ pub const NODE_DISRUPTION_COST: f64 = 1.0;
 
 pub use crate::cluster::model::eviction_cost;
 
-/// A pod's eviction cost from its deletion cost and priority.
+/// A pod's eviction cost from its deletion cost and priority; nothing for a placeholder, which
+/// is never evicted.
 pub fn pod_cost(pod: &ClusterPod) -> f64 {
+    if crate::provisioning::buffer::is_placeholder(&pod.key()) {
+        return 0.0;
+    }
     pod.eviction.cost()
 }
 

@@ -40,7 +40,8 @@ fn blocked(node: &ClusterNode, pods: &[&ClusterPod], snapshot: &Snapshot, now: D
     if node.do_not_disrupt() {
         return Some(format!("node {} is annotated karpenter.sh/do-not-disrupt", node.name));
     }
-    for p in pods {
+    // Placeholders are never evicted: no PodDisruptionBudget or annotation of theirs counts.
+    for p in pods.iter().filter(|p| !crate::provisioning::buffer::is_placeholder(&p.key())) {
         if p.do_not_disrupt {
             return Some(format!("pod {} is annotated karpenter.sh/do-not-disrupt", p.key()));
         }

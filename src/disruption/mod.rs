@@ -153,7 +153,7 @@ fn target(c: &Candidate, req: &Request) -> Target {
         node_pool: req.rules().pools[c.pool].name.clone(),
         instance_type: c.instance.instance_type.clone(),
         price: c.instance.price,
-        pods: c.pods.len(),
+        pods: c.pods.iter().filter(|p| !crate::provisioning::buffer::is_placeholder(&p.key())).count(),
     }
 }
 
@@ -210,7 +210,8 @@ pub fn plan(req: Request) -> Plan {
         out.commands.push(c);
         return out;
     }
-    if req.snapshot().pending().next().is_some() {
+    // Real pods pending hold consolidation back; placeholders with no room do not.
+    if req.snapshot().pending().any(|p| !crate::provisioning::buffer::is_placeholder(&p.key())) {
         return out;
     }
     let consolidatable: Vec<&Candidate> = all.iter().filter(|c| underutilized(&req, c, &mut out)).collect();

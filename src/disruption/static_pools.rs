@@ -8,7 +8,9 @@
 //! an expired one is removed first and the pool refilled once it is gone, as Karpenter's
 //! expiry deletes the node and its static provisioning launches another when the limit allows.
 
-use crate::provisioning::static_pools::{claim, members, room};
+use std::collections::HashMap;
+
+use crate::provisioning::static_pools::{Member, claim, members, named, next_number, room};
 use crate::rules::Reason;
 
 use super::candidate::Candidate;
@@ -33,6 +35,7 @@ fn stale<'a, 'b>(req: &Request, fixed: &'b [Candidate<'a>]) -> Vec<(&'b Candidat
 /// The first stale node of a static pool that can be replaced now; the others are kept with
 /// the reason.
 pub(super) fn replace(req: &Request, fixed: &[Candidate], budgets: &mut Budgets, out: &mut Plan) -> Option<Command> {
+    let mut pools: HashMap<usize, Vec<Member>> = HashMap::new();
     for (c, reason, why) in stale(req, fixed) {
         let keep =
             |out: &mut Plan, text: String| out.kept.push((c.node.name.clone(), format!("{}: {text}", reason.label())));
@@ -42,7 +45,7 @@ pub(super) fn replace(req: &Request, fixed: &[Candidate], budgets: &mut Budgets,
         }
         let spec = &req.rules().pools[c.pool];
         let replicas = req.rules().pool_rules[c.pool].replicas.unwrap_or_default();
-        let members = members(req.snapshot(), req.instances(), &spec.name);
+        let members = pools.entry(c.pool).or_insert_with(|| members(req.snapshot(), req.instances(), &spec.name));
         let active = members.iter().filter(|m| !m.leaving()).count() as u64;
         if active > replicas {
             keep(out, format!("static NodePool {} is scaling down to {replicas}", spec.name));
@@ -61,8 +64,14 @@ pub(super) fn replace(req: &Request, fixed: &[Candidate], budgets: &mut Budgets,
             let why = format!("{why}; limits.nodes leaves no room, so it goes first and the pool is refilled after");
             return Some(command(req, reason, &[c], Vec::new(), why));
         }
-        match claim(&req.view, spec, &format!("replace-{}", c.node.name)) {
-            Ok(new) => return Some(command(req, reason, &[c], vec![new], format!("{why}; replaced one for one"))),
+        match claim(&req.view, spec, Vec::new()) {
+            Ok(new) => {
+                let mut cmd = command(req, reason, &[c], Vec::new(), format!("{why}; replaced one for one"));
+                let name = format!("{}-replace-{}", spec.name, next_number(req.instances(), &spec.name, "replace"));
+                cmd.replacements.push(named(new, req.rules(), name));
+                cmd.savings -= cmd.replacements[0].plan.price;
+                return Some(cmd);
+            }
             Err(e) => keep(out, format!("no replacement for static NodePool {}: {e}", spec.name)),
         }
     }

@@ -4,7 +4,8 @@
 //! annotations. Every finding names the file, line and column of the field.
 
 use super::capacitybuffer::{
-    ACTIVE_CAPACITY, CapacityBuffer, DURATION_ANNOTATION, PodTemplate, SCALABLE_KINDS, SCHEDULE_ANNOTATION,
+    ACTIVE_CAPACITY, ALPHA_API_VERSION, API_VERSION, CapacityBuffer, DURATION_ANNOTATION, PodTemplate, SCALABLE_KINDS,
+    SCHEDULE_ANNOTATION,
 };
 use super::diag::{Diagnostics, Severity};
 use super::document::{self, Located, Origin};
@@ -117,6 +118,16 @@ fn quantities(pod: &k8s_openapi::api::core::v1::PodSpec) -> Vec<(String, String)
 
 fn buffer(b: &Located<CapacityBuffer>, policy: &EffectivePolicy, r: &mut Report) {
     let spec = &b.value.spec;
+    if b.value.api_version == ALPHA_API_VERSION {
+        r.at(
+            Severity::Warning,
+            &document::steps("apiVersion"),
+            format!(
+                "{ALPHA_API_VERSION} is deprecated: Karpenter's CapacityBuffer CRD serves only v1beta1, and Cluster Autoscaler's still serves v1alpha1 but stores v1beta1"
+            ),
+            &format!("write apiVersion: {API_VERSION}; the fields are the same"),
+        );
+    }
     if !b.value.active() {
         let s = spec.provisioning_strategy.clone().unwrap_or_default();
         r.at(
@@ -151,10 +162,20 @@ fn buffer(b: &Located<CapacityBuffer>, policy: &EffectivePolicy, r: &mut Report)
                 let msg = format!("scalableRef kind `{}` is not supported", s.kind);
                 r.error("spec.scalableRef.kind", msg, "use Deployment, StatefulSet or ReplicaSet");
             }
-            if s.api_group.as_deref().is_some_and(|g| !g.is_empty() && g != "apps") {
-                let msg =
-                    format!("scalableRef apiGroup `{}` is not supported", s.api_group.clone().unwrap_or_default());
-                r.error("spec.scalableRef.apiGroup", msg, "use apps, or leave it unset");
+            match s.api_group.as_deref() {
+                None | Some("apps") => {}
+                Some("") => r.error(
+                    "spec.scalableRef.apiGroup",
+                    format!(
+                        "scalableRef apiGroup \"\" is the core API group, which has no {}; the CRD reads an empty apiGroup as core, not apps",
+                        s.kind
+                    ),
+                    "write apiGroup: apps",
+                ),
+                Some(g) => {
+                    let msg = format!("scalableRef apiGroup `{g}` is not supported");
+                    r.error("spec.scalableRef.apiGroup", msg, "use apps");
+                }
             }
         }
     }

@@ -126,3 +126,52 @@ fn headroom_names_a_pool_of_the_cluster() {
     let (errors, _) = run(&[("base/policy.yaml", policy)]);
     one(&errors, "base/policy.yaml", 5, 3, "spec.headroom", "both schedule and duration");
 }
+
+#[test]
+fn an_empty_api_group_is_the_core_group() {
+    let core = buffer("  scalableRef: {apiGroup: \"\", kind: Deployment, name: web}\n  replicas: 1\n");
+    let (errors, _) = run(&[("base/capacitybuffers/w.yaml", &core)]);
+    one(&errors, "base/capacitybuffers/w.yaml", 6, 27, "spec.scalableRef.apiGroup", "core API group");
+    for group in [
+        "  scalableRef: {apiGroup: apps, kind: StatefulSet, name: web}\n",
+        "  scalableRef: {kind: ReplicaSet, name: web}\n",
+    ] {
+        let (errors, _) = run(&[("base/capacitybuffers/w.yaml", &buffer(&format!("{group}  replicas: 1\n")))]);
+        assert!(errors.is_empty(), "{group}: {errors:#?}");
+    }
+}
+
+#[test]
+fn the_alpha_version_loads_with_a_warning() {
+    let older = buffer("  scalableRef: {kind: Deployment, name: web}\n  replicas: 1\n").replace("v1beta1", "v1alpha1");
+    let mut snap = Snapshot::default();
+    snap.insert("fleet.yaml", FLEET.as_bytes().to_vec());
+    snap.insert("base/capacitybuffers/w.yaml", older.into_bytes());
+    let v = validate(&snap, Some("dev")).expect("cluster is listed");
+    let diags = v.diagnostics.sorted();
+    assert_eq!(diags.len(), 1, "{diags:#?}");
+    let d = &diags[0];
+    assert_eq!((d.severity, d.field.as_deref()), (Severity::Warning, Some("apiVersion")), "{d:#?}");
+    assert!(d.message.contains("serves only v1beta1"), "{d:#?}");
+    assert_eq!(v.policies[0].capacity_buffers.len(), 1);
+}
+
+#[test]
+fn buffers_of_one_name_in_two_namespaces_are_two_objects() {
+    let in_ns = |ns: &str, replicas: u32| {
+        buffer(&format!("  scalableRef: {{apiGroup: apps, kind: Deployment, name: web}}\n  replicas: {replicas}\n"))
+            .replace("  name: warm\n", &format!("  name: web\n  namespace: {ns}\n"))
+    };
+    let template = |ns: &str| TEMPLATE.replace("  name: chunk\n", &format!("  name: chunk\n  namespace: {ns}\n"));
+    let base = format!("{}---\n{}---\n{}---\n{}", in_ns("a", 1), in_ns("b", 2), template("a"), template("b"));
+    let overlay = in_ns("b", 7);
+    let (errors, policy) =
+        run(&[("base/capacitybuffers/web.yaml", &base), ("clusters/dev/capacitybuffers/web.yaml", &overlay)]);
+    assert!(errors.is_empty(), "{errors:#?}");
+    let found: Vec<(&str, Option<i64>)> =
+        policy.capacity_buffers.iter().map(|b| (b.value.namespace(), b.value.spec.replicas)).collect();
+    assert_eq!(found, [("a", Some(1)), ("b", Some(7))], "the overlay of b/web leaves a/web alone");
+    assert_eq!(policy.pod_templates.len(), 2);
+    let (errors, _) = run(&[("base/capacitybuffers/web.yaml", &format!("{}---\n{}", in_ns("a", 1), in_ns("a", 2)))]);
+    one(&errors, "base/capacitybuffers/web.yaml", 13, 9, "metadata.name", "defined twice");
+}

@@ -18,7 +18,8 @@ use super::quantity::Quantity;
 
 /// The API version capstan writes and Karpenter's CRD stores.
 pub const API_VERSION: &str = "autoscaling.x-k8s.io/v1beta1";
-/// The earlier version, still served by both autoscalers and read the same way.
+/// The earlier version, read the same way with a warning: Karpenter's CRD serves only
+/// v1beta1; Cluster Autoscaler's serves v1alpha1 as deprecated.
 pub const ALPHA_API_VERSION: &str = "autoscaling.x-k8s.io/v1alpha1";
 /// The only provisioning strategy: placeholder pods that make the autoscaler launch nodes.
 pub const ACTIVE_CAPACITY: &str = "buffer.x-k8s.io/active-capacity";
@@ -62,7 +63,7 @@ pub struct CapacityBufferSpec {
     /// A Deployment, StatefulSet or ReplicaSet of the cluster: chunks are shaped like its pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scalable_ref: Option<ScalableRef>,
-    /// Chunks to keep; the larger of this and `percentage` wins.
+    /// Chunks to keep; with `percentage` too, the larger of the two is kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i64>,
     /// Chunks as a percentage of the `scalableRef` workload's pods, rounded up.
@@ -85,7 +86,8 @@ pub struct LocalObjectRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScalableRef {
-    /// `apps` (or empty, read as `apps`).
+    /// `apps`, or unset (read as `apps`). An explicit empty string is the core group, as the
+    /// CRD says, which has none of the supported kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_group: Option<String>,
     /// Deployment, StatefulSet or ReplicaSet.

@@ -184,16 +184,15 @@ fn check_taints(pool: &NodePool, r: &mut Reporter) {
     let all = spec.taints.iter().enumerate().map(|(i, t)| (format!("spec.template.spec.taints[{i}]"), t));
     let startup =
         spec.startup_taints.iter().enumerate().map(|(i, t)| (format!("spec.template.spec.startupTaints[{i}]"), t));
-    let mut seen: Vec<(&str, _)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (at, t) in all.chain(startup) {
-        if seen.contains(&(t.key.as_str(), t.effect)) {
+        if !seen.insert((t.key.as_str(), t.effect)) {
             r.error(
                 &at,
                 format!("duplicate taint key/effect pair {}={:?}: Karpenter refuses the NodePool", t.key, t.effect),
                 "keep one taint per key and effect across taints and startupTaints",
             );
         }
-        seen.push((t.key.as_str(), t.effect));
     }
 }
 

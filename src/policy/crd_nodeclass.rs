@@ -396,9 +396,17 @@ fn network_interfaces(s: &EC2NodeClassSpec, r: &mut Reporter) {
             "add networkCardIndex: 0, deviceIndex: 0, interfaceType: interface",
         );
     }
+    let mut slots = std::collections::HashMap::new();
+    let mut efa_cards = std::collections::HashMap::new();
+    for &(_, card, device, kind) in &complete {
+        *slots.entry((card, device)).or_insert(0_usize) += 1;
+        if kind == "efa-only" {
+            *efa_cards.entry(card).or_insert(0_usize) += 1;
+        }
+    }
     for &(i, card, device, kind) in &complete {
-        let same_slot = complete.iter().filter(|&&(_, c, d, _)| c == card && d == device).count();
-        let efa_on_card = complete.iter().filter(|&&(_, c, _, k)| c == card && k == "efa-only").count();
+        let same_slot = slots[&(card, device)];
+        let efa_on_card = efa_cards.get(&card).copied().unwrap_or(0);
         if same_slot > 1 || (kind == "efa-only" && efa_on_card > 1) {
             r.error(
                 &format!("{field}[{i}]"),

@@ -70,7 +70,10 @@ pub fn taint_value(text: &str) -> bool {
     super::names::is_qualified_name(text)
 }
 
-/// An RFC 3339 time (`format: date-time`), e.g. `2024-05-01T10:00:00Z`.
+/// An RFC 3339 time (`format: date-time`), e.g. `2024-05-01T10:00:00Z`, checked as the API
+/// server's strfmt does: a calendar date (`time.Parse` of the full date: month 1-12, a day of
+/// that month, leap years counted), `T` or `t`, hour 0-23, minute and second 0-59 (no leap
+/// second), an optional fraction, and `Z`, `z` or a `±hh:mm` offset.
 pub fn date_time(text: &str) -> bool {
     let b = text.as_bytes();
     let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
@@ -104,7 +107,12 @@ pub fn date_time(text: &str) -> bool {
         [b'+' | b'-', h1, h2, b':', m1, m2] => [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()),
         _ => false,
     };
-    offset_ok && in_range(5..7, 12) && in_range(8..10, 31) && in_range(11..13, 23) && in_range(14..16, 59)
+    let number = |r: std::ops::Range<usize>| text[r].parse::<u32>().ok();
+    let date = match (text[0..4].parse::<i32>().ok(), number(5..7), number(8..10)) {
+        (Some(y), Some(m), Some(d)) => chrono::NaiveDate::from_ymd_opt(y, m, d).is_some(),
+        _ => false,
+    };
+    offset_ok && date && in_range(11..13, 23) && in_range(14..16, 59) && in_range(17..19, 59)
 }
 
 #[cfg(test)]
@@ -146,5 +154,21 @@ mod tests {
         assert!(date_time("2024-05-01T10:00:00.5+02:00"));
         assert!(!date_time("2024-05-01 10:00:00"));
         assert!(!date_time("yesterday"));
+        assert!(date_time("2024-02-29t23:59:59.999z"), "lower case, a leap day");
+        assert!(date_time("2024-12-31T00:00:00-08:00"));
+        for bad in [
+            "2024-00-01T10:00:00Z",
+            "2024-13-01T10:00:00Z",
+            "2024-05-00T10:00:00Z",
+            "2024-02-30T10:00:00Z",
+            "2023-02-29T10:00:00Z",
+            "2024-04-31T10:00:00Z",
+            "2024-05-01T24:00:00Z",
+            "2024-05-01T10:60:00Z",
+            "2024-05-01T10:00:60Z",
+            "2024-05-01T10:00:99Z",
+        ] {
+            assert!(!date_time(bad), "{bad}");
+        }
     }
 }

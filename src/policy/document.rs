@@ -72,6 +72,12 @@ impl Kind {
         }
     }
 
+    /// Whether objects of this kind live in a namespace, so that the namespace is part of
+    /// their identity.
+    pub fn namespaced(self) -> bool {
+        matches!(self, Kind::CapacityBuffer | Kind::PodTemplate)
+    }
+
     pub fn api_version(self) -> &'static str {
         match self {
             Kind::NodePool => super::nodepool::API_VERSION,
@@ -97,6 +103,14 @@ pub struct RawDoc {
 impl RawDoc {
     pub fn name(&self) -> String {
         self.value["metadata"]["name"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// What identifies the object among the documents of `kind`: its namespace (`default`
+    /// when unset) for a namespaced kind, and its name.
+    pub fn identity(&self, kind: Kind) -> (Option<String>, String) {
+        let namespace =
+            kind.namespaced().then(|| self.value["metadata"]["namespace"].as_str().unwrap_or("default").to_string());
+        (namespace, self.name())
     }
 }
 
@@ -251,6 +265,7 @@ pub fn identify(doc: &RawDoc) -> Result<Kind, Box<Diagnostic>> {
         )));
     };
     let api = doc.value["apiVersion"].as_str().unwrap_or_default();
+    // Accepted; buffer_checks warns that only Cluster Autoscaler still serves it.
     let older = kind == Kind::CapacityBuffer && api == super::capacitybuffer::ALPHA_API_VERSION;
     if api != kind.api_version() && !older {
         return Err(Box::new(origin.diag(

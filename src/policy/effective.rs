@@ -142,8 +142,12 @@ pub fn effective(repo: &Repo, cluster: &str) -> (EffectivePolicy, Diagnostics) {
     policy.node_pools.sort_by(|a, b| a.value.metadata.name.cmp(&b.value.metadata.name));
     policy.node_classes.sort_by(|a, b| a.value.metadata.name.cmp(&b.value.metadata.name));
     policy.node_overlays.sort_by(|a, b| a.value.metadata.name.cmp(&b.value.metadata.name));
-    policy.capacity_buffers.sort_by(|a, b| a.value.metadata.name.cmp(&b.value.metadata.name));
-    policy.pod_templates.sort_by(|a, b| a.value.metadata.name.cmp(&b.value.metadata.name));
+    policy.capacity_buffers.sort_by(|a, b| {
+        (a.value.namespace(), &a.value.metadata.name).cmp(&(b.value.namespace(), &b.value.metadata.name))
+    });
+    policy.pod_templates.sort_by(|a, b| {
+        (a.value.namespace(), &a.value.metadata.name).cmp(&(b.value.namespace(), &b.value.metadata.name))
+    });
     let region = policy.fleet_entry.as_ref().map(|c| c.region.as_str());
     policy.commitments =
         repo.commitments.iter().filter(|c| Some(c.value.spec.region.as_str()) == region).cloned().collect();
@@ -155,7 +159,7 @@ fn merge(base: &[Entry], own: &[Entry]) -> Vec<(Kind, Origin, serde_json::Value)
     let mut out = Vec::new();
     let mut used = vec![false; own.len()];
     for b in base {
-        let over = own.iter().position(|o| o.kind == b.kind && o.doc.name() == b.doc.name());
+        let over = own.iter().position(|o| o.kind == b.kind && o.doc.identity(o.kind) == b.doc.identity(b.kind));
         match over {
             Some(i) => {
                 used[i] = true;

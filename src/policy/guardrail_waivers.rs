@@ -18,7 +18,7 @@ use super::diag::{Diagnostic, Diagnostics, Severity};
 use super::document::{Origin, steps};
 use super::effective::{EffectivePolicy, Located};
 use super::nodepool::NodePool;
-use super::yaml::Step;
+use super::yaml::{Node, Step};
 
 /// The annotation key of an exception, followed by the rule's name.
 pub const EXCEPTION_PREFIX: &str = "capstan.io/guardrail-exception.";
@@ -205,16 +205,6 @@ pub fn relax(
         if !ok {
             continue;
         }
-        if let Some(field) = overridden(rule, &loosening, &repo.spec) {
-            diags.push(origin.diag(
-                Severity::Warning,
-                &object,
-                &steps(&at),
-                format!("the relaxation of {rule} has no effect: spec.{field} tightens the same rule"),
-                "remove the relaxation, or the tightening",
-            ));
-            continue;
-        }
         let (file, span) = origin.locate(&steps(&format!("{at}.rule")));
         let waiver = |effect: String| Waiver {
             kind: WaiverKind::Relaxation,
@@ -227,6 +217,32 @@ pub fn relax(
             column: span.column,
             clusters: Vec::new(),
         };
+        if let Some(field) = overridden(rule, &loosening, &repo.spec) {
+            // A repository minimum below the built-in one still needs the relaxation to apply:
+            // the relaxation stays in force, at the repository's minimum.
+            let kept = match (&loosening, repo.spec.min_spot_instance_types) {
+                (Loosening::Minimum(_), Some(m)) if builtin.min_spot_instance_types.is_some_and(|b| m < b) => Some(m),
+                _ => None,
+            };
+            let (message, hint) = match (&loosening, kept) {
+                (Loosening::Minimum(v), Some(m)) => (
+                    format!(
+                        "the relaxed value {v} of {rule} has no effect: spec.{field} is {m}, so the minimum is {m}"
+                    ),
+                    format!("write `value: {m}` in the relaxation, or remove spec.{field}"),
+                ),
+                _ => (
+                    format!("the relaxation of {rule} has no effect: spec.{field} tightens the same rule"),
+                    "remove the relaxation, or the tightening".to_string(),
+                ),
+            };
+            diags.push(origin.diag(Severity::Warning, &object, &steps(&at), message, hint));
+            if let Some(m) = kept {
+                out.min_spot_instance_types = Some(m);
+                waivers.push(waiver(format!("minimum {m}")));
+            }
+            continue;
+        }
         match loosening {
             Loosening::Off => {
                 out.require_node_pool_limits = Some(false);
@@ -310,9 +326,16 @@ fn loosening(
                 refuse(&format!("values[{j}]"), m, format!("it is not forbidden by default; {h}"));
                 return None;
             }
-            let mut families = r.values.clone();
-            families.dedup();
-            Some(Loosening::Allow(families))
+            let mut named = BTreeSet::new();
+            if let Some((j, f)) = r.values.iter().enumerate().find(|(_, f)| !named.insert(f.as_str())) {
+                refuse(
+                    &format!("values[{j}]"),
+                    format!("{rule} `{f}` is relaxed twice"),
+                    "name each family once".to_string(),
+                );
+                return None;
+            }
+            Some(Loosening::Allow(r.values.clone()))
         }
     }
 }
@@ -321,7 +344,9 @@ fn loosening(
 fn overridden(rule: Rule, loosening: &Loosening, spec: &GuardrailsSpec) -> Option<String> {
     match (rule, loosening) {
         (Rule::RequireNodePoolLimits, _) => (spec.require_node_pool_limits == Some(true)).then(|| rule.to_string()),
-        (Rule::MinSpotInstanceTypes, _) => spec.min_spot_instance_types.is_some().then(|| rule.to_string()),
+        (Rule::MinSpotInstanceTypes, Loosening::Minimum(v)) => {
+            spec.min_spot_instance_types.is_some_and(|m| m >= *v).then(|| rule.to_string())
+        }
         (Rule::ForbiddenInstanceFamilies, Loosening::Allow(families)) => {
             families.iter().any(|f| spec.forbidden_instance_families.contains(f)).then(|| rule.to_string())
         }
@@ -329,14 +354,42 @@ fn overridden(rule: Rule, loosening: &Loosening, spec: &GuardrailsSpec) -> Optio
     }
 }
 
-/// The annotations written on a NodePool; for one made from an InstanceGroup, the group's.
-fn written_annotations(pool: &Located<NodePool>, policy: &EffectivePolicy) -> BTreeMap<String, String> {
+/// The annotations written on a NodePool; for one made from an InstanceGroup, the group's,
+/// where a value that is not text is kept as `Err` with the JSON it was read as.
+fn written_annotations(
+    pool: &Located<NodePool>,
+    policy: &EffectivePolicy,
+) -> BTreeMap<String, Result<String, serde_json::Value>> {
     if pool.origin.translated_at.is_none() {
-        return pool.value.metadata.annotations.clone();
+        return pool.value.metadata.annotations.iter().map(|(k, v)| (k.clone(), Ok(v.clone()))).collect();
     }
     let ig = policy.instance_groups.iter().find(|ig| ig.value.metadata.name == pool.value.metadata.name);
     let map = ig.and_then(|ig| ig.value.metadata.extra.get("annotations")?.as_object().cloned()).unwrap_or_default();
-    map.into_iter().filter_map(|(k, v)| Some((k, v.as_str()?.to_string()))).collect()
+    map.into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => (k, Ok(s)),
+            other => (k, Err(other)),
+        })
+        .collect()
+}
+
+/// How a non-text annotation value was read, and how to write it as text.
+fn not_text(pool: &Located<NodePool>, key: &str, value: &serde_json::Value) -> (String, String) {
+    let node = pool.origin.layers.iter().find_map(|d| d.node.get(&annotation_path(key)));
+    if let Some(note) = node.and_then(Node::typing_note) {
+        let message = format!("the value of `{key}` is not text, so nothing is excepted: {note}");
+        return (message, "annotation values are text; quote the reason".into());
+    }
+    let shown = match value {
+        serde_json::Value::Null => "null (empty)".to_string(),
+        serde_json::Value::Array(_) => "a list".to_string(),
+        serde_json::Value::Object(_) => "a mapping".to_string(),
+        other => other.to_string(),
+    };
+    (
+        format!("the value of `{key}` is read as {shown}, not text; nothing is excepted"),
+        "annotation values are text: write the reason as a quoted string".into(),
+    )
 }
 
 fn annotation_path(key: &str) -> Vec<Step> {
@@ -384,6 +437,14 @@ pub fn exceptions(pool: &Located<NodePool>, policy: &EffectivePolicy, diags: &mu
         if !looks_like_exception(&key) {
             continue;
         }
+        let reason = match reason {
+            Ok(reason) => reason,
+            Err(value) => {
+                let (message, hint) = not_text(pool, &key, &value);
+                diags.push(at_annotation(&pool.origin, &object, &key, Severity::Error, message, hint));
+                continue;
+            }
+        };
         let rule = key.strip_prefix(EXCEPTION_PREFIX).and_then(Rule::parse);
         let Some(rule) = rule else {
             diags.push(at_annotation(
@@ -547,6 +608,17 @@ mod tests {
         assert!(waivers.is_empty());
         assert_eq!(rules.min_spot_instance_types, Some(15));
         assert_eq!(diags[0].severity, Severity::Warning, "{diags:?}");
+    }
+
+    #[test]
+    fn a_family_named_twice_is_refused_where_it_repeats() {
+        let (rules, waivers, diags) =
+            run("  relax:\n    - rule: forbiddenInstanceFamilies\n      values: [m1, t1, m1]\n      reason: x\n");
+        assert_eq!(rules, { builtin() });
+        assert!(waivers.is_empty());
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].field.as_deref(), Some("spec.relax[0].values[2]"), "{diags:?}");
+        assert!(diags[0].message.contains("relaxed twice"), "{diags:?}");
     }
 
     #[test]

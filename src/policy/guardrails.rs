@@ -61,7 +61,9 @@ pub fn tighten(
     }
     if let Some(v) = r.min_spot_instance_types {
         let b = base.min_spot_instance_types.unwrap_or(0);
-        if v < b {
+        // Below a relaxed minimum, the relaxation already says what applies: no warning.
+        let relaxed_here = relaxed.iter().any(|w| w.rule == Rule::MinSpotInstanceTypes);
+        if v < b && !relaxed_here {
             loosen("spec.minSpotInstanceTypes", format!("the minimum is {b}"));
         }
         out.min_spot_instance_types = Some(v.max(b));
@@ -296,6 +298,25 @@ mod tests {
         assert!(waivers.is_empty());
         let d = diags.sorted();
         assert!(d[0].message.contains("cannot loosen") && d[0].hint.contains("spec.relax"), "{d:?}");
+    }
+
+    #[test]
+    fn a_repository_minimum_and_a_relaxed_minimum_give_the_higher() {
+        let relax = |m: u32| {
+            format!(
+                "  minSpotInstanceTypes: {m}\n  relax:\n    - rule: minSpotInstanceTypes\n      value: 4\n      reason: few types\n"
+            )
+        };
+        for (repo_min, effective, warnings) in [(2, 4, 0), (4, 4, 1), (6, 6, 1), (20, 20, 1)] {
+            let repo = repo_rules(&relax(repo_min));
+            let mut diags = Diagnostics::default();
+            let (rules, waivers) = tighten(builtin(), Some(&repo), &mut diags);
+            let d = diags.sorted();
+            assert_eq!(rules.min_spot_instance_types, Some(effective), "{repo_min}: {d:?}");
+            assert_eq!(d.len(), warnings, "{repo_min}: {d:?}");
+            assert!(d.iter().all(|d| d.severity == Severity::Warning && d.message.contains("no effect")), "{d:?}");
+            assert_eq!(waivers.len(), usize::from(effective < 15), "{repo_min}: {waivers:?}");
+        }
     }
 
     fn pool(name: &str, annotations: &str) -> String {

@@ -201,7 +201,7 @@ fn set_single<T: serde::de::DeserializeOwned>(
 }
 
 fn push_unique(list: &mut Vec<Entry>, diags: &mut Diagnostics, entry: Entry) {
-    let same = |e: &&Entry| e.kind == entry.kind && e.doc.name() == entry.doc.name();
+    let same = |e: &&Entry| e.kind == entry.kind && e.doc.identity(e.kind) == entry.doc.identity(entry.kind);
     if let Some(first) = list.iter().find(same) {
         let (file, span) = Origin::of(&first.doc).locate(&document::steps("metadata.name"));
         let d = Origin::of(&entry.doc).diag(
@@ -209,7 +209,7 @@ fn push_unique(list: &mut Vec<Entry>, diags: &mut Diagnostics, entry: Entry) {
             &entry.object(),
             &document::steps("metadata.name"),
             format!("{} is defined twice; first at {file}:{}:{}", entry.object(), span.line, span.column),
-            "names are unique per kind within base/ and within each cluster folder; rename or remove one",
+            "names are unique per kind (and namespace, for CapacityBuffer and PodTemplate) within base/ and within each cluster folder; rename or remove one",
         );
         return diags.push(d);
     }

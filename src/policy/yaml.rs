@@ -31,8 +31,10 @@
 //!   `!!bool` and `!!null` are checked and typed; other tags are ignored and the scalar is text.
 //! - Mapping keys become strings as sigs.k8s.io/yaml prints them (`on:` is the key `true`,
 //!   `0x10:` is `16`); a null key, or a list or mapping as a key, is refused, as there.
-//! - Merge keys (`<<`, YAML 1.1) merge a mapping or a list of mappings; the mapping's own keys
-//!   win, then earlier sources over later ones. A quoted `"<<"` is an ordinary key.
+//! - Merge keys (`<<`, YAML 1.1) merge a mapping or a list of mappings, applied where they
+//!   stand as go-yaml v2 does: a merge overwrites the mapping's keys written before the `<<`,
+//!   keys written after it overwrite the merge, and in `<<: [*a, *b]` earlier sources win over
+//!   later ones. A quoted `"<<"` is an ordinary key.
 //!
 //! A string field that receives a boolean or a number is refused, with the way the value was
 //! read and a hint to quote it ([`Node::typing_note`]). kubectl converts without a target type,
@@ -44,8 +46,9 @@
 //! `UnmarshalStrict` and kubectl's strict field validation do, where `YAMLToJSON` keeps the
 //! last one), and `!!binary` is refused (sigs.k8s.io/yaml does not support it either).
 //!
-//! Limits keep hostile input cheap: aliases are expanded against a node budget (an alias bomb
-//! fails at once instead of exhausting memory), and nesting depth is capped.
+//! Limits keep hostile input cheap: aliases are expanded against a node budget in which each
+//! 64 bytes of scalar text also count as a node (an alias bomb, of many nodes or of one long
+//! value, fails before it is copied instead of exhausting memory), and nesting depth is capped.
 
 use serde_json::{Map, Value};
 
@@ -54,7 +57,8 @@ mod reader;
 #[path = "yaml_scalar.rs"]
 mod yaml_scalar;
 
-/// Most nodes one file may expand to, aliases included.
+/// Most nodes one file may expand to, aliases included; each 64 bytes of scalar text count as
+/// one more node.
 pub const MAX_NODES: usize = 200_000;
 /// Deepest nesting accepted.
 pub const MAX_DEPTH: usize = 64;
@@ -83,8 +87,9 @@ pub enum NodeKind {
         plain: bool,
     },
     Seq(Vec<Node>),
-    /// Entries in file order (merged entries after the mapping's own); each key keeps its own
-    /// span and is the string JSON will hold.
+    /// Entries in the order their keys were first set (a key a `<<` overwrites keeps its
+    /// place); each key keeps the span of the entry that set it and is the string JSON will
+    /// hold.
     Map(Vec<(String, Span, Node)>),
 }
 

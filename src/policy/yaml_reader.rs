@@ -8,6 +8,10 @@ use granit_parser::{ErrorKind, Event, Marker, Parser, ScalarStyle, Tag};
 use super::yaml_scalar::{self, Typed};
 use super::{MAX_DEPTH, Node, NodeKind, Span, YamlError};
 
+/// Bytes of scalar text that cost one node of the budget on top of the scalar's own node, so
+/// an alias of a long scalar is charged for the text it copies.
+const BYTES_PER_NODE: usize = 64;
+
 /// The namespace of the YAML tags (`!!str` is `tag:yaml.org,2002:str`).
 const YAML_TAGS: &str = "tag:yaml.org,2002:";
 
@@ -17,8 +21,8 @@ fn span(m: Marker) -> Span {
 
 pub(super) struct Reader<'a> {
     parser: Parser<'a, granit_parser::StrInput<'a>>,
-    /// Anchored nodes with their expanded size, so an alias is checked against the budget
-    /// before it is copied.
+    /// Anchored nodes with their expanded size (nodes, and their text in [`BYTES_PER_NODE`]
+    /// units), so an alias is checked against the budget before it is copied.
     anchors: HashMap<usize, (Node, usize)>,
     nodes: usize,
     max_nodes: usize,
@@ -77,8 +81,11 @@ impl<'a> Reader<'a> {
         if self.nodes > self.max_nodes {
             return Err(YamlError::new(
                 at,
-                format!("document expands to more than {} nodes (alias bomb?)", self.max_nodes),
-                "remove repeated aliases, or split the file",
+                format!(
+                    "document expands to more than {} nodes, counting each {BYTES_PER_NODE} bytes of text as a node (alias bomb?)",
+                    self.max_nodes
+                ),
+                "remove repeated aliases, especially of long values, or split the file",
             ));
         }
         Ok(())
@@ -91,16 +98,18 @@ impl<'a> Reader<'a> {
         let before = self.nodes;
         let (node, anchor) = match event {
             Event::Scalar(text, style, anchor, tag) => {
-                self.count(1, at)?;
+                self.count(1 + text.len() / BYTES_PER_NODE, at)?;
                 (scalar(text.into_owned(), style, tag.as_deref(), at)?, anchor)
             }
             Event::Alias(id) => {
-                let (node, size) = self
+                let size = self
                     .anchors
                     .get(&id)
-                    .cloned()
+                    .map(|(_, size)| *size)
                     .ok_or_else(|| YamlError::new(at, "alias to an unknown anchor", "define the anchor first"))?;
+                // Charged before the copy, so a refused expansion allocates nothing.
                 self.count(size, at)?;
+                let node = self.anchors[&id].0.clone();
                 return Ok(Node { span: at, ..node });
             }
             Event::SequenceStart(_, anchor, _) => {
@@ -127,10 +136,13 @@ impl<'a> Reader<'a> {
         Ok(node)
     }
 
+    /// A mapping, built as go-yaml v2 builds it: entries are set in document order, so a `<<`
+    /// overwrites the keys written before it and the keys written after it overwrite the merge.
+    /// A key written twice by the mapping itself is refused.
     fn mapping(&mut self, at: Span, depth: usize) -> Result<Node, YamlError> {
-        let mut entries: Vec<(String, Span, Node)> = Vec::new();
-        // Entries brought in by `<<`, in precedence order; the mapping's own keys override them.
-        let mut merged: Vec<(String, Span, Node)> = Vec::new();
+        let mut entries = Entries::default();
+        // The mapping's own keys, for the duplicate check; merged keys may be overwritten.
+        let mut own: HashMap<String, Span> = HashMap::new();
         loop {
             let (event, key_at) = self.next()?;
             if matches!(event, Event::MappingEnd) {
@@ -142,25 +154,41 @@ impl<'a> Reader<'a> {
             let (value_event, value_at) = self.next()?;
             let value = self.node(value_event, value_at, depth + 1)?;
             if is_merge {
-                merge_key(&mut merged, value, key_at)?;
+                merge_key(&mut entries, value, key_at)?;
                 continue;
             }
             let text = key_string(key)?;
-            if let Some((_, first, _)) = entries.iter().find(|(k, _, _)| *k == text) {
+            if let Some(first) = own.get(&text) {
                 return Err(YamlError::new(
                     key_at,
                     format!("duplicate key `{text}` (first at line {}, column {})", first.line, first.column),
                     "each key may appear once in a mapping; remove one of them",
                 ));
             }
-            entries.push((text, key_at, value));
+            own.insert(text.clone(), key_at);
+            entries.set(text, key_at, value);
         }
-        for entry in merged {
-            if !entries.iter().any(|(k, _, _)| *k == entry.0) {
-                entries.push(entry);
+        Ok(Node { span: at, kind: NodeKind::Map(entries.list) })
+    }
+}
+
+/// A mapping's entries in the order their keys were first set, with an index by key.
+#[derive(Default)]
+struct Entries {
+    list: Vec<(String, Span, Node)>,
+    index: HashMap<String, usize>,
+}
+
+impl Entries {
+    /// Sets `key`, replacing the value (and span) of an earlier entry with the same key.
+    fn set(&mut self, key: String, at: Span, value: Node) {
+        match self.index.get(&key) {
+            Some(&i) => self.list[i] = (key, at, value),
+            None => {
+                self.index.insert(key.clone(), self.list.len());
+                self.list.push((key, at, value));
             }
         }
-        Ok(Node { span: at, kind: NodeKind::Map(entries) })
     }
 }
 
@@ -227,9 +255,10 @@ fn key_string(key: Node) -> Result<String, YamlError> {
     }
 }
 
-/// YAML 1.1 merge keys (`<<: *base`, `<<: [*a, *b]`): adds the entries of each merged mapping
-/// that an earlier source did not already bring.
-fn merge_key(merged: &mut Vec<(String, Span, Node)>, value: Node, at: Span) -> Result<(), YamlError> {
+/// YAML 1.1 merge keys (`<<: *base`, `<<: [*a, *b]`), as go-yaml v2 applies them: each merged
+/// mapping's entries are set into the mapping, overwriting what is there; a list is applied
+/// from its last mapping to its first, so earlier sources win.
+fn merge_key(entries: &mut Entries, value: Node, at: Span) -> Result<(), YamlError> {
     let refused =
         || YamlError::new(at, "`<<` must merge a mapping or a list of mappings", "use `<<: *anchor` or `<<: [*a, *b]`");
     let sources = match value.kind {
@@ -240,12 +269,10 @@ fn merge_key(merged: &mut Vec<(String, Span, Node)>, value: Node, at: Span) -> R
     if sources.iter().any(|s| !matches!(s.kind, NodeKind::Map(_))) {
         return Err(refused());
     }
-    for source in sources {
+    for source in sources.into_iter().rev() {
         let NodeKind::Map(more) = source.kind else { continue };
-        for entry in more {
-            if !merged.iter().any(|(k, _, _)| *k == entry.0) {
-                merged.push(entry);
-            }
+        for (key, span, node) in more {
+            entries.set(key, span, node);
         }
     }
     Ok(())

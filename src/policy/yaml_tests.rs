@@ -203,8 +203,14 @@ fn spans_in_flow_collections() {
 fn merge_keys_follow_precedence() {
     let text = "base: &b {p: 1, q: 1}\nother: &o {q: 2, r: 2}\nm:\n  p: 9\n  <<: [*b, *o]\nk:\n  <<: *b\n  q: 5\n";
     let v = one(text).to_value();
-    assert_eq!(v["m"], serde_json::json!({"p": 9, "q": 1, "r": 2}), "own keys, then earlier sources win");
+    assert_eq!(v["m"], serde_json::json!({"p": 1, "q": 1, "r": 2}), "the merge overwrites keys before it");
     assert_eq!(v["k"], serde_json::json!({"q": 5, "p": 1}), "a key after the merge overrides it");
+    let v = one("a: &a {x: 1, w: 1}\nb: &b {x: 2, z: 2}\nm:\n  <<: [*a, *b]\n  z: 3\n").to_value();
+    assert_eq!(v["m"], serde_json::json!({"x": 1, "w": 1, "z": 3}), "earlier sources win, later keys win");
+    let v = one("a: &a {x: 1}\nb: &b {x: 2}\nm:\n  <<: *a\n  <<: *b\n").to_value();
+    assert_eq!(v["m"], serde_json::json!({"x": 2}), "merges apply in document order");
+    let err = parse_documents("a: &a {x: 1}\nm:\n  x: 0\n  <<: *a\n  x: 2\n").unwrap_err();
+    assert!(err.message.contains("duplicate key `x`"), "{err:?}");
     let quoted = one("a: &a {x: 1}\nb: {\"<<\": *a}\n").to_value();
     assert_eq!(quoted["b"]["<<"]["x"], Value::from(1), "a quoted `<<` is an ordinary key");
     let err = parse_documents("a: &a 1\nb:\n  <<: [*a]\n").unwrap_err();
@@ -237,4 +243,33 @@ fn alias_budget_counts_expanded_nodes() {
     let err = parse_documents_within(text, 15).unwrap_err();
     assert!(err.message.contains("alias bomb"), "{err:?}");
     assert_eq!(err.span.line, 2);
+}
+
+#[test]
+fn alias_budget_counts_the_bytes_an_alias_copies() {
+    let long = "x".repeat(1 << 20);
+    let mut text = format!("a: &a {long}\nb: [");
+    text.push_str(&vec!["*a"; 300].join(", "));
+    text.push_str("]\n");
+    let started = std::time::Instant::now();
+    let err = parse_documents(&text).unwrap_err();
+    assert!(started.elapsed().as_secs() < 2);
+    assert!(err.message.contains("alias bomb") && err.message.contains("bytes"), "{err:?}");
+    assert_eq!(err.span.line, 2, "{err:?}");
+    let cost = 1 + (1 << 20) / 64;
+    let err = parse_documents_within(&text, cost + 10).unwrap_err();
+    assert_eq!((err.span.line, err.span.column), (2, 5), "refused at the first alias: {err:?}");
+    assert!(parse_documents_within(&format!("a: &a {long}\nb: *a\n"), 2 * cost + 10).is_ok());
+}
+
+#[test]
+fn a_wide_mapping_parses() {
+    let text: String = (0..50_000).map(|i| format!("k{i}: {i}\n")).collect();
+    let doc = one(&text);
+    assert_eq!(doc.to_value()["k49999"], Value::from(49_999));
+    let merged = format!(
+        "base: &b {{{}}}\nm:\n  <<: *b\n",
+        (0..20_000).map(|i| format!("k{i}: {i}")).collect::<Vec<_>>().join(", ")
+    );
+    assert_eq!(one(&merged).to_value()["m"]["k19999"], Value::from(19_999));
 }

@@ -10,15 +10,20 @@
 //!   └─ occupied_view ─► disruption (placed on existing nodes, the rest pending)
 //! ```
 //!
-//! Placeholder names carry a digest of the instances that exist, so a refill after a real pod
-//! took the room asks the cloud for a new NodeClaim, while a pass repeated before the cloud
-//! lists a launch asks for the same one (its CreateFleet ClientToken).
+//! Placeholder names carry a digest of every instance the cloud lists, terminated ones
+//! included: a launch or a termination changes it and no earlier set comes back (instance ids
+//! never repeat), so a refill after a real pod took the room asks the cloud for a new
+//! NodeClaim, while a pass repeated before the cloud lists a launch asks for the same one (its
+//! CreateFleet ClientToken). A buffer's placeholders are named after its kind and name
+//! (`capacitybuffer-<name>`, or `headroom` for the ClusterPolicy's), so no two clash.
 
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 
-use crate::cloud::provider::{Instance, InstanceState};
+use std::collections::HashMap;
+
+use crate::cloud::provider::Instance;
 use crate::cluster::model::{ClusterPod, Owner, Phase, Snapshot};
 use crate::digest::fnv64;
 use crate::rules::Rules;
@@ -38,12 +43,15 @@ pub fn is_placeholder(key: &str) -> bool {
     key.split_once('/').is_some_and(|(_, name)| name.starts_with(MARK))
 }
 
-/// How many chunks a buffer keeps, as Cluster Autoscaler and Karpenter size it: the larger of
-/// `replicas` and `percentage` of the workload's `of` pods (rounded up, at least one when both
-/// are above zero), capped by how many chunks of `chunk` fit in `limits`; with neither count,
-/// as many as fit in the limits.
+/// How many chunks a buffer keeps, as Karpenter's CapacityBuffer controller sizes it: the
+/// larger of `replicas` and `percentage` of the workload's `of` pods (rounded up, at least one
+/// when both are above zero; `percentage: 0` asks for none), capped by how many chunks of `chunk` fit in
+/// `limits`; with neither count, as many as fit in the limits.
 pub fn chunks(b: &Buffer, of: u32, chunk: &Resources) -> u32 {
-    let pct = b.percentage.filter(|_| of > 0).map(|p| (u64::from(of) * u64::from(p)).div_ceil(100).max(1));
+    let pct = b.percentage.filter(|_| of > 0).map(|p| match p {
+        0 => 0,
+        p => (u64::from(of) * u64::from(p)).div_ceil(100).max(1),
+    });
     let desired = [b.replicas.map(u64::from), pct].into_iter().flatten().max();
     let fit = b.limits.as_ref().and_then(|l| {
         let per = l.iter().filter(|(r, _)| chunk.get(r) > 0).map(|(r, v)| (v.max(&0) / chunk.get(r)) as u64);
@@ -74,10 +82,10 @@ fn workload<'a>(snapshot: &'a Snapshot, ns: &str, kind: &str, name: &str) -> Vec
     snapshot.pods.iter().filter(owned).collect()
 }
 
-/// A digest of the instances that exist (any not terminated): it changes with each launch.
+/// A digest of every listed instance, terminated ones included: it changes with each launch
+/// and termination, and never returns to an earlier value while the cloud lists both.
 pub fn generation(instances: &[Instance]) -> u64 {
-    let mut ids: Vec<&str> =
-        instances.iter().filter(|i| i.state != InstanceState::Terminated).map(|i| i.id.as_str()).collect();
+    let mut ids: Vec<&str> = instances.iter().map(|i| i.id.as_str()).collect();
     ids.sort_unstable();
     fnv64(ids.join("\n").as_bytes())
 }
@@ -103,7 +111,8 @@ pub fn placeholders(
                 (newest.spec.clone(), pods.len() as u32)
             }
         };
-        let short = b.name.rsplit('/').next().unwrap_or(&b.name);
+        // `CapacityBuffer/x` becomes `capacitybuffer-x`, apart from the ClusterPolicy's `headroom`.
+        let short = b.name.replace('/', "-").to_lowercase();
         for i in 0..chunks(b, of, &shape.requests) {
             let name = format!("{MARK}{short}:{generation:016x}:{i}");
             let mut spec = shape.clone();
@@ -139,7 +148,7 @@ pub fn pending_view<'a>(snapshot: &'a Snapshot, placeholders: &[ClusterPod]) -> 
 /// The snapshot disruption decides over: each placeholder bound to the registered node the
 /// scheduler would put it on (existing capacity only, nothing new), so consolidation keeps that
 /// room; placeholders with no room yet, or room only on an instance still launching, stay
-/// pending, which holds consolidation back as a pending pod does.
+/// pending, and do not hold consolidation back as a pending real pod does.
 pub fn occupied_view<'a>(
     snapshot: &'a Snapshot,
     instances: &[Instance],
@@ -161,10 +170,11 @@ pub fn occupied_view<'a>(
         strategy: Strategy::CostOptimal,
     };
     let plan = solve(&input);
+    let bound: HashMap<&str, &str> = plan.bindings.iter().map(|b| (b.pod.as_str(), b.node.as_str())).collect();
+    let registered: std::collections::HashSet<&str> = snapshot.nodes.iter().map(|n| n.name.as_str()).collect();
     let mut s = snapshot.clone();
     for mut p in placeholders {
-        let bound = plan.bindings.iter().find(|b| b.pod == p.spec.name).map(|b| b.node.as_str());
-        if let Some(node) = bound.filter(|n| snapshot.node(n).is_some()) {
+        if let Some(node) = bound.get(p.spec.name.as_str()).filter(|n| registered.contains(**n)) {
             p.node = Some(node.to_string());
             p.phase = Phase::Running;
             p.unschedulable = false;
@@ -175,15 +185,25 @@ pub fn occupied_view<'a>(
 }
 
 /// Leaves out of a provisioning decision what concerns placeholders only: no pod to tell, no
-/// line on the status board. Launches for them stay. A real pod displaces placeholders, so
-/// whether it has a place is taken from `alone`, the decision over the real pods only.
+/// line on the status board. Launches for them stay. Real pods come first: when `alone`, the
+/// decision over the real pods only, places a real pod the combined decision leaves out (the
+/// room under a limit went to placeholders), `alone` is the decision of this pass and the
+/// placeholders wait for the next; otherwise whether a real pod has a place is taken from it.
 pub fn strip(decided: &mut super::Provision, placeholders: usize, alone: Option<super::Provision>) {
+    if let Some(alone) = alone {
+        let unplaced: std::collections::HashSet<&str> = alone.unschedulable.iter().map(|u| u.pod.as_str()).collect();
+        let starved =
+            decided.unschedulable.iter().any(|u| !is_placeholder(&u.pod) && !unplaced.contains(u.pod.as_str()));
+        if starved {
+            *decided = alone;
+            return;
+        }
+        decided.unschedulable = alone.unschedulable;
+    } else {
+        decided.unschedulable.retain(|u| !is_placeholder(&u.pod));
+    }
     decided.pending = decided.pending.saturating_sub(placeholders);
     decided.nominated.retain(|b| !is_placeholder(&b.pod));
-    match alone {
-        Some(alone) => decided.unschedulable = alone.unschedulable,
-        None => decided.unschedulable.retain(|u| !is_placeholder(&u.pod)),
-    }
 }
 
 #[cfg(test)]

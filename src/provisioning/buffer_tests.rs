@@ -3,6 +3,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::*;
+use crate::cloud::provider::InstanceState;
 use crate::policy::meta::CronSchedule;
 use crate::rules::buffers::Window;
 use crate::scheduling::pod::pod;
@@ -59,6 +60,13 @@ fn counts_follow_replicas_percentage_and_limits() {
     // The larger of replicas and the percentage, which rounds up.
     let b = Buffer { replicas: Some(1), percentage: Some(25), ..template("1") };
     assert_eq!(chunks(&b, 10, &chunk), 3);
+    let b = Buffer { replicas: Some(5), percentage: Some(25), ..template("1") };
+    assert_eq!(chunks(&b, 10, &chunk), 5);
+    let b = Buffer { replicas: Some(5), percentage: Some(0), ..template("1") };
+    assert_eq!(chunks(&b, 10, &chunk), 5, "percentage 0 asks for none; replicas still count");
+    let b = Buffer { percentage: Some(0), ..template("1") };
+    assert_eq!(chunks(&b, 10, &chunk), 0, "percentage 0 alone keeps none");
+    let b = Buffer { replicas: Some(1), percentage: Some(25), ..template("1") };
     assert_eq!(chunks(&b, 0, &chunk), 1, "no pods: the percentage asks for none");
     let b = Buffer { percentage: Some(1), ..template("1") };
     assert_eq!(chunks(&b, 3, &chunk), 1, "a percentage above zero of some pods keeps at least one");
@@ -161,9 +169,55 @@ fn strip_leaves_launches_and_drops_what_only_placeholders_need() {
     assert_eq!(decided.pending, 1);
     assert_eq!(decided.nominated.len(), 1);
     assert!(decided.unschedulable.is_empty());
-    // A real pod left without room only because placeholders took it is not unschedulable.
+    // A real pod the placeholders took the room of is placed as if they were not there: the
+    // decision over the real pods alone is this pass's, launches included.
+    let mut decided = displaced.clone();
+    decided.unschedulable.push(Unschedulable { pod: "default/real".into(), reason: "pool limit".into() });
+    let alone = crate::provisioning::Provision {
+        pending: 1,
+        nominated: vec![Binding { pod: "default/real".into(), node: "i-new".into() }],
+        ..Default::default()
+    };
+    strip(&mut decided, 2, Some(alone.clone()));
+    assert_eq!(decided, alone);
+    // A real pod with no place even alone is unschedulable; the placeholders' launches stay.
     let mut decided = displaced;
     decided.unschedulable.push(Unschedulable { pod: "default/real".into(), reason: "pool limit".into() });
-    strip(&mut decided, 2, Some(crate::provisioning::Provision::default()));
-    assert!(decided.unschedulable.is_empty());
+    let alone = crate::provisioning::Provision {
+        pending: 1,
+        unschedulable: vec![Unschedulable { pod: "default/real".into(), reason: "pool limit".into() }],
+        ..Default::default()
+    };
+    strip(&mut decided, 2, Some(alone));
+    assert_eq!(decided.pending, 1);
+    assert_eq!(decided.unschedulable.len(), 1);
+}
+
+#[test]
+fn a_buffer_named_headroom_does_not_share_the_headroom_names() {
+    let snap = Snapshot::default();
+    let named = Buffer { name: "CapacityBuffer/headroom".into(), replicas: Some(1), ..template("1") };
+    let headroom = Buffer { name: crate::rules::buffers::HEADROOM.into(), replicas: Some(1), ..template("1") };
+    let got = placeholders(&buffers(vec![named, headroom]), &snap, &[], monday(9, 0));
+    assert_eq!(got.len(), 2);
+    assert_ne!(got[0].name, got[1].name);
+}
+
+#[test]
+fn a_termination_changes_the_generation_so_names_never_come_back() {
+    let running = |id: &str, state| Instance {
+        id: id.into(),
+        claim: id.into(),
+        node_pool: "default".into(),
+        instance_type: "m5.large".into(),
+        zone: "us-east-1a".into(),
+        capacity_type: crate::scheduling::catalog::CapacityType::OnDemand,
+        price: 0.1,
+        state,
+        launched_at: Duration::ZERO,
+        tags: Default::default(),
+    };
+    let before = [running("i-1", InstanceState::Running)];
+    let after = [running("i-1", InstanceState::Running), running("i-2", InstanceState::Terminated)];
+    assert_ne!(generation(&before), generation(&after), "a launch that died is not named again");
 }

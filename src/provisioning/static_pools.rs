@@ -15,6 +15,14 @@
 //! Removals ignore disruption budgets (the user asked for fewer nodes) but are drained through
 //! the Eviction API. Pending pods never launch a static pool's node: provisioning leaves these
 //! pools out, though their nodes take pods like any other.
+//!
+//! Claim names never repeat: a pool's launches are `<pool>-static-<n>` and its one-for-one
+//! replacements `<pool>-replace-<n>`, `n` one above the highest of that form among every
+//! listed instance of the pool, terminated ones included (EC2 lists them for about an hour).
+//! A launch not listed yet is named again by a repeated pass (the provider finds it by its
+//! claim tag, or CreateFleet's ClientToken answers the same), and the capacity loop passes
+//! the launches it made but the cloud does not list yet among the instances, so they count
+//! as members and push `n` past them.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -22,10 +30,12 @@ use std::time::Duration;
 use crate::cloud::provider::{Instance, InstanceState};
 use crate::cluster::marks;
 use crate::cluster::model::{ClusterNode, ClusterPod, Snapshot};
-use crate::digest::fnv64;
+use crate::scheduling::catalog::INSTANCE_TYPE;
 use crate::scheduling::plan::NewClaim;
 use crate::scheduling::pod::pod;
-use crate::scheduling::pool::{Limits, NODE_POOL_LABEL, PoolSpec};
+use crate::scheduling::pool::{Limits, NODE_POOL_LABEL, PoolSpec, Usage};
+use crate::scheduling::resources::Resources;
+use crate::scheduling::view;
 use crate::scheduling::{Input, Strategy, solve};
 
 use super::{Launch, Request, launch};
@@ -63,22 +73,32 @@ pub fn room(limits: &Limits, members: usize) -> u64 {
     limits.nodes.map_or(u64::MAX, |n| (n.max(0) as u64).saturating_sub(members as u64))
 }
 
-/// A claim for one node of static pool `spec`, named from `seed`: the pool's cheapest offering,
-/// chosen by the scheduler for a placeholder pod that only this pool can take and that
-/// tolerates its taints.
-pub fn claim(req: &Request, spec: &PoolSpec, seed: &str) -> Result<NewClaim, String> {
+/// The cluster capacity a static launch adds to: every node and in-flight instance, none of
+/// which takes the static pool's placeholder.
+fn taken(req: &Request) -> Vec<crate::scheduling::node::Node> {
+    let mut nodes = super::nodes::capacity(req.snapshot, req.instances, &req.rules.pools, req.catalog);
+    for n in &mut nodes {
+        n.unschedulable = true;
+    }
+    nodes
+}
+
+/// A claim for one node of static pool `spec`: the pool's cheapest offering, chosen by the
+/// scheduler for a placeholder pod that only this pool can take and that tolerates its
+/// taints, within the ClusterPolicy limits given the cluster's `nodes`. Named later.
+pub fn claim(req: &Request, spec: &PoolSpec, nodes: Vec<crate::scheduling::node::Node>) -> Result<NewClaim, String> {
     let placeholder = pod()
-        .name(&format!("static/{}-{seed}", spec.name))
+        .name(&format!("static/{}", spec.name))
         .node_selector(NODE_POOL_LABEL, &spec.name)
         .tolerate("", "", None)
         .build();
     let input = Input {
         pods: vec![placeholder],
-        nodes: Vec::new(),
+        nodes,
         daemonsets: req.snapshot.daemonsets.clone(),
         pools: vec![spec.clone()],
         catalog: req.catalog,
-        cluster_limits: Limits::default(),
+        cluster_limits: req.rules.cluster.limits.clone(),
         strategy: Strategy::CostOptimal,
     };
     let mut plan = solve(&input);
@@ -88,11 +108,23 @@ pub fn claim(req: &Request, spec: &PoolSpec, seed: &str) -> Result<NewClaim, Str
     plan.claims.pop().ok_or_else(|| format!("NodePool {} offers no instance type", spec.name))
 }
 
-/// A seed naming the `k`-th launch for a pool whose members are `members`: the same state
-/// names the same claims, so a daemon deciding again launches nothing twice.
-pub fn seed(members: &[Member], k: usize) -> String {
-    let claims: Vec<&str> = members.iter().map(|m| m.instance.claim.as_str()).collect();
-    format!("{:08x}-{k}", fnv64(claims.join("\n").as_bytes()) & 0xffff_ffff)
+/// One above the highest `n` of the claims `<pool>-<kind>-<n>` among `instances` (any state).
+pub fn next_number(instances: &[Instance], pool: &str, kind: &str) -> u64 {
+    let prefix = format!("{pool}-{kind}-");
+    instances
+        .iter()
+        .filter(|i| i.node_pool == pool)
+        .filter_map(|i| i.claim.strip_prefix(&prefix)?.parse::<u64>().ok())
+        .max()
+        .map_or(0, |n| n + 1)
+}
+
+/// `c` launched as claim `name`.
+pub fn named(c: NewClaim, rules: &crate::rules::Rules, name: String) -> Launch {
+    let mut l = launch(c, rules);
+    l.claim.name.clone_from(&name);
+    l.plan.name = name;
+    l
 }
 
 /// One node (or unregistered instance) a static pool no longer needs.
@@ -139,14 +171,36 @@ pub fn plan(req: &Request, now: Duration) -> Replicas {
                 let limit = spec.limits.nodes.unwrap_or_default();
                 out.short.push((spec.name.clone(), format!("limits.nodes {limit} reached ({} nodes)", members.len())));
             }
-            for k in 0..granted as usize {
-                match claim(req, spec, &seed(&members, k)) {
-                    Ok(c) => out.launches.push(launch(c, req.rules)),
-                    Err(why) => {
-                        out.short.push((spec.name.clone(), why));
-                        break;
-                    }
+            let nodes = taken(req);
+            let (mut used, mut pool_used) = (Usage::default(), Usage::default());
+            for n in &nodes {
+                let cap = node_capacity(n, req.catalog);
+                used.add(&cap);
+                if n.node_pool.as_deref() == Some(spec.name.as_str()) {
+                    pool_used.add(&cap);
                 }
+            }
+            let c = match claim(req, spec, nodes) {
+                Ok(c) => c,
+                Err(why) => {
+                    out.short.push((spec.name.clone(), why));
+                    continue;
+                }
+            };
+            let cap = req.catalog.get(&c.instance_type).map_or_else(|| c.allocatable.clone(), view::capacity);
+            let first = next_number(req.instances, &spec.name, "static");
+            for k in 0..granted {
+                if let Some(what) = req.rules.cluster.limits.exceeded_by(&used, &cap) {
+                    out.short.push((spec.name.clone(), format!("cluster limit on {what} (ClusterPolicy) reached")));
+                    break;
+                }
+                if let Some(what) = spec.limits.exceeded_by(&pool_used, &cap) {
+                    out.short.push((spec.name.clone(), format!("NodePool {} limit on {what} reached", spec.name)));
+                    break;
+                }
+                used.add(&cap);
+                pool_used.add(&cap);
+                out.launches.push(named(c.clone(), req.rules, format!("{}-static-{}", spec.name, first + k)));
             }
         } else if have > replicas {
             let mut ranked: Vec<(u8, f64, &Member)> = active
@@ -172,6 +226,14 @@ pub fn plan(req: &Request, now: Duration) -> Replicas {
         }
     }
     out
+}
+
+/// What a node counts for against the cluster limits, as the scheduler counts it.
+fn node_capacity(n: &crate::scheduling::node::Node, catalog: &crate::scheduling::catalog::Catalog) -> Resources {
+    n.label(INSTANCE_TYPE).and_then(|t| catalog.get(t)).map_or_else(
+        || Resources { cpu: n.allocatable.cpu, memory: n.allocatable.memory, ..Resources::default() },
+        view::capacity,
+    )
 }
 
 /// Removal order: (tier, cost). Tier 0 not registered, 1 empty, 2 with pods, 3 with a pod or

@@ -198,7 +198,14 @@ impl Rules {
             limits: spec.limits.as_ref().map(Limits::from_quantities).unwrap_or_default(),
             dry_run: spec.dry_run.unwrap_or(false),
         };
-        let buffers = buffers::Buffers::from_policy(policy, &pools);
+        // Headroom never targets a static pool: its node count is `replicas`, not pods.
+        let dynamic: Vec<PoolSpec> = pools
+            .iter()
+            .zip(&pool_rules)
+            .filter(|(_, r): &(_, &PoolRules)| r.replicas.is_none())
+            .map(|(p, _)| p.clone())
+            .collect();
+        let buffers = buffers::Buffers::from_policy(policy, &dynamic);
         Rules { revision, pools, pool_rules, cluster, pricing: Pricing::from_policy(policy), buffers }
     }
 

@@ -320,6 +320,23 @@ fn an_instance_group_carries_the_exception_of_its_node_pool() {
 }
 
 #[test]
+fn an_instance_group_exception_read_as_a_boolean_is_an_error() {
+    let repo = TempRepo::valid();
+    let key = "capstan.io/guardrail-exception.requireNodePoolLimits";
+    let ig = crate::common::karpenter_ig("k", "  image: ami-1\n  subnets: [us-east-1a]\n")
+        .replace("  name: k\n", &format!("  name: k\n  annotations:\n    {key}: yes\n"));
+    repo.write("clusters/dev/instancegroups/k.yaml", &ig);
+    let run = repo.validate();
+    let (line, column) = crate::common::at(&ig, key);
+    let field = format!("metadata.annotations.{key}");
+    crate::common::expect_error(&run, "clusters/dev/instancegroups/k.yaml", line, column, Some(&field), "boolean true");
+    let bad = errors(&run).into_iter().find(|e| e["message"].as_str().unwrap().contains("is not text")).unwrap();
+    assert!(bad["message"].as_str().unwrap().contains("\"yes\""), "{bad}");
+    assert!(errors(&run).iter().any(|e| e["message"] == "guardrail: the NodePool has no limits"), "{}", run.stdout);
+    assert_eq!(run.json()["exceptions"].as_array().unwrap().len(), 0);
+}
+
+#[test]
 fn validate_prints_the_relaxations_and_exceptions_in_use() {
     let repo = TempRepo::valid();
     repo.write("guardrails.yaml", RELAX_LIMITS);

@@ -197,3 +197,59 @@ async fn headroom_in_the_cluster_policy_keeps_room_in_its_pool() {
     assert!(h.live_types()[0].starts_with("c6i."), "{:?}", h.live_types());
     no_placeholder_seen(&h);
 }
+
+#[tokio::test]
+async fn headroom_never_goes_to_a_static_pool() {
+    let files = vec![
+        ("base/nodeclasses/default.yaml", CLASS.to_string()),
+        ("base/nodepools/fixed.yaml", pool("fixed", &["c6i"], EMPTY_30S, "  replicas: 1\n  limits: {nodes: \"5\"}\n")),
+        ("base/nodepools/spare.yaml", pool("spare", &["m6i"], EMPTY_30S, "")),
+        ("base/policy.yaml", cluster_policy("  headroom: {cpu: \"3\"}\n")),
+    ];
+    let mut h = Harness::new(&policy(&files));
+    assert!(h.until(300, |w| w.nodes() == 2).await, "{}", h.timeline());
+    let types = h.live_types();
+    assert!(types.iter().any(|t| t.starts_with("m6i.")), "headroom in the dynamic pool: {types:?}");
+    no_placeholder_seen(&h);
+}
+
+/// A placeholder of buffer `warm` on `node` of a planner case, labelled like workload `web`.
+fn placeholder(case: &mut crate::disruption::Case, node: Option<&str>, cpu: &str) {
+    use capstan::scheduling::pod::pod;
+    let p = match node {
+        Some(n) => case.pod(n, pod().cpu(cpu).label("app", "web")),
+        None => case.pending(pod().cpu(cpu).label("app", "web")),
+    };
+    p.name = format!("capacitybuffer:capacitybuffer-warm:0:{}", p.name);
+    p.spec.name = format!("default/{}", p.name);
+    assert!(capstan::provisioning::buffer::is_placeholder(&p.key()));
+}
+
+#[test]
+fn a_placeholder_with_no_room_does_not_hold_consolidation_back() {
+    use crate::disruption::{Case, node, only, targets};
+    use capstan::scheduling::pod::pod;
+    let mut case = Case::new();
+    case.node(node("a")).node(node("big").unmanaged().of_type("m6i.4xlarge"));
+    case.pod("a", pod().cpu("1"));
+    placeholder(&mut case, None, "64");
+    assert_eq!(targets(only(&case.plan())), ["a"]);
+    // A real pod pending still holds it back.
+    case.pending(pod().cpu("64"));
+    assert!(case.plan().commands.is_empty());
+}
+
+#[test]
+fn a_placeholder_is_not_held_by_a_pdb_nor_counted_as_a_pod() {
+    use crate::disruption::{Case, node, only, targets};
+    use capstan::scheduling::pod::pod;
+    let mut case = Case::new();
+    case.node(node("a")).node(node("big").unmanaged().of_type("m6i.4xlarge"));
+    case.pod("a", pod().cpu("1"));
+    placeholder(&mut case, Some("a"), "500m");
+    case.pdb("web", 0);
+    let plan = case.plan();
+    let c = only(&plan);
+    assert_eq!(targets(c), ["a"]);
+    assert_eq!(c.targets[0].pods, 1, "the placeholder is not a pod to evict");
+}

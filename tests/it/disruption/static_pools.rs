@@ -251,3 +251,63 @@ fn pending_pods_are_not_planned_onto_a_static_pool() {
     assert_eq!(decided.unschedulable.len(), 1);
     assert!(replicas_plan(&case).launches.is_empty(), "replicas 0 keeps no node");
 }
+
+/// An instance of pool `default` named `claim`, in `state`, with no node.
+fn launched(case: &Case, claim: &str, state: InstanceState) -> Instance {
+    let mut i = case.instances.first().cloned().unwrap_or_else(|| {
+        let mut c = fixed(1, None);
+        c.node(node("x"));
+        c.instances[0].clone()
+    });
+    i.id = format!("i-{claim}");
+    i.claim = claim.into();
+    i.state = state;
+    i
+}
+
+#[test]
+fn a_node_that_died_is_replaced_under_a_new_name() {
+    let case = fixed(1, None);
+    let first = replicas_plan(&case);
+    assert_eq!(first.launches.len(), 1);
+    let name = first.launches[0].claim.name.clone();
+    let mut case = fixed(1, None);
+    let dead = launched(&case, &name, InstanceState::Terminated);
+    case.instances.push(dead);
+    let again = replicas_plan(&case);
+    assert_eq!(again.launches.len(), 1);
+    assert_ne!(again.launches[0].claim.name, name, "the dying instance's claim is never asked for again");
+    assert_eq!(again.launches[0].claim.name, again.launches[0].plan.name);
+}
+
+#[test]
+fn a_launch_still_pending_counts_and_the_next_name_moves_past_it() {
+    let mut case = fixed(2, None);
+    let pending = launched(&case, "default-static-4", InstanceState::Pending);
+    case.instances.push(pending);
+    let plan = replicas_plan(&case);
+    let names: Vec<&str> = plan.launches.iter().map(|l| l.claim.name.as_str()).collect();
+    assert_eq!(names, ["default-static-5"], "{plan:#?}");
+}
+
+#[test]
+fn cluster_limits_cap_a_static_pool() {
+    let mut case = fixed(3, None);
+    case.node(node("a"));
+    // `a` is an m6i.xlarge (4 cpu): room for one more of the pool's cheapest (2 cpu) node.
+    case.cluster().limits.cpu = Some(6500);
+    let plan = replicas_plan(&case);
+    assert_eq!(plan.launches.len(), 1, "{plan:#?}");
+    assert!(plan.short.iter().any(|(_, why)| why.contains("ClusterPolicy")), "{plan:#?}");
+}
+
+#[test]
+fn a_drift_replacement_is_named_past_every_listed_replacement() {
+    let mut case = fixed(2, Some(3));
+    case.node(node("a").hash("old")).node(node("b"));
+    let gone = launched(&case, "default-replace-7", InstanceState::Terminated);
+    case.instances.push(gone);
+    let plan = case.plan();
+    let cmd = super::only(&plan);
+    assert_eq!(cmd.replacements[0].claim.name, "default-replace-8");
+}
