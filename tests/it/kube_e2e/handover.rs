@@ -165,6 +165,8 @@ async fn waits_for(env: &Env, addr: &str, objects: &[&str]) {
         objects.len() == reasons.len() && objects.iter().all(|o| reasons.iter().any(|r| r.contains(o)))
     };
     wait(&format!("blockedBy to name {objects:?}"), Duration::from_secs(30), || names(&blocked_by(addr)));
+    // The reasons show from the first look; readiness once the policy is in force.
+    wait("/readyz to answer 200", Duration::from_secs(30), || request(addr, "GET", "/readyz").0 == 200);
     let (code, body) = request(addr, "GET", "/readyz");
     assert_eq!(code, 200, "{body}");
     assert!(body.starts_with("ready, and waiting: "), "{body}");
