@@ -9,7 +9,9 @@ use crate::cloud::provider::Instance;
 use crate::cluster::marks;
 use crate::cluster::model::{ClusterNode, ClusterPod, Owner, Snapshot};
 use crate::provisioning::POOL_HASH_TAG;
-use crate::rules::Rules;
+use crate::rules::{Reason, Rules};
+
+use super::Request;
 use crate::scheduling::pool::NODE_POOL_LABEL;
 
 #[derive(Debug, Clone)]
@@ -119,5 +121,21 @@ pub fn candidates<'a>(
             drift,
         });
     }
+    out
+}
+
+/// Candidates that have drifted or expired, oldest first, with the reason.
+pub(super) fn stale<'a, 'b>(req: &Request, fixed: &'b [Candidate<'a>]) -> Vec<(&'b Candidate<'a>, Reason, String)> {
+    let mut out: Vec<_> = fixed
+        .iter()
+        .filter_map(|c| {
+            if let Some(d) = &c.drift {
+                return Some((c, Reason::Drifted, d.clone()));
+            }
+            let expire = req.rules().pool_rules[c.pool].expire_after?;
+            (c.age >= expire).then(|| (c, Reason::Expired, format!("older than expireAfter {}s", expire.as_secs())))
+        })
+        .collect();
+    out.sort_by_key(|(c, _, _)| std::cmp::Reverse(c.age));
     out
 }

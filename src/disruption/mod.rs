@@ -232,18 +232,7 @@ fn replace_stale(
     budgets: &mut Budgets,
     out: &mut Plan,
 ) -> Option<Command> {
-    let mut stale: Vec<(&Candidate, Reason, String)> = all
-        .iter()
-        .filter_map(|c| {
-            if let Some(d) = &c.drift {
-                return Some((c, Reason::Drifted, d.clone()));
-            }
-            let expire = req.rules().pool_rules[c.pool].expire_after?;
-            (c.age >= expire).then(|| (c, Reason::Expired, format!("older than expireAfter {}s", expire.as_secs())))
-        })
-        .collect();
-    stale.sort_by_key(|(c, _, _)| std::cmp::Reverse(c.age));
-    for (c, reason, why) in stale {
+    for (c, reason, why) in candidate::stale(req, all) {
         if let Some(b) = &c.blocked {
             out.kept.push((c.node.name.clone(), format!("{}: {b}", reason.label())));
             continue;

@@ -13,24 +13,8 @@ use std::collections::HashMap;
 use crate::provisioning::static_pools::{Member, claim, members, named, next_number, room};
 use crate::rules::Reason;
 
-use super::candidate::Candidate;
+use super::candidate::{Candidate, stale};
 use super::{Budgets, Command, Plan, Request, command};
-
-/// Candidates of static pools that have drifted or expired, oldest first, with the reason.
-fn stale<'a, 'b>(req: &Request, fixed: &'b [Candidate<'a>]) -> Vec<(&'b Candidate<'a>, Reason, String)> {
-    let mut out: Vec<_> = fixed
-        .iter()
-        .filter_map(|c| {
-            if let Some(d) = &c.drift {
-                return Some((c, Reason::Drifted, d.clone()));
-            }
-            let expire = req.rules().pool_rules[c.pool].expire_after?;
-            (c.age >= expire).then(|| (c, Reason::Expired, format!("older than expireAfter {}s", expire.as_secs())))
-        })
-        .collect();
-    out.sort_by_key(|(c, _, _)| std::cmp::Reverse(c.age));
-    out
-}
 
 /// The first stale node of a static pool that can be replaced now; the others are kept with
 /// the reason.
