@@ -233,3 +233,8 @@ fn a_refusal_that_does_not_come_is_reported() {
     let case = accept(Base::Pool, "bad weight", "maximum: 100", "spec.weight", json!(101));
     assert!(failure(&case).is_some());
 }
+
+/// A requirements list of one requirement.
+pub fn req(key: &str, operator: &str, values: &[&str]) -> serde_json::Value {
+    serde_json::json!([{"key": key, "operator": operator, "values": values}])
+}

@@ -1,15 +1,11 @@
 //! NodeOverlay (karpenter.sh/v1alpha1): requirements, price, priceAdjustment, capacity, weight.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::Base::Overlay;
-use super::{Case, accept, reject, run};
+use super::{Case, accept, reject, req, run};
 
 const REQS: &str = "spec.requirements";
-
-fn req(key: &str, operator: &str, values: &[&str]) -> Value {
-    json!([{"key": key, "operator": operator, "values": values}])
-}
 
 fn cases() -> Vec<Case> {
     let numeric = "requirements operator 'Gt', 'Lt', 'Gte' or 'Lte' must have a single positive integer value";

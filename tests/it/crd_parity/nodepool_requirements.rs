@@ -1,15 +1,11 @@
 //! NodePool template requirements: operators and values, minValues, keys and restricted domains.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::Base::Pool;
-use super::{Case, accept, reject, run};
+use super::{Case, accept, reject, req, run};
 
 const REQS: &str = "spec.template.spec.requirements";
-
-fn req(key: &str, operator: &str, values: &[&str]) -> Value {
-    json!([{"key": key, "operator": operator, "values": values}])
-}
 
 fn cases() -> Vec<Case> {
     let domain_sh = "label domain \"karpenter.sh\" is restricted";
