@@ -22,7 +22,7 @@ use crate::provisioning::{POOL_HASH_TAG, nodes::node_labels};
 use crate::rules::{Budget, ClusterRules, PoolRules, Rules};
 use crate::scheduling::allocatable::allocatable;
 use crate::scheduling::builtin;
-use crate::scheduling::catalog::{CapacityType, HOSTNAME};
+use crate::scheduling::catalog::{CapacityType, HOSTNAME, InstanceType};
 use crate::scheduling::pod::{Pod, pod};
 use crate::scheduling::pool::{Limits, PoolSpec};
 
@@ -49,10 +49,10 @@ const TYPES: [&str; 9] = [
     "r6i.8xlarge",
 ];
 
-fn templates(rng: &mut SmallRng) -> Vec<Pod> {
+fn templates(rng: &mut SmallRng, count: usize) -> Vec<Pod> {
     let cpus = ["50m", "100m", "200m", "250m"];
     let mems = ["64Mi", "128Mi", "256Mi", "512Mi"];
-    (0..40)
+    (0..count.max(1))
         .map(|i| {
             pod()
                 .name(&format!("app-{i}"))
@@ -66,6 +66,15 @@ fn templates(rng: &mut SmallRng) -> Vec<Pod> {
 
 /// The synthetic cluster: snapshot, instances and rules.
 pub fn cluster(nodes: usize, pods_per_node: usize, seed: u64) -> (Snapshot, Vec<Instance>, Rules) {
+    cluster_of(nodes, pods_per_node, seed, TEMPLATES)
+}
+
+/// Deployment templates of the benchmark's cluster.
+pub const TEMPLATES: usize = 40;
+
+/// The synthetic cluster with pods from `templates` Deployment templates (fewer templates, fewer
+/// distinct pod shapes).
+pub fn cluster_of(nodes: usize, pods_per_node: usize, seed: u64, templates: usize) -> (Snapshot, Vec<Instance>, Rules) {
     let mut rng = SmallRng::seed_from_u64(seed);
     let catalog = builtin::catalog();
     let pool = PoolSpec::named("default");
@@ -93,7 +102,7 @@ pub fn cluster(nodes: usize, pods_per_node: usize, seed: u64) -> (Snapshot, Vec<
         pricing: Default::default(),
         buffers: Default::default(),
     };
-    let templates = templates(&mut rng);
+    let templates = self::templates(&mut rng, templates);
     let zones = ["us-east-1a", "us-east-1b", "us-east-1c"];
     let mut snapshot = Snapshot::default();
     let mut instances = Vec::with_capacity(nodes);
@@ -121,9 +130,8 @@ pub fn cluster(nodes: usize, pods_per_node: usize, seed: u64) -> (Snapshot, Vec<
                 (tags::NODE_POOL.to_string(), "default".into()),
             ]),
         };
-        let mut labels = node_labels(&instance, Some(t), Some(&pool));
-        labels.insert(HOSTNAME.into(), id.clone());
-        let alloc = allocatable(t, &pool.kubelet);
+        let node = node_of(&instance, t, &pool, Duration::ZERO);
+        let alloc = node.allocatable.clone();
         let count = rng.random_range(pods_per_node / 3..=pods_per_node * 5 / 3).min(alloc.pods as usize);
         let mut used = crate::scheduling::resources::Resources::default();
         let (mut i, mut tries) = (0, 0);
@@ -152,26 +160,38 @@ pub fn cluster(nodes: usize, pods_per_node: usize, seed: u64) -> (Snapshot, Vec<
             });
             i += 1;
         }
-        snapshot.nodes.push(ClusterNode {
-            name: id.clone(),
-            provider_id: instance.provider_id(),
-            labels,
-            taints: Vec::new(),
-            annotations: BTreeMap::new(),
-            allocatable: alloc,
-            ready: true,
-            unschedulable: false,
-            created_at: Duration::ZERO,
-            pods_changed_at: Duration::ZERO,
-        });
+        snapshot.nodes.push(node);
         instances.push(instance);
     }
     (snapshot, instances, rules)
 }
 
+/// The registered, Ready node of a running `instance` of type `t` in `pool`, created at `at`.
+pub fn node_of(instance: &Instance, t: &InstanceType, pool: &PoolSpec, at: Duration) -> ClusterNode {
+    let mut labels = node_labels(instance, Some(t), Some(pool));
+    labels.insert(HOSTNAME.into(), instance.id.clone());
+    ClusterNode {
+        name: instance.id.clone(),
+        provider_id: instance.provider_id(),
+        labels,
+        taints: Vec::new(),
+        annotations: BTreeMap::new(),
+        allocatable: allocatable(t, &pool.kubelet),
+        ready: true,
+        unschedulable: false,
+        created_at: at,
+        pods_changed_at: at,
+    }
+}
+
 /// Builds the cluster and times one disruption decision over it.
 pub fn run(nodes: usize, pods_per_node: usize, seed: u64) -> ConsolidationResult {
-    let (snapshot, instances, rules) = cluster(nodes, pods_per_node, seed);
+    run_of(nodes, pods_per_node, seed, TEMPLATES)
+}
+
+/// [`run`] over a cluster of `templates` Deployment templates.
+pub fn run_of(nodes: usize, pods_per_node: usize, seed: u64, templates: usize) -> ConsolidationResult {
+    let (snapshot, instances, rules) = cluster_of(nodes, pods_per_node, seed, templates);
     let catalog = builtin::catalog();
     let rules = Arc::new(rules);
     let now = Duration::from_secs(1_767_592_800);

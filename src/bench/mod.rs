@@ -2,9 +2,11 @@
 
 pub mod board;
 pub mod consolidation;
+pub mod consolidation_quality;
 pub mod fleet;
 pub mod gitops;
 pub mod healthz;
+pub mod memory;
 pub mod provisioning;
 pub mod simulate;
 pub mod state_store;
@@ -56,6 +58,13 @@ pub struct SchedulingResult {
     pub optimum_ratio: Option<f64>,
     /// Pods no node kind can hold, left out of the model's bounds.
     pub left_out: u32,
+    /// Peak resident memory of the process while the cost-optimal solver ran, in MB (the
+    /// pods' memory included; `None` where the peak cannot be read and reset).
+    pub solve_peak_rss_mb: Option<f64>,
+    /// The same while the baseline ran (the cost-optimal plan still held).
+    pub ffd_peak_rss_mb: Option<f64>,
+    /// The same while the lower bounds were computed.
+    pub bounds_peak_rss_mb: Option<f64>,
 }
 
 /// What the scheduling benchmark computes besides the two packings.
@@ -63,6 +72,24 @@ pub struct SchedulingResult {
 pub struct Extras {
     /// Also search for the exact optimum (small instances only).
     pub exact: bool,
+}
+
+/// The peak resident memory of this process since the last call, in MB, then resets the peak
+/// to the current size so the next call measures the next phase. Linux only (`VmHWM` of
+/// `/proc/self/status`, reset by writing 5 to `/proc/self/clear_refs`); `None` elsewhere or
+/// when either file cannot be used.
+#[cfg(target_os = "linux")]
+fn take_peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    std::fs::write("/proc/self/clear_refs", "5").ok()?;
+    Some(round(kib / 1024.0, 1))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn take_peak_rss_mb() -> Option<f64> {
+    None
 }
 
 fn round(x: f64, digits: i32) -> f64 {
@@ -83,13 +110,17 @@ pub fn scheduling(catalog: &Catalog, n: usize, which: Mix, seed: u64, extras: Ex
         cluster_limits: Limits::default(),
         strategy: Strategy::CostOptimal,
     };
+    // The cost-optimal solver runs first, from a reset peak, so its memory is its own.
+    take_peak_rss_mb();
     let started = Instant::now();
     let plan = solve(&input);
     let solve_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let solve_peak_rss_mb = take_peak_rss_mb();
     input.strategy = Strategy::FirstFitDecreasing;
     let started = Instant::now();
     let ffd = solve(&input);
     let ffd_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let ffd_peak_rss_mb = take_peak_rss_mb();
     let lower = bound::lower_bound(&input).unwrap_or(0.0);
     let cost = plan.cost_per_hour();
     let ratio = |c: f64| if lower > 0.0 { round(c / lower, 4) } else { 0.0 };
@@ -98,6 +129,7 @@ pub fn scheduling(catalog: &Catalog, n: usize, which: Mix, seed: u64, extras: Ex
     let assignment = bound_assign::assignment_bound(&model, Duration::from_secs(60));
     let configuration = bound_columns::configuration_bound(&model, Budget::default());
     let bounds_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let bounds_peak_rss_mb = take_peak_rss_mb();
     let best_bound = assignment.unwrap_or(0.0).max(configuration.as_ref().map_or(0.0, |c| c.bound));
     // The plan is a packing of the model, so a bound that meets its cost proves it optimal.
     let complete = plan.unschedulable.is_empty() && model.left_out == 0;
@@ -134,5 +166,8 @@ pub fn scheduling(catalog: &Catalog, n: usize, which: Mix, seed: u64, extras: Ex
         optimum_per_hour: optimum.map(|o| round(o, 4)),
         optimum_ratio: optimum.and_then(over),
         left_out: model.left_out,
+        solve_peak_rss_mb,
+        ffd_peak_rss_mb,
+        bounds_peak_rss_mb,
     }
 }

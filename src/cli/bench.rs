@@ -122,6 +122,38 @@ pub enum BenchCommand {
     Consolidation {
         #[command(flatten)]
         cluster: Synthetic,
+        /// Decisions pass after pass, each applied to the cluster (budgets 100 %), until one
+        /// finds nothing; the savings compared with the best repack of all pods.
+        #[arg(long)]
+        passes: bool,
+        /// Most passes with --passes.
+        #[arg(long, default_value_t = 1000)]
+        max_passes: usize,
+        /// Deployment templates of the cluster (fewer: fewer pod shapes).
+        #[arg(long, default_value_t = crate::bench::consolidation::TEMPLATES)]
+        templates: usize,
+        /// With --passes, also search for the exact optimal repack (small clusters only).
+        #[arg(long)]
+        exact: bool,
+        /// One JSON line instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resident memory of what the daemon holds for a large cluster: the reflector stores
+    /// (realistic objects, kept as the daemon keeps them) or the simulated cluster, and one
+    /// snapshot. Run one backend per process.
+    Memory {
+        #[command(flatten)]
+        cluster: Synthetic,
+        /// Where the cluster is held.
+        #[arg(long, value_enum, default_value_t = crate::bench::memory::Backend::Kube)]
+        backend: crate::bench::memory::Backend,
+        /// Store whole objects, to see what trimming saves (`kube` only).
+        #[arg(long, conflicts_with = "trim_only")]
+        no_trim: bool,
+        /// Store pods trimmed but not converted, for comparison (`kube` only).
+        #[arg(long)]
+        trim_only: bool,
         /// One JSON line instead of text.
         #[arg(long)]
         json: bool,
@@ -314,8 +346,16 @@ pub fn run(what: BenchCommand) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        BenchCommand::Consolidation { cluster: c, json } => {
-            let r = crate::bench::consolidation::run(c.nodes, c.pods_per_node, c.seed);
+        BenchCommand::Consolidation { cluster: c, passes: true, max_passes, templates, exact, json } => {
+            use crate::bench::consolidation_quality::{Options, run, text};
+            let o =
+                Options { nodes: c.nodes, pods_per_node: c.pods_per_node, seed: c.seed, templates, max_passes, exact };
+            let q = run(&o);
+            outln!("{}", if json { serde_json::to_string(&q).expect("json") } else { text(&q) });
+            ExitCode::SUCCESS
+        }
+        BenchCommand::Consolidation { cluster: c, templates, json, .. } => {
+            let r = crate::bench::consolidation::run_of(c.nodes, c.pods_per_node, c.seed, templates);
             if json {
                 outln!("{}", serde_json::to_string(&r).expect("json"));
             } else {
@@ -329,6 +369,23 @@ pub fn run(what: BenchCommand) -> ExitCode {
                     r.replacements,
                     r.savings_per_hour
                 );
+            }
+            ExitCode::SUCCESS
+        }
+        BenchCommand::Memory { cluster: c, backend, no_trim, trim_only, json } => {
+            use crate::bench::memory::Kept;
+            let kept = if no_trim {
+                Kept::Full
+            } else if trim_only {
+                Kept::Trimmed
+            } else {
+                Kept::Converted
+            };
+            let r = crate::bench::memory::run(c.nodes, c.pods_per_node, c.seed, backend, kept);
+            if json {
+                outln!("{}", serde_json::to_string(&r).expect("json"));
+            } else {
+                outln!("{}", r.summary());
             }
             ExitCode::SUCCESS
         }
@@ -389,6 +446,13 @@ fn scheduling(
             r.ffd_unschedulable
         );
         print_bounds(&r, extras);
+        let mb = |m: Option<f64>| m.map_or("n/a".to_string(), |m| format!("{m:.1} MB"));
+        outln!(
+            "  peak RSS: cost-optimal {}, karpenter-style FFD {}, bounds {}",
+            mb(r.solve_peak_rss_mb),
+            mb(r.ffd_peak_rss_mb),
+            mb(r.bounds_peak_rss_mb)
+        );
     }
     ExitCode::SUCCESS
 }

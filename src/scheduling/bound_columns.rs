@@ -2,29 +2,39 @@
 //!
 //! A column is one node: a kind and how many pods of each group it holds, fitting the kind's
 //! allocatable, each group's per-node cap and each shared set's. The master LP covers every
-//! group's demand with fractional nodes at least cost; it is solved in its dual form, so a new
-//! column is a new row of a warm-started LP:
-//!
-//! ```text
-//! max Σ_g pods_g·π_g + min_nodes·σ   s.t.  Σ_g a_cg·π_g + σ ≤ price_c  (every column c),  π, σ ≥ 0
-//! ```
+//! group's demand with fractional nodes at least cost ([`super::bound_master`], in its dual
+//! form). It starts from greedy fills of every kind.
 //!
 //! Pricing solves, per kind, the bounded knapsack `max Σ_g π_g·a_g` by branch and bound under a
-//! node budget. The reported bound is Farley's: with `r = max_k (best_k + σ) ÷ price_k`, where
-//! `best_k` is the knapsack optimum when proven and a relaxation's value when the budget ran
-//! out, `(π, σ) ÷ r` is dual feasible for every column, so `dual value ÷ max(r, 1)` is a lower
-//! bound whether or not column generation converged. When every pricing proves no column has
-//! negative reduced cost, it equals the LP optimum.
+//! node budget: first a relaxation of every kind, which rules out most; then the kinds left, most
+//! promising first, with a small budget, stopping at [`BATCH`] new columns; the full budget only
+//! when that finds none. Column generation stops when the bound is within [`GAP`] of the master
+//! after one full pricing at the master's duals tries to prove it.
+//!
+//! The reported bound is Farley's: with `r = max_k (best_k + σ) ÷ price_k`, where `best_k` is
+//! the knapsack optimum when proven and a relaxation's value otherwise, `(π, σ) ÷ r` is dual
+//! feasible for every column, so `dual value ÷ max(r, 1)` is a lower bound whether or not column
+//! generation converged. When every pricing proves no column has negative reduced cost, it
+//! equals the LP optimum.
 
-use microlp::{ComparisonOp, OptimizationDirection, Problem, Solution, SolveOutcome, Variable};
-
-use super::bound_knapsack::knapsack;
+use super::bound_knapsack::knapsack_within;
+use super::bound_master::Master;
 use super::bound_model::Model;
+
+/// Most new columns one round adds to the master.
+pub const BATCH: usize = 24;
+
+/// Share of a kind's price by which pricing may miss a better node: the bound loses at most
+/// this share, and branch and bound stops far sooner.
+pub const SLACK: f64 = 1e-7;
+
+/// Relative gap between the bound and the master below which column generation stops.
+pub const GAP: f64 = 1e-3;
 
 /// How much work column generation may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
-    /// Rounds of pricing every kind and re-solving the master.
+    /// Rounds of pricing and re-solving the master.
     pub rounds: usize,
     /// Branch-and-bound nodes per knapsack.
     pub nodes: u64,
@@ -32,7 +42,7 @@ pub struct Budget {
 
 impl Default for Budget {
     fn default() -> Self {
-        Budget { rounds: 100, nodes: 20_000 }
+        Budget { rounds: 40, nodes: 2_000 }
     }
 }
 
@@ -54,91 +64,147 @@ pub fn configuration_bound(m: &Model, budget: Budget) -> Option<Configuration> {
     if m.groups.is_empty() {
         return Some(Configuration { bound: 0.0, master: 0.0, proven: true, columns: 0, rounds: 0 });
     }
-    let mut p = Problem::new(OptimizationDirection::Maximize);
-    let pi: Vec<Variable> = m.groups.iter().map(|d| p.add_var(d.pods as f64, (0.0, f64::INFINITY))).collect();
-    let sigma = p.add_var(m.min_nodes, (0.0, f64::INFINITY));
-    let mut columns = 0;
-    for (g, var) in pi.iter().enumerate() {
-        // The kind with the lowest price per pod of the group keeps π_g bounded.
-        let k = (0..m.kinds.len()).filter(|&k| m.most(g, k) > 0).min_by(|&a, &b| {
-            (m.kinds[a].price / m.most(g, a) as f64).total_cmp(&(m.kinds[b].price / m.most(g, b) as f64))
-        })?;
-        p.add_constraint([(*var, m.most(g, k) as f64), (sigma, 1.0)], ComparisonOp::Le, m.kinds[k].price);
-        columns += 1;
-    }
-    let mut sol = solved(p.solve().ok()?)?;
-    let mut best = Configuration { bound: 0.0, master: 0.0, proven: false, columns, rounds: 0 };
+    let mut master = Master::new(m, &seeds(m))?;
+    let mut best = Configuration { bound: 0.0, master: 0.0, proven: false, columns: master.columns, rounds: 0 };
     // Wentges smoothing: price at a point between the duals with the best bound so far and
     // the master's; when that finds no column, price at the master's duals next.
     let mut center: Option<(Vec<f64>, f64)> = None;
     let mut smooth = true;
     for round in 1..=budget.rounds {
-        let master_duals: Vec<f64> = pi.iter().map(|v| sol[*v].max(0.0)).collect();
-        let master_sigma = sol[sigma].max(0.0);
+        let (master_duals, master_sigma) = master.duals();
         best.master = dual_value(m, &master_duals, master_sigma);
-        let (duals, s) = match (&center, smooth) {
+        // Close enough: one last pricing at the master's duals, with every kind's full budget.
+        let closing = best.bound >= best.master * (1.0 - GAP);
+        let (duals, s) = match (&center, smooth && !closing) {
             (Some((c, cs)), true) => {
                 (c.iter().zip(&master_duals).map(|(a, b)| (a + b) / 2.0).collect(), (cs + master_sigma) / 2.0)
             }
             _ => (master_duals.clone(), master_sigma),
         };
-        let at_master = center.is_none() || !smooth;
-        let value = dual_value(m, &duals, s);
-        // A quick pass finds columns; only when it finds none does a full pass try to prove
-        // that none exists.
-        let mut ratio = 0.0f64;
-        let mut new = Vec::new();
-        for limit in [(budget.nodes / 20).max(100), budget.nodes] {
-            ratio = 0.0;
-            for k in 0..m.kinds.len() {
-                let price = m.kinds[k].price;
-                let found = knapsack(m, k, &duals, limit, price - s);
-                ratio = ratio.max((found.upper + s) / price);
-                // Only a column the master's duals price below its cost changes the master.
-                let worth: f64 = found.counts.iter().zip(&master_duals).map(|(c, v)| *c as f64 * v).sum();
-                if worth + master_sigma > price * (1.0 + 1e-9) + 1e-12 {
-                    new.push((k, found.counts));
-                }
-            }
-            if !new.is_empty() || ratio <= 1.0 + 1e-9 {
-                break;
-            }
-        }
+        let at_master = center.is_none() || !smooth || closing;
+        let pass = price(m, &duals, s, (&master_duals, master_sigma), budget, closing);
         // Farley: (π, σ) ÷ max(ratio, 1) is dual feasible for every column.
-        let bound = value / ratio.max(1.0) * (1.0 - 1e-9);
+        let bound = dual_value(m, &duals, s) / pass.ratio.max(1.0) * (1.0 - 1e-9);
         best.rounds = round;
         if bound >= best.bound {
             best.bound = bound;
             center = Some((duals, s));
         }
-        if ratio <= 1.0 + 1e-9 && at_master {
+        if pass.ratio <= 1.0 + SLACK * (1.0 + 1e-6) && at_master {
             best.proven = true;
             break;
         }
-        smooth = !new.is_empty();
-        if new.is_empty() && at_master {
+        smooth = !pass.new.is_empty();
+        if closing || (pass.new.is_empty() && at_master) {
             break;
         }
-        for (k, counts) in new {
-            let mut row: Vec<(Variable, f64)> =
-                counts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(g, n)| (pi[g], *n as f64)).collect();
-            row.push((sigma, 1.0));
-            sol = solved(sol.add_constraint(row, ComparisonOp::Le, m.kinds[k].price).ok()?)?;
-            columns += 1;
+        for (k, counts) in pass.new {
+            master = master.add(m, k, &counts)?;
         }
-        best.columns = columns;
+        best.columns = master.columns;
     }
     Some(best)
+}
+
+/// What one pricing pass found.
+struct Pass {
+    /// Columns of negative reduced cost at the master's duals.
+    new: Vec<(usize, Vec<u32>)>,
+    /// `max_k (upper_k + σ) ÷ price_k`, with `upper_k` an upper bound of kind k's knapsack.
+    ratio: f64,
+}
+
+/// Prices every kind at `(duals, s)`: a relaxation of each, then the knapsack of those it does
+/// not rule out, most promising first, until [`BATCH`] columns (unless `all`).
+fn price(m: &Model, duals: &[f64], s: f64, at: (&[f64], f64), budget: Budget, all: bool) -> Pass {
+    let need = |k: usize| m.kinds[k].price - s;
+    let ratio = |k: usize, upper: f64| (upper + s) / m.kinds[k].price;
+    let open = |k: usize, upper: f64| ratio(k, upper) > 1.0 + SLACK * (1.0 + 1e-6);
+    let slack = |k: usize| m.kinds[k].price * SLACK;
+    let mut upper: Vec<f64> =
+        (0..m.kinds.len()).map(|k| knapsack_within(m, k, duals, 0, need(k), slack(k)).upper).collect();
+    let mut order: Vec<usize> = (0..m.kinds.len()).filter(|&k| open(k, upper[k])).collect();
+    order.sort_by(|&a, &b| ratio(b, upper[b]).total_cmp(&ratio(a, upper[a])));
+    let mut new = Vec::new();
+    for limit in [(budget.nodes / 20).max(100), budget.nodes] {
+        for &k in &order {
+            if !open(k, upper[k]) {
+                continue;
+            }
+            let found = knapsack_within(m, k, duals, limit, need(k), slack(k));
+            upper[k] = upper[k].min(found.upper);
+            // Only a column the master's duals price below its cost changes the master.
+            let worth: f64 = found.counts.iter().zip(at.0).map(|(c, v)| *c as f64 * v).sum();
+            if worth + at.1 > m.kinds[k].price * (1.0 + 1e-9) + 1e-12 {
+                new.push((k, found.counts));
+                if new.len() >= BATCH && !all {
+                    break;
+                }
+            }
+        }
+        if !new.is_empty() {
+            break;
+        }
+    }
+    let ratio = (0..m.kinds.len()).map(|k| ratio(k, upper[k])).fold(0.0, f64::max);
+    Pass { new, ratio }
+}
+
+/// One greedy fill of every kind, groups taken by their lowest price per pod over the kinds
+/// per unit of the kind's allocatable they use.
+fn seeds(m: &Model) -> Vec<(usize, Vec<u32>)> {
+    let value: Vec<f64> = (0..m.groups.len())
+        .map(|g| {
+            (0..m.kinds.len())
+                .filter(|&k| m.most(g, k) > 0)
+                .map(|k| m.kinds[k].price / m.most(g, k) as f64)
+                .fold(f64::INFINITY, f64::min)
+        })
+        .collect();
+    let mut out = Vec::new();
+    for k in 0..m.kinds.len() {
+        let alloc = &m.kinds[k].alloc;
+        let size = |g: usize| -> f64 {
+            let r = &m.groups[g].requests;
+            r.iter().zip(alloc).map(|(q, a)| *q as f64 / (*a).max(1) as f64).sum::<f64>().max(1e-12)
+        };
+        let mut order: Vec<usize> = (0..m.groups.len()).filter(|&g| m.most(g, k) > 0 && value[g].is_finite()).collect();
+        order.sort_by(|&a, &b| (value[b] / size(b)).total_cmp(&(value[a] / size(a))));
+        let mut counts = vec![0u32; m.groups.len()];
+        let mut room = alloc.clone();
+        let mut set_room: Vec<u32> = m.shared.iter().map(|s| s.per_node).collect();
+        for g in order {
+            let mut most = m.most(g, k) as i64;
+            for (q, r) in m.groups[g].requests.iter().zip(&room) {
+                if *q > 0 {
+                    most = most.min(r / q);
+                }
+            }
+            for (s, r) in m.shared.iter().zip(&set_room) {
+                if s.groups.contains(&g) {
+                    most = most.min(*r as i64);
+                }
+            }
+            let n = most.max(0);
+            counts[g] = n as u32;
+            for (q, r) in m.groups[g].requests.iter().zip(room.iter_mut()) {
+                *r -= q * n;
+            }
+            for (s, r) in m.shared.iter().zip(set_room.iter_mut()) {
+                if s.groups.contains(&g) {
+                    *r -= n as u32;
+                }
+            }
+        }
+        debug_assert!(m.fits(k, &counts));
+        if counts.iter().filter(|c| **c > 0).count() > 1 {
+            out.push((k, counts));
+        }
+    }
+    out
 }
 
 /// The dual objective `Σ_g pods_g·π_g + min_nodes·σ`.
 fn dual_value(m: &Model, duals: &[f64], s: f64) -> f64 {
     duals.iter().zip(&m.groups).map(|(v, d)| v * d.pods as f64).sum::<f64>() + s * m.min_nodes
-}
-
-fn solved(o: SolveOutcome) -> Option<Solution> {
-    match o {
-        SolveOutcome::Solution(s) => Some(s),
-        SolveOutcome::Interrupted(_) => None,
-    }
 }

@@ -2,6 +2,9 @@
 //! values per pod, a bounded knapsack over the groups with several resource dimensions, per-node
 //! caps and shared sets, solved by depth-first branch and bound under a node budget.
 
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
 use super::bound_model::Model;
 
 /// The best node of a kind found at the given values per pod.
@@ -21,24 +24,31 @@ struct Search<'a> {
     k: usize,
     /// (group, value per pod, most pods), best value per unit of size first.
     items: Vec<(usize, f64, u32)>,
-    /// Per dimension: item positions by value per unit of that dimension.
-    orders: Vec<Vec<usize>>,
+    /// Surrogate constraints (weights per dimension) and the item positions by value per unit
+    /// of each.
+    orders: Vec<(Vec<f64>, Vec<usize>)>,
     used: Vec<i64>,
     shared: Vec<u32>,
     /// Per group: the shared sets it belongs to.
     sets_of: Vec<Vec<usize>>,
     /// Per shared set and item position: the best value per pod of its items from there on.
     set_best: Vec<Vec<f64>>,
-    counts: Vec<u32>,
     value: f64,
     best: (f64, Vec<u32>),
     nodes: u64,
     limit: u64,
+    slack: f64,
 }
 
 /// Maximises `Σ values_g·a_g` over the nodes of kind `k`, by branch and bound, looking only
 /// for nodes worth more than `need` (`upper` is then at most `need` when none is).
 pub fn knapsack(m: &Model, k: usize, values: &[f64], limit: u64, need: f64) -> Knapsack {
+    knapsack_within(m, k, values, limit, need, 0.0)
+}
+
+/// [`knapsack`], giving up a branch when it cannot beat the best node found by more than
+/// `slack`: fewer nodes to search, and `upper` is then the best value plus `slack`.
+pub fn knapsack_within(m: &Model, k: usize, values: &[f64], limit: u64, need: f64, slack: f64) -> Knapsack {
     let alloc = &m.kinds[k].alloc;
     let size = |g: usize| -> f64 {
         let r = &m.groups[g].requests;
@@ -50,15 +60,16 @@ pub fn knapsack(m: &Model, k: usize, values: &[f64], limit: u64, need: f64) -> K
         .filter(|it| it.2 > 0)
         .collect();
     items.sort_by(|a, b| (b.1 / size(b.0)).total_cmp(&(a.1 / size(a.0))));
-    let orders = (0..m.dims.len())
-        .map(|d| {
+    let orders = surrogates(alloc)
+        .into_iter()
+        .map(|w| {
             let mut o: Vec<usize> = (0..items.len()).collect();
             let ratio = |i: usize| {
-                let q = m.groups[items[i].0].requests[d];
-                if q == 0 { f64::INFINITY } else { items[i].1 / q as f64 }
+                let q: f64 = m.groups[items[i].0].requests.iter().zip(&w).map(|(q, w)| *q as f64 * w).sum();
+                if q <= 0.0 { f64::INFINITY } else { items[i].1 / q }
             };
             o.sort_by(|a, b| ratio(*b).total_cmp(&ratio(*a)));
-            o
+            (w, o)
         })
         .collect();
     let n = m.groups.len();
@@ -83,18 +94,49 @@ pub fn knapsack(m: &Model, k: usize, values: &[f64], limit: u64, need: f64) -> K
         shared: vec![0; m.shared.len()],
         sets_of: (0..n).map(|g| (0..m.shared.len()).filter(|&si| m.shared[si].groups.contains(&g)).collect()).collect(),
         set_best,
-        counts: vec![0; n],
         value: 0.0,
         best: (need.max(0.0), vec![0; n]),
         nodes: 0,
         limit,
+        slack,
     };
     let root = s.relaxed(0);
-    s.dfs(0);
-    let finished = s.nodes <= s.limit;
-    let upper = if finished { s.best.0 } else { root.max(s.best.0) };
+    let upper = if s.items.is_empty() { s.best.0 + slack } else { s.best_first(root) };
     let value = s.best.1.iter().enumerate().map(|(g, c)| values[g] * *c as f64).sum();
     Knapsack { value, counts: s.best.1, upper }
+}
+
+/// Weights of the surrogate constraints `Σ_d w_d·used_d ≤ Σ_d w_d·alloc_d` the relaxation
+/// uses, each implied by the node's allocatable: every dimension alone, and for every pair of
+/// dimensions a mix of the two in units of the node's allocatable (two dimensions that
+/// both bind are much tighter together than either alone).
+/// Shares of the first dimension in the pairwise surrogates.
+const MIXES: [f64; 1] = [0.5];
+
+fn surrogates(alloc: &[i64]) -> Vec<Vec<f64>> {
+    let n = alloc.len();
+    let unit = |d: usize| 1.0 / alloc[d].max(1) as f64;
+    let mut out: Vec<Vec<f64>> = (0..n).map(|d| (0..n).map(|e| if e == d { unit(d) } else { 0.0 }).collect()).collect();
+    for a in 0..n {
+        for b in a + 1..n {
+            for t in MIXES {
+                out.push(
+                    (0..n)
+                        .map(|e| {
+                            if e == a {
+                                t * unit(a)
+                            } else if e == b {
+                                (1.0 - t) * unit(b)
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect(),
+                );
+            }
+        }
+    }
+    out
 }
 
 impl Search<'_> {
@@ -117,15 +159,15 @@ impl Search<'_> {
     fn fractional(&self, from: usize, keep: impl Fn(usize) -> bool) -> f64 {
         let alloc = &self.m.kinds[self.k].alloc;
         let mut most = f64::INFINITY;
-        for (d, order) in self.orders.iter().enumerate() {
-            let mut room = (alloc[d] - self.used[d]) as f64;
+        for (w, order) in &self.orders {
+            let mut room: f64 = alloc.iter().zip(&self.used).zip(w).map(|((a, u), w)| (a - u) as f64 * w).sum();
             let mut total = 0.0;
             for &i in order.iter().filter(|&&i| i >= from) {
                 let (g, v, ub) = self.items[i];
                 if !keep(g) {
                     continue;
                 }
-                let q = self.m.groups[g].requests[d] as f64;
+                let q: f64 = self.m.groups[g].requests.iter().zip(w).map(|(q, w)| *q as f64 * w).sum();
                 let take = if q == 0.0 { ub as f64 } else { (room / q).min(ub as f64) };
                 total += take * v;
                 room -= take * q;
@@ -142,36 +184,73 @@ impl Search<'_> {
         }
     }
 
-    fn dfs(&mut self, at: usize) {
-        self.nodes += 1;
-        if self.nodes > self.limit {
-            return;
-        }
-        if self.value > self.best.0 {
-            self.best = (self.value, self.counts.clone());
-        }
-        if at == self.items.len() || self.value + self.relaxed(at) <= self.best.0 * (1.0 + 1e-12) {
-            return;
-        }
-        let (g, v, ub) = self.items[at];
-        let alloc = &self.m.kinds[self.k].alloc;
-        let mut most = ub as i64;
-        for (d, q) in self.m.groups[g].requests.iter().enumerate() {
-            if *q > 0 {
-                most = most.min((alloc[d] - self.used[d]) / q);
+    /// Best-first branch and bound: open nodes by their bound, highest first, so when the
+    /// budget runs out the highest open bound caps every node not yet seen. Returns that cap
+    /// (the best value plus the slack when the search finished).
+    fn best_first(&mut self, root: f64) -> f64 {
+        let floor = |best: f64, slack: f64| best * (1.0 + 1e-12) + slack;
+        let mut heap = BinaryHeap::new();
+        // Per node: its parent's trail, group and count, to rebuild the counts of the best.
+        let mut trail: Vec<(usize, usize, u32)> = vec![(usize::MAX, 0, 0)];
+        let n = self.m.dims.len();
+        heap.push(Open {
+            bound: root,
+            value: 0.0,
+            at: 0,
+            used: vec![0; n],
+            shared: vec![0; self.m.shared.len()],
+            trail: 0,
+        });
+        while let Some(o) = heap.pop() {
+            if o.bound <= floor(self.best.0, self.slack) {
+                return self.best.0 + self.slack;
+            }
+            if self.nodes >= self.limit {
+                return o.bound.max(self.best.0 + self.slack);
+            }
+            let (g, v, ub) = self.items[o.at];
+            let alloc = &self.m.kinds[self.k].alloc;
+            let mut most = ub as i64;
+            for (d, q) in self.m.groups[g].requests.iter().enumerate() {
+                if *q > 0 {
+                    most = most.min((alloc[d] - o.used[d]) / q);
+                }
+            }
+            for &si in &self.sets_of[g] {
+                most = most.min(self.m.shared[si].per_node as i64 - o.shared[si] as i64);
+            }
+            for c in 0..=most.max(0) {
+                self.nodes += 1;
+                self.used.clone_from(&o.used);
+                self.shared.clone_from(&o.shared);
+                self.value = o.value;
+                self.place(g, c, v);
+                let at = if c > 0 {
+                    trail.push((o.trail, g, c as u32));
+                    trail.len() - 1
+                } else {
+                    o.trail
+                };
+                if self.value > self.best.0 {
+                    let mut counts = vec![0; self.m.groups.len()];
+                    let mut t = at;
+                    while t != 0 {
+                        let (parent, g, c) = trail[t];
+                        counts[g] += c;
+                        t = parent;
+                    }
+                    self.best = (self.value, counts);
+                }
+                if o.at + 1 < self.items.len() {
+                    let bound = self.value + self.relaxed(o.at + 1);
+                    if bound > floor(self.best.0, self.slack) {
+                        let (used, shared) = (self.used.clone(), self.shared.clone());
+                        heap.push(Open { bound, value: self.value, at: o.at + 1, used, shared, trail: at });
+                    }
+                }
             }
         }
-        for &si in &self.sets_of[g] {
-            most = most.min(self.m.shared[si].per_node as i64 - self.shared[si] as i64);
-        }
-        for c in (0..=most.max(0)).rev() {
-            self.place(g, c, v);
-            self.dfs(at + 1);
-            self.place(g, -c, v);
-            if self.nodes > self.limit {
-                return;
-            }
-        }
+        self.best.0 + self.slack
     }
 
     fn place(&mut self, g: usize, c: i64, v: f64) {
@@ -181,7 +260,36 @@ impl Search<'_> {
         for &si in &self.sets_of[g] {
             self.shared[si] = (self.shared[si] as i64 + c) as u32;
         }
-        self.counts[g] = (self.counts[g] as i64 + c) as u32;
         self.value += v * c as f64;
+    }
+}
+
+/// A node of the search not yet branched on: items before `at` decided.
+struct Open {
+    bound: f64,
+    value: f64,
+    at: usize,
+    used: Vec<i64>,
+    shared: Vec<u32>,
+    trail: usize,
+}
+
+impl PartialEq for Open {
+    fn eq(&self, other: &Self) -> bool {
+        self.bound.total_cmp(&other.bound).is_eq()
+    }
+}
+
+impl Eq for Open {}
+
+impl PartialOrd for Open {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Open {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.bound.total_cmp(&other.bound)
     }
 }

@@ -10,7 +10,7 @@ use super::bound_knapsack::knapsack;
 use super::bound_model::Model;
 use super::catalog::{CapacityType, Catalog, HOSTNAME, InstanceType, Offering};
 use super::exact::{Limits, optimum};
-use super::pod::{Pod, Selector, pod};
+use super::pod::{Pod, Selector, WhenUnsatisfiable, pod};
 use super::pool::{Limits as PoolLimits, PoolSpec};
 use super::{Input, solve};
 use std::time::Duration;
@@ -146,8 +146,9 @@ fn exact_gives_up_past_its_limits() {
 const CPU: [&str; 4] = ["250m", "500m", "1", "1500m"];
 const MEM: [&str; 4] = ["256Mi", "1Gi", "2Gi", "4Gi"];
 
-/// Types as (vcpu, GiB, max pods, price); groups as (cpu, memory, pods, anti-affinity, app).
-type Shapes = (Vec<(u32, u64, u32, f64)>, Vec<(usize, usize, u32, bool, u8)>);
+/// Types as (vcpu, GiB, max pods, price); groups as (cpu, memory, pods, rule, app), the rule
+/// being none, hostname anti-affinity or a hostname spread of skew 2 over the app.
+type Shapes = (Vec<(u32, u64, u32, f64)>, Vec<(usize, usize, u32, u8, u8)>);
 
 fn instance() -> impl Strategy<Value = Shapes> {
     let types = prop::collection::vec(
@@ -155,7 +156,7 @@ fn instance() -> impl Strategy<Value = Shapes> {
         2..=5,
     )
     .prop_map(|v| v.into_iter().map(|(c, g, p, cents)| (c, g, p, cents as f64 / 100.0)).collect());
-    let groups = prop::collection::vec((0..CPU.len(), 0..MEM.len(), 1u32..=8, any::<bool>(), 0u8..3), 1..=4);
+    let groups = prop::collection::vec((0..CPU.len(), 0..MEM.len(), 1u32..=8, 0u8..3, 0u8..3), 1..=4);
     (types, groups)
 }
 
@@ -168,13 +169,16 @@ proptest! {
             types: types.iter().enumerate().map(|(i, (c, g, p, price))| itype(&format!("t{i}.x"), *c, *g, *p, *price)).collect(),
         };
         let mut pods = Vec::new();
-        for (gi, (c, mem, n, anti, app)) in groups.iter().enumerate() {
-            // Groups with the same app label share their anti-affinity.
+        for (gi, (c, mem, n, rule, app)) in groups.iter().enumerate() {
+            // Groups with the same app label share their anti-affinity or spread.
             let app = format!("app{app}");
             for i in 0..*n {
                 let mut b = pod().name(&format!("g{gi}-{i}")).cpu(CPU[*c]).memory(MEM[*mem]).label("app", &app);
-                if *anti {
-                    b = b.anti_affinity(HOSTNAME, Selector::labels(&[("app", app.as_str())]));
+                let sel = Selector::labels(&[("app", app.as_str())]);
+                match rule {
+                    1 => b = b.anti_affinity(HOSTNAME, sel),
+                    2 => b = b.spread(HOSTNAME, 2, WhenUnsatisfiable::DoNotSchedule, sel),
+                    _ => {}
                 }
                 pods.push(b.build());
             }

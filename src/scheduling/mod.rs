@@ -12,6 +12,7 @@ pub mod bound;
 pub mod bound_assign;
 pub mod bound_columns;
 pub mod bound_knapsack;
+pub mod bound_master;
 pub mod bound_model;
 #[cfg(test)]
 mod bound_tests;

@@ -50,6 +50,8 @@ struct State<'g> {
     /// Dual prices per dimension.
     prices: [f64; DIMS],
     pod_value: Vec<f64>,
+    /// Per pool type: what its capacity is worth at the dual prices, per dollar.
+    type_value: Vec<Vec<f64>>,
     /// Cheapest allowed on-pool price per pool type (reserved offerings at their on-demand
     /// price: their free counts are few, so they do not set the dual prices).
     type_price: Vec<Vec<f64>>,
@@ -155,6 +157,7 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize) {
         failed: vec![false; n],
         prices: [0.0; DIMS],
         pod_value: vec![0.0; n],
+        type_value: Vec::new(),
         type_price,
         by_price,
         offers,
@@ -214,6 +217,16 @@ fn refresh_prices(ctx: &Ctx, st: &mut State) {
         let r = &g.requests;
         st.pod_value[gi] = st.prices[0] * cores(r) + st.prices[1] * gib(r) + st.prices[2] * r.pods as f64;
     }
+    let p = st.prices;
+    st.type_value = ctx
+        .views
+        .iter()
+        .zip(&st.type_price)
+        .map(|(view, prices)| {
+            let worth = |a: &Resources| p[0] * cores(a) + p[1] * gib(a) + p[2] * a.pods as f64 + p[3];
+            view.types.iter().zip(prices).map(|(t, price)| worth(&t.alloc) / price).collect()
+        })
+        .collect();
 }
 
 /// The fewest nodes the per-node exclusions allow: self anti-affinity puts one matching pod on
@@ -270,11 +283,6 @@ fn best_fill(ctx: &mut Ctx, st: &State, seed: usize) -> Option<Fill> {
             }
             continue;
         }
-        let eff = |pt: usize| {
-            let a = &view.types[pt].alloc;
-            (st.prices[0] * cores(a) + st.prices[1] * gib(a) + st.prices[2] * a.pods as f64 + st.prices[3])
-                / st.type_price[pi][pt]
-        };
         let mut shortlist = usable.clone();
         let g = &st.groups[seed];
         if g.colocate {
@@ -287,7 +295,7 @@ fn best_fill(ctx: &mut Ctx, st: &State, seed: usize) -> Option<Fill> {
                 shortlist.sort_by(|a, b| view.types[*b].alloc.cpu.cmp(&view.types[*a].alloc.cpu));
             }
         } else {
-            shortlist.sort_by(|a, b| eff(*b).total_cmp(&eff(*a)));
+            shortlist = most_efficient(st, pi, &usable);
         }
         shortlist.truncate(SHORTLIST);
         if let Some(cheapest) =
@@ -342,6 +350,21 @@ fn best_fill(ctx: &mut Ctx, st: &State, seed: usize) -> Option<Fill> {
         }
     }
     best
+}
+
+/// The [`SHORTLIST`] types of `usable` whose capacity is worth the most per dollar at the
+/// current dual prices, best first (ties in `usable` order): a partial selection, as the
+/// catalog may hold a thousand types.
+fn most_efficient(st: &State, pi: usize, usable: &[usize]) -> Vec<usize> {
+    let eff = &st.type_value[pi];
+    let mut ranked: Vec<(f64, usize, usize)> = usable.iter().enumerate().map(|(i, &pt)| (eff[pt], i, pt)).collect();
+    let order = |a: &(f64, usize, usize), b: &(f64, usize, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    if ranked.len() > SHORTLIST {
+        ranked.select_nth_unstable_by(SHORTLIST - 1, order);
+        ranked.truncate(SHORTLIST);
+    }
+    ranked.sort_by(order);
+    ranked.into_iter().map(|(_, _, pt)| pt).collect()
 }
 
 /// Whether fill `a` beats `b`: more value per dollar, except that pods which must share a node
@@ -413,11 +436,15 @@ fn simulate(
         if gi == seed || st.rem[gi] == 0 || st.groups[gi].colocate {
             continue;
         }
+        let h = &st.groups[gi];
+        // Cheap test first: most groups no longer fit a node being filled.
+        if h.requests.cpu > free.cpu || h.requests.memory > free.memory || h.requests.pods > free.pods {
+            continue;
+        }
         let Some(fit) = &st.table[pi][gi] else { continue };
         if fit.alt_for(pt, zone, cap).is_none() {
             continue;
         }
-        let h = &st.groups[gi];
         let n = fit_count(&free, &h.requests).min(excl.room(&h.roles)).min(st.rem[gi]);
         if n == 0 {
             continue;

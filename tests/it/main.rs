@@ -29,6 +29,7 @@ mod iam_policy;
 mod karpenter_docs;
 mod kops;
 mod kube_e2e;
+mod kube_trim;
 mod node_overlay;
 mod nodes;
 mod overlay;

@@ -2,17 +2,23 @@
 //! DaemonSets and PodDisruptionBudgets in memory, so a snapshot costs no request; actions are
 //! API calls: merge patches on Nodes, the Eviction API (policy/v1, or policy/v1beta1 on
 //! servers older than 1.21, found by discovery), Node deletion, and events.k8s.io Events.
+//! Pods are stored already converted ([`stored`]); other objects are trimmed ([`trim`]) to what
+//! the loop reads before they enter a store.
 
 pub mod connect;
 pub mod karpenter;
 pub mod lease;
 pub mod objects;
+pub mod stored;
+pub mod trim;
+
+pub use stored::{StoredPod, snapshot_of};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
 use kube::api::{Api, DeleteParams, EvictParams, Patch, PatchParams, PostParams};
@@ -25,7 +31,7 @@ use serde_json::{Value, json};
 
 use super::api::{ClusterApi, ClusterError, Subject};
 use super::marks::{self, DISRUPTED_TAINT, DISRUPTION_PREFIX, DisruptionMarks, UNREGISTERED_TAINT};
-use super::model::{PodDoNotDisrupt, Snapshot};
+use super::model::Snapshot;
 use crate::clock::Clock;
 use crate::policy::meta::{Labels, Taint};
 
@@ -36,7 +42,7 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub struct KubeCluster {
     client: Client,
-    pods: Store<Pod>,
+    pods: Store<StoredPod>,
     nodes: Store<Node>,
     daemonsets: Store<DaemonSet>,
     pdbs: Store<DynamicObject>,
@@ -65,15 +71,32 @@ async fn synced<E>(what: &str, ready: impl std::future::Future<Output = Result<(
     }
 }
 
-fn spawn_reflector<K>(api: Api<K>, writer: reflector::store::Writer<K>)
+fn spawn_reflector<K>(api: Api<K>, writer: reflector::store::Writer<K>, trim: fn(&mut K))
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone + Default,
 {
-    let stream = watcher(api, watcher::Config::default()).default_backoff().reflect(writer).applied_objects();
+    let stream =
+        watcher(api, watcher::Config::default()).default_backoff().modify(trim).reflect(writer).applied_objects();
     tokio::spawn(stream.for_each(|r| {
         if let Err(e) = r {
             tracing::warn!(error = %e, "watch failed; retrying with backoff");
+        }
+        futures_util::future::ready(())
+    }));
+}
+
+/// Watches pods and stores each converted ([`StoredPod`]), its constraints shared with its
+/// controller's other pods.
+fn spawn_pod_store(api: Api<Pod>, mut writer: reflector::store::Writer<StoredPod>) {
+    let mut sharing = stored::Sharing::default();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .map_ok(move |e| stored::map_event(e, |p| StoredPod::of(&p, &mut sharing), |p| StoredPod::key_of(&p)));
+    tokio::spawn(stream.for_each(move |r| {
+        match r {
+            Ok(e) => writer.apply_watcher_event(&e),
+            Err(e) => tracing::warn!(error = %e, "watch failed; retrying with backoff"),
         }
         futures_util::future::ready(())
     }));
@@ -86,16 +109,17 @@ impl KubeCluster {
         let group = kube::discovery::group(&client, "policy").await.map_err(api_error)?;
         let policy_version = if group.versions().any(|v| v == "v1") { "v1" } else { "v1beta1" }.to_string();
         let (pods, w) = reflector::store();
-        spawn_reflector(Api::<Pod>::all(client.clone()), w);
+        spawn_pod_store(Api::<Pod>::all(client.clone()), w);
         let (nodes, w) = reflector::store();
-        spawn_reflector(Api::<Node>::all(client.clone()), w);
+        spawn_reflector(Api::<Node>::all(client.clone()), w, trim::node);
         let (daemonsets, w) = reflector::store();
-        spawn_reflector(Api::<DaemonSet>::all(client.clone()), w);
+        spawn_reflector(Api::<DaemonSet>::all(client.clone()), w, trim::daemonset);
         let ar = ApiResource::from_gvk(&GroupVersionKind::gvk("policy", &policy_version, "PodDisruptionBudget"));
         let w = reflector::store::Writer::new(ar.clone());
         let pdbs = w.as_reader();
         let stream = watcher(Api::<DynamicObject>::all_with(client.clone(), &ar), watcher::Config::default())
             .default_backoff()
+            .modify(trim::pdb)
             .reflect(w)
             .applied_objects();
         tokio::spawn(stream.for_each(|_| futures_util::future::ready(())));
@@ -202,46 +226,19 @@ fn mark_patch(current: &Node, disrupted: &Taint, annotations: &Value) -> Value {
 
 impl ClusterApi for KubeCluster {
     async fn snapshot(&self) -> Result<Snapshot, ClusterError> {
-        let raw = self.pods.state();
-        let pods: Vec<_> = raw.iter().filter_map(|p| objects::pod(p)).collect();
-        let do_not_disrupt_until = raw
-            .iter()
-            .filter_map(|p| match objects::do_not_disrupt(p) {
-                PodDoNotDisrupt::Until(until) => {
-                    let meta = &p.metadata;
-                    let key = format!(
-                        "{}/{}",
-                        meta.namespace.as_deref().unwrap_or_default(),
-                        meta.name.as_deref().unwrap_or_default()
-                    );
-                    Some((key, until))
-                }
-                _ => None,
-            })
-            .collect();
-        let mut nodes: Vec<_> = self.nodes.state().iter().map(|n| objects::node(n)).collect();
+        let mut snapshot =
+            snapshot_of(&self.pods.state(), &self.nodes.state(), &self.daemonsets.state(), &self.pdbs.state());
         let mut by_node: HashMap<&str, Vec<&super::model::ClusterPod>> = HashMap::new();
-        for p in &pods {
+        for p in &snapshot.pods {
             if let Some(n) = &p.node {
                 by_node.entry(n.as_str()).or_default().push(p);
             }
         }
-        for n in &mut nodes {
+        for n in &mut snapshot.nodes {
             let on = by_node.get(n.name.as_str()).map_or(&[][..], Vec::as_slice);
             n.pods_changed_at = self.pods_changed_at(&n.name, on, n.created_at);
         }
-        let daemonsets = self.daemonsets.state().iter().filter_map(|d| objects::daemonset(d)).collect();
-        let pdbs = self
-            .pdbs
-            .state()
-            .iter()
-            .map(|o| {
-                let ns = o.metadata.namespace.clone().unwrap_or_default();
-                let name = o.metadata.name.clone().unwrap_or_default();
-                objects::pdb(&ns, &name, &o.data["spec"], &o.data["status"])
-            })
-            .collect();
-        Ok(Snapshot { pods, nodes, daemonsets, pdbs, do_not_disrupt_until })
+        Ok(snapshot)
     }
 
     async fn register(

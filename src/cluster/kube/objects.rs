@@ -28,7 +28,7 @@ pub fn since_epoch(t: Option<&Time>) -> Duration {
 
 fn owner(pod: &Pod) -> Owner {
     let meta = &pod.metadata;
-    if meta.annotations.as_ref().is_some_and(|a| a.contains_key("kubernetes.io/config.mirror")) {
+    if meta.annotations.as_ref().is_some_and(|a| a.contains_key(super::trim::MIRROR_POD)) {
         return Owner::Mirror;
     }
     let controller = meta.owner_references.iter().flatten().find(|o| o.controller == Some(true));

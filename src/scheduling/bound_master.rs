@@ -1,0 +1,154 @@
+//! The restricted master of the configuration LP ([`super::bound_columns`]), kept in its dual
+//! form so a new column is a new row of a warm-started LP:
+//!
+//! ```text
+//! max Σ_g pods_g·π_g + min_nodes·σ
+//!   Σ_g a_cg·π_g + σ ≤ price_c   every column c
+//!   π_g ≤ π_h                    every pair where a pod of g can take the place of a pod of h
+//!   π, σ ≥ 0
+//! ```
+//!
+//! The second family are dual-optimal inequalities: in the primal they let a node count a pod
+//! of `h` as one of `g`, which any node may do when the swap keeps it feasible (`g` no larger in
+//! any dimension, held by every kind that holds `h`, in no shared set `h` is not in, its own cap
+//! implied by a set they share). They cut off dual points no optimum needs, so column generation
+//! oscillates less; and since they only add primal variables, any dual value stays a lower
+//! bound even where a swap would not be feasible.
+
+use microlp::{ComparisonOp, OptimizationDirection, Problem, Solution, SolveOutcome, Variable};
+
+use super::bound_model::Model;
+
+/// The master LP as last solved.
+pub struct Master {
+    sol: Solution,
+    pi: Vec<Variable>,
+    sigma: Variable,
+    /// Columns added so far.
+    pub columns: usize,
+}
+
+impl Master {
+    /// The master over `seeds` (kind, pods per group), plus for each group a node of the kind
+    /// with the lowest price per pod of it holding only that group, which keeps every `π_g`
+    /// bounded; `None` when some group has no kind or the solver fails.
+    pub fn new(m: &Model, seeds: &[(usize, Vec<u32>)]) -> Option<Master> {
+        let mut p = Problem::new(OptimizationDirection::Maximize);
+        let pi: Vec<Variable> = m.groups.iter().map(|d| p.add_var(d.pods as f64, (0.0, f64::INFINITY))).collect();
+        let sigma = p.add_var(m.min_nodes, (0.0, f64::INFINITY));
+        let mut columns = 0;
+        for (g, var) in pi.iter().enumerate() {
+            let per_pod = |k: usize| m.kinds[k].price / m.most(g, k) as f64;
+            let k =
+                (0..m.kinds.len()).filter(|&k| m.most(g, k) > 0).min_by(|&a, &b| per_pod(a).total_cmp(&per_pod(b)))?;
+            p.add_constraint([(*var, m.most(g, k) as f64), (sigma, 1.0)], ComparisonOp::Le, m.kinds[k].price);
+            columns += 1;
+        }
+        for (k, counts) in seeds {
+            p.add_constraint(row(&pi, sigma, counts), ComparisonOp::Le, m.kinds[*k].price);
+            columns += 1;
+        }
+        for (g, h) in swaps(m) {
+            p.add_constraint([(pi[g], 1.0), (pi[h], -1.0)], ComparisonOp::Le, 0.0);
+        }
+        let sol = solved(p.solve().ok()?)?;
+        Some(Master { sol, pi, sigma, columns })
+    }
+
+    /// The master with one more column: a node of kind `k` with `counts` pods per group.
+    pub fn add(self, m: &Model, k: usize, counts: &[u32]) -> Option<Master> {
+        let Master { sol, pi, sigma, columns } = self;
+        let sol = solved(sol.add_constraint(row(&pi, sigma, counts), ComparisonOp::Le, m.kinds[k].price).ok()?)?;
+        Some(Master { sol, pi, sigma, columns: columns + 1 })
+    }
+
+    /// The optimal duals of the master's primal: a value per pod of each group, and per node.
+    pub fn duals(&self) -> (Vec<f64>, f64) {
+        (self.pi.iter().map(|v| self.sol[*v].max(0.0)).collect(), self.sol[self.sigma].max(0.0))
+    }
+}
+
+fn row(pi: &[Variable], sigma: Variable, counts: &[u32]) -> Vec<(Variable, f64)> {
+    let mut row: Vec<(Variable, f64)> =
+        counts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(g, n)| (pi[g], *n as f64)).collect();
+    row.push((sigma, 1.0));
+    row
+}
+
+/// Whether a pod of `g` can take the place of a pod of `h` on any node holding `h`.
+fn replaces(m: &Model, g: usize, h: usize) -> bool {
+    let (a, b) = (&m.groups[g], &m.groups[h]);
+    a.requests.iter().zip(&b.requests).all(|(x, y)| x <= y)
+        && m.kinds.iter().all(|k| !k.holds[h] || k.holds[g])
+        && m.shared.iter().all(|s| !s.groups.contains(&g) || s.groups.contains(&h))
+        && (a.per_node == u32::MAX
+            || m.shared.iter().any(|s| s.per_node <= a.per_node && s.groups.contains(&g) && s.groups.contains(&h)))
+}
+
+/// The pairs `(g, h)` where `g` replaces `h`, less those implied by two others (`g` replaces
+/// `i` and `i` replaces `h`); of two groups that replace each other only one way is kept.
+fn swaps(m: &Model) -> Vec<(usize, usize)> {
+    let n = m.groups.len();
+    let rep: Vec<Vec<bool>> = (0..n)
+        .map(|g| (0..n).map(|h| g != h && replaces(m, g, h) && (g < h || !replaces(m, h, g))).collect())
+        .collect();
+    let mut out = Vec::new();
+    for g in 0..n {
+        for h in 0..n {
+            if rep[g][h] && !(0..n).any(|i| rep[g][i] && rep[i][h]) {
+                out.push((g, h));
+            }
+        }
+    }
+    out
+}
+
+fn solved(o: SolveOutcome) -> Option<Solution> {
+    match o {
+        SolveOutcome::Solution(s) => Some(s),
+        SolveOutcome::Interrupted(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduling::bound_model::{Demand, Kind, Shared};
+
+    fn demand(cpu: i64, per_node: u32) -> Demand {
+        Demand { pods: 4, requests: vec![cpu], per_node }
+    }
+
+    #[test]
+    fn only_a_smaller_pod_outside_the_others_sets_takes_its_place() {
+        // 0: free 100m, 1: anti-affine 500m, 2: anti-affine 200m, 3: free 1000m.
+        let m = Model {
+            dims: vec!["cpu".to_string()],
+            groups: vec![demand(100, u32::MAX), demand(500, 1), demand(200, 1), demand(1000, u32::MAX)],
+            kinds: vec![Kind { name: "k".to_string(), alloc: vec![4000], price: 1.0, holds: vec![true; 4] }],
+            shared: vec![Shared { groups: vec![1, 2], per_node: 1 }],
+            min_nodes: 8.0,
+            left_out: 0,
+        };
+        assert!(replaces(&m, 0, 1) && replaces(&m, 2, 1) && replaces(&m, 0, 3));
+        // Larger, or in a set the other is not in.
+        assert!(!replaces(&m, 1, 2) && !replaces(&m, 2, 3) && !replaces(&m, 3, 0));
+        // 0 → 1 is implied by 0 → 2 → 1.
+        let mut pairs = swaps(&m);
+        pairs.sort();
+        assert_eq!(pairs, vec![(0, 2), (0, 3), (2, 1)]);
+    }
+
+    #[test]
+    fn a_kind_that_holds_only_the_larger_pod_forbids_the_swap() {
+        let m = Model {
+            dims: vec!["cpu".to_string()],
+            groups: vec![demand(100, u32::MAX), demand(500, u32::MAX)],
+            kinds: vec![Kind { name: "k".to_string(), alloc: vec![4000], price: 1.0, holds: vec![false, true] }],
+            shared: Vec::new(),
+            min_nodes: 0.0,
+            left_out: 0,
+        };
+        assert!(swaps(&m).is_empty());
+    }
+}
