@@ -26,6 +26,7 @@ pub mod mix;
 pub mod node;
 pub mod overlay;
 pub mod pack;
+mod pack_commit;
 pub mod plan;
 pub mod pod;
 pub mod pool;

@@ -7,13 +7,11 @@
 //! and is repeated while the same pods remain. Dual prices are refreshed as the demand shrinks.
 
 use std::cmp::Reverse;
-use std::sync::Arc;
 
-use super::catalog::{CAPACITY_TYPE, CapacityType, INSTANCE_TYPE, ZONE};
+use super::catalog::CapacityType;
 use super::groups::{ExclCounts, Group};
 use super::lp::{self, Column, DIMS};
-use super::plan::{LaunchOption, MAX_OPTIONS, NewClaim, diverse_options};
-use super::requirements::{Requirements, ValueSet};
+use super::pack_commit;
 use super::resources::{GIB, Resources};
 use super::solve::{Ctx, fit_count};
 use super::view::GroupFit;
@@ -23,44 +21,44 @@ const SHORTLIST: usize = 8;
 
 /// A simulated node.
 #[derive(Debug, Clone)]
-struct Fill {
-    pi: usize,
-    pt: usize,
-    zone: usize,
-    capacity_type: CapacityType,
-    price: f64,
+pub(super) struct Fill {
+    pub(super) pi: usize,
+    pub(super) pt: usize,
+    pub(super) zone: usize,
+    pub(super) capacity_type: CapacityType,
+    pub(super) price: f64,
     /// (group, pods taken).
-    takes: Vec<(usize, u32)>,
-    value: f64,
+    pub(super) takes: Vec<(usize, u32)>,
+    pub(super) value: f64,
     /// Pod requests placed (DaemonSets excluded).
-    requests: Resources,
+    pub(super) requests: Resources,
 }
 
-struct State<'g> {
-    groups: &'g mut [Group],
+pub(super) struct State<'g> {
+    pub(super) groups: &'g mut [Group],
     /// Fit tables per pool, by group.
-    table: Vec<Vec<Option<GroupFit>>>,
+    pub(super) table: Vec<Vec<Option<GroupFit>>>,
     /// Groups in seeding order.
-    order: Vec<usize>,
+    pub(super) order: Vec<usize>,
     /// Orders in which a node is filled after its seed: cpu first, memory first.
-    fill_orders: Vec<Vec<usize>>,
-    rem: Vec<u32>,
-    taken: Vec<usize>,
-    failed: Vec<bool>,
+    pub(super) fill_orders: Vec<Vec<usize>>,
+    pub(super) rem: Vec<u32>,
+    pub(super) taken: Vec<usize>,
+    pub(super) failed: Vec<bool>,
     /// Dual prices per dimension.
-    prices: [f64; DIMS],
-    pod_value: Vec<f64>,
+    pub(super) prices: [f64; DIMS],
+    pub(super) pod_value: Vec<f64>,
     /// Per pool type: what its capacity is worth at the dual prices, per dollar.
-    type_value: Vec<Vec<f64>>,
+    pub(super) type_value: Vec<Vec<f64>>,
     /// Cheapest allowed on-pool price per pool type (reserved offerings at their on-demand
     /// price: their free counts are few, so they do not set the dual prices).
-    type_price: Vec<Vec<f64>>,
+    pub(super) type_price: Vec<Vec<f64>>,
     /// Pool types by that price, cheapest first.
-    by_price: Vec<Vec<usize>>,
+    pub(super) by_price: Vec<Vec<usize>>,
     /// Available offerings per pool type, zones by index.
-    offers: Vec<Vec<Vec<ZoneOffer>>>,
+    pub(super) offers: Vec<Vec<Vec<ZoneOffer>>>,
     /// The smallest cpu and memory any group requests: a node with less free is full.
-    smallest: (i64, i64),
+    pub(super) smallest: (i64, i64),
 }
 
 fn cores(r: &Resources) -> f64 {
@@ -171,7 +169,7 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize) {
             st.failed[seed] = true;
             continue;
         };
-        since_refresh += commit(ctx, &mut st, &best);
+        since_refresh += pack_commit::commit(ctx, &mut st, &best);
         let rem = &st.rem;
         for order in st.fill_orders.iter_mut() {
             order.retain(|&gi| rem[gi] > 0);
@@ -456,136 +454,4 @@ fn simulate(
     }
     let requests = &pool_type.alloc - &free;
     Some(Fill { pi, pt, zone, capacity_type: cap, price, takes, value, requests })
-}
-
-/// Emits the fill as claims, as many times as the same pods remain and limits allow. Returns
-/// the pods placed.
-fn commit(ctx: &mut Ctx, st: &mut State, f: &Fill) -> u64 {
-    let colocate = f.takes.iter().any(|(gi, _)| st.groups[*gi].colocate);
-    let mut repeats =
-        if colocate { 1 } else { f.takes.iter().map(|(gi, n)| st.rem[*gi] / n).min().unwrap_or(1).max(1) };
-    let reserved_in = (f.capacity_type == CapacityType::Reserved)
-        .then(|| (ctx.catalog().types[ctx.views[f.pi].types[f.pt].t].name.as_str(), ctx.zones[f.zone].clone()));
-    let class = ctx.input.pools[f.pi].node_class.as_str();
-    if let Some((name, zone)) = &reserved_in {
-        repeats = repeats.min(ctx.reserved.left(class, name, zone));
-    }
-    let (options, requirements) = match launch_options(ctx, st, f) {
-        Ok(o) => o,
-        Err(reason) => {
-            ctx.note(f.takes[0].0, format!("NodePool {}: {reason}", ctx.input.pools[f.pi].name));
-            st.failed[f.takes[0].0] = true;
-            return 0;
-        }
-    };
-    let input = ctx.input;
-    let pool = &input.pools[f.pi];
-    let pool_type = ctx.views[f.pi].types[f.pt].clone();
-    let capacity = pool_type.capacity.clone();
-    let name = ctx.catalog().types[pool_type.t].name.clone();
-    let mut placed = 0u64;
-    for _ in 0..repeats {
-        if let Err(r) = ctx.limit_room(f.pi, &capacity) {
-            for (gi, _) in &f.takes {
-                ctx.note(*gi, r.clone());
-            }
-            st.failed[f.takes[0].0] = true;
-            break;
-        }
-        ctx.use_capacity(f.pi, &capacity);
-        if let Some((name, zone)) = &reserved_in {
-            ctx.reserved.take(class, name, zone, 1);
-        }
-        let mut pods = Vec::new();
-        for &(gi, n) in &f.takes {
-            let start = st.taken[gi];
-            for &p in &st.groups[gi].pods[start..start + n as usize] {
-                pods.push(ctx.input.pods[p].name.clone());
-            }
-            st.taken[gi] += n as usize;
-            st.rem[gi] -= n;
-            placed += n as u64;
-        }
-        let seq = ctx.plan.claims.len();
-        ctx.plan.claims.push(NewClaim {
-            name: format!("{}-{seq:05}", pool.name),
-            node_pool: pool.name.clone(),
-            instance_type: name.clone(),
-            zone: ctx.zones[f.zone].clone(),
-            capacity_type: f.capacity_type,
-            price: f.price,
-            options: options.clone(),
-            requirements: requirements.clone(),
-            pods,
-            requests: &f.requests + &pool_type.overhead,
-            allocatable: &pool_type.alloc + &pool_type.overhead,
-        });
-        if colocate {
-            for (gi, _) in &f.takes {
-                if st.groups[*gi].colocate && st.rem[*gi] > 0 {
-                    ctx.note(
-                        *gi,
-                        "pod affinity on hostname: the pods that must share a node do not fit on one".to_string(),
-                    );
-                    st.failed[*gi] = true;
-                }
-            }
-        }
-    }
-    placed
-}
-
-/// Up to 60 offerings, cheapest first, that can hold the fill's pods; the chosen one first.
-fn launch_options(ctx: &Ctx, st: &State, f: &Fill) -> Result<(Arc<Vec<LaunchOption>>, Requirements), String> {
-    let catalog = ctx.catalog();
-    let view = &ctx.views[f.pi];
-    let chosen = &catalog.types[view.types[f.pt].t];
-    let class = ctx.input.pools[f.pi].node_class.as_str();
-    let mut options = vec![LaunchOption {
-        instance_type: chosen.name.clone(),
-        zone: ctx.zones[f.zone].clone(),
-        capacity_type: f.capacity_type,
-        price: f.price,
-    }];
-    let mut reqs = ctx.input.pools[f.pi].requirements.clone();
-    for (gi, _) in &f.takes {
-        if let Some(alt) = st.table[f.pi][*gi].as_ref().and_then(|fit| fit.alt_for(f.pt, f.zone, f.capacity_type)) {
-            reqs = reqs.intersect(&alt.reqs);
-        }
-    }
-    let want_all = reqs.min_values().next().is_some();
-    for &pt in &st.by_price[f.pi] {
-        if options.len() >= MAX_OPTIONS && !want_all {
-            break;
-        }
-        let t = &view.types[pt];
-        if !f.requests.fits(&t.alloc) {
-            continue;
-        }
-        let it = &catalog.types[t.t];
-        for &(z, cap, price) in &st.offers[f.pi][pt] {
-            let same = pt == f.pt && z == f.zone && cap == f.capacity_type;
-            if cap == CapacityType::Reserved && ctx.reserved.left(class, &it.name, &ctx.zones[z]) == 0 {
-                continue;
-            }
-            let all_ok = f
-                .takes
-                .iter()
-                .all(|(gi, _)| st.table[f.pi][*gi].as_ref().is_some_and(|fit| fit.alt_for(pt, z, cap).is_some()));
-            if !same && all_ok {
-                options.push(LaunchOption {
-                    instance_type: it.name.clone(),
-                    zone: ctx.zones[z].clone(),
-                    capacity_type: cap,
-                    price,
-                });
-            }
-        }
-    }
-    let options = diverse_options(options, &reqs, catalog)?;
-    let mut narrowed = reqs;
-    narrowed.add(INSTANCE_TYPE, ValueSet::of(false, options.iter().map(|o| o.instance_type.as_str())));
-    narrowed.add(ZONE, ValueSet::of(false, options.iter().map(|o| o.zone.as_str())));
-    narrowed.add(CAPACITY_TYPE, ValueSet::of(false, options.iter().map(|o| o.capacity_type.label())));
-    Ok((Arc::new(options), narrowed))
 }
