@@ -67,6 +67,9 @@ pub struct SchedulingResult {
     pub bounds_peak_rss_mb: Option<f64>,
 }
 
+/// How far `--exact` searches: ten times the default, as a benchmark may take seconds.
+const EXACT: ExactLimits = ExactLimits { states: 2_000_000, configs: 50_000_000 };
+
 /// What the scheduling benchmark computes besides the two packings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Extras {
@@ -138,7 +141,7 @@ pub fn scheduling(catalog: &Catalog, n: usize, which: Mix, seed: u64, extras: Ex
     } else if complete && best_bound >= cost * (1.0 - 1e-7) {
         Some(cost)
     } else {
-        exact::optimum(&model, ExactLimits::default()).map(|o| o.cost)
+        exact::optimum(&model, EXACT).map(|o| o.cost)
     };
     let over = |b: f64| (b > 0.0).then(|| round(cost / b, 4));
     SchedulingResult {
