@@ -48,7 +48,8 @@ pub struct SchedulingResult {
     /// Column generation proved the configuration LP optimum.
     pub configuration_proven: bool,
     pub configuration_ratio: Option<f64>,
-    /// The larger of the two LP bounds, both valid.
+    /// The largest of the three LP bounds, all valid (the resource LP only when every pod is
+    /// placed: it counts the pods nothing can hold too).
     pub best_bound_per_hour: f64,
     pub best_ratio: Option<f64>,
     /// Time to compute the model and both LP bounds.
@@ -133,9 +134,10 @@ pub fn scheduling(catalog: &Catalog, n: usize, which: Mix, seed: u64, extras: Ex
     let configuration = bound_columns::configuration_bound(&model, Budget::default());
     let bounds_ms = started.elapsed().as_secs_f64() * 1000.0;
     let bounds_peak_rss_mb = take_peak_rss_mb();
-    let best_bound = assignment.unwrap_or(0.0).max(configuration.as_ref().map_or(0.0, |c| c.bound));
     // The plan is a packing of the model, so a bound that meets its cost proves it optimal.
     let complete = plan.unschedulable.is_empty() && model.left_out == 0;
+    let resource = if complete { lower } else { 0.0 };
+    let best_bound = assignment.unwrap_or(0.0).max(configuration.as_ref().map_or(0.0, |c| c.bound)).max(resource);
     let optimum = if !extras.exact {
         None
     } else if complete && best_bound >= cost * (1.0 - 1e-7) {

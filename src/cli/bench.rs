@@ -470,7 +470,7 @@ fn print_bounds(r: &crate::bench::SchedulingResult, extras: crate::bench::Extras
         if r.configuration_proven { "" } else { "; column generation stopped early, Farley bound" },
         r.bounds_ms
     );
-    outln!("  tighter of the two: {}{}", money(Some(r.best_bound_per_hour)), times(r.best_ratio));
+    outln!("  tightest of the three: {}{}", money(Some(r.best_bound_per_hour)), times(r.best_ratio));
     if r.left_out > 0 {
         outln!("  {} pods no instance type can hold are left out of these bounds", r.left_out);
     }
