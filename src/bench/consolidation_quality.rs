@@ -58,6 +58,8 @@ pub struct Quality {
     pub cost_before: f64,
     pub cost_after: f64,
     pub found_savings: f64,
+    /// The exact search was asked for.
+    pub exact: bool,
     /// Cheapest packing of all pods onto new nodes (exact search), when it answered.
     pub optimum: Option<f64>,
     /// The configuration LP bound on any such packing.
@@ -91,7 +93,7 @@ pub struct Options {
 }
 
 fn round(x: f64) -> f64 {
-    (x * 10_000.0).round() / 10_000.0
+    super::round(x, 4)
 }
 
 fn cost(instances: &[Instance]) -> f64 {
@@ -133,7 +135,7 @@ pub(crate) fn replay(o: &Options) -> (Snapshot, Quality) {
             nodes_removed: cmd.targets.len(),
             replacements: cmd.replacements.len(),
             savings_per_hour: round(cmd.savings),
-            decide_ms: (decide_ms * 10.0).round() / 10.0,
+            decide_ms: super::round(decide_ms, 1),
             extra_launches: extra,
         });
         unplaced = left;
@@ -154,6 +156,7 @@ pub(crate) fn replay(o: &Options) -> (Snapshot, Quality) {
         cost_before: round(cost_before),
         cost_after: round(cost_after),
         found_savings: round(found),
+        exact: o.exact,
         optimum: optimum.map(round),
         bound: bound.map(round),
         best_savings: best_savings.map(round),
@@ -308,7 +311,10 @@ pub fn text(q: &Quality) -> String {
     );
     let best = match (q.optimum, q.bound) {
         (Some(o), _) => format!("best repack (exact optimum) ${o:.4}/h"),
-        (None, Some(b)) => format!("best repack ≥ ${b:.4}/h (configuration bound; exact search did not answer)"),
+        (None, Some(b)) => {
+            let why = if q.exact { "; exact search did not answer" } else { "" };
+            format!("best repack ≥ ${b:.4}/h (configuration bound{why})")
+        }
         _ => "best repack: not computed".to_string(),
     };
     out += &best;

@@ -103,13 +103,7 @@ impl MemoryResult {
 
 /// VmRSS and VmHWM in MiB.
 fn rss() -> Option<(f64, f64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        let kb: f64 = line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
-        Some(kb / 1024.0)
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    Some((super::status_mib("VmRSS:")?, super::status_mib("VmHWM:")?))
 }
 
 /// Builds what `backend` holds for `nodes` nodes of `pods_per_node` pods (`kept` says what the
@@ -151,7 +145,7 @@ struct Held {
 }
 
 fn round(mib: f64) -> f64 {
-    (mib * 10.0).round() / 10.0
+    super::round(mib, 1)
 }
 
 fn sim(nodes: usize, pods_per_node: usize, seed: u64) -> Held {

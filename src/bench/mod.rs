@@ -84,16 +84,23 @@ pub struct Extras {
 /// when either file cannot be used.
 #[cfg(target_os = "linux")]
 fn take_peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: f64 =
-        status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    let peak = status_mib("VmHWM:")?;
     std::fs::write("/proc/self/clear_refs", "5").ok()?;
-    Some(round(kib / 1024.0, 1))
+    Some(round(peak, 1))
 }
 
 #[cfg(not(target_os = "linux"))]
 fn take_peak_rss_mb() -> Option<f64> {
     None
+}
+
+/// A memory field of `/proc/self/status` (`VmRSS:`, `VmHWM:` …) in MiB; `None` where that file
+/// cannot be read.
+fn status_mib(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 =
+        status.lines().find_map(|l| l.strip_prefix(field))?.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 fn round(x: f64, digits: i32) -> f64 {
