@@ -184,7 +184,9 @@ install_browser
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
 
 step "tests"
-cargo test --locked
+# The Kubernetes end-to-end tests take turns on the one control plane, and a test waiting for its
+# turn holds a test thread: a third thread keeps the other tests going meanwhile.
+cargo test --locked -- --test-threads 3
 
 step "image"
 # The OCI image, assembled from the debug binary the tests just built (no second cargo build) and

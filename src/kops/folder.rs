@@ -61,10 +61,20 @@ impl FileStore {
         Ok(self.root.join(key))
     }
 
-    /// Runs `f` under the store's exclusive lock.
+    /// Runs `f` under the store's exclusive lock. Writers of this process queue for their turn
+    /// first, so the file lock only ever waits for another process.
     async fn locked<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
         std::fs::create_dir_all(&self.root).map_err(|e| at(&self.root, e))?;
-        let _held = lock::acquire(&self.root.join(LOCK_FILE), self.lock_timeout).await?;
+        let path = self.root.join(LOCK_FILE);
+        let Ok(_turn) = tokio::time::timeout(self.lock_timeout, TURN.lock()).await else {
+            return Err(StoreError::Busy(format!(
+                "another write of this process held the store lock {} for {}s; this write was not made",
+                path.display(),
+                self.lock_timeout.as_secs()
+            )));
+        };
+        let _held = lock::acquire(&path, self.lock_timeout).await?;
         f()
     }
 

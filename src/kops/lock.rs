@@ -3,8 +3,8 @@
 //!
 //! The holder records itself in the file (`capstan pid 4242 since 2026-12-01T19:00:00Z`) and
 //! clears the record on release, so a writer that has to wait can say whom it waits for. The
-//! wait is bounded: progress is logged every few seconds, and after the timeout the write fails
-//! with [`StoreError::Busy`] instead of hanging.
+//! wait is bounded: progress is logged every few seconds once it has lasted a second, and after
+//! the timeout the write fails with [`StoreError::Busy`] instead of hanging.
 
 use std::fs::{File, TryLockError};
 use std::io::Write;
@@ -22,6 +22,8 @@ pub const LOCK_FILE: &str = ".capstan-store.lock";
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time between "waiting for the lock" log lines.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+/// A wait shorter than this is not worth a log line: writers in one daemon take turns often.
+const QUIET: Duration = Duration::from_secs(1);
 /// Longest pause between two tries.
 const MAX_POLL: Duration = Duration::from_millis(50);
 
@@ -43,7 +45,7 @@ impl Drop for Held {
 pub async fn acquire(path: &Path, timeout: Duration) -> Result<Held, StoreError> {
     let mut file = open(path)?;
     let start = Instant::now();
-    let mut next_report = start;
+    let mut next_report = start + QUIET.min(timeout / 2);
     let mut pause = Duration::from_millis(1);
     loop {
         match file.try_lock() {

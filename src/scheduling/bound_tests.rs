@@ -191,7 +191,10 @@ proptest! {
         let assign = assignment_bound(&m, Duration::from_secs(10)).expect("assignment LP");
         let conf = configuration_bound(&m, Budget::default()).expect("configuration LP");
         let exact = optimum(&m, Limits::default()).expect("small instance");
+        let merged = configuration_bound(&m.merged(), Budget::default()).expect("merged configuration LP");
         let cost = plan.cost_per_hour();
+        prop_assert!(merged.proven, "{merged:?}");
+        prop_assert!(at_most(merged.bound, conf.bound), "merged {merged:?} > configuration {conf:?}");
         prop_assert!(at_most(resource, assign), "resource {resource} > assignment {assign}");
         prop_assert!(conf.proven, "{conf:?}");
         prop_assert!(at_most(assign, conf.bound), "assignment {assign} > configuration {conf:?}");
