@@ -7,18 +7,22 @@
 //! the groups of one size into one group, keeps every packing of the model feasible (a node
 //! within each set's cap is within the sum), so an LP over the merged model is still a lower
 //! bound of the model's optimum; `min_nodes` keeps what each set forced on its own. It is loose
-//! only where the sets' pods are far from even.
+//! only as far as the merged sets' pods are uneven.
 
 use std::collections::HashMap;
 
 use super::bound_model::{Demand, Model, Shared};
+
+/// Sets merge only when the largest has at most this many times the pods of the smallest.
+const EVEN: f64 = 1.5;
 
 /// What tells groups apart in the LPs: requests and the kinds that hold them.
 type Key = (Vec<i64>, Vec<bool>);
 
 impl Model {
     /// The model with alike shared sets merged: sets of the same cap whose groups are in no
-    /// other set, capped by the set alone, and of the same request sizes and kinds.
+    /// other set, capped by the set alone, of the same request sizes and kinds, and of about as
+    /// many pods.
     pub fn merged(&self) -> Model {
         let n = self.groups.len();
         let mut member = vec![0usize; n];
@@ -40,7 +44,22 @@ impl Model {
             keys.dedup();
             classes.entry((s.per_node, keys)).or_default().push(si);
         }
-        let mut merging: Vec<Vec<usize>> = classes.into_values().filter(|sets| sets.len() > 1).collect();
+        // Within a class, sets of about as many pods: merging a large set with small ones would
+        // let the LP put the large set's pods together as it never could.
+        let pods = |si: usize| self.shared[si].groups.iter().map(|&g| self.groups[g].pods as f64).sum::<f64>();
+        let mut merging: Vec<Vec<usize>> = Vec::new();
+        for mut sets in classes.into_values() {
+            sets.sort_by(|a, b| pods(*a).total_cmp(&pods(*b)).then(a.cmp(b)));
+            let mut run: Vec<usize> = Vec::new();
+            for si in sets {
+                if run.first().is_some_and(|&first| pods(si) > EVEN * pods(first)) {
+                    merging.push(std::mem::take(&mut run));
+                }
+                run.push(si);
+            }
+            merging.push(run);
+        }
+        merging.retain(|sets| sets.len() > 1);
         merging.sort();
         let mut target: Vec<Option<usize>> = vec![None; n];
         let mut groups: Vec<Demand> = Vec::new();

@@ -12,6 +12,8 @@ use super::solve::Ctx;
 /// Emits the fill as claims, as many times as the same pods remain and limits allow. Returns
 /// the pods placed.
 pub(super) fn commit(ctx: &mut Ctx, st: &mut State, f: &Fill) -> u64 {
+    let cheaper = cheapest_holding(ctx, st, f);
+    let f = cheaper.as_ref().unwrap_or(f);
     let colocate = f.takes.iter().any(|(gi, _)| st.groups[*gi].colocate);
     let mut repeats =
         if colocate { 1 } else { f.takes.iter().map(|(gi, n)| st.rem[*gi] / n).min().unwrap_or(1).max(1) };
@@ -84,6 +86,38 @@ pub(super) fn commit(ctx: &mut Ctx, st: &mut State, f: &Fill) -> u64 {
         }
     }
     placed
+}
+
+/// The same pods on a cheaper type in the same zone, when one holds them: the fill was chosen
+/// for its worth per dollar among a shortlist, and may leave room a cheaper type does without.
+/// Reserved offerings are left to the fill that chose them.
+fn cheapest_holding(ctx: &Ctx, st: &State, f: &Fill) -> Option<Fill> {
+    if f.capacity_type == CapacityType::Reserved {
+        return None;
+    }
+    let view = &ctx.views[f.pi];
+    let mut best: Option<(usize, CapacityType, f64)> = None;
+    for &pt in &st.by_price[f.pi] {
+        let bar = best.map_or(f.price, |b| b.2);
+        if st.type_price[f.pi][pt] >= bar - 1e-12 {
+            break;
+        }
+        if pt == f.pt || !f.requests.fits(&view.types[pt].alloc) {
+            continue;
+        }
+        for &(z, cap, price) in &st.offers[f.pi][pt] {
+            let bar = best.map_or(f.price, |b| b.2);
+            if z != f.zone || cap == CapacityType::Reserved || price >= bar - 1e-12 {
+                continue;
+            }
+            let holds = |gi: usize| st.table[f.pi][gi].as_ref().is_some_and(|fit| fit.alt_for(pt, z, cap).is_some());
+            if f.takes.iter().all(|(gi, _)| holds(*gi)) {
+                best = Some((pt, cap, price));
+            }
+        }
+    }
+    let (pt, capacity_type, price) = best?;
+    Some(Fill { pt, capacity_type, price, ..f.clone() })
 }
 
 /// Up to 60 offerings, cheapest first, that can hold the fill's pods; the chosen one first.

@@ -184,16 +184,20 @@ fn the_cheapest_node_to_disrupt_goes_first() {
     assert_eq!(targets(only(&case.plan())), ["few"]);
 }
 
-/// relocate() asks the cost-optimal scheduler where the pods would go and refuses a plan of more
-/// than one new node. Small pods are cheapest spread over several small nodes, so a node whose
-/// pods would fit one cheaper node is kept: here an m6i.4xlarge ($0.768/h) holding three 1-cpu
-/// pods that one t4g.xlarge ($0.1344/h) could hold.
+/// relocate() asks the cost-optimal scheduler where the pods would go. Small pods are cheapest
+/// spread over several small nodes; when that needs more than one new node, one larger node is
+/// tried: here an m6i.4xlarge ($0.768/h) holding three 1-cpu pods gives way to one cheaper node
+/// that holds all three.
 #[test]
-fn no_replacement_when_the_cheapest_placement_needs_several_new_nodes() {
+fn pods_the_scheduler_would_spread_over_several_new_nodes_move_to_one_cheaper_node() {
     let mut case = Case::new();
     case.node(node("a").of_type("m6i.4xlarge"));
     case.pods("a", 3, pod().cpu("1"));
     let plan = case.plan();
-    assert!(plan.commands.is_empty(), "{plan:#?}");
-    assert!(plan.kept.is_empty(), "and no reason is given: {plan:#?}");
+    let c = only(&plan);
+    assert_eq!(targets(c), ["a"]);
+    assert_eq!(c.replacements.len(), 1, "{c:#?}");
+    let r = &c.replacements[0].plan;
+    assert!(r.price < 0.768, "{} at {}", r.instance_type, r.price);
+    assert_eq!(r.pods.len(), 3, "{r:#?}");
 }
