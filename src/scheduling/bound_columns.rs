@@ -17,6 +17,7 @@
 //! generation converged. When every pricing proves no column has negative reduced cost, it
 //! equals the LP optimum.
 
+use super::bound_dp::dp_knapsack;
 use super::bound_knapsack::knapsack_within;
 use super::bound_master::Master;
 use super::bound_model::Model;
@@ -125,25 +126,42 @@ fn price(m: &Model, duals: &[f64], s: f64, at: (&[f64], f64), budget: Budget, al
         (0..m.kinds.len()).map(|k| knapsack_within(m, k, duals, 0, need(k), slack(k)).upper).collect();
     let mut order: Vec<usize> = (0..m.kinds.len()).filter(|&k| open(k, upper[k])).collect();
     order.sort_by(|&a, &b| ratio(b, upper[b]).total_cmp(&ratio(a, upper[a])));
+    // Only a column the master's duals price below its cost changes the master.
+    let improves = |k: usize, counts: &[u32]| {
+        let worth: f64 = counts.iter().zip(at.0).map(|(c, v)| *c as f64 * v).sum();
+        worth + at.1 > m.kinds[k].price * (1.0 + 1e-9) + 1e-12
+    };
+    // Branch and bound on a small budget; for the kinds it leaves open, the grid program (an
+    // upper bound, and the optimum where its grid is exact and its node fits); then branch and
+    // bound on the full budget for the kinds still open.
+    let mut settled = vec![false; m.kinds.len()];
     let mut new = Vec::new();
-    for limit in [(budget.nodes / 20).max(100), budget.nodes] {
-        for &k in &order {
-            if !open(k, upper[k]) {
-                continue;
-            }
-            let found = knapsack_within(m, k, duals, limit, need(k), slack(k));
-            upper[k] = upper[k].min(found.upper);
-            // Only a column the master's duals price below its cost changes the master.
-            let worth: f64 = found.counts.iter().zip(at.0).map(|(c, v)| *c as f64 * v).sum();
-            if worth + at.1 > m.kinds[k].price * (1.0 + 1e-9) + 1e-12 {
-                new.push((k, found.counts));
-                if new.len() >= BATCH && !all {
-                    break;
-                }
-            }
-        }
+    for stage in 0..3 {
         if !new.is_empty() {
             break;
+        }
+        for &k in &order {
+            if new.len() >= BATCH && !all {
+                break;
+            }
+            if settled[k] || !open(k, upper[k]) {
+                continue;
+            }
+            let found = match stage {
+                0 => knapsack_within(m, k, duals, (budget.nodes / 20).max(100), need(k), slack(k)),
+                1 => match dp_knapsack(m, k, duals) {
+                    Some(found) => {
+                        settled[k] = found.value >= found.upper * (1.0 - 1e-12);
+                        found
+                    }
+                    None => continue,
+                },
+                _ => knapsack_within(m, k, duals, budget.nodes, need(k), slack(k)),
+            };
+            upper[k] = upper[k].min(found.upper);
+            if improves(k, &found.counts) {
+                new.push((k, found.counts));
+            }
         }
     }
     let ratio = (0..m.kinds.len()).map(|k| ratio(k, upper[k])).fold(0.0, f64::max);
