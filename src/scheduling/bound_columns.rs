@@ -29,6 +29,9 @@ pub const BATCH: usize = 24;
 /// this share, and branch and bound stops far sooner.
 pub const SLACK: f64 = 1e-7;
 
+/// Most kinds one pricing pass gives to the grid program, most promising first.
+pub const PROGRAMS: usize = 16;
+
 /// Relative gap between the bound and the master below which column generation stops.
 pub const GAP: f64 = 1e-3;
 
@@ -136,6 +139,7 @@ fn price(m: &Model, duals: &[f64], s: f64, at: (&[f64], f64), budget: Budget, al
     // bound on the full budget for the kinds still open.
     let mut settled = vec![false; m.kinds.len()];
     let mut new = Vec::new();
+    let mut programs = 0;
     for stage in 0..3 {
         if !new.is_empty() {
             break;
@@ -149,7 +153,8 @@ fn price(m: &Model, duals: &[f64], s: f64, at: (&[f64], f64), budget: Budget, al
             }
             let found = match stage {
                 0 => knapsack_within(m, k, duals, (budget.nodes / 20).max(100), need(k), slack(k)),
-                1 => match dp_knapsack(m, k, duals) {
+                1 if programs >= PROGRAMS => continue,
+                1 => match (programs += 1, dp_knapsack(m, k, duals)).1 {
                     Some(found) => {
                         settled[k] = found.value >= found.upper * (1.0 - 1e-12);
                         found

@@ -77,7 +77,16 @@ pub fn dp_knapsack(m: &Model, k: usize, values: &[f64]) -> Option<Knapsack> {
     }
     let mut best: (f64, Vec<u32>) = (0.0, vec![0; m.groups.len()]);
     let mut upper = f64::INFINITY;
-    for (grid, priced_out) in grids(m, k, &groups)? {
+    let grids = grids(m, k, &groups)?;
+    // Each program sweeps the states once per pass, and the search runs several programs.
+    let work: usize = grids
+        .iter()
+        .map(|(g, out)| g.size() * (groups.len() + 8) * if out.is_some() { LAMBDA_STEPS + 3 } else { 1 })
+        .sum();
+    if work > WORK {
+        return None;
+    }
+    for (grid, priced_out) in grids {
         let (u, counts) = match priced_out {
             None => program(m, k, &grid, values, &groups),
             Some(d) => lagrangian(m, k, &grid, values, &groups, d),
@@ -142,6 +151,10 @@ fn lagrangian(m: &Model, k: usize, grid: &Grid, values: &[f64], groups: &[usize]
     }
     (upper, best.1)
 }
+
+/// Most state updates (states × passes × programs) one knapsack may take; beyond, the kind is
+/// left to branch and bound, so a catalog of very large types stays fast.
+const WORK: usize = 50_000_000;
 
 /// Evaluations of the golden-section search beyond its first three.
 const LAMBDA_STEPS: usize = 14;
