@@ -153,14 +153,15 @@ fn price(m: &Model, duals: &[f64], s: f64, at: (&[f64], f64), budget: Budget, al
             }
             let found = match stage {
                 0 => knapsack_within(m, k, duals, (budget.nodes / 20).max(100), need(k), slack(k)),
-                1 if programs >= PROGRAMS => continue,
-                1 => match (programs += 1, dp_knapsack(m, k, duals)).1 {
-                    Some(found) => {
-                        settled[k] = found.value >= found.upper * (1.0 - 1e-12);
-                        found
+                1 => {
+                    if programs >= PROGRAMS {
+                        continue;
                     }
-                    None => continue,
-                },
+                    programs += 1;
+                    let Some(found) = dp_knapsack(m, k, duals) else { continue };
+                    settled[k] = found.value >= found.upper * (1.0 - 1e-12);
+                    found
+                }
                 _ => knapsack_within(m, k, duals, budget.nodes, need(k), slack(k)),
             };
             upper[k] = upper[k].min(found.upper);

@@ -88,12 +88,14 @@ pub fn dp_knapsack(m: &Model, k: usize, values: &[f64]) -> Option<Knapsack> {
     }
     for (grid, priced_out) in grids {
         let (u, counts) = match priced_out {
-            None => program(m, k, &grid, values, &groups),
+            None => {
+                let (u, mut counts) = program(m, k, &grid, values, &groups);
+                repair(m, k, values, &mut counts);
+                (u, counts)
+            }
             Some(d) => lagrangian(m, k, &grid, values, &groups, d),
         };
         upper = upper.min(u);
-        let mut counts = counts;
-        repair(m, k, values, &mut counts);
         let value = worth(&counts, values);
         if value > best.0 {
             best = (value, counts);
