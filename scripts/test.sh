@@ -11,7 +11,8 @@ MOTO_VERSION=5.1.22
 PLAYWRIGHT_VERSION=1.65.1
 mkdir -p "$ENV_DIR"
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step prints the minutes and seconds since the script started, so a slow phase shows.
+step() { printf '\n==> [%d:%02d] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 need_rust() {
   if ! command -v cargo >/dev/null; then
@@ -195,3 +196,4 @@ step "image"
 image_status=0
 scripts/test-image.sh --binary target/debug/capstan --archive target/image/capstan-test.oci.tar || image_status=$?
 if [ "$image_status" != 0 ] && [ "$image_status" != 77 ]; then exit "$image_status"; fi
+step "done"

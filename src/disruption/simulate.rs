@@ -41,7 +41,7 @@ pub fn relocate(
         pools: crate::provisioning::dynamic_pools(world.rules),
         catalog: world.catalog,
         cluster_limits: world.rules.cluster.limits.clone(),
-        strategy: Strategy::CostOptimal,
+        strategy: Strategy::Greedy,
     };
     let plan = solve(&input);
     if let Some(u) = plan.unschedulable.first() {

@@ -73,7 +73,7 @@ pub fn scale(dim: &str) -> f64 {
     }
 }
 
-fn dims_of(r: &Resources, names: &[String]) -> Vec<i64> {
+pub fn dims_of(r: &Resources, names: &[String]) -> Vec<i64> {
     names.iter().map(|n| r.get(n)).collect()
 }
 
@@ -82,18 +82,7 @@ impl Model {
     pub fn of(input: &Input) -> Model {
         let mut gs = groups::group(&input.pods);
         let keys = groups::exclusion_keys(&mut gs, HOSTNAME);
-        let mut dims: Vec<String> = [CPU, MEMORY, STORAGE, PODS, GPU]
-            .into_iter()
-            .filter(|d| gs.iter().any(|g| g.requests.get(d) > 0))
-            .map(String::from)
-            .collect();
-        for g in &gs {
-            for (k, v) in &g.requests.extended {
-                if *v > 0 && !dims.contains(k) {
-                    dims.push(k.clone());
-                }
-            }
-        }
+        let dims = dims_requested(&gs);
         let zones = input.catalog.zones();
         let mut fits = FitCache::default();
         let mut kinds = Vec::new();
@@ -114,21 +103,7 @@ impl Model {
             }
         }
         let per_node: Vec<u32> = gs.iter().map(per_node_cap).collect();
-        let mut shared = Vec::new();
-        for k in 0..keys.len() {
-            let role = |g: &Group| g.roles.iter().find(|r| r.key == k).copied();
-            let anti: Vec<usize> =
-                (0..gs.len()).filter(|&gi| role(&gs[gi]).is_some_and(|r| r.term && r.counts)).collect();
-            if !anti.is_empty() {
-                shared.push(Shared { groups: anti, per_node: 1 });
-            }
-            let capped: Vec<(usize, u32)> = (0..gs.len())
-                .filter_map(|gi| role(&gs[gi]).filter(|r| r.counts).and_then(|r| r.cap).map(|c| (gi, c)))
-                .collect();
-            if let Some(most) = capped.iter().map(|(_, c)| *c).max() {
-                shared.push(Shared { groups: capped.iter().map(|(g, _)| *g).collect(), per_node: most });
-            }
-        }
+        let shared = shared_sets(&gs, keys.len());
         let groups = gs
             .iter()
             .zip(per_node)
@@ -214,8 +189,9 @@ impl Model {
     }
 
     /// Merges groups nothing in the model tells apart (same requests and kinds, no per-node
-    /// cap, no shared set): the same packings remain, with fewer groups to search.
-    fn merge_alike(&mut self) {
+    /// cap, no shared set): the same packings remain, with fewer groups to search. Returns the
+    /// group each old one went into.
+    pub fn merge_alike(&mut self) -> Vec<usize> {
         let n = self.groups.len();
         let mut seen: HashMap<(Vec<i64>, Vec<bool>), usize> = HashMap::new();
         let mut target = Vec::with_capacity(n);
@@ -249,6 +225,7 @@ impl Model {
             s.groups = s.groups.iter().map(|&g| target[g]).collect();
         }
         self.groups = groups;
+        target
     }
 
     /// Total pods in the model.
@@ -257,9 +234,46 @@ impl Model {
     }
 }
 
+/// The resources some group requests: cpu, memory, storage, pods, GPUs, then extended ones.
+pub fn dims_requested(gs: &[Group]) -> Vec<String> {
+    let mut dims: Vec<String> = [CPU, MEMORY, STORAGE, PODS, GPU]
+        .into_iter()
+        .filter(|d| gs.iter().any(|g| g.requests.get(d) > 0))
+        .map(String::from)
+        .collect();
+    for g in gs {
+        for (k, v) in &g.requests.extended {
+            if *v > 0 && !dims.contains(k) {
+                dims.push(k.clone());
+            }
+        }
+    }
+    dims
+}
+
+/// The shared sets of `keys` exclusion keys: per key, the groups anti-affine to their own
+/// (one pod a node) and the groups a hostname spread caps (the largest skew a node).
+pub fn shared_sets(gs: &[Group], keys: usize) -> Vec<Shared> {
+    let mut shared = Vec::new();
+    for k in 0..keys {
+        let role = |g: &Group| g.roles.iter().find(|r| r.key == k).copied();
+        let anti: Vec<usize> = (0..gs.len()).filter(|&gi| role(&gs[gi]).is_some_and(|r| r.term && r.counts)).collect();
+        if !anti.is_empty() {
+            shared.push(Shared { groups: anti, per_node: 1 });
+        }
+        let capped: Vec<(usize, u32)> = (0..gs.len())
+            .filter_map(|gi| role(&gs[gi]).filter(|r| r.counts).and_then(|r| r.cap).map(|c| (gi, c)))
+            .collect();
+        if let Some(most) = capped.iter().map(|(_, c)| *c).max() {
+            shared.push(Shared { groups: capped.iter().map(|(g, _)| *g).collect(), per_node: most });
+        }
+    }
+    shared
+}
+
 /// Most pods of a group one node takes under the group's own exclusions: one for hostname
 /// anti-affinity to itself, max-skew for a hostname spread it counts in.
-fn per_node_cap(g: &Group) -> u32 {
+pub fn per_node_cap(g: &Group) -> u32 {
     let mut cap = u32::MAX;
     for r in &g.roles {
         if r.term && r.counts {

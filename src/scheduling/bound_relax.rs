@@ -24,6 +24,11 @@ impl Model {
     /// other set, capped by the set alone, of the same request sizes and kinds, and of about as
     /// many pods.
     pub fn merged(&self) -> Model {
+        self.merged_with_map().0
+    }
+
+    /// [`Model::merged`], and the group each of this model's went into.
+    pub fn merged_with_map(&self) -> (Model, Vec<usize>) {
         let n = self.groups.len();
         let mut member = vec![0usize; n];
         for s in &self.shared {
@@ -107,7 +112,15 @@ impl Model {
                 kind
             })
             .collect();
-        Model { dims: self.dims.clone(), groups, kinds, shared, min_nodes: self.min_nodes, left_out: self.left_out }
+        let m = Model {
+            dims: self.dims.clone(),
+            groups,
+            kinds,
+            shared,
+            min_nodes: self.min_nodes,
+            left_out: self.left_out,
+        };
+        (m, target)
     }
 }
 

@@ -223,6 +223,18 @@ impl ExclCounts {
         room
     }
 
+    /// Undoes [`ExclCounts::add`].
+    pub fn remove(&mut self, roles: &[Role], n: u32) {
+        for r in roles {
+            if r.counts {
+                self.matching[r.key] -= n;
+            }
+            if r.term {
+                self.terms[r.key] -= n;
+            }
+        }
+    }
+
     pub fn add(&mut self, roles: &[Role], n: u32) {
         for r in roles {
             if r.counts {

@@ -29,6 +29,8 @@ pub mod node;
 pub mod overlay;
 pub mod pack;
 mod pack_commit;
+mod pack_fill;
+mod pack_price;
 pub mod plan;
 pub mod pod;
 pub mod pool;

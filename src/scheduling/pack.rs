@@ -6,18 +6,27 @@
 //! then every other compatible group's, largest first; the fill worth the most per dollar wins
 //! and is repeated while the same pods remain. Dual prices are refreshed as the demand shrinks.
 
+use std::cell::RefCell;
 use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use super::catalog::CapacityType;
 use super::groups::{ExclCounts, Group};
-use super::lp::{self, Column, DIMS};
-use super::pack_commit;
-use super::resources::{GIB, Resources};
+use super::lp::DIMS;
+use super::plan::Plan;
+use super::pool::Usage;
+use super::reserved::ReservedLeft;
+use super::resources::Resources;
 use super::solve::{Ctx, fit_count};
 use super::view::GroupFit;
+use super::{pack_commit, pack_fill, pack_price};
 
 /// Instance types tried per seed (by dual efficiency), besides the cheapest that fits.
 const SHORTLIST: usize = 8;
+
+/// Per (pool, pool type): groups in the order `pack_fill` searches them.
+pub(super) type DenseOrders = HashMap<(usize, usize), Rc<Vec<usize>>>;
 
 /// A simulated node.
 #[derive(Debug, Clone)]
@@ -59,21 +68,117 @@ pub(super) struct State<'g> {
     pub(super) offers: Vec<Vec<Vec<ZoneOffer>>>,
     /// The smallest cpu and memory any group requests: a node with less free is full.
     pub(super) smallest: (i64, i64),
+    /// Fills are also searched by branch and bound.
+    pub(super) knapsack: bool,
+    /// Values per pod and per node that replace the resource LP's (see [`Pricing`]).
+    pub(super) fixed: Option<(Vec<f64>, f64)>,
+    /// Per pool type, the groups by value per unit of its capacity (see `pack_fill`).
+    pub(super) dense: RefCell<DenseOrders>,
 }
 
-fn cores(r: &Resources) -> f64 {
-    r.cpu as f64 / 1000.0
+/// Packs the pods of `groups` left at relaxation `level` onto new nodes. With `repack`, and
+/// at most [`REPACK_PODS`] pods, the pods are packed again at the values per pod the first
+/// packing's own nodes give ([`pack_price::pattern_values`]), as [`REPACKS`] says, and the plan
+/// that places the most pods for the least is kept.
+pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize, repack: bool) {
+    let pods: usize = groups.iter().filter(|g| level < g.levels.len()).map(|g| g.pods.len()).sum();
+    if !repack || pods > REPACK_PODS {
+        run(ctx, groups, level, Pricing::Resources, &mut Vec::new());
+        return;
+    }
+    let start = Checkpoint::take(ctx, groups);
+    let mut patterns = Vec::new();
+    let Some(mut values) = run(ctx, groups, level, Pricing::Resources, &mut patterns) else { return };
+    let outcome = |ctx: &Ctx, groups: &[Group]| {
+        let cost: f64 = ctx.plan.claims[start.plan.claims.len()..].iter().map(|c| c.price).sum();
+        (groups.iter().map(|g| g.pods.len()).sum::<usize>(), cost)
+    };
+    let mut best = (outcome(ctx, groups), Checkpoint::take(ctx, groups));
+    for fills in REPACKS {
+        start.clone().restore(ctx, groups);
+        let next = run(ctx, groups, level, Pricing::Patterns(values, fills), &mut patterns);
+        let now = outcome(ctx, groups);
+        if now.0 < best.0.0 || (now.0 == best.0.0 && now.1 < best.0.1 - 1e-9) {
+            best = (now, Checkpoint::take(ctx, groups));
+        }
+        let Some(v) = next else { break };
+        values = v;
+    }
+    best.1.restore(ctx, groups);
 }
 
-fn gib(r: &Resources) -> f64 {
-    r.memory as f64 / GIB as f64
+/// Most pods one level's packing re-packs: beyond, the first packing stands (a batch that large
+/// is a cluster's first start or a benchmark, and each re-pack costs about as much again).
+pub const REPACK_PODS: usize = 20_000;
+
+/// The re-packs after the first packing, each at the values the nodes of all packings so far
+/// give.
+pub const REPACKS: [Fills; 2] = [Fills::Greedy, Fills::Knapsack];
+
+/// How a packing fills the node it opens for a seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fills {
+    /// The seed's pods to the limit, then the others in a fixed order.
+    Greedy,
+    /// That, or the most valuable node by branch and bound ([`pack_fill`]), whichever is worth
+    /// more.
+    Knapsack,
 }
 
-pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize) {
+/// What pods are worth to a packing.
+enum Pricing {
+    /// Their resources at the resource LP's prices.
+    Resources,
+    /// Values per pod and per node from the LP over earlier packings' nodes, and the fills.
+    Patterns((Vec<f64>, f64), Fills),
+}
+
+/// What a packing changes, to undo it.
+#[derive(Clone)]
+struct Checkpoint {
+    plan: Plan,
+    pool_usage: Vec<Usage>,
+    cluster_usage: Usage,
+    reserved: ReservedLeft,
+    reasons: Vec<Vec<String>>,
+    groups: Vec<Group>,
+}
+
+impl Checkpoint {
+    fn take(ctx: &Ctx, groups: &[Group]) -> Checkpoint {
+        Checkpoint {
+            plan: ctx.plan.clone(),
+            pool_usage: ctx.pool_usage.clone(),
+            cluster_usage: ctx.cluster_usage.clone(),
+            reserved: ctx.reserved.clone(),
+            reasons: ctx.reasons.clone(),
+            groups: groups.to_vec(),
+        }
+    }
+
+    fn restore(self, ctx: &mut Ctx, groups: &mut [Group]) {
+        ctx.plan = self.plan;
+        ctx.pool_usage = self.pool_usage;
+        ctx.cluster_usage = self.cluster_usage;
+        ctx.reserved = self.reserved;
+        ctx.reasons = self.reasons;
+        groups.clone_from_slice(&self.groups);
+    }
+}
+
+/// One greedy packing, recording the nodes it opens in `patterns`. Returns the values per pod
+/// and per node the LP over all of `patterns` gives, for a re-pack.
+fn run(
+    ctx: &mut Ctx,
+    groups: &mut [Group],
+    level: usize,
+    pricing: Pricing,
+    patterns: &mut Vec<pack_price::Pattern>,
+) -> Option<(Vec<f64>, f64)> {
     let active: Vec<usize> =
         (0..groups.len()).filter(|&gi| !groups[gi].pods.is_empty() && level < groups[gi].levels.len()).collect();
     if active.is_empty() {
-        return;
+        return None;
     }
     let input = ctx.input;
     let npools = input.pools.len();
@@ -160,8 +265,15 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize) {
         by_price,
         offers,
         smallest,
+        knapsack: matches!(pricing, Pricing::Patterns(_, Fills::Knapsack)),
+        fixed: match pricing {
+            Pricing::Patterns(values, _) => Some(values),
+            Pricing::Resources => None,
+        },
+        dense: RefCell::default(),
     };
-    refresh_prices(ctx, &mut st);
+    pack_price::refresh_prices(ctx, &mut st);
+    let demand = st.rem.clone();
     let total: u64 = st.rem.iter().map(|r| *r as u64).sum();
     let mut since_refresh = 0u64;
     while let Some(seed) = st.order.iter().copied().find(|&gi| st.rem[gi] > 0 && !st.failed[gi]) {
@@ -169,88 +281,26 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize) {
             st.failed[seed] = true;
             continue;
         };
-        since_refresh += pack_commit::commit(ctx, &mut st, &best);
+        let (placed, pt) = pack_commit::commit(ctx, &mut st, &best);
+        since_refresh += placed;
+        if placed > 0 {
+            patterns.push((best.pi, pt, best.takes.clone()));
+        }
         let rem = &st.rem;
         for order in st.fill_orders.iter_mut() {
             order.retain(|&gi| rem[gi] > 0);
         }
         if since_refresh * 10 > total {
-            refresh_prices(ctx, &mut st);
+            pack_price::refresh_prices(ctx, &mut st);
             since_refresh = 0;
         }
     }
+    let values = pack_price::pattern_values(ctx, &st, &demand, patterns);
     for (gi, g) in st.groups.iter_mut().enumerate() {
         let t = st.taken[gi];
         g.pods.drain(..t);
     }
-}
-
-/// Recomputes the dual prices for the demand left.
-fn refresh_prices(ctx: &Ctx, st: &mut State) {
-    let mut demand = [0.0; DIMS];
-    for &gi in &st.order {
-        let r = st.rem[gi] as f64;
-        let req = &st.groups[gi].requests;
-        demand[0] += r * cores(req);
-        demand[1] += r * gib(req);
-        demand[2] += r * req.pods as f64;
-    }
-    demand[3] = min_nodes(ctx.keys.len(), st.groups, &st.order, &st.rem);
-    let mut columns = Vec::new();
-    for (pi, view) in ctx.views.iter().enumerate() {
-        for (pt, t) in view.types.iter().enumerate() {
-            if st.order.iter().any(|&gi| st.rem[gi] > 0 && st.table[pi][gi].as_ref().is_some_and(|f| f.any_type(pt))) {
-                let a = &t.alloc;
-                columns.push(Column { offers: [cores(a), gib(a), a.pods as f64, 1.0], price: st.type_price[pi][pt] });
-            }
-        }
-    }
-    if let Some(r) = lp::relax(&columns, demand) {
-        st.prices = r.prices;
-    }
-    if st.prices.iter().all(|p| *p == 0.0) {
-        st.prices = [0.04, 0.005, 0.0, 0.0];
-    }
-    for (gi, g) in st.groups.iter().enumerate() {
-        let r = &g.requests;
-        st.pod_value[gi] = st.prices[0] * cores(r) + st.prices[1] * gib(r) + st.prices[2] * r.pods as f64;
-    }
-    let p = st.prices;
-    st.type_value = ctx
-        .views
-        .iter()
-        .zip(&st.type_price)
-        .map(|(view, prices)| {
-            let worth = |a: &Resources| p[0] * cores(a) + p[1] * gib(a) + p[2] * a.pods as f64 + p[3];
-            view.types.iter().zip(prices).map(|(t, price)| worth(&t.alloc) / price).collect()
-        })
-        .collect();
-}
-
-/// The fewest nodes the per-node exclusions allow: self anti-affinity puts one matching pod on
-/// a node, a hostname spread at most max-skew.
-pub fn min_nodes(keys: usize, groups: &[Group], order: &[usize], rem: &[u32]) -> f64 {
-    let mut most = 0.0f64;
-    for k in 0..keys {
-        let mut one_each = 0.0;
-        let mut capped: Option<(f64, u32)> = None;
-        for &gi in order {
-            for r in groups[gi].roles.iter().filter(|r| r.key == k) {
-                if r.term && r.counts {
-                    one_each += rem[gi] as f64;
-                }
-                if let Some(cap) = r.cap.filter(|_| r.counts) {
-                    let (n, c) = capped.unwrap_or((0.0, cap));
-                    capped = Some((n + rem[gi] as f64, c.min(cap)));
-                }
-            }
-        }
-        most = most.max(one_each);
-        if let Some((n, cap)) = capped {
-            most = most.max((n / cap.max(1) as f64).ceil());
-        }
-    }
-    most
+    values
 }
 
 /// The best node to open for `seed`, over the highest-weight pools that can take it.
@@ -318,7 +368,14 @@ fn best_fill(ctx: &mut Ctx, st: &State, seed: usize) -> Option<Fill> {
             let mut zones = offerings(ctx, st, fit, pi, pt);
             zones.sort_by(|a, b| a.2.total_cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
             let Some((zone, cap, price)) = zones.first().cloned() else { continue };
-            if let Some(f) = simulate(ctx, st, &st.fill_orders[0], seed, pi, pt, zone, cap, price) {
+            let mut f = simulate(ctx, st, &st.fill_orders[0], seed, pi, pt, zone, cap, price);
+            if st.knapsack
+                && let Some(k) = pack_fill::knapsack_fill(ctx, st, seed, pi, pt, zone, cap, price)
+                && f.as_ref().is_none_or(|f| better(&k, f, st, seed))
+            {
+                f = Some(k);
+            }
+            if let Some(f) = f {
                 ranked.push((f, zones));
             }
         }
@@ -335,6 +392,14 @@ fn best_fill(ctx: &mut Ctx, st: &State, seed: usize) -> Option<Fill> {
                     {
                         best = Some(f);
                     }
+                }
+                if st.knapsack
+                    && !st.groups[seed].colocate
+                    && let Some(f) = pack_fill::knapsack_fill(ctx, st, seed, pi, first.pt, *zone, *cap, *price)
+                    && better(&f, first, st, seed)
+                    && best.as_ref().is_none_or(|b| better(&f, b, st, seed))
+                {
+                    best = Some(f);
                 }
             }
         }

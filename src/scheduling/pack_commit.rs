@@ -10,8 +10,8 @@ use super::requirements::{Requirements, ValueSet};
 use super::solve::Ctx;
 
 /// Emits the fill as claims, as many times as the same pods remain and limits allow. Returns
-/// the pods placed.
-pub(super) fn commit(ctx: &mut Ctx, st: &mut State, f: &Fill) -> u64 {
+/// the pods placed and the pool type launched.
+pub(super) fn commit(ctx: &mut Ctx, st: &mut State, f: &Fill) -> (u64, usize) {
     let cheaper = cheapest_holding(ctx, st, f);
     let f = cheaper.as_ref().unwrap_or(f);
     let colocate = f.takes.iter().any(|(gi, _)| st.groups[*gi].colocate);
@@ -28,7 +28,7 @@ pub(super) fn commit(ctx: &mut Ctx, st: &mut State, f: &Fill) -> u64 {
         Err(reason) => {
             ctx.note(f.takes[0].0, format!("NodePool {}: {reason}", ctx.input.pools[f.pi].name));
             st.failed[f.takes[0].0] = true;
-            return 0;
+            return (0, f.pt);
         }
     };
     let input = ctx.input;
@@ -85,7 +85,7 @@ pub(super) fn commit(ctx: &mut Ctx, st: &mut State, f: &Fill) -> u64 {
             }
         }
     }
-    placed
+    (placed, f.pt)
 }
 
 /// The same pods on a cheaper type in the same zone, when one holds them: the fill was chosen

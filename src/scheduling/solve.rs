@@ -24,6 +24,9 @@ use super::{ffd, pack};
 pub enum Strategy {
     /// Minimise the price per hour of the new NodeClaims.
     CostOptimal,
+    /// The cost-optimal packer's first packing alone, without re-packing at the values its own
+    /// nodes give: for consolidation, which solves many small what-ifs and compares their costs.
+    Greedy,
     /// Karpenter's behaviour: pods largest first onto the first claim that fits, each claim
     /// launched as the cheapest type that holds its pods. Kept as a baseline.
     FirstFitDecreasing,
@@ -156,7 +159,8 @@ pub fn solve(input: &Input) -> Plan {
     for level in 0..levels {
         place_on_nodes(&mut ctx, &mut groups, &mut existing, level);
         match input.strategy {
-            Strategy::CostOptimal => pack::pack(&mut ctx, &mut groups, level),
+            Strategy::CostOptimal => pack::pack(&mut ctx, &mut groups, level, true),
+            Strategy::Greedy => pack::pack(&mut ctx, &mut groups, level, false),
             Strategy::FirstFitDecreasing => ffd::pack(&mut ctx, &mut groups, level),
         }
     }

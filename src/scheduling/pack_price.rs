@@ -1,0 +1,226 @@
+//! Values per pod from the nodes a packing used: the LP that covers the demand with those
+//! nodes (and, per group, its cheapest node of that group alone) at least cost, solved in its
+//! dual form by [`Master`]. Its duals price each group at what the packing's own nodes make it
+//! cost, where the resource LP prices cpu and memory on any type, even types no pod fits.
+
+use std::collections::HashMap;
+
+use super::bound_master::Master;
+use super::bound_model::{self, Demand, Kind, Model};
+use super::groups::Group;
+use super::lp::{self, Column, DIMS};
+use super::pack::State;
+use super::resources::{GIB, Resources};
+use super::solve::{Ctx, fit_count};
+
+/// Most groups the LP over a packing's nodes may have once merged: its time grows with their
+/// square, from tens of milliseconds at 90 groups to seconds at 1,400.
+pub const LP_GROUPS: usize = 400;
+
+/// A node a packing used: pool, pool type, pods per group.
+pub(super) type Pattern = (usize, usize, Vec<(usize, u32)>);
+
+/// Values per pod for each group (0 for groups not in the demand) and per node; `None` when
+/// the LP cannot be solved.
+pub(super) fn pattern_values(ctx: &Ctx, st: &State, demand: &[u32], patterns: &[Pattern]) -> Option<(Vec<f64>, f64)> {
+    let groups: Vec<usize> = (0..demand.len()).filter(|&gi| demand[gi] > 0).collect();
+    if groups.is_empty() {
+        return None;
+    }
+    // Groups without exclusions differ to the LP only by their requests (zone-pinned copies of
+    // one shape, say): one class each, held where any of them is. Others are a class alone.
+    let mut classes: Vec<Vec<usize>> = Vec::new();
+    let mut by_requests: HashMap<&Resources, usize> = HashMap::new();
+    let mut index = vec![usize::MAX; demand.len()];
+    for &gi in &groups {
+        let g = &st.groups[gi];
+        let c = if g.roles.is_empty() {
+            *by_requests.entry(&g.requests).or_insert_with(|| {
+                classes.push(Vec::new());
+                classes.len() - 1
+            })
+        } else {
+            classes.push(Vec::new());
+            classes.len() - 1
+        };
+        classes[c].push(gi);
+        index[gi] = c;
+    }
+    let gs: Vec<Group> = classes.iter().map(|members| st.groups[members[0]].clone()).collect();
+    let dims = bound_model::dims_requested(&gs);
+    // Kinds: those the patterns use, and each group's cheapest per pod on its own.
+    let mut kinds: Vec<(usize, usize)> = patterns.iter().map(|p| (p.0, p.1)).collect();
+    kinds.extend(groups.iter().filter_map(|&gi| cheapest_alone(ctx, st, gi, demand[gi])));
+    kinds.sort_unstable();
+    kinds.dedup();
+    let kind_of = |pi: usize, pt: usize| kinds.binary_search(&(pi, pt)).ok();
+    let holds = |pi: usize, pt: usize, gi: usize| st.table[pi][gi].as_ref().is_some_and(|f| f.any_type(pt));
+    let m = Model {
+        groups: classes
+            .iter()
+            .zip(&gs)
+            .map(|(members, g)| Demand {
+                pods: members.iter().map(|&gi| demand[gi]).sum(),
+                requests: bound_model::dims_of(&g.requests, &dims),
+                per_node: bound_model::per_node_cap(g),
+            })
+            .collect(),
+        kinds: kinds
+            .iter()
+            .map(|&(pi, pt)| Kind {
+                name: String::new(),
+                alloc: bound_model::dims_of(&ctx.views[pi].types[pt].alloc, &dims),
+                price: st.type_price[pi][pt],
+                holds: classes.iter().map(|members| members.iter().any(|&gi| holds(pi, pt, gi))).collect(),
+            })
+            .collect(),
+        shared: bound_model::shared_sets(&gs, ctx.keys.len()),
+        dims,
+        min_nodes: 0.0,
+        left_out: 0,
+    };
+    let min_nodes = m
+        .shared
+        .iter()
+        .map(|s| (s.groups.iter().map(|&g| m.groups[g].pods).sum::<u32>() as f64 / s.per_node.max(1) as f64).ceil())
+        .fold(0.0, f64::max);
+    let mut m = Model { min_nodes, ..m };
+    // Groups alike (zone-pinned copies of one shape, say) and alike shared sets merged: a
+    // smaller LP whose every pattern is still a column.
+    let alike = m.merge_alike();
+    let (m, sets) = m.merged_with_map();
+    if m.groups.len() > LP_GROUPS {
+        return None;
+    }
+    let target: Vec<usize> = alike.iter().map(|&t| sets[t]).collect();
+    let mut seeds: Vec<(usize, Vec<u32>)> = Vec::new();
+    for (pi, pt, takes) in patterns {
+        let Some(k) = kind_of(*pi, *pt) else { continue };
+        let mut counts = vec![0u32; m.groups.len()];
+        for &(gi, n) in takes {
+            if let Some(&c) = index.get(gi).filter(|c| **c != usize::MAX) {
+                counts[target[c]] += n;
+            }
+        }
+        if m.fits(k, &counts) {
+            seeds.push((k, counts));
+        }
+    }
+    seeds.sort();
+    seeds.dedup();
+    let (duals, sigma) = Master::new(&m, &seeds)?.duals();
+    let mut values = vec![0.0; demand.len()];
+    for &gi in &groups {
+        values[gi] = duals[target[index[gi]]];
+    }
+    Some((values, sigma))
+}
+
+/// The pool type with the lowest price per pod of group `gi` alone, when one holds it.
+fn cheapest_alone(ctx: &Ctx, st: &State, gi: usize, demand: u32) -> Option<(usize, usize)> {
+    let g = &st.groups[gi];
+    let mut best: Option<(f64, (usize, usize))> = None;
+    for (pi, view) in ctx.views.iter().enumerate() {
+        let Some(fit) = &st.table[pi][gi] else { continue };
+        for (pt, t) in view.types.iter().enumerate() {
+            let price = st.type_price[pi][pt];
+            let n = fit_count(&t.alloc, &g.requests).min(bound_model::per_node_cap(g)).min(demand);
+            if n == 0 || !price.is_finite() || !fit.any_type(pt) {
+                continue;
+            }
+            let per_pod = price / n as f64;
+            if best.is_none_or(|b| per_pod < b.0) {
+                best = Some((per_pod, (pi, pt)));
+            }
+        }
+    }
+    best.map(|b| b.1)
+}
+
+/// Share of the resource LP's value a pod keeps when priced by the packing's own LP.
+const TRACE: f64 = 1e-3;
+
+fn cores(r: &Resources) -> f64 {
+    r.cpu as f64 / 1000.0
+}
+
+fn gib(r: &Resources) -> f64 {
+    r.memory as f64 / GIB as f64
+}
+
+/// Recomputes the dual prices for the demand left.
+pub(super) fn refresh_prices(ctx: &Ctx, st: &mut State) {
+    let mut demand = [0.0; DIMS];
+    for &gi in &st.order {
+        let r = st.rem[gi] as f64;
+        let req = &st.groups[gi].requests;
+        demand[0] += r * cores(req);
+        demand[1] += r * gib(req);
+        demand[2] += r * req.pods as f64;
+    }
+    demand[3] = min_nodes(ctx.keys.len(), st.groups, &st.order, &st.rem);
+    let mut columns = Vec::new();
+    for (pi, view) in ctx.views.iter().enumerate() {
+        for (pt, t) in view.types.iter().enumerate() {
+            if st.order.iter().any(|&gi| st.rem[gi] > 0 && st.table[pi][gi].as_ref().is_some_and(|f| f.any_type(pt))) {
+                let a = &t.alloc;
+                columns.push(Column { offers: [cores(a), gib(a), a.pods as f64, 1.0], price: st.type_price[pi][pt] });
+            }
+        }
+    }
+    if let Some(r) = lp::relax(&columns, demand) {
+        st.prices = r.prices;
+    }
+    if st.prices.iter().all(|p| *p == 0.0) {
+        st.prices = [0.04, 0.005, 0.0, 0.0];
+    }
+    for (gi, g) in st.groups.iter().enumerate() {
+        let r = &g.requests;
+        st.pod_value[gi] = st.prices[0] * cores(r) + st.prices[1] * gib(r) + st.prices[2] * r.pods as f64;
+    }
+    st.dense.borrow_mut().clear();
+    if let Some((values, sigma)) = &st.fixed {
+        // A group the LP values at nothing (its pods ride along on room the nodes have anyway)
+        // keeps a trace of its resources' worth, so fills still take it where there is room.
+        for (v, fixed) in st.pod_value.iter_mut().zip(values) {
+            *v = fixed + TRACE * *v;
+        }
+        st.prices[3] = *sigma;
+    }
+    let p = st.prices;
+    st.type_value = ctx
+        .views
+        .iter()
+        .zip(&st.type_price)
+        .map(|(view, prices)| {
+            let worth = |a: &Resources| p[0] * cores(a) + p[1] * gib(a) + p[2] * a.pods as f64 + p[3];
+            view.types.iter().zip(prices).map(|(t, price)| worth(&t.alloc) / price).collect()
+        })
+        .collect();
+}
+
+/// The fewest nodes the per-node exclusions allow: self anti-affinity puts one matching pod on
+/// a node, a hostname spread at most max-skew.
+pub fn min_nodes(keys: usize, groups: &[Group], order: &[usize], rem: &[u32]) -> f64 {
+    let mut most = 0.0f64;
+    for k in 0..keys {
+        let mut one_each = 0.0;
+        let mut capped: Option<(f64, u32)> = None;
+        for &gi in order {
+            for r in groups[gi].roles.iter().filter(|r| r.key == k) {
+                if r.term && r.counts {
+                    one_each += rem[gi] as f64;
+                }
+                if let Some(cap) = r.cap.filter(|_| r.counts) {
+                    let (n, c) = capped.unwrap_or((0.0, cap));
+                    capped = Some((n + rem[gi] as f64, c.min(cap)));
+                }
+            }
+        }
+        most = most.max(one_each);
+        if let Some((n, cap)) = capped {
+            most = most.max((n / cap.max(1) as f64).ceil());
+        }
+    }
+    most
+}
