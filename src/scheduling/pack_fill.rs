@@ -113,7 +113,7 @@ impl Search<'_> {
         if value > self.best.0 + 1e-12 {
             self.best = (value, self.counts.clone());
         }
-        if i == self.items.len() || self.nodes >= BUDGET {
+        if i == self.items.len() {
             return;
         }
         self.nodes += 1;
@@ -123,7 +123,12 @@ impl Search<'_> {
         let it = &self.items[i];
         let (requests, roles, v) = (it.requests, it.roles, it.value);
         let most = fit_count(free, requests).min(excl.room(roles)).min(it.most);
+        // Past the budget, only the largest count is tried: the rest of the search is a greedy
+        // dive.
         for c in (0..=most).rev() {
+            if self.nodes >= BUDGET && c < most {
+                break;
+            }
             free.sub_times(requests, c as i64);
             excl.add(roles, c);
             self.counts[i] = c;
