@@ -83,12 +83,12 @@ pub(super) struct State<'g> {
 pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize, repack: bool) {
     let pods: usize = groups.iter().filter(|g| level < g.levels.len()).map(|g| g.pods.len()).sum();
     if !repack || pods > REPACK_PODS {
-        run(ctx, groups, level, Pricing::Resources, &mut Vec::new());
+        run(ctx, groups, level, Pricing::Resources, None);
         return;
     }
     let start = Checkpoint::take(ctx, groups);
     let mut patterns = Vec::new();
-    let Some(mut values) = run(ctx, groups, level, Pricing::Resources, &mut patterns) else { return };
+    let Some(mut values) = run(ctx, groups, level, Pricing::Resources, Some(&mut patterns)) else { return };
     let outcome = |ctx: &Ctx, groups: &[Group]| {
         let cost: f64 = ctx.plan.claims[start.plan.claims.len()..].iter().map(|c| c.price).sum();
         (groups.iter().map(|g| g.pods.len()).sum::<usize>(), cost)
@@ -96,7 +96,7 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize, repack: bool) {
     let mut best = (outcome(ctx, groups), Checkpoint::take(ctx, groups));
     for fills in REPACKS {
         start.clone().restore(ctx, groups);
-        let next = run(ctx, groups, level, Pricing::Patterns(values, fills), &mut patterns);
+        let next = run(ctx, groups, level, Pricing::Patterns(values, fills), Some(&mut patterns));
         let now = outcome(ctx, groups);
         if now.0 < best.0.0 || (now.0 == best.0.0 && now.1 < best.0.1 - 1e-9) {
             best = (now, Checkpoint::take(ctx, groups));
@@ -166,14 +166,14 @@ impl Checkpoint {
     }
 }
 
-/// One greedy packing, recording the nodes it opens in `patterns`. Returns the values per pod
-/// and per node the LP over all of `patterns` gives, for a re-pack.
+/// One greedy packing. With `patterns`, records the nodes it opens there and returns the
+/// values per pod and per node the LP over all of them gives, for a re-pack.
 fn run(
     ctx: &mut Ctx,
     groups: &mut [Group],
     level: usize,
     pricing: Pricing,
-    patterns: &mut Vec<pack_price::Pattern>,
+    mut patterns: Option<&mut Vec<pack_price::Pattern>>,
 ) -> Option<(Vec<f64>, f64)> {
     let active: Vec<usize> =
         (0..groups.len()).filter(|&gi| !groups[gi].pods.is_empty() && level < groups[gi].levels.len()).collect();
@@ -283,8 +283,10 @@ fn run(
         };
         let (placed, pt) = pack_commit::commit(ctx, &mut st, &best);
         since_refresh += placed;
-        if placed > 0 {
-            patterns.push((best.pi, pt, best.takes.clone()));
+        if placed > 0
+            && let Some(p) = patterns.as_mut()
+        {
+            p.push((best.pi, pt, best.takes.clone()));
         }
         let rem = &st.rem;
         for order in st.fill_orders.iter_mut() {
@@ -295,7 +297,7 @@ fn run(
             since_refresh = 0;
         }
     }
-    let values = pack_price::pattern_values(ctx, &st, &demand, patterns);
+    let values = patterns.and_then(|p| pack_price::pattern_values(ctx, &st, &demand, p));
     for (gi, g) in st.groups.iter_mut().enumerate() {
         let t = st.taken[gi];
         g.pods.drain(..t);
