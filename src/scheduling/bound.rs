@@ -10,9 +10,9 @@
 //! that cannot hold one pod of the mix; the others work on the shared [`Model`].
 
 use super::groups;
+use super::input::Input;
 use super::lp::{self, Column, DIMS};
 use super::resources::GIB;
-use super::solve::Input;
 use super::view;
 
 pub use super::bound_model::Model;

@@ -16,8 +16,8 @@ use std::collections::HashMap;
 
 use super::catalog::HOSTNAME;
 use super::groups::{self, Group};
+use super::input::Input;
 use super::resources::{CPU, GIB, GPU, MEMORY, PODS, Resources, STORAGE};
-use super::solve::Input;
 use super::view::{self, FitCache};
 
 /// Pods sharing requests and constraints.

@@ -23,6 +23,7 @@ pub mod catalog;
 pub mod exact;
 pub mod ffd;
 pub mod groups;
+pub mod input;
 pub mod lp;
 pub mod mix;
 pub mod node;
@@ -42,5 +43,6 @@ pub mod solve;
 pub mod topology;
 pub mod view;
 
+pub use input::{Input, Strategy};
 pub use plan::Plan;
-pub use solve::{Input, Strategy, solve};
+pub use solve::solve;

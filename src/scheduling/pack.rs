@@ -28,6 +28,16 @@ const SHORTLIST: usize = 8;
 /// Per (pool, pool type): groups in the order `pack_fill` searches them.
 pub(super) type DenseOrders = HashMap<(usize, usize), Rc<Vec<usize>>>;
 
+/// Where a node may open: pool, pool type, zone (by index), capacity type, and the price there.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Offer {
+    pub(super) pi: usize,
+    pub(super) pt: usize,
+    pub(super) zone: usize,
+    pub(super) cap: CapacityType,
+    pub(super) price: f64,
+}
+
 /// A simulated node.
 #[derive(Debug, Clone)]
 pub(super) struct Fill {
@@ -370,9 +380,10 @@ fn best_fill(ctx: &mut Ctx, st: &State, seed: usize) -> Option<Fill> {
             let mut zones = offerings(ctx, st, fit, pi, pt);
             zones.sort_by(|a, b| a.2.total_cmp(&b.2).then_with(|| a.0.cmp(&b.0)));
             let Some((zone, cap, price)) = zones.first().cloned() else { continue };
-            let mut f = simulate(ctx, st, &st.fill_orders[0], seed, pi, pt, zone, cap, price);
+            let at = Offer { pi, pt, zone, cap, price };
+            let mut f = simulate(ctx, st, &st.fill_orders[0], seed, at);
             if st.knapsack
-                && let Some(k) = pack_fill::knapsack_fill(ctx, st, seed, pi, pt, zone, cap, price)
+                && let Some(k) = pack_fill::knapsack_fill(ctx, st, seed, at)
                 && f.as_ref().is_none_or(|f| better(&k, f, st, seed))
             {
                 f = Some(k);
@@ -388,8 +399,13 @@ fn best_fill(ctx: &mut Ctx, st: &State, seed: usize) -> Option<Fill> {
         for (first, zones) in ranked.iter().take(2) {
             for (zone, cap, price) in zones {
                 for fill_order in &st.fill_orders {
-                    if let Some(f) = simulate(ctx, st, fill_order, seed, pi, first.pt, *zone, *cap, *price)
-                        && better(&f, first, st, seed)
+                    if let Some(f) = simulate(
+                        ctx,
+                        st,
+                        fill_order,
+                        seed,
+                        Offer { pi, pt: first.pt, zone: *zone, cap: *cap, price: *price },
+                    ) && better(&f, first, st, seed)
                         && best.as_ref().is_none_or(|b| better(&f, b, st, seed))
                     {
                         best = Some(f);
@@ -397,7 +413,12 @@ fn best_fill(ctx: &mut Ctx, st: &State, seed: usize) -> Option<Fill> {
                 }
                 if st.knapsack
                     && !st.groups[seed].colocate
-                    && let Some(f) = pack_fill::knapsack_fill(ctx, st, seed, pi, first.pt, *zone, *cap, *price)
+                    && let Some(f) = pack_fill::knapsack_fill(
+                        ctx,
+                        st,
+                        seed,
+                        Offer { pi, pt: first.pt, zone: *zone, cap: *cap, price: *price },
+                    )
                     && better(&f, first, st, seed)
                     && best.as_ref().is_none_or(|b| better(&f, b, st, seed))
                 {
@@ -468,18 +489,8 @@ fn offerings(ctx: &Ctx, st: &State, fit: &GroupFit, pi: usize, pt: usize) -> Vec
     out
 }
 
-#[allow(clippy::too_many_arguments)]
-fn simulate(
-    ctx: &Ctx,
-    st: &State,
-    order: &[usize],
-    seed: usize,
-    pi: usize,
-    pt: usize,
-    zone: usize,
-    cap: CapacityType,
-    price: f64,
-) -> Option<Fill> {
+fn simulate(ctx: &Ctx, st: &State, order: &[usize], seed: usize, at: Offer) -> Option<Fill> {
+    let Offer { pi, pt, zone, cap, price } = at;
     let pool_type = &ctx.views[pi].types[pt];
     let mut free = pool_type.alloc.clone();
     let mut excl = ExclCounts::new(ctx.keys.len());

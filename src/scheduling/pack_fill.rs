@@ -9,9 +9,8 @@
 
 use std::rc::Rc;
 
-use super::catalog::CapacityType;
 use super::groups::{ExclCounts, Role};
-use super::pack::{Fill, State};
+use super::pack::{Fill, Offer, State};
 use super::resources::Resources;
 use super::solve::{Ctx, fit_count};
 
@@ -40,19 +39,10 @@ struct Search<'a> {
     nodes: u32,
 }
 
-/// The node of pool type `pt` in `zone` at `cap` whose pods are worth the most at the current
+/// The node at offer `at` whose pods are worth the most at the current
 /// prices, holding at least one pod of `seed`; `None` when the seed does not fit.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn knapsack_fill(
-    ctx: &Ctx,
-    st: &State,
-    seed: usize,
-    pi: usize,
-    pt: usize,
-    zone: usize,
-    cap: CapacityType,
-    price: f64,
-) -> Option<Fill> {
+pub(super) fn knapsack_fill(ctx: &Ctx, st: &State, seed: usize, at: Offer) -> Option<Fill> {
+    let Offer { pi, pt, zone, cap, price } = at;
     let pool_type = &ctx.views[pi].types[pt];
     let mut free = pool_type.alloc.clone();
     let mut excl = ExclCounts::new(ctx.keys.len());

@@ -9,44 +9,15 @@
 
 use super::catalog::{Catalog, HOSTNAME, INSTANCE_TYPE, ZONE};
 use super::groups::{self, ExclCounts, ExclKey, Group};
-use super::node::Node;
+use super::input::{Input, Strategy};
 use super::plan::{Binding, Plan, Unschedulable};
-use super::pod::{Pod, untolerated};
-use super::pool::{Limits, PoolSpec, Usage};
+use super::pod::untolerated;
+use super::pool::{Limits, Usage};
 use super::reserved::ReservedLeft;
 use super::resources::Resources;
 use super::topology::{self, Domains};
 use super::view::{self, FitCache, PoolView};
 use super::{ffd, pack};
-
-/// How new capacity is chosen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
-    /// Minimise the price per hour of the new NodeClaims.
-    CostOptimal,
-    /// The cost-optimal packer's first packing alone, without re-packing at the values its own
-    /// nodes give: for consolidation, which solves many small what-ifs and compares their costs.
-    Greedy,
-    /// Karpenter's behaviour: pods largest first onto the first claim that fits, each claim
-    /// launched as the cheapest type that holds its pods. Kept as a baseline.
-    FirstFitDecreasing,
-}
-
-/// Everything the scheduler decides from. Plain data; the caller gathers it.
-#[derive(Debug, Clone)]
-pub struct Input<'a> {
-    pub pods: Vec<Pod>,
-    /// Registered nodes and in-flight NodeClaims.
-    pub nodes: Vec<Node>,
-    /// One template pod per DaemonSet.
-    pub daemonsets: Vec<Pod>,
-    /// Highest weight first.
-    pub pools: Vec<PoolSpec>,
-    pub catalog: &'a Catalog,
-    /// Cluster-wide ceilings (ClusterPolicy `limits`).
-    pub cluster_limits: Limits,
-    pub strategy: Strategy,
-}
 
 /// State shared by the phases of one solve.
 pub struct Ctx<'a> {

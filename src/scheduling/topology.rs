@@ -198,7 +198,7 @@ pub fn pin_domains(groups: Vec<Group>, domains: &Domains) -> (Vec<Group>, Vec<Re
 /// After packing: where a pinned domain could not get capacity (limits, shortages), the pods
 /// placed in other domains may now break their spread. Kubernetes would leave such pods
 /// pending rather than skew, so they are taken back out of the plan with the reason.
-pub fn enforce_spread(plan: &mut super::plan::Plan, input: &super::solve::Input, zones: &[String]) {
+pub fn enforce_spread(plan: &mut super::plan::Plan, input: &super::input::Input, zones: &[String]) {
     use super::plan::Unschedulable;
     let mut keys: Vec<(String, Selector, u32, String)> = Vec::new();
     for p in &input.pods {
