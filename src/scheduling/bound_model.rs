@@ -163,14 +163,7 @@ impl Model {
         for s in &mut self.shared {
             s.groups = s.groups.iter().filter_map(|&g| index[g]).collect();
         }
-        self.min_nodes = self
-            .shared
-            .iter()
-            .map(|s| {
-                let pods: u32 = s.groups.iter().map(|&g| self.groups[g].pods).sum();
-                (pods as f64 / s.per_node.max(1) as f64).ceil()
-            })
-            .fold(0.0, f64::max);
+        self.min_nodes = self.forced_nodes();
         self.shared.retain(|s| s.groups.len() > 1 || s.groups.iter().any(|&g| self.groups[g].per_node > s.per_node));
         self.kinds.retain(|k| k.price > 0.0 && k.holds.iter().any(|h| *h));
         let dominated = |a: &Kind, b: &Kind| {
@@ -226,6 +219,17 @@ impl Model {
         }
         self.groups = groups;
         target
+    }
+
+    /// Nodes the shared sets force: the largest ⌈pods ÷ per-node cap⌉ over them.
+    pub fn forced_nodes(&self) -> f64 {
+        self.shared
+            .iter()
+            .map(|s| {
+                let pods: u32 = s.groups.iter().map(|&g| self.groups[g].pods).sum();
+                (pods as f64 / s.per_node.max(1) as f64).ceil()
+            })
+            .fold(0.0, f64::max)
     }
 
     /// Total pods in the model.

@@ -79,12 +79,7 @@ pub(super) fn pattern_values(ctx: &Ctx, st: &State, demand: &[u32], patterns: &[
         min_nodes: 0.0,
         left_out: 0,
     };
-    let min_nodes = m
-        .shared
-        .iter()
-        .map(|s| (s.groups.iter().map(|&g| m.groups[g].pods).sum::<u32>() as f64 / s.per_node.max(1) as f64).ceil())
-        .fold(0.0, f64::max);
-    let mut m = Model { min_nodes, ..m };
+    let mut m = Model { min_nodes: m.forced_nodes(), ..m };
     // Groups alike (zone-pinned copies of one shape, say) and alike shared sets merged: a
     // smaller LP whose every pattern is still a column.
     let alike = m.merge_alike();
