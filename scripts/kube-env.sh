@@ -70,8 +70,10 @@ install_kube() {
     fi
     local pkg=k8s.io/kubernetes/vendor/k8s.io/component-base/version
     local ldflags="-X $pkg.gitVersion=v$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=20 -X $pkg.gitTreeState=clean"
+    # providerless leaves out the in-tree cloud providers and their SDKs, which no test uses:
+    # a third less to compile.
     for cmd in kube-apiserver kube-scheduler kube-controller-manager; do
-      go build -ldflags "$ldflags" -o "$root/$KUBE_BIN/$cmd" "./cmd/$cmd"
+      go build -tags providerless -ldflags "$ldflags" -o "$root/$KUBE_BIN/$cmd" "./cmd/$cmd"
     done
   )
 }

@@ -62,6 +62,11 @@ impl Master {
         Some(Master { sol, pi, sigma, columns: columns + 1 })
     }
 
+    /// The master's optimum: the least cost of covering the demand with its columns.
+    pub fn value(&self) -> f64 {
+        self.sol.objective()
+    }
+
     /// The optimal duals of the master's primal: a value per pod of each group, and per node.
     pub fn duals(&self) -> (Vec<f64>, f64) {
         (self.pi.iter().map(|v| self.sol[*v].max(0.0)).collect(), self.sol[self.sigma].max(0.0))

@@ -81,15 +81,16 @@ pub(super) struct State<'g> {
     /// Fills are also searched by branch and bound.
     pub(super) knapsack: bool,
     /// Values per pod and per node that replace the resource LP's (see [`Pricing`]).
-    pub(super) fixed: Option<(Vec<f64>, f64)>,
+    pub(super) fixed: Option<pack_price::Values>,
     /// Per pool type, the groups by value per unit of its capacity (see `pack_fill`).
     pub(super) dense: RefCell<DenseOrders>,
 }
 
 /// Packs the pods of `groups` left at relaxation `level` onto new nodes. With `repack`, and
 /// at most [`REPACK_PODS`] pods, the pods are packed again at the values per pod the first
-/// packing's own nodes give ([`pack_price::pattern_values`]), as [`REPACKS`] says, and the plan
-/// that places the most pods for the least is kept.
+/// packing's own nodes give ([`pack_price::pattern_values`]), as [`REPACKS`] says, until the
+/// best plan is [`SETTLED`]; the plan that places the most pods for the least is kept (a re-pack
+/// that is worse still adds its nodes to the next one's LP).
 pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize, repack: bool) {
     let pods: usize = groups.iter().filter(|g| level < g.levels.len()).map(|g| g.pods.len()).sum();
     if !repack || pods > REPACK_PODS {
@@ -104,9 +105,14 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize, repack: bool) {
         (groups.iter().map(|g| g.pods.len()).sum::<usize>(), cost)
     };
     let mut best = (outcome(ctx, groups), Checkpoint::take(ctx, groups));
-    for fills in REPACKS {
+    for (i, fills) in REPACKS.into_iter().enumerate() {
+        if best.0.0 == 0 && best.0.1 <= values.lp * (1.0 + SETTLED) {
+            break;
+        }
         start.clone().restore(ctx, groups);
-        let next = run(ctx, groups, level, Pricing::Patterns(values, fills), Some(&mut patterns));
+        // The last re-pack's values would go unused.
+        let more = (i + 1 < REPACKS.len()).then_some(&mut patterns);
+        let next = run(ctx, groups, level, Pricing::Patterns(values, fills), more);
         let now = outcome(ctx, groups);
         if now.0 < best.0.0 || (now.0 == best.0.0 && now.1 < best.0.1 - 1e-9) {
             best = (now, Checkpoint::take(ctx, groups));
@@ -120,6 +126,11 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize, repack: bool) {
 /// Most pods one level's packing re-packs: beyond, the first packing stands (a batch that large
 /// is a cluster's first start or a benchmark, and each re-pack costs about as much again).
 pub const REPACK_PODS: usize = 20_000;
+
+/// How far above the LP over its own nodes the best plan's cost may be for the re-packs to
+/// stop: no mix of the nodes it has found would save more, so another packing at those values
+/// would most likely find the same plan again.
+pub const SETTLED: f64 = 0.002;
 
 /// The re-packs after the first packing, each at the values the nodes of all packings so far
 /// give.
@@ -140,7 +151,7 @@ enum Pricing {
     /// Their resources at the resource LP's prices.
     Resources,
     /// Values per pod and per node from the LP over earlier packings' nodes, and the fills.
-    Patterns((Vec<f64>, f64), Fills),
+    Patterns(pack_price::Values, Fills),
 }
 
 /// What a packing changes, to undo it.
@@ -184,7 +195,7 @@ fn run(
     level: usize,
     pricing: Pricing,
     mut patterns: Option<&mut Vec<pack_price::Pattern>>,
-) -> Option<(Vec<f64>, f64)> {
+) -> Option<pack_price::Values> {
     let active: Vec<usize> =
         (0..groups.len()).filter(|&gi| !groups[gi].pods.is_empty() && level < groups[gi].levels.len()).collect();
     if active.is_empty() {

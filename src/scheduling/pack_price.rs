@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use super::bound_master::Master;
 use super::bound_model::{self, Demand, Kind, Model};
-use super::groups::Group;
+use super::groups::{Group, Role};
 use super::lp::{self, Column, DIMS};
 use super::pack::State;
 use super::resources::{GIB, Resources};
@@ -20,22 +20,70 @@ pub const LP_GROUPS: usize = 400;
 /// A node a packing used: pool, pool type, pods per group.
 pub(super) type Pattern = (usize, usize, Vec<(usize, u32)>);
 
-/// Values per pod for each group (0 for groups not in the demand) and per node; `None` when
-/// the LP cannot be solved.
-pub(super) fn pattern_values(ctx: &Ctx, st: &State, demand: &[u32], patterns: &[Pattern]) -> Option<(Vec<f64>, f64)> {
+/// What the LP over a packing's nodes makes of the demand.
+#[derive(Debug, Clone)]
+pub(super) struct Values {
+    /// Per pod of each group (0 for groups not in the demand).
+    pub per_pod: Vec<f64>,
+    /// Per node.
+    pub per_node: f64,
+    /// The LP's optimum: the least the demand costs on those nodes, split however it pays.
+    pub lp: f64,
+}
+
+/// The values the LP over `patterns` gives; `None` when it cannot be solved.
+pub(super) fn pattern_values(ctx: &Ctx, st: &State, demand: &[u32], patterns: &[Pattern]) -> Option<Values> {
     let groups: Vec<usize> = (0..demand.len()).filter(|&gi| demand[gi] > 0).collect();
     if groups.is_empty() {
         return None;
     }
-    // Groups without exclusions differ to the LP only by their requests (zone-pinned copies of
-    // one shape, say): one class each, held where any of them is. Others are a class alone.
-    let mut classes: Vec<Vec<usize>> = Vec::new();
-    let mut by_requests: HashMap<&Resources, usize> = HashMap::new();
-    let mut index = vec![usize::MAX; demand.len()];
+    // Kinds: those the patterns use, and each group's cheapest per pod on its own.
+    let mut kinds: Vec<(usize, usize)> = patterns.iter().map(|p| (p.0, p.1)).collect();
+    kinds.extend(groups.iter().filter_map(|&gi| cheapest_alone(ctx, st, gi, demand[gi])));
+    kinds.sort_unstable();
+    kinds.dedup();
+    // Groups apart as far as the LP's size allows.
+    let (m, index, target) = [false, true].into_iter().find_map(|by_roles| {
+        let (classes, index) = classes(st, &groups, demand.len(), by_roles);
+        let (m, target) = model(ctx, st, demand, &kinds, &classes);
+        (m.groups.len() <= LP_GROUPS).then_some((m, index, target))
+    })?;
+    let mut seeds: Vec<(usize, Vec<u32>)> = Vec::new();
+    for (pi, pt, takes) in patterns {
+        let Ok(k) = kinds.binary_search(&(*pi, *pt)) else { continue };
+        let mut counts = vec![0u32; m.groups.len()];
+        for &(gi, n) in takes {
+            if let Some(&c) = index.get(gi).filter(|c| **c != usize::MAX) {
+                counts[target[c]] += n;
+            }
+        }
+        if m.fits(k, &counts) {
+            seeds.push((k, counts));
+        }
+    }
+    seeds.sort();
+    seeds.dedup();
+    let master = Master::new(&m, &seeds)?;
+    let (duals, per_node) = master.duals();
+    let mut per_pod = vec![0.0; demand.len()];
     for &gi in &groups {
+        per_pod[gi] = duals[target[index[gi]]];
+    }
+    Some(Values { per_pod, per_node, lp: master.value() })
+}
+
+/// Classes of `groups` the LP need not tell apart, and each group's class. Groups without
+/// exclusion roles differ to it only by their requests (zone-pinned copies of one shape, say):
+/// one class per shape. With `by_roles`, so do groups of one shape and the same roles; otherwise
+/// each of those is a class alone.
+fn classes(st: &State, groups: &[usize], n: usize, by_roles: bool) -> (Vec<Vec<usize>>, Vec<usize>) {
+    let mut classes: Vec<Vec<usize>> = Vec::new();
+    let mut by_key: HashMap<(&Resources, &[Role]), usize> = HashMap::new();
+    let mut index = vec![usize::MAX; n];
+    for &gi in groups {
         let g = &st.groups[gi];
-        let c = if g.roles.is_empty() {
-            *by_requests.entry(&g.requests).or_insert_with(|| {
+        let c = if by_roles || g.roles.is_empty() {
+            *by_key.entry((&g.requests, &g.roles)).or_insert_with(|| {
                 classes.push(Vec::new());
                 classes.len() - 1
             })
@@ -46,14 +94,21 @@ pub(super) fn pattern_values(ctx: &Ctx, st: &State, demand: &[u32], patterns: &[
         classes[c].push(gi);
         index[gi] = c;
     }
+    (classes, index)
+}
+
+/// The model of `classes` on `kinds`, each class held where any of its groups is, with groups
+/// alike and alike shared sets merged (a smaller LP whose every pattern is still a column), and
+/// the merged group of each class.
+fn model(
+    ctx: &Ctx,
+    st: &State,
+    demand: &[u32],
+    kinds: &[(usize, usize)],
+    classes: &[Vec<usize>],
+) -> (Model, Vec<usize>) {
     let gs: Vec<Group> = classes.iter().map(|members| st.groups[members[0]].clone()).collect();
     let dims = bound_model::dims_requested(&gs);
-    // Kinds: those the patterns use, and each group's cheapest per pod on its own.
-    let mut kinds: Vec<(usize, usize)> = patterns.iter().map(|p| (p.0, p.1)).collect();
-    kinds.extend(groups.iter().filter_map(|&gi| cheapest_alone(ctx, st, gi, demand[gi])));
-    kinds.sort_unstable();
-    kinds.dedup();
-    let kind_of = |pi: usize, pt: usize| kinds.binary_search(&(pi, pt)).ok();
     let holds = |pi: usize, pt: usize, gi: usize| st.table[pi][gi].as_ref().is_some_and(|f| f.any_type(pt));
     let m = Model {
         groups: classes
@@ -80,35 +135,9 @@ pub(super) fn pattern_values(ctx: &Ctx, st: &State, demand: &[u32], patterns: &[
         left_out: 0,
     };
     let mut m = Model { min_nodes: m.forced_nodes(), ..m };
-    // Groups alike (zone-pinned copies of one shape, say) and alike shared sets merged: a
-    // smaller LP whose every pattern is still a column.
     let alike = m.merge_alike();
     let (m, sets) = m.merged_with_map();
-    if m.groups.len() > LP_GROUPS {
-        return None;
-    }
-    let target: Vec<usize> = alike.iter().map(|&t| sets[t]).collect();
-    let mut seeds: Vec<(usize, Vec<u32>)> = Vec::new();
-    for (pi, pt, takes) in patterns {
-        let Some(k) = kind_of(*pi, *pt) else { continue };
-        let mut counts = vec![0u32; m.groups.len()];
-        for &(gi, n) in takes {
-            if let Some(&c) = index.get(gi).filter(|c| **c != usize::MAX) {
-                counts[target[c]] += n;
-            }
-        }
-        if m.fits(k, &counts) {
-            seeds.push((k, counts));
-        }
-    }
-    seeds.sort();
-    seeds.dedup();
-    let (duals, sigma) = Master::new(&m, &seeds)?.duals();
-    let mut values = vec![0.0; demand.len()];
-    for &gi in &groups {
-        values[gi] = duals[target[index[gi]]];
-    }
-    Some((values, sigma))
+    (m, alike.iter().map(|&t| sets[t]).collect())
 }
 
 /// The pool type with the lowest price per pod of group `gi` alone, when one holds it.
@@ -174,13 +203,13 @@ pub(super) fn refresh_prices(ctx: &Ctx, st: &mut State) {
         st.pod_value[gi] = st.prices[0] * cores(r) + st.prices[1] * gib(r) + st.prices[2] * r.pods as f64;
     }
     st.dense.borrow_mut().clear();
-    if let Some((values, sigma)) = &st.fixed {
+    if let Some(values) = &st.fixed {
         // A group the LP values at nothing (its pods ride along on room the nodes have anyway)
         // keeps a trace of its resources' worth, so fills still take it where there is room.
-        for (v, fixed) in st.pod_value.iter_mut().zip(values) {
+        for (v, fixed) in st.pod_value.iter_mut().zip(&values.per_pod) {
             *v = fixed + TRACE * *v;
         }
-        st.prices[3] = *sigma;
+        st.prices[3] = values.per_node;
     }
     let p = st.prices;
     st.type_value = ctx
