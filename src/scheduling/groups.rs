@@ -31,7 +31,7 @@ impl ExclKey {
 }
 
 /// How a group relates to an exclusion key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Role {
     pub key: usize,
     /// The group's pods carry the anti-affinity term (and so avoid matching pods).
