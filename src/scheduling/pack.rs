@@ -41,11 +41,8 @@ pub(super) struct Offer {
 /// A simulated node.
 #[derive(Debug, Clone)]
 pub(super) struct Fill {
-    pub(super) pi: usize,
-    pub(super) pt: usize,
-    pub(super) zone: usize,
-    pub(super) capacity_type: CapacityType,
-    pub(super) price: f64,
+    /// Where it opens.
+    pub(super) at: Offer,
     /// (group, pods taken).
     pub(super) takes: Vec<(usize, u32)>,
     pub(super) value: f64,
@@ -307,7 +304,7 @@ fn run(
         if placed > 0
             && let Some(p) = patterns.as_mut()
         {
-            p.push((best.pi, pt, best.takes.clone()));
+            p.push((best.at.pi, pt, best.takes.clone()));
         }
         let rem = &st.rem;
         for order in st.fill_orders.iter_mut() {
@@ -410,13 +407,9 @@ fn best_fill(ctx: &mut Ctx, st: &State, seed: usize) -> Option<Fill> {
         for (first, zones) in ranked.iter().take(2) {
             for (zone, cap, price) in zones {
                 for fill_order in &st.fill_orders {
-                    if let Some(f) = simulate(
-                        ctx,
-                        st,
-                        fill_order,
-                        seed,
-                        Offer { pi, pt: first.pt, zone: *zone, cap: *cap, price: *price },
-                    ) && better(&f, first, st, seed)
+                    if let Some(f) =
+                        simulate(ctx, st, fill_order, seed, Offer { zone: *zone, cap: *cap, price: *price, ..first.at })
+                        && better(&f, first, st, seed)
                         && best.as_ref().is_none_or(|b| better(&f, b, st, seed))
                     {
                         best = Some(f);
@@ -428,7 +421,7 @@ fn best_fill(ctx: &mut Ctx, st: &State, seed: usize) -> Option<Fill> {
                         ctx,
                         st,
                         seed,
-                        Offer { pi, pt: first.pt, zone: *zone, cap: *cap, price: *price },
+                        Offer { zone: *zone, cap: *cap, price: *price, ..first.at },
                     )
                     && better(&f, first, st, seed)
                     && best.as_ref().is_none_or(|b| better(&f, b, st, seed))
@@ -470,7 +463,7 @@ fn better(a: &Fill, b: &Fill, st: &State, seed: usize) -> bool {
     if st.groups[seed].colocate && a.takes[0].1 != b.takes[0].1 {
         return a.takes[0].1 > b.takes[0].1;
     }
-    a.value / a.price > b.value / b.price + 1e-12
+    a.value / a.at.price > b.value / b.at.price + 1e-12
 }
 
 /// A zone, a capacity type and the price there.
@@ -501,7 +494,7 @@ fn offerings(ctx: &Ctx, st: &State, fit: &GroupFit, pi: usize, pt: usize) -> Vec
 }
 
 fn simulate(ctx: &Ctx, st: &State, order: &[usize], seed: usize, at: Offer) -> Option<Fill> {
-    let Offer { pi, pt, zone, cap, price } = at;
+    let Offer { pi, pt, zone, cap, .. } = at;
     let pool_type = &ctx.views[pi].types[pt];
     let mut free = pool_type.alloc.clone();
     let mut excl = ExclCounts::new(ctx.keys.len());
@@ -542,5 +535,5 @@ fn simulate(ctx: &Ctx, st: &State, order: &[usize], seed: usize, at: Offer) -> O
         value += n as f64 * st.pod_value[gi];
     }
     let requests = &pool_type.alloc - &free;
-    Some(Fill { pi, pt, zone, capacity_type: cap, price, takes, value, requests })
+    Some(Fill { at, takes, value, requests })
 }

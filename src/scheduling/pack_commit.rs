@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::catalog::{CAPACITY_TYPE, CapacityType, INSTANCE_TYPE, ZONE};
-use super::pack::{Fill, State};
+use super::pack::{Fill, Offer, State};
 use super::plan::{LaunchOption, MAX_OPTIONS, NewClaim, diverse_options};
 use super::requirements::{Requirements, ValueSet};
 use super::solve::Ctx;
@@ -17,35 +17,36 @@ pub(super) fn commit(ctx: &mut Ctx, st: &mut State, f: &Fill) -> (u64, usize) {
     let colocate = f.takes.iter().any(|(gi, _)| st.groups[*gi].colocate);
     let mut repeats =
         if colocate { 1 } else { f.takes.iter().map(|(gi, n)| st.rem[*gi] / n).min().unwrap_or(1).max(1) };
-    let reserved_in = (f.capacity_type == CapacityType::Reserved)
-        .then(|| (ctx.catalog().types[ctx.views[f.pi].types[f.pt].t].name.as_str(), ctx.zones[f.zone].clone()));
-    let class = ctx.input.pools[f.pi].node_class.as_str();
+    let reserved_in = (f.at.cap == CapacityType::Reserved).then(|| {
+        (ctx.catalog().types[ctx.views[f.at.pi].types[f.at.pt].t].name.as_str(), ctx.zones[f.at.zone].clone())
+    });
+    let class = ctx.input.pools[f.at.pi].node_class.as_str();
     if let Some((name, zone)) = &reserved_in {
         repeats = repeats.min(ctx.reserved.left(class, name, zone));
     }
     let (options, requirements) = match launch_options(ctx, st, f) {
         Ok(o) => o,
         Err(reason) => {
-            ctx.note(f.takes[0].0, format!("NodePool {}: {reason}", ctx.input.pools[f.pi].name));
+            ctx.note(f.takes[0].0, format!("NodePool {}: {reason}", ctx.input.pools[f.at.pi].name));
             st.failed[f.takes[0].0] = true;
-            return (0, f.pt);
+            return (0, f.at.pt);
         }
     };
     let input = ctx.input;
-    let pool = &input.pools[f.pi];
-    let pool_type = ctx.views[f.pi].types[f.pt].clone();
+    let pool = &input.pools[f.at.pi];
+    let pool_type = ctx.views[f.at.pi].types[f.at.pt].clone();
     let capacity = pool_type.capacity.clone();
     let name = ctx.catalog().types[pool_type.t].name.clone();
     let mut placed = 0u64;
     for _ in 0..repeats {
-        if let Err(r) = ctx.limit_room(f.pi, &capacity) {
+        if let Err(r) = ctx.limit_room(f.at.pi, &capacity) {
             for (gi, _) in &f.takes {
                 ctx.note(*gi, r.clone());
             }
             st.failed[f.takes[0].0] = true;
             break;
         }
-        ctx.use_capacity(f.pi, &capacity);
+        ctx.use_capacity(f.at.pi, &capacity);
         if let Some((name, zone)) = &reserved_in {
             ctx.reserved.take(class, name, zone, 1);
         }
@@ -64,9 +65,9 @@ pub(super) fn commit(ctx: &mut Ctx, st: &mut State, f: &Fill) -> (u64, usize) {
             name: format!("{}-{seq:05}", pool.name),
             node_pool: pool.name.clone(),
             instance_type: name.clone(),
-            zone: ctx.zones[f.zone].clone(),
-            capacity_type: f.capacity_type,
-            price: f.price,
+            zone: ctx.zones[f.at.zone].clone(),
+            capacity_type: f.at.cap,
+            price: f.at.price,
             options: options.clone(),
             requirements: requirements.clone(),
             pods,
@@ -85,61 +86,61 @@ pub(super) fn commit(ctx: &mut Ctx, st: &mut State, f: &Fill) -> (u64, usize) {
             }
         }
     }
-    (placed, f.pt)
+    (placed, f.at.pt)
 }
 
 /// The same pods on a cheaper type in the same zone, when one holds them: the fill was chosen
 /// for its worth per dollar among a shortlist, and may leave room a cheaper type does without.
 /// Reserved offerings are left to the fill that chose them.
 fn cheapest_holding(ctx: &Ctx, st: &State, f: &Fill) -> Option<Fill> {
-    if f.capacity_type == CapacityType::Reserved {
+    if f.at.cap == CapacityType::Reserved {
         return None;
     }
-    let view = &ctx.views[f.pi];
+    let view = &ctx.views[f.at.pi];
     let mut best: Option<(usize, CapacityType, f64)> = None;
-    for &pt in &st.by_price[f.pi] {
-        let bar = best.map_or(f.price, |b| b.2);
-        if st.type_price[f.pi][pt] >= bar - 1e-12 {
+    for &pt in &st.by_price[f.at.pi] {
+        let bar = best.map_or(f.at.price, |b| b.2);
+        if st.type_price[f.at.pi][pt] >= bar - 1e-12 {
             break;
         }
-        if pt == f.pt || !f.requests.fits(&view.types[pt].alloc) {
+        if pt == f.at.pt || !f.requests.fits(&view.types[pt].alloc) {
             continue;
         }
-        for &(z, cap, price) in &st.offers[f.pi][pt] {
-            let bar = best.map_or(f.price, |b| b.2);
-            if z != f.zone || cap == CapacityType::Reserved || price >= bar - 1e-12 {
+        for &(z, cap, price) in &st.offers[f.at.pi][pt] {
+            let bar = best.map_or(f.at.price, |b| b.2);
+            if z != f.at.zone || cap == CapacityType::Reserved || price >= bar - 1e-12 {
                 continue;
             }
-            let holds = |gi: usize| st.table[f.pi][gi].as_ref().is_some_and(|fit| fit.alt_for(pt, z, cap).is_some());
+            let holds = |gi: usize| st.table[f.at.pi][gi].as_ref().is_some_and(|fit| fit.alt_for(pt, z, cap).is_some());
             if f.takes.iter().all(|(gi, _)| holds(*gi)) {
                 best = Some((pt, cap, price));
             }
         }
     }
-    let (pt, capacity_type, price) = best?;
-    Some(Fill { pt, capacity_type, price, ..f.clone() })
+    let (pt, cap, price) = best?;
+    Some(Fill { at: Offer { pt, cap, price, ..f.at }, ..f.clone() })
 }
 
 /// Up to 60 offerings, cheapest first, that can hold the fill's pods; the chosen one first.
 fn launch_options(ctx: &Ctx, st: &State, f: &Fill) -> Result<(Arc<Vec<LaunchOption>>, Requirements), String> {
     let catalog = ctx.catalog();
-    let view = &ctx.views[f.pi];
-    let chosen = &catalog.types[view.types[f.pt].t];
-    let class = ctx.input.pools[f.pi].node_class.as_str();
+    let view = &ctx.views[f.at.pi];
+    let chosen = &catalog.types[view.types[f.at.pt].t];
+    let class = ctx.input.pools[f.at.pi].node_class.as_str();
     let mut options = vec![LaunchOption {
         instance_type: chosen.name.clone(),
-        zone: ctx.zones[f.zone].clone(),
-        capacity_type: f.capacity_type,
-        price: f.price,
+        zone: ctx.zones[f.at.zone].clone(),
+        capacity_type: f.at.cap,
+        price: f.at.price,
     }];
-    let mut reqs = ctx.input.pools[f.pi].requirements.clone();
+    let mut reqs = ctx.input.pools[f.at.pi].requirements.clone();
     for (gi, _) in &f.takes {
-        if let Some(alt) = st.table[f.pi][*gi].as_ref().and_then(|fit| fit.alt_for(f.pt, f.zone, f.capacity_type)) {
+        if let Some(alt) = st.table[f.at.pi][*gi].as_ref().and_then(|fit| fit.alt_for(f.at.pt, f.at.zone, f.at.cap)) {
             reqs = reqs.intersect(&alt.reqs);
         }
     }
     let want_all = reqs.min_values().next().is_some();
-    for &pt in &st.by_price[f.pi] {
+    for &pt in &st.by_price[f.at.pi] {
         if options.len() >= MAX_OPTIONS && !want_all {
             break;
         }
@@ -148,15 +149,15 @@ fn launch_options(ctx: &Ctx, st: &State, f: &Fill) -> Result<(Arc<Vec<LaunchOpti
             continue;
         }
         let it = &catalog.types[t.t];
-        for &(z, cap, price) in &st.offers[f.pi][pt] {
-            let same = pt == f.pt && z == f.zone && cap == f.capacity_type;
+        for &(z, cap, price) in &st.offers[f.at.pi][pt] {
+            let same = pt == f.at.pt && z == f.at.zone && cap == f.at.cap;
             if cap == CapacityType::Reserved && ctx.reserved.left(class, &it.name, &ctx.zones[z]) == 0 {
                 continue;
             }
             let all_ok = f
                 .takes
                 .iter()
-                .all(|(gi, _)| st.table[f.pi][*gi].as_ref().is_some_and(|fit| fit.alt_for(pt, z, cap).is_some()));
+                .all(|(gi, _)| st.table[f.at.pi][*gi].as_ref().is_some_and(|fit| fit.alt_for(pt, z, cap).is_some()));
             if !same && all_ok {
                 options.push(LaunchOption {
                     instance_type: it.name.clone(),

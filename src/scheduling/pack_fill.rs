@@ -42,7 +42,7 @@ struct Search<'a> {
 /// The node at offer `at` whose pods are worth the most at the current
 /// prices, holding at least one pod of `seed`; `None` when the seed does not fit.
 pub(super) fn knapsack_fill(ctx: &Ctx, st: &State, seed: usize, at: Offer) -> Option<Fill> {
-    let Offer { pi, pt, zone, cap, price } = at;
+    let Offer { pi, pt, zone, cap, .. } = at;
     let pool_type = &ctx.views[pi].types[pt];
     let mut free = pool_type.alloc.clone();
     let mut excl = ExclCounts::new(ctx.keys.len());
@@ -95,7 +95,7 @@ pub(super) fn knapsack_fill(ctx: &Ctx, st: &State, seed: usize, at: Offer) -> Op
             None => takes.push((it.gi, c)),
         }
     }
-    Some(Fill { pi, pt, zone, capacity_type: cap, price, takes, value, requests })
+    Some(Fill { at, takes, value, requests })
 }
 
 impl Search<'_> {
