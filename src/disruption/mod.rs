@@ -6,7 +6,7 @@
 //! candidates ─► static NodePools: drift / expiration (replace one for one); nothing else
 //!            ─► drift / expiration (replace, one node)
 //!            ─► emptiness (delete every empty node past consolidateAfter, within budgets)
-//!            ─► consolidation: multi-node (delete or replace with one cheaper node)
+//!            ─► consolidation: multi-node (delete, or replace with new nodes costing less)
 //!                              then single-node (delete, or replace with a cheaper node)
 //! ```
 //!
@@ -15,7 +15,8 @@
 //! move, taken or not, is in [`Plan::scores`].
 //!
 //! Beyond Karpenter: the ClusterPolicy's utilization threshold (only nodes below it are
-//! consolidated) and minimum node lifetime (no node with pods is disrupted younger than it).
+//! consolidated) and minimum node lifetime (no node with pods is disrupted younger than it);
+//! and a multi-node consolidation may launch several nodes where Karpenter's launches one.
 
 pub mod balanced;
 pub mod budget;
