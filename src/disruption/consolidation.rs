@@ -57,10 +57,15 @@ fn by_cost<'a, 'b>(cands: &[&'b Candidate<'a>]) -> Vec<&'b Candidate<'a>> {
     v
 }
 
+/// Least share of the removed nodes' price a move that launches several nodes must save: less
+/// is churn (at 200 nodes, without it a third pass replaced 84 nodes with 83 to save 1 %).
+const SEVERAL_SAVE: f64 = 0.1;
+
 fn cheaper(chosen: &[&Candidate], claims: &[NewClaim]) -> bool {
     let before: f64 = chosen.iter().map(|c| c.instance.price).sum();
     let after: f64 = claims.iter().map(|c| c.price).sum();
-    claims.is_empty() || after < before - 1e-9
+    let keep = if claims.len() > 1 { 1.0 - SEVERAL_SAVE } else { 1.0 };
+    claims.is_empty() || after < before * keep - 1e-9
 }
 
 /// The Balanced score of removing `chosen` for `claims`; `None` when no pool of theirs is
@@ -92,7 +97,8 @@ fn judge(
 }
 
 /// Several nodes at once: the largest prefix (by disruption cost) whose pods fit on the rest
-/// and on new nodes that cost less together than the prefix.
+/// and on new nodes that cost less together than the prefix (a tenth less when there are
+/// several).
 ///
 /// Karpenter launches at most one node for such a move. Capstan launches as many as the
 /// scheduler places the pods on: with one, a cluster of large nodes whose pods would be cheapest

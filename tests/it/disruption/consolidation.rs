@@ -83,6 +83,46 @@ fn several_underutilized_nodes_are_consolidated_into_one() {
 }
 
 #[test]
+fn several_underutilized_nodes_are_replaced_with_several_cheaper_ones() {
+    // m6i only: each 7-cpu pod alone on an m6i.8xlarge ($1.536/h); an m6i.2xlarge ($0.384/h)
+    // holds one, so $1.152/h of new nodes replace the three (one node holding all costs more).
+    let mut case = Case::new();
+    case.spec().requirements.add("karpenter.k8s.aws/instance-family", ValueSet::of(false, ["m6i"]));
+    for n in ["a", "b", "c"] {
+        case.node(node(n).of_type("m6i.8xlarge"));
+        case.pod(n, pod().cpu("7"));
+    }
+    let plan = case.plan();
+    let c = only(&plan);
+    assert_eq!(c.reason, Reason::Underutilized);
+    assert_eq!(targets(c), ["a", "b", "c"]);
+    assert!(c.replacements.len() > 1, "{c:#?}");
+    let launched: f64 = c.replacements.iter().map(|r| r.plan.price).sum();
+    assert!((launched - 3.0 * 0.384).abs() < 1e-9, "{c:#?}");
+    assert!((c.savings - 3.0 * (1.536 - 0.384)).abs() < 1e-9, "{}", c.savings);
+    assert!(c.detail.contains("new nodes that cost less together"), "{}", c.detail);
+}
+
+#[test]
+fn several_replacements_must_save_a_tenth() {
+    // m6a.xlarge is exactly 10 % cheaper than m6i.xlarge, and the two pods keep apart: replacing
+    // both nodes with two m6a.xlarge is churn, so only the single-node move (one for one, any
+    // saving) is taken.
+    let mut case = Case::new();
+    case.spec().requirements.add("karpenter.k8s.aws/instance-family", ValueSet::of(false, ["m6i", "m6a"]));
+    let apart = Selector::labels(&[("app", "apart")]);
+    for n in ["a", "b"] {
+        case.node(node(n).of_type("m6i.xlarge"));
+        case.pod(n, pod().cpu("3").label("app", "apart").anti_affinity(HOSTNAME, apart.clone()));
+    }
+    let plan = case.plan();
+    let c = only(&plan);
+    assert_eq!(c.targets.len(), 1, "{c:#?}");
+    assert_eq!(c.replacements.len(), 1, "{c:#?}");
+    assert_eq!(c.replacements[0].plan.instance_type, "m6a.xlarge");
+}
+
+#[test]
 fn several_underutilized_nodes_are_deleted_when_the_rest_holds_their_pods() {
     let mut case = Case::new();
     case.node(node("a")).node(node("b")).node(node("big").unmanaged().of_type("m6i.4xlarge"));
