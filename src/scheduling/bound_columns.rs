@@ -65,12 +65,22 @@ pub struct Configuration {
     pub rounds: usize,
 }
 
+/// A column: a kind and its pods per group.
+pub type Pattern = (usize, Vec<u32>);
+
 /// The configuration LP bound; `None` when the solver fails.
 pub fn configuration_bound(m: &Model, budget: Budget) -> Option<Configuration> {
+    generate(m, budget).map(|(c, _)| c)
+}
+
+/// Column generation: the bound and the master's columns (less the one-group column per group
+/// it starts from).
+pub fn generate(m: &Model, budget: Budget) -> Option<(Configuration, Vec<Pattern>)> {
     if m.groups.is_empty() {
-        return Some(Configuration { bound: 0.0, master: 0.0, proven: true, columns: 0, rounds: 0 });
+        return Some((Configuration { bound: 0.0, master: 0.0, proven: true, columns: 0, rounds: 0 }, Vec::new()));
     }
-    let mut master = Master::new(m, &seeds(m))?;
+    let mut columns = seeds(m);
+    let mut master = Master::new(m, &columns)?;
     let mut best = Configuration { bound: 0.0, master: 0.0, proven: false, columns: master.columns, rounds: 0 };
     // Wentges smoothing: price at a point between the duals with the best bound so far and
     // the master's; when that finds no column, price at the master's duals next.
@@ -106,10 +116,11 @@ pub fn configuration_bound(m: &Model, budget: Budget) -> Option<Configuration> {
         }
         for (k, counts) in pass.new {
             master = master.add(m, k, &counts)?;
+            columns.push((k, counts));
         }
         best.columns = master.columns;
     }
-    Some(best)
+    Some((best, columns))
 }
 
 /// What one pricing pass found.
@@ -178,7 +189,7 @@ fn price(m: &Model, duals: &[f64], s: f64, at: (&[f64], f64), budget: Budget, al
 
 /// One greedy fill of every kind, groups taken by their lowest price per pod over the kinds
 /// per unit of the kind's allocatable they use.
-fn seeds(m: &Model) -> Vec<(usize, Vec<u32>)> {
+fn seeds(m: &Model) -> Vec<Pattern> {
     let value: Vec<f64> = (0..m.groups.len())
         .map(|g| {
             (0..m.kinds.len())

@@ -32,6 +32,7 @@ pub mod pack;
 mod pack_commit;
 mod pack_fill;
 mod pack_price;
+mod pack_round;
 pub mod plan;
 pub mod pod;
 pub mod pool;

@@ -20,7 +20,7 @@ use super::reserved::ReservedLeft;
 use super::resources::Resources;
 use super::solve::{Ctx, fit_count};
 use super::view::GroupFit;
-use super::{pack_commit, pack_fill, pack_price};
+use super::{pack_commit, pack_fill, pack_price, pack_round};
 
 /// Instance types tried per seed (by dual efficiency), besides the cheapest that fits.
 const SHORTLIST: usize = 8;
@@ -86,8 +86,9 @@ pub(super) struct State<'g> {
 /// Packs the pods of `groups` left at relaxation `level` onto new nodes. With `repack`, and
 /// at most [`REPACK_PODS`] pods, the pods are packed again at the values per pod the first
 /// packing's own nodes give ([`pack_price::pattern_values`]), as [`REPACKS`] says, until the
-/// best plan is [`SETTLED`]; the plan that places the most pods for the least is kept (a re-pack
-/// that is worse still adds its nodes to the next one's LP).
+/// best plan is [`SETTLED`]; then, where [`pack_round::applies`], once more from the rounded
+/// configuration LP. The plan that places the most pods for the least is kept (a re-pack that
+/// is worse still adds its nodes to the next one's LP).
 pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize, repack: bool) {
     let pods: usize = groups.iter().filter(|g| level < g.levels.len()).map(|g| g.pods.len()).sum();
     if !repack || pods > REPACK_PODS {
@@ -109,15 +110,29 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize, repack: bool) {
         start.clone().restore(ctx, groups);
         // The last re-pack's values would go unused.
         let more = (i + 1 < REPACKS.len()).then_some(&mut patterns);
-        let next = run(ctx, groups, level, Pricing::Patterns(values, fills), more);
+        let next = run(ctx, groups, level, Pricing::Patterns(values.clone(), fills), more);
         let now = outcome(ctx, groups);
-        if now.0 < best.0.0 || (now.0 == best.0.0 && now.1 < best.0.1 - 1e-9) {
+        if improves(now, best.0) {
             best = (now, Checkpoint::take(ctx, groups));
         }
         let Some(v) = next else { break };
         values = v;
     }
+    start.clone().restore(ctx, groups);
+    if pack_round::applies(groups, level) {
+        run(ctx, groups, level, Pricing::Rounded(values), None);
+        let now = outcome(ctx, groups);
+        if improves(now, best.0) {
+            best = (now, Checkpoint::take(ctx, groups));
+        }
+    }
     best.1.restore(ctx, groups);
+}
+
+/// Whether a packing's (pods left, cost) beats the best so far: fewer pods left, or as many for
+/// less.
+fn improves(now: (usize, f64), best: (usize, f64)) -> bool {
+    now.0 < best.0 || (now.0 == best.0 && now.1 < best.1 - 1e-9)
 }
 
 /// Most pods one level's packing re-packs: beyond, the first packing stands (a batch that large
@@ -149,6 +164,9 @@ enum Pricing {
     Resources,
     /// Values per pod and per node from the LP over earlier packings' nodes, and the fills.
     Patterns(pack_price::Values, Fills),
+    /// The configuration LP's whole nodes first ([`pack_round`]), then greedy fills at those
+    /// values.
+    Rounded(pack_price::Values),
 }
 
 /// What a packing changes, to undo it.
@@ -284,14 +302,17 @@ fn run(
         offers,
         smallest,
         knapsack: matches!(pricing, Pricing::Patterns(_, Fills::Knapsack)),
-        fixed: match pricing {
-            Pricing::Patterns(values, _) => Some(values),
+        fixed: match &pricing {
+            Pricing::Patterns(values, _) | Pricing::Rounded(values) => Some(values.clone()),
             Pricing::Resources => None,
         },
         dense: RefCell::default(),
     };
-    pack_price::refresh_prices(ctx, &mut st);
     let demand = st.rem.clone();
+    if matches!(pricing, Pricing::Rounded(_)) {
+        pack_round::open(ctx, &mut st, &demand);
+    }
+    pack_price::refresh_prices(ctx, &mut st);
     let total: u64 = st.rem.iter().map(|r| *r as u64).sum();
     let mut since_refresh = 0u64;
     while let Some(seed) = st.order.iter().copied().find(|&gi| st.rem[gi] > 0 && !st.failed[gi]) {
@@ -299,7 +320,7 @@ fn run(
             st.failed[seed] = true;
             continue;
         };
-        let (placed, pt) = pack_commit::commit(ctx, &mut st, &best);
+        let (placed, pt) = pack_commit::commit(ctx, &mut st, &best, u32::MAX);
         since_refresh += placed;
         if placed > 0
             && let Some(p) = patterns.as_mut()

@@ -9,14 +9,14 @@ use super::plan::{LaunchOption, MAX_OPTIONS, NewClaim, diverse_options};
 use super::requirements::{Requirements, ValueSet};
 use super::solve::Ctx;
 
-/// Emits the fill as claims, as many times as the same pods remain and limits allow. Returns
-/// the pods placed and the pool type launched.
-pub(super) fn commit(ctx: &mut Ctx, st: &mut State, f: &Fill) -> (u64, usize) {
+/// Emits the fill as claims, as many times as the same pods remain and limits allow, at most
+/// `most`. Returns the pods placed and the pool type launched.
+pub(super) fn commit(ctx: &mut Ctx, st: &mut State, f: &Fill, most: u32) -> (u64, usize) {
     let cheaper = cheapest_holding(ctx, st, f);
     let f = cheaper.as_ref().unwrap_or(f);
     let colocate = f.takes.iter().any(|(gi, _)| st.groups[*gi].colocate);
     let mut repeats =
-        if colocate { 1 } else { f.takes.iter().map(|(gi, n)| st.rem[*gi] / n).min().unwrap_or(1).max(1) };
+        if colocate { 1 } else { f.takes.iter().map(|(gi, n)| st.rem[*gi] / n).min().unwrap_or(1).max(1).min(most) };
     let reserved_in = (f.at.cap == CapacityType::Reserved).then(|| {
         (ctx.catalog().types[ctx.views[f.at.pi].types[f.at.pt].t].name.as_str(), ctx.zones[f.at.zone].clone())
     });

@@ -76,7 +76,7 @@ pub(super) fn pattern_values(ctx: &Ctx, st: &State, demand: &[u32], patterns: &[
 /// so they are one class per shape; each other group is a class alone. (Merging those of one
 /// shape and the same roles too lets the Karpenter mix on the full catalog be re-packed, but
 /// it found nothing cheaper there and cost 5 % at 200 pods.)
-fn classes(st: &State, groups: &[usize], n: usize) -> (Vec<Vec<usize>>, Vec<usize>) {
+pub(super) fn classes(st: &State, groups: &[usize], n: usize) -> (Vec<Vec<usize>>, Vec<usize>) {
     let mut classes: Vec<Vec<usize>> = Vec::new();
     let mut by_shape: HashMap<&Resources, usize> = HashMap::new();
     let mut index = vec![usize::MAX; n];
@@ -100,7 +100,7 @@ fn classes(st: &State, groups: &[usize], n: usize) -> (Vec<Vec<usize>>, Vec<usiz
 /// The model of `classes` on `kinds`, each class held where any of its groups is, with groups
 /// alike and alike shared sets merged (a smaller LP whose every pattern is still a column), and
 /// the merged group of each class.
-fn model(
+pub(super) fn model(
     ctx: &Ctx,
     st: &State,
     demand: &[u32],
