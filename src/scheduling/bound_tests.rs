@@ -264,3 +264,28 @@ fn repacking_at_the_first_plans_own_prices_saves() {
     let conf = configuration_bound(&m.merged(), Budget::default()).expect("configuration LP");
     assert!(at_most(conf.bound, cost), "{conf:?} above the plan's {cost}");
 }
+
+#[test]
+fn rounding_the_configuration_lp_comes_within_three_percent_of_it() {
+    // 1,200 pods of six shapes, held to no zone and kept apart from none (so the rounding
+    // applies), on four types whose prices favour no shape.
+    let catalog = Catalog {
+        types: vec![
+            itype("s", 2, 4, 30, 0.085),
+            itype("m", 4, 16, 60, 0.19),
+            itype("c", 8, 8, 60, 0.30),
+            itype("l", 16, 64, 110, 0.75),
+        ],
+    };
+    let (cpus, mems) = (["300m", "700m", "1500m"], ["512Mi", "3Gi"]);
+    let pods =
+        (0..1_200).map(|i| pod().name(&format!("p{i}")).cpu(cpus[i % 3]).memory(mems[(i / 3) % 2]).build()).collect();
+    let input = input(&catalog, pods);
+    let plan = solve(&input);
+    assert!(plan.unschedulable.is_empty());
+    feasible(&input.pods, &plan).expect("a feasible plan");
+    let cost = plan.cost_per_hour();
+    let conf = configuration_bound(&Model::of(&input).merged(), Budget::default()).expect("configuration LP");
+    assert!(at_most(conf.bound, cost), "{conf:?} above the plan's {cost}");
+    assert!(cost <= 1.03 * conf.bound, "plan ${cost:.4}/h, {conf:?}");
+}

@@ -18,7 +18,7 @@ use super::solve::{Ctx, fit_count};
 
 /// Column generation's work for a rounding: fewer rounds than the bound's, as a column it
 /// misses costs the plan a little, not the bound's validity.
-const BUDGET: Budget = Budget { rounds: 12, nodes: 500 };
+const BUDGET: Budget = Budget { rounds: 20, nodes: 500 };
 
 /// Whether the rounding is tried for the groups left at `level`: when none is held to a zone, to
 /// a node of its own pods, or apart from other pods. The LP knows nothing of zones and only a
