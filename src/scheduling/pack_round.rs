@@ -22,9 +22,9 @@ const BUDGET: Budget = Budget { rounds: 20, nodes: 500 };
 
 /// Whether the rounding is tried for the groups left at `level`: when none is held to a zone, to
 /// a node of its own pods, or apart from other pods. The LP knows nothing of zones and only a
-/// relaxation of the exclusions, so on such groups its columns are nodes the packer can open as
-/// they are; on the Karpenter mix, whose groups are, the rounded plans cost 6–12 % more than the
-/// re-packs' at 20 to 10,000 pods.
+/// relaxation of the exclusions; on groups free of both, its columns are nodes the packer can
+/// open as they are. On the Karpenter mix, whose groups are not, the rounded plans cost 7–11 %
+/// more than the re-packs' at 20 to 10,000 pods.
 pub(super) fn applies(groups: &[Group], level: usize) -> bool {
     let left = || groups.iter().filter(|g| !g.pods.is_empty() && level < g.levels.len());
     left().map(|g| g.pods.len()).sum::<usize>() >= ROUND_PODS
