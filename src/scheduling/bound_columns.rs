@@ -70,16 +70,17 @@ pub type Pattern = (usize, Vec<u32>);
 
 /// The configuration LP bound; `None` when the solver fails.
 pub fn configuration_bound(m: &Model, budget: Budget) -> Option<Configuration> {
-    generate(m, budget).map(|(c, _)| c)
+    generate(m, budget, &[]).map(|(c, _)| c)
 }
 
-/// Column generation: the bound and the master's columns (less the one-group column per group
-/// it starts from).
-pub fn generate(m: &Model, budget: Budget) -> Option<(Configuration, Vec<Pattern>)> {
+/// Column generation from `start` and one greedy fill per kind: the bound and the master's
+/// columns (less the one-group column per group it starts from).
+pub fn generate(m: &Model, budget: Budget, start: &[Pattern]) -> Option<(Configuration, Vec<Pattern>)> {
     if m.groups.is_empty() {
         return Some((Configuration { bound: 0.0, master: 0.0, proven: true, columns: 0, rounds: 0 }, Vec::new()));
     }
     let mut columns = seeds(m);
+    columns.extend(start.iter().cloned());
     let mut master = Master::new(m, &columns)?;
     let mut best = Configuration { bound: 0.0, master: 0.0, proven: false, columns: master.columns, rounds: 0 };
     // Wentges smoothing: price at a point between the duals with the best bound so far and

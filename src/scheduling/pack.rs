@@ -120,7 +120,7 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize, repack: bool) {
     }
     start.clone().restore(ctx, groups);
     if pack_round::applies(groups, level) {
-        run(ctx, groups, level, Pricing::Rounded(values), None);
+        run(ctx, groups, level, Pricing::Rounded(values, patterns), None);
         let now = outcome(ctx, groups);
         if improves(now, best.0) {
             best = (now, Checkpoint::take(ctx, groups));
@@ -164,9 +164,9 @@ enum Pricing {
     Resources,
     /// Values per pod and per node from the LP over earlier packings' nodes, and the fills.
     Patterns(pack_price::Values, Fills),
-    /// The configuration LP's whole nodes first ([`pack_round`]), then greedy fills at those
-    /// values.
-    Rounded(pack_price::Values),
+    /// The configuration LP's whole nodes first ([`pack_round`], its column generation seeded
+    /// with the earlier packings' nodes), then greedy fills at those values.
+    Rounded(pack_price::Values, Vec<pack_price::Pattern>),
 }
 
 /// What a packing changes, to undo it.
@@ -303,14 +303,14 @@ fn run(
         smallest,
         knapsack: matches!(pricing, Pricing::Patterns(_, Fills::Knapsack)),
         fixed: match &pricing {
-            Pricing::Patterns(values, _) | Pricing::Rounded(values) => Some(values.clone()),
+            Pricing::Patterns(values, _) | Pricing::Rounded(values, _) => Some(values.clone()),
             Pricing::Resources => None,
         },
         dense: RefCell::default(),
     };
     let demand = st.rem.clone();
-    if matches!(pricing, Pricing::Rounded(_)) {
-        pack_round::open(ctx, &mut st, &demand);
+    if let Pricing::Rounded(_, seeds) = &pricing {
+        pack_round::open(ctx, &mut st, &demand, seeds);
     }
     pack_price::refresh_prices(ctx, &mut st);
     let total: u64 = st.rem.iter().map(|r| *r as u64).sum();

@@ -47,7 +47,25 @@ pub(super) fn pattern_values(ctx: &Ctx, st: &State, demand: &[u32], patterns: &[
     if m.groups.len() > LP_GROUPS {
         return None;
     }
-    let mut seeds: Vec<(usize, Vec<u32>)> = Vec::new();
+    let master = Master::new(&m, &columns(&m, patterns, kinds.as_slice(), &index, &target))?;
+    let (duals, per_node) = master.duals();
+    let mut per_pod = vec![0.0; demand.len()];
+    for &gi in &groups {
+        per_pod[gi] = duals[target[index[gi]]];
+    }
+    Some(Values { per_pod, per_node, lp: master.value() })
+}
+
+/// The model's columns for the nodes of `patterns` whose pool type is among `kinds` (sorted),
+/// each group counted in its class's merged group (`index`, then `target`); without repeats.
+pub(super) fn columns(
+    m: &Model,
+    patterns: &[Pattern],
+    kinds: &[(usize, usize)],
+    index: &[usize],
+    target: &[usize],
+) -> Vec<(usize, Vec<u32>)> {
+    let mut out: Vec<(usize, Vec<u32>)> = Vec::new();
     for (pi, pt, takes) in patterns {
         let Ok(k) = kinds.binary_search(&(*pi, *pt)) else { continue };
         let mut counts = vec![0u32; m.groups.len()];
@@ -57,18 +75,12 @@ pub(super) fn pattern_values(ctx: &Ctx, st: &State, demand: &[u32], patterns: &[
             }
         }
         if m.fits(k, &counts) {
-            seeds.push((k, counts));
+            out.push((k, counts));
         }
     }
-    seeds.sort();
-    seeds.dedup();
-    let master = Master::new(&m, &seeds)?;
-    let (duals, per_node) = master.duals();
-    let mut per_pod = vec![0.0; demand.len()];
-    for &gi in &groups {
-        per_pod[gi] = duals[target[index[gi]]];
-    }
-    Some(Values { per_pod, per_node, lp: master.value() })
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Classes of `groups` the LP need not tell apart, and each group's class: groups without

@@ -36,9 +36,9 @@ pub(super) fn applies(groups: &[Group], level: usize) -> bool {
 /// plans cost more than the re-packs', at 1,000 and 10,000 less).
 pub const ROUND_PODS: usize = 1_000;
 
-/// Opens the whole nodes of the rounded LP for the groups' remaining `demand`; returns the
-/// pods placed.
-pub(super) fn open(ctx: &mut Ctx, st: &mut State, demand: &[u32]) -> u64 {
+/// Opens the whole nodes of the rounded LP for the groups' remaining `demand`, column
+/// generation starting from `seeds` (the nodes earlier packings opened); returns the pods placed.
+pub(super) fn open(ctx: &mut Ctx, st: &mut State, demand: &[u32], seeds: &[pack_price::Pattern]) -> u64 {
     let groups: Vec<usize> = (0..demand.len()).filter(|&gi| demand[gi] > 0).collect();
     let kinds: Vec<(usize, usize)> = (0..ctx.views.len())
         .flat_map(|pi| (0..ctx.views[pi].types.len()).map(move |pt| (pi, pt)))
@@ -52,7 +52,10 @@ pub(super) fn open(ctx: &mut Ctx, st: &mut State, demand: &[u32]) -> u64 {
     if m.groups.len() > LP_GROUPS || kinds.is_empty() {
         return 0;
     }
-    let Some((_, columns)) = bound_columns::generate(&m, BUDGET) else { return 0 };
+    // The earlier packings' nodes as the first columns: column generation starts near their
+    // cost instead of from one greedy fill per type.
+    let start = pack_price::columns(&m, seeds, &kinds, &index, &target);
+    let Some((_, columns)) = bound_columns::generate(&m, BUDGET, &start) else { return 0 };
     let Some(counts) = primal(&m, &columns) else { return 0 };
     // The packer's groups behind each of the model's.
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); m.groups.len()];
