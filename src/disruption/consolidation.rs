@@ -1,6 +1,7 @@
 //! Consolidation: underutilized nodes deleted when their pods fit elsewhere, or replaced with
-//! cheaper capacity, several at once when they can (a multi-node move may launch several); a `Balanced` pool's moves are scored
-//! ([`super::balanced`]) and every scored move is recorded in the plan.
+//! cheaper capacity, several at once when they can (a multi-node move may launch several); a
+//! `Balanced` pool's moves are scored ([`super::balanced`]) and every scored move is recorded in
+//! the plan.
 
 use std::collections::BTreeMap;
 

@@ -118,8 +118,8 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize, repack: bool) {
         let Some(v) = next else { break };
         values = v;
     }
-    start.clone().restore(ctx, groups);
-    if pack_round::applies(groups, level) {
+    if pack_round::applies(&start.groups, level) {
+        start.clone().restore(ctx, groups);
         run(ctx, groups, level, Pricing::Rounded(values, patterns), None);
         let now = outcome(ctx, groups);
         if improves(now, best.0) {
