@@ -143,13 +143,14 @@ pub fn scheduling(catalog: &Catalog, n: usize, which: Mix, seed: u64, extras: Ex
     let configuration = bound_columns::configuration_bound(&relaxed, Budget::default());
     let bounds_ms = started.elapsed().as_secs_f64() * 1000.0;
     let bounds_peak_rss_mb = take_peak_rss_mb();
-    // The plan is a packing of the model, so a bound that meets its cost proves it optimal.
+    // The plan is a packing of the model, so a bound that meets its cost proves it optimal (up
+    // to the share column generation's pricing may leave out, twice over for rounding).
     let complete = plan.unschedulable.is_empty() && model.left_out == 0;
     let resource = if complete { lower } else { 0.0 };
     let best_bound = assignment.unwrap_or(0.0).max(configuration.as_ref().map_or(0.0, |c| c.bound)).max(resource);
     let optimum = if !extras.exact {
         None
-    } else if complete && best_bound >= cost * (1.0 - 1e-7) {
+    } else if complete && best_bound >= cost * (1.0 - 2.0 * bound_columns::SLACK) {
         Some(cost)
     } else {
         exact::optimum(&model, EXACT).map(|o| o.cost)

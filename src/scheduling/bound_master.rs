@@ -38,10 +38,8 @@ impl Master {
         let sigma = p.add_var(m.min_nodes, (0.0, f64::INFINITY));
         let mut columns = 0;
         for (g, var) in pi.iter().enumerate() {
-            let per_pod = |k: usize| m.kinds[k].price / m.most(g, k) as f64;
-            let k =
-                (0..m.kinds.len()).filter(|&k| m.most(g, k) > 0).min_by(|&a, &b| per_pod(a).total_cmp(&per_pod(b)))?;
-            p.add_constraint([(*var, m.most(g, k) as f64), (sigma, 1.0)], ComparisonOp::Le, m.kinds[k].price);
+            let (k, n) = m.alone(g)?;
+            p.add_constraint([(*var, n as f64), (sigma, 1.0)], ComparisonOp::Le, m.kinds[k].price);
             columns += 1;
         }
         for (k, counts) in seeds {

@@ -130,6 +130,16 @@ impl Model {
         n.max(0) as u32
     }
 
+    /// The kind with the lowest price per pod of group `g` alone, and how many it holds;
+    /// `None` when no kind holds one.
+    pub fn alone(&self, g: usize) -> Option<(usize, u32)> {
+        let per_pod = |k: usize| self.kinds[k].price / self.most(g, k) as f64;
+        let k = (0..self.kinds.len())
+            .filter(|&k| self.most(g, k) > 0)
+            .min_by(|&a, &b| per_pod(a).total_cmp(&per_pod(b)))?;
+        Some((k, self.most(g, k)))
+    }
+
     /// Whether one node of kind `k` holds `counts` pods per group.
     pub fn fits(&self, k: usize, counts: &[u32]) -> bool {
         let kind = &self.kinds[k];
@@ -166,19 +176,26 @@ impl Model {
         self.min_nodes = self.forced_nodes();
         self.shared.retain(|s| s.groups.len() > 1 || s.groups.iter().any(|&g| self.groups[g].per_node > s.per_node));
         self.kinds.retain(|k| k.price > 0.0 && k.holds.iter().any(|h| *h));
+        let keep = self.undominated();
+        self.kinds = keep.iter().map(|&k| self.kinds[k].clone()).collect();
+    }
+
+    /// The kinds no other kind holds at least as much of for no more (of kinds alike, the
+    /// first): a packing's node of any other kind can be swapped for one of these that costs no
+    /// more, so an optimum over these is an optimum over all.
+    pub fn undominated(&self) -> Vec<usize> {
         let dominated = |a: &Kind, b: &Kind| {
             b.price <= a.price
                 && a.alloc.iter().zip(&b.alloc).all(|(x, y)| x <= y)
                 && a.holds.iter().zip(&b.holds).all(|(x, y)| !*x || *y)
         };
-        let kinds = std::mem::take(&mut self.kinds);
-        for (i, a) in kinds.iter().enumerate() {
-            let beaten =
-                kinds.iter().enumerate().any(|(j, b)| j != i && dominated(a, b) && (!dominated(b, a) || j < i));
-            if !beaten {
-                self.kinds.push(a.clone());
-            }
-        }
+        let kinds = &self.kinds;
+        (0..kinds.len())
+            .filter(|&i| {
+                let a = &kinds[i];
+                !kinds.iter().enumerate().any(|(j, b)| j != i && dominated(a, b) && (!dominated(b, a) || j < i))
+            })
+            .collect()
     }
 
     /// Merges groups nothing in the model tells apart (same requests and kinds, no per-node

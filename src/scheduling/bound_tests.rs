@@ -289,3 +289,20 @@ fn rounding_the_configuration_lp_comes_within_three_percent_of_it() {
     assert!(at_most(conf.bound, cost), "{conf:?} above the plan's {cost}");
     assert!(cost <= 1.03 * conf.bound, "plan ${cost:.4}/h, {conf:?}");
 }
+
+#[test]
+fn a_small_batch_is_packed_at_the_configuration_lps_proven_optimum() {
+    // Twenty pods of the generic mix on the built-in catalog: the re-packs and the integer
+    // program over column generation's own columns both stop at $0.4032/h; the columns within
+    // the gap hold a packing at the LP's optimum, $0.3696/h, which is therefore the optimum.
+    let catalog = super::builtin::catalog();
+    let input = input(&catalog, super::mix::pods(super::mix::Mix::Generic, 20, 1));
+    let plan = solve(&input);
+    assert!(plan.unschedulable.is_empty());
+    feasible(&input.pods, &plan).expect("a feasible plan");
+    let cost = plan.cost_per_hour();
+    let conf = configuration_bound(&Model::of(&input).merged(), Budget::default()).expect("configuration LP");
+    assert!(conf.proven, "{conf:?}");
+    assert!(at_most(conf.bound, cost), "{conf:?} above the plan's {cost}");
+    assert!(cost <= conf.bound * (1.0 + 1e-6), "plan ${cost:.4}/h, {conf:?}");
+}

@@ -33,6 +33,7 @@ mod pack_commit;
 mod pack_fill;
 mod pack_price;
 mod pack_round;
+mod pack_whole;
 pub mod plan;
 pub mod pod;
 pub mod pool;

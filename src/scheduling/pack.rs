@@ -86,9 +86,9 @@ pub(super) struct State<'g> {
 /// Packs the pods of `groups` left at relaxation `level` onto new nodes. With `repack`, and
 /// at most [`REPACK_PODS`] pods, the pods are packed again at the values per pod the first
 /// packing's own nodes give ([`pack_price::pattern_values`]), as [`REPACKS`] says, until the
-/// best plan is [`SETTLED`]; then, where [`pack_round::applies`], once more from the rounded
-/// configuration LP. The plan that places the most pods for the least is kept (a re-pack that
-/// is worse still adds its nodes to the next one's LP).
+/// best plan is [`SETTLED`]; then, where [`pack_round::rounding`] says, once more from the
+/// configuration LP's whole nodes. The plan that places the most pods for the least is kept (a
+/// re-pack that is worse still adds its nodes to the next one's LP).
 pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize, repack: bool) {
     let pods: usize = groups.iter().filter(|g| level < g.levels.len()).map(|g| g.pods.len()).sum();
     if !repack || pods > REPACK_PODS {
@@ -118,9 +118,9 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize, repack: bool) {
         let Some(v) = next else { break };
         values = v;
     }
-    if pack_round::applies(&start.groups, level) {
+    if let Some(how) = pack_round::rounding(&start.groups, level) {
         start.clone().restore(ctx, groups);
-        run(ctx, groups, level, Pricing::Rounded(values, patterns), None);
+        run(ctx, groups, level, Pricing::Rounded(values, patterns, how), None);
         let now = outcome(ctx, groups);
         if improves(now, best.0) {
             best = (now, Checkpoint::take(ctx, groups));
@@ -164,9 +164,10 @@ enum Pricing {
     Resources,
     /// Values per pod and per node from the LP over earlier packings' nodes, and the fills.
     Patterns(pack_price::Values, Fills),
-    /// The configuration LP's whole nodes first ([`pack_round`], its column generation seeded
-    /// with the earlier packings' nodes), then greedy fills at those values.
-    Rounded(pack_price::Values, Vec<pack_price::Pattern>),
+    /// The configuration LP's whole nodes first ([`pack_round`], made whole as the rounding
+    /// says, its column generation seeded with the earlier packings' nodes), then greedy fills
+    /// at those values.
+    Rounded(pack_price::Values, Vec<pack_price::Pattern>, pack_round::Rounding),
 }
 
 /// What a packing changes, to undo it.
@@ -303,14 +304,14 @@ fn run(
         smallest,
         knapsack: matches!(pricing, Pricing::Patterns(_, Fills::Knapsack)),
         fixed: match &pricing {
-            Pricing::Patterns(values, _) | Pricing::Rounded(values, _) => Some(values.clone()),
+            Pricing::Patterns(values, _) | Pricing::Rounded(values, _, _) => Some(values.clone()),
             Pricing::Resources => None,
         },
         dense: RefCell::default(),
     };
     let demand = st.rem.clone();
-    if let Pricing::Rounded(_, seeds) = &pricing {
-        pack_round::open(ctx, &mut st, &demand, seeds);
+    if let Pricing::Rounded(_, seeds, how) = &pricing {
+        pack_round::open(ctx, &mut st, &demand, seeds, *how);
     }
     pack_price::refresh_prices(ctx, &mut st);
     let total: u64 = st.rem.iter().map(|r| *r as u64).sum();

@@ -1,44 +1,87 @@
 //! Rounding the configuration LP: column generation over every kind the pools offer for the
 //! groups left, the LP's primal (fractional node counts per column) over the columns it found,
 //! and each column's whole nodes opened, in the zone and capacity type that holds most of its
-//! pods for least; the packer then places what is left.
+//! pods for least; the packer then places what is left. A small batch takes the whole nodes
+//! of an integer program over the columns instead.
 //!
 //! The packer's own fills choose one node at a time at given values, so a mix of node kinds
 //! that only pays as a whole (the LP's optimum) is out of its reach; the LP's rounding is not.
 
-use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOutcome};
+use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOptions, SolveOutcome};
 
 use super::bound_columns::{self, Budget, Pattern};
+use super::bound_master::Master;
 use super::bound_model::Model;
+use super::catalog::CapacityType;
 use super::groups::{ExclCounts, Group};
 use super::pack::{Fill, Offer, State};
-use super::pack_commit;
 use super::pack_price::{self, LP_GROUPS};
 use super::solve::{Ctx, fit_count};
+use super::{pack_commit, pack_whole};
 
 /// Column generation's work for a rounding: fewer rounds than the bound's, as a column it
 /// misses costs the plan a little, not the bound's validity.
 const BUDGET: Budget = Budget { rounds: 20, nodes: 500 };
 
-/// Whether the rounding is tried for the groups left at `level`: when none is held to a zone, to
-/// a node of its own pods, or apart from other pods. The LP knows nothing of zones and only a
-/// relaxation of the exclusions; on groups free of both, its columns are nodes the packer can
-/// open as they are. On the Karpenter mix, whose groups are not, the rounded plans cost 7–11 %
-/// more than the re-packs' at 20 to 10,000 pods.
-pub(super) fn applies(groups: &[Group], level: usize) -> bool {
-    let left = || groups.iter().filter(|g| !g.pods.is_empty() && level < g.levels.len());
-    left().map(|g| g.pods.len()).sum::<usize>() >= ROUND_PODS
-        && left().all(|g| g.roles.is_empty() && !g.colocate && g.pinned.is_empty())
+/// How the rounding makes whole nodes of the LP's columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Rounding {
+    /// The LP's fractional node counts rounded down: for a batch of many nodes per column.
+    Floor,
+    /// For a small batch, where rounding down would lose a large share of its nodes, the
+    /// integer program over the columns ([`whole`]).
+    Whole,
 }
 
-/// Fewest pods the rounding is tried for: rounding down loses up to a node per column, which
-/// only a batch of many nodes per column makes small (at 12 and 100 generic pods the rounded
-/// plans cost more than the re-packs', at 1,000 and 10,000 less).
+impl Rounding {
+    /// Column generation's work: a small batch's LP is worth proving, as only then are the
+    /// columns within its gap all an optimum may need.
+    fn budget(self) -> Budget {
+        match self {
+            Rounding::Floor => BUDGET,
+            Rounding::Whole => Budget::default(),
+        }
+    }
+}
+
+/// Whether, and how, the rounding is tried for the groups left at `level`: when none is held
+/// to a zone, to a node of its own pods, or apart from other pods, and the batch has at least
+/// [`ROUND_PODS`] pods (rounded down) or at most [`WHOLE_PODS`]. The LP knows nothing of zones
+/// and only a relaxation of the exclusions; on groups free of both, its columns are nodes the
+/// packer can open as they are. On the Karpenter mix, whose groups are not, the rounded plans
+/// cost 7–11 % more than the re-packs' at 20 to 10,000 pods.
+pub(super) fn rounding(groups: &[Group], level: usize) -> Option<Rounding> {
+    let left = || groups.iter().filter(|g| !g.pods.is_empty() && level < g.levels.len());
+    if !left().all(|g| g.roles.is_empty() && !g.colocate && g.pinned.is_empty()) {
+        return None;
+    }
+    match left().map(|g| g.pods.len()).sum::<usize>() {
+        n if n >= ROUND_PODS => Some(Rounding::Floor),
+        n if n <= WHOLE_PODS => Some(Rounding::Whole),
+        _ => None,
+    }
+}
+
+/// Fewest pods the LP's fractional counts are rounded down for: that loses up to a node per
+/// column, which only a batch of many nodes per column makes small (at 12 and 100 generic pods
+/// the rounded-down plans cost more than the re-packs', at 1,000 and 10,000 less).
 pub const ROUND_PODS: usize = 1_000;
 
+/// Most pods a small batch's integer program is tried for: up to 30 generic pods it takes
+/// 40–310 ms; at 40 on the full catalog, seconds.
+pub const WHOLE_PODS: usize = 30;
+
+/// Most branch-and-bound nodes the integer program may take; past it the best whole solution
+/// found so far is used, or none.
+const NODE_LIMIT: u64 = 2_000;
+
+/// How far the enumeration of the columns within the gap may go.
+const WITHIN: pack_whole::Limits = pack_whole::Limits { columns: 5_000, visits: 2_000_000 };
+
 /// Opens the whole nodes of the rounded LP for the groups' remaining `demand`, column
-/// generation starting from `seeds` (the nodes earlier packings opened); returns the pods placed.
-pub(super) fn open(ctx: &mut Ctx, st: &mut State, demand: &[u32], seeds: &[pack_price::Pattern]) -> u64 {
+/// generation starting from `seeds` (the nodes earlier packings opened); returns the pods
+/// placed.
+pub(super) fn open(ctx: &mut Ctx, st: &mut State, demand: &[u32], seeds: &[pack_price::Pattern], how: Rounding) -> u64 {
     let groups: Vec<usize> = (0..demand.len()).filter(|&gi| demand[gi] > 0).collect();
     let kinds: Vec<(usize, usize)> = (0..ctx.views.len())
         .flat_map(|pi| (0..ctx.views[pi].types.len()).map(move |pt| (pi, pt)))
@@ -52,25 +95,44 @@ pub(super) fn open(ctx: &mut Ctx, st: &mut State, demand: &[u32], seeds: &[pack_
     if m.groups.len() > LP_GROUPS || kinds.is_empty() {
         return 0;
     }
+    // A small batch's LP and integer program work on the kinds no other beats for no more: the
+    // same optimum over fewer kinds.
+    let (m, kinds) = match how {
+        Rounding::Floor => (m, kinds),
+        Rounding::Whole => {
+            let keep = m.undominated();
+            let some: Vec<_> = keep.iter().map(|&k| m.kinds[k].clone()).collect();
+            (Model { kinds: some, ..m }, keep.iter().map(|&k| kinds[k]).collect())
+        }
+    };
     // The earlier packings' nodes as the first columns: column generation starts near their
     // cost instead of from one greedy fill per type.
     let start = pack_price::columns(&m, seeds, &kinds, &index, &target);
-    let Some((_, columns)) = bound_columns::generate(&m, BUDGET, &start) else { return 0 };
-    let Some(counts) = primal(&m, &columns) else { return 0 };
+    let Some((conf, mut columns)) = bound_columns::generate(&m, how.budget(), &start) else { return 0 };
+    let nodes = match how {
+        Rounding::Floor => {
+            let Some((x, _)) = cover(&m, &columns, false) else { return 0 };
+            // Rounded down: the fills place what the fractions leave.
+            let counts = x.iter().map(|v| (v + 1e-6).floor() as u32);
+            let mut nodes: Vec<(u32, Pattern)> = counts.zip(columns).filter(|(n, _)| *n > 0).collect();
+            nodes.sort_by(|a, b| b.cmp(a));
+            nodes
+        }
+        Rounding::Whole => {
+            let Some(nodes) = whole(&m, &mut columns, conf.proven) else { return 0 };
+            nodes.into_iter().map(|n| (1, n)).collect()
+        }
+    };
     // The packer's groups behind each of the model's.
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); m.groups.len()];
     for &gi in &groups {
         members[target[index[gi]]].push(gi);
     }
-    let mut order: Vec<(u32, usize)> =
-        counts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| (*n, c)).collect();
-    order.sort_by(|a, b| b.cmp(a));
     let mut placed = 0;
-    for (nodes, c) in order {
-        let (k, counts) = &columns[c];
-        let (pi, pt) = kinds[*k];
-        for _ in 0..nodes {
-            let Some(f) = best_offer(ctx, st, pi, pt, counts, &members) else { break };
+    for (count, (k, counts)) in nodes {
+        let (pi, pt) = kinds[k];
+        for _ in 0..count {
+            let Some(f) = best_offer(ctx, st, pi, pt, &counts, &members) else { break };
             let (n, _) = pack_commit::commit(ctx, st, &f, 1);
             if n == 0 {
                 break;
@@ -81,24 +143,59 @@ pub(super) fn open(ctx: &mut Ctx, st: &mut State, demand: &[u32], seeds: &[pack_
     placed
 }
 
-/// Whole nodes per column of the LP that covers the demand with `columns` (and each group's
-/// cheapest node of it alone) at least cost.
-fn primal(m: &Model, columns: &[Pattern]) -> Option<Vec<u32>> {
+/// A small batch's whole nodes: the integer program over `columns` and, when the LP is
+/// `proven`, every column within its gap ([`pack_whole`]); where the enumeration answers,
+/// that is the model's optimum.
+fn whole(m: &Model, columns: &mut Vec<Pattern>, proven: bool) -> Option<Vec<Pattern>> {
+    let (mut x, cost) = cover(m, columns, true)?;
+    if proven && let Some(more) = within_gap(m, columns, cost) {
+        columns.extend(more);
+        columns.sort();
+        columns.dedup();
+        x = cover(m, columns, true)?.0;
+    }
+    let nodes = x.iter().zip(columns.iter());
+    Some(nodes.flat_map(|(v, c)| std::iter::repeat_n(c.clone(), v.round() as usize)).collect())
+}
+
+/// Node counts per column of the LP that covers the demand with `columns` (and each group's
+/// cheapest node of it alone) at least cost, whole numbers when `integer` (branch and bound
+/// within [`NODE_LIMIT`]: an integer variable's value is within the solver's tolerance of a
+/// whole number), and that cost.
+fn cover(m: &Model, columns: &[Pattern], integer: bool) -> Option<(Vec<f64>, f64)> {
     let mut p = Problem::new(OptimizationDirection::Minimize);
-    let xs: Vec<_> = columns.iter().map(|(k, _)| p.add_var(m.kinds[*k].price, (0.0, f64::INFINITY))).collect();
+    let var = |p: &mut Problem, price: f64| match integer {
+        false => p.add_var(price, (0.0, f64::INFINITY)),
+        true => p.add_integer_var(price, (0, i32::MAX)),
+    };
+    let xs: Vec<_> = columns.iter().map(|(k, _)| var(&mut p, m.kinds[*k].price)).collect();
     for (g, d) in m.groups.iter().enumerate() {
         let mut row: Vec<_> =
             columns.iter().zip(&xs).filter(|((_, c), _)| c[g] > 0).map(|((_, c), x)| (*x, c[g] as f64)).collect();
-        let per_pod = |k: usize| m.kinds[k].price / m.most(g, k) as f64;
-        let k = (0..m.kinds.len()).filter(|&k| m.most(g, k) > 0).min_by(|&a, &b| per_pod(a).total_cmp(&per_pod(b)))?;
-        row.push((p.add_var(m.kinds[k].price, (0.0, f64::INFINITY)), m.most(g, k) as f64));
+        let (k, n) = m.alone(g)?;
+        row.push((var(&mut p, m.kinds[k].price), n as f64));
         p.add_constraint(row, ComparisonOp::Ge, d.pods as f64);
     }
-    let sol = match p.solve().ok()? {
+    let mut options = SolveOptions::default();
+    options.node_limit = Some(NODE_LIMIT);
+    let sol = match p.solve_with(options).ok()? {
         SolveOutcome::Solution(s) => s,
         SolveOutcome::Interrupted(_) => return None,
     };
-    Some(xs.iter().map(|x| (sol[*x] + 1e-6).floor().max(0.0) as u32).collect())
+    Some((xs.iter().map(|x| sol[*x].max(0.0)).collect(), sol.objective()))
+}
+
+/// The columns within the gap between a whole solution costing `cost` and the LP over
+/// `columns`; `None` when there is no gap, the LP fails or
+/// the enumeration gives up.
+fn within_gap(m: &Model, columns: &[Pattern], cost: f64) -> Option<Vec<Pattern>> {
+    let master = Master::new(m, columns)?;
+    let gap = cost - master.value();
+    if gap <= 1e-9 * cost {
+        return None;
+    }
+    let (pi, sigma) = master.duals();
+    pack_whole::within(m, &pi, sigma, gap, WITHIN)
 }
 
 /// The node of pool type `pt` of pool `pi` in the zone and capacity type where the column's
@@ -106,7 +203,7 @@ fn primal(m: &Model, columns: &[Pattern]) -> Option<Vec<u32>> {
 fn best_offer(ctx: &Ctx, st: &State, pi: usize, pt: usize, counts: &[u32], members: &[Vec<usize>]) -> Option<Fill> {
     let mut best: Option<(u32, Fill)> = None;
     for &(zone, cap, price) in &st.offers[pi][pt] {
-        if cap == super::catalog::CapacityType::Reserved {
+        if cap == CapacityType::Reserved {
             continue;
         }
         let at = Offer { pi, pt, zone, cap, price };
