@@ -109,20 +109,21 @@ pub(super) fn open(ctx: &mut Ctx, st: &mut State, demand: &[u32], seeds: &[pack_
     // cost instead of from one greedy fill per type.
     let start = pack_price::columns(&m, seeds, &kinds, &index, &target);
     let Some((conf, mut columns)) = bound_columns::generate(&m, how.budget(), &start) else { return 0 };
-    let nodes = match how {
-        Rounding::Floor => {
-            let Some((x, _)) = cover(&m, &columns, false) else { return 0 };
-            // Rounded down: the fills place what the fractions leave.
-            let counts = x.iter().map(|v| (v + 1e-6).floor() as u32);
-            let mut nodes: Vec<(u32, Pattern)> = counts.zip(columns).filter(|(n, _)| *n > 0).collect();
-            nodes.sort_by(|a, b| b.cmp(a));
-            nodes
-        }
-        Rounding::Whole => {
-            let Some(nodes) = whole(&m, &mut columns, conf.proven) else { return 0 };
-            nodes.into_iter().map(|n| (1, n)).collect()
-        }
+    let x = match how {
+        Rounding::Floor => cover(&m, &columns, false).map(|(x, _)| x),
+        Rounding::Whole => whole(&m, &mut columns, conf.proven),
     };
+    let Some(x) = x else { return 0 };
+    // Rounded down, the fills place what the fractions leave; an integer variable's value is
+    // within the solver's tolerance of a whole number.
+    let count = |v: f64| match how {
+        Rounding::Floor => (v + 1e-6).floor() as u32,
+        Rounding::Whole => v.round() as u32,
+    };
+    let mut nodes: Vec<(u32, Pattern)> = x.iter().map(|v| count(*v)).zip(columns).filter(|(n, _)| *n > 0).collect();
+    if how == Rounding::Floor {
+        nodes.sort_by(|a, b| b.cmp(a));
+    }
     // The packer's groups behind each of the model's.
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); m.groups.len()];
     for &gi in &groups {
@@ -143,25 +144,22 @@ pub(super) fn open(ctx: &mut Ctx, st: &mut State, demand: &[u32], seeds: &[pack_
     placed
 }
 
-/// A small batch's whole nodes: the integer program over `columns` and, when the LP is
-/// `proven`, every column within its gap ([`pack_whole`]); where the enumeration answers at
-/// duals that price no column above its cost, that is the model's optimum.
-fn whole(m: &Model, columns: &mut Vec<Pattern>, proven: bool) -> Option<Vec<Pattern>> {
-    let (mut x, cost) = cover(m, columns, true)?;
-    if proven && let Some(more) = within_gap(m, columns, cost) {
-        columns.extend(more);
-        columns.sort();
-        columns.dedup();
-        x = cover(m, columns, true)?.0;
-    }
-    let nodes = x.iter().zip(columns.iter());
-    Some(nodes.flat_map(|(v, c)| std::iter::repeat_n(c.clone(), v.round() as usize)).collect())
+/// A small batch's whole node counts per column: the integer program over `columns` and, when
+/// the LP is `proven`, every column within its gap ([`pack_whole`], added to `columns`); where
+/// the enumeration answers at duals that price no column above its cost, that is the model's
+/// optimum.
+fn whole(m: &Model, columns: &mut Vec<Pattern>, proven: bool) -> Option<Vec<f64>> {
+    let (x, cost) = cover(m, columns, true)?;
+    let Some(more) = proven.then(|| within_gap(m, columns, cost)).flatten() else { return Some(x) };
+    columns.extend(more);
+    columns.sort();
+    columns.dedup();
+    cover(m, columns, true).map(|(x, _)| x)
 }
 
 /// Node counts per column of the LP that covers the demand with `columns` (and each group's
 /// cheapest node of it alone) at least cost, whole numbers when `integer` (branch and bound
-/// within [`NODE_LIMIT`]: an integer variable's value is within the solver's tolerance of a
-/// whole number), and that cost.
+/// within [`NODE_LIMIT`]), and that cost.
 fn cover(m: &Model, columns: &[Pattern], integer: bool) -> Option<(Vec<f64>, f64)> {
     let mut p = Problem::new(OptimizationDirection::Minimize);
     let var = |p: &mut Problem, price: f64| match integer {
