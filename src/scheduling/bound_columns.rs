@@ -7,8 +7,9 @@
 //!
 //! Pricing solves, per kind, the bounded knapsack `max Σ_g π_g·a_g` by branch and bound under a
 //! node budget: first a relaxation of every kind, which rules out most; then the kinds left, most
-//! promising first, with a small budget, stopping at [`BATCH`] new columns; the full budget only
-//! when that finds none. Column generation stops when the bound is within [`GAP`] of the master
+//! promising first, with a small budget, stopping at [`BATCH`] new columns; the grid program and
+//! the full budget only when that finds none; last, for the kinds still open, the integer
+//! program ([`super::bound_mip`]), whose relaxation holds every dimension at once. Column generation stops when the bound is within [`GAP`] of the master
 //! after one full pricing at the master's duals tries to prove it.
 //!
 //! The reported bound is Farley's: with `r = max_k (best_k + σ) ÷ price_k`, where `best_k` is
@@ -20,6 +21,7 @@
 use super::bound_dp::dp_knapsack;
 use super::bound_knapsack::knapsack_within;
 use super::bound_master::Master;
+use super::bound_mip::mip_knapsack;
 use super::bound_model::Model;
 
 /// Most new columns one round adds to the master.
@@ -34,6 +36,10 @@ pub const SLACK: f64 = 1e-7;
 /// $160.00 on the built-in catalog); 64 proves it, for up to twice the time on larger models.
 pub const PROGRAMS: usize = 64;
 
+/// Most kinds one pricing pass gives to the integer program, most promising first: the
+/// kinds whose relaxations are highest set the bound's ratio.
+pub const INTEGERS: usize = 16;
+
 /// Relative gap between the bound and the master below which column generation stops.
 pub const GAP: f64 = 1e-3;
 
@@ -44,11 +50,14 @@ pub struct Budget {
     pub rounds: usize,
     /// Branch-and-bound nodes per knapsack.
     pub nodes: u64,
+    /// Branch-and-bound nodes of the integer program ([`mip_knapsack`]) for each kind the other
+    /// pricings leave open; 0: none.
+    pub integer: u64,
 }
 
 impl Default for Budget {
     fn default() -> Self {
-        Budget { rounds: 40, nodes: 2_000 }
+        Budget { rounds: 60, nodes: 2_000, integer: 4_000 }
     }
 }
 
@@ -153,8 +162,8 @@ fn price(m: &Model, duals: &[f64], s: f64, at: (&[f64], f64), budget: Budget, al
     // bound on the full budget for the kinds still open.
     let mut settled = vec![false; m.kinds.len()];
     let mut new = Vec::new();
-    let mut programs = 0;
-    for stage in 0..3 {
+    let (mut programs, mut integers) = (0, 0);
+    for stage in 0..4 {
         if !new.is_empty() {
             break;
         }
@@ -176,7 +185,15 @@ fn price(m: &Model, duals: &[f64], s: f64, at: (&[f64], f64), budget: Budget, al
                     settled[k] = found.value >= found.upper * (1.0 - 1e-12);
                     found
                 }
-                _ => knapsack_within(m, k, duals, budget.nodes, need(k), slack(k)),
+                2 => knapsack_within(m, k, duals, budget.nodes, need(k), slack(k)),
+                _ => {
+                    if budget.integer == 0 || integers >= INTEGERS {
+                        continue;
+                    }
+                    integers += 1;
+                    let Some(found) = mip_knapsack(m, k, duals, budget.integer) else { continue };
+                    found
+                }
             };
             upper[k] = upper[k].min(found.upper);
             if improves(k, &found.counts) {

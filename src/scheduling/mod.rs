@@ -14,6 +14,7 @@ pub mod bound_columns;
 mod bound_dp;
 pub mod bound_knapsack;
 pub mod bound_master;
+pub mod bound_mip;
 pub mod bound_model;
 mod bound_relax;
 #[cfg(test)]

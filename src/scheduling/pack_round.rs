@@ -21,7 +21,7 @@ use super::{pack_commit, pack_whole};
 
 /// Column generation's work for a rounding: fewer rounds than the bound's, as a column it
 /// misses costs the plan a little, not the bound's validity.
-const BUDGET: Budget = Budget { rounds: 20, nodes: 500 };
+const BUDGET: Budget = Budget { rounds: 20, nodes: 500, integer: 0 };
 
 /// How the rounding makes whole nodes of the LP's columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
