@@ -108,7 +108,7 @@ pub fn dp_knapsack(m: &Model, k: usize, values: &[f64]) -> Option<Knapsack> {
     Some(Knapsack { value, counts, upper: upper.max(value) })
 }
 
-fn worth(counts: &[u32], values: &[f64]) -> f64 {
+pub(super) fn worth(counts: &[u32], values: &[f64]) -> f64 {
     counts.iter().zip(values).map(|(c, v)| *c as f64 * v).sum()
 }
 
@@ -316,8 +316,9 @@ fn run(grid: &Grid, p: &Pass, best: &mut [f64]) -> Vec<u64> {
 }
 
 /// Drops pods, least value per share of the node first, until the node fits in truth (the
-/// grid rounds requests down and leaves out the pod count).
-fn repair(m: &Model, k: usize, values: &[f64], counts: &mut [u32]) {
+/// grid rounds requests down and leaves out the pod count; an integer program's solution may
+/// exceed a dimension within its tolerance).
+pub(super) fn repair(m: &Model, k: usize, values: &[f64], counts: &mut [u32]) {
     let alloc = &m.kinds[k].alloc;
     let share = |g: usize| -> f64 {
         let r = &m.groups[g].requests;

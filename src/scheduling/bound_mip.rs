@@ -10,11 +10,13 @@
 
 use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOptions};
 
+use super::bound_dp::{repair, worth};
 use super::bound_knapsack::Knapsack;
 use super::bound_model::{Model, scale};
 
-/// The best node of kind `k` at `values` branch and bound found within `nodes`, and an upper bound of its
-/// worth (the optimum when the search finished); `None` when the solver fails.
+/// The best node of kind `k` at `values` branch and bound found within `nodes` (repaired to fit
+/// where the solver's tolerance let it exceed a dimension), and an upper bound of its worth
+/// (the optimum when the search finished); `None` when the solver fails.
 pub fn mip_knapsack(m: &Model, k: usize, values: &[f64], nodes: u64) -> Option<Knapsack> {
     let groups: Vec<usize> = (0..m.groups.len()).filter(|&g| values[g] > 1e-12 && m.most(g, k) > 0).collect();
     if groups.is_empty() {
@@ -59,7 +61,7 @@ pub fn mip_knapsack(m: &Model, k: usize, values: &[f64], nodes: u64) -> Option<K
         for (&g, v) in groups.iter().zip(&vars) {
             counts[g] = (sol[*v] + 1e-6).floor().max(0.0) as u32;
         }
-        trim(m, k, values, &mut counts);
+        repair(m, k, values, &mut counts);
     }
     let value = worth(&counts, values);
     // Branch and bound's best proven bound (the optimum when it finished), else the LP
@@ -69,22 +71,6 @@ pub fn mip_knapsack(m: &Model, k: usize, values: &[f64], nodes: u64) -> Option<K
         None => build(false).0.solve().ok()?.solution()?.objective(),
     };
     Some(Knapsack { value, counts, upper: bound.max(value) * (1.0 + 1e-9) })
-}
-
-fn worth(counts: &[u32], values: &[f64]) -> f64 {
-    counts.iter().zip(values).map(|(c, v)| *c as f64 * v).sum()
-}
-
-/// Drops the least valuable pods until the node fits (a solution within the solver's
-/// tolerance may exceed a dimension by a fraction of a pod).
-fn trim(m: &Model, k: usize, values: &[f64], counts: &mut [u32]) {
-    while !m.fits(k, counts) {
-        let Some(g) = (0..counts.len()).filter(|&g| counts[g] > 0).min_by(|&a, &b| values[a].total_cmp(&values[b]))
-        else {
-            return;
-        };
-        counts[g] -= 1;
-    }
 }
 
 #[cfg(test)]

@@ -182,11 +182,16 @@ fn every_error_case_is_refused_with_a_position() {
     }
 }
 
-/// The spec examples as granit-parser's crate ships them, found through cargo.
+/// The spec examples as granit-parser's crate ships them, found through cargo. Without the
+/// default features, so that cargo resolves offline where the system's OpenSSL was linked and
+/// the vendored one's source was never downloaded.
 fn spec_examples() -> Vec<(String, String)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let args = ["metadata", "--format-version", "1", "--offline", "--no-default-features", "--filter-platform"];
     let out = Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline", "--filter-platform", &host(), "--manifest-path"])
+        .args(args)
+        .arg(host())
+        .arg("--manifest-path")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
         .output()
         .unwrap();
