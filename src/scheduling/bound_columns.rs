@@ -9,8 +9,9 @@
 //! node budget: first a relaxation of every kind, which rules out most; then the kinds left, most
 //! promising first, with a small budget, stopping at [`BATCH`] new columns; the grid program and
 //! the full budget only when that finds none; last, for the kinds still open, the integer
-//! program ([`super::bound_mip`]), whose relaxation holds every dimension at once. Column generation stops when the bound is within [`GAP`] of the master
-//! after one full pricing at the master's duals tries to prove it.
+//! program ([`super::bound_mip`]), whose relaxation holds every dimension at once. Column
+//! generation stops when the bound is within [`GAP`] of the master after one full pricing at
+//! the master's duals tries to prove it.
 //!
 //! The reported bound is Farley's: with `r = max_k (best_k + σ) ÷ price_k`, where `best_k` is
 //! the knapsack optimum when proven and a relaxation's value otherwise, `(π, σ) ÷ r` is dual
@@ -159,7 +160,8 @@ fn price(m: &Model, duals: &[f64], s: f64, at: (&[f64], f64), budget: Budget, al
     };
     // Branch and bound on a small budget; for the kinds it leaves open, the grid program (an
     // upper bound, and the optimum where its grid is exact and its node fits); then branch and
-    // bound on the full budget for the kinds still open.
+    // bound on the full budget for the kinds still open; last, the integer program for the
+    // first [`INTEGERS`] of those.
     let mut settled = vec![false; m.kinds.len()];
     let mut new = Vec::new();
     let (mut programs, mut integers) = (0, 0);
