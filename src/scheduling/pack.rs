@@ -395,6 +395,13 @@ fn best_fill(ctx: &mut Ctx, st: &State, seed: usize) -> Option<Fill> {
         {
             shortlist.push(cheapest);
         }
+        if !g.colocate {
+            for pt in cheapest_per_pod(ctx, st, pi, seed, &usable) {
+                if !shortlist.contains(&pt) {
+                    shortlist.push(pt);
+                }
+            }
+        }
         // Free reserved capacity is used first, whatever the type's rank.
         let any_reserved = ctx.reserved.any();
         for &pt in usable.iter().filter(|_| any_reserved) {
@@ -478,6 +485,34 @@ fn most_efficient(st: &State, pi: usize, usable: &[usize]) -> Vec<usize> {
     ranked.sort_by(order);
     ranked.into_iter().map(|(_, _, pt)| pt).collect()
 }
+
+/// The [`PER_POD`] types of `usable` that hold the seed's pods for the least per pod on a node
+/// of their own. The dual prices value all of a type's capacity, so a type far larger in one
+/// dimension than the pods need (a memory-heavy type for cpu-bound pods) can crowd the
+/// shortlist; where a seed's pods may only use a few types (a zone that offers few), the one
+/// that suits them must still be tried.
+fn cheapest_per_pod(ctx: &Ctx, st: &State, pi: usize, seed: usize, usable: &[usize]) -> Vec<usize> {
+    let g = &st.groups[seed];
+    let room = ExclCounts::new(ctx.keys.len()).room(&g.roles).min(st.rem[seed]);
+    let types = &ctx.views[pi].types;
+    let mut ranked: Vec<(f64, usize)> = usable
+        .iter()
+        .filter_map(|&pt| {
+            let n = fit_count(&types[pt].alloc, &g.requests).min(room);
+            (n > 0).then(|| (st.type_price[pi][pt] / n as f64, pt))
+        })
+        .collect();
+    let order = |a: &(f64, usize), b: &(f64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+    if ranked.len() > PER_POD {
+        ranked.select_nth_unstable_by(PER_POD - 1, order);
+        ranked.truncate(PER_POD);
+    }
+    ranked.sort_by(order);
+    ranked.into_iter().map(|(_, pt)| pt).collect()
+}
+
+/// Types tried per seed for being the cheapest per pod of the seed alone.
+const PER_POD: usize = 3;
 
 /// Whether fill `a` beats `b`: more value per dollar, except that pods which must share a node
 /// prefer the fill that takes more of them.

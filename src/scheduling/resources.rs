@@ -158,6 +158,29 @@ impl Sub<&Resources> for &Resources {
 pub const MIB: i64 = 1 << 20;
 pub const GIB: i64 = 1 << 30;
 
+/// How many pods requesting `req` fit in `free`.
+pub fn fit_count(free: &Resources, req: &Resources) -> u32 {
+    let mut n = u32::MAX as i64;
+    let dims = [
+        (free.cpu, req.cpu),
+        (free.memory, req.memory),
+        (free.storage, req.storage),
+        (free.pods, req.pods),
+        (free.gpu, req.gpu),
+    ];
+    for (have, need) in dims {
+        if need > 0 {
+            n = n.min(have.max(0) / need);
+        }
+    }
+    for (k, need) in &req.extended {
+        if *need > 0 {
+            n = n.min(free.extended.get(k).copied().unwrap_or(0).max(0) / need);
+        }
+    }
+    n.max(0) as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ use super::pod::untolerated;
 use super::pool::{Limits, Usage};
 use super::reserved::ReservedLeft;
 use super::resources::Resources;
+pub use super::resources::fit_count;
 use super::topology::{self, Domains};
 use super::view::{self, FitCache, PoolView};
 use super::{ffd, pack};
@@ -101,12 +102,15 @@ pub fn solve(input: &Input) -> Plan {
     let mut groups = groups::group(&input.pods);
     let keys = groups::exclusion_keys(&mut groups, HOSTNAME);
     let all_zones = zones(input);
-    let domains = Domains { nodes: &input.nodes, zones: all_zones.clone() };
+    let views: Vec<PoolView> =
+        input.pools.iter().map(|p| view::pool_view(p, input.catalog, &input.daemonsets)).collect();
+    let offers = zone_offers(input, &views, &all_zones);
+    let domains = Domains { nodes: &input.nodes, zones: all_zones.clone(), offers };
     let (mut groups, rejected) = topology::pin_domains(groups, &domains);
     let (pool_usage, cluster_usage) = usage(input);
     let mut ctx = Ctx {
         input,
-        views: input.pools.iter().map(|p| view::pool_view(p, input.catalog, &input.daemonsets)).collect(),
+        views,
         keys,
         fits: FitCache::default(),
         zones: all_zones.clone(),
@@ -151,6 +155,21 @@ pub fn solve(input: &Input) -> Plan {
     ctx.plan
 }
 
+/// Per zone of `zones`: the allocatable and price of every type a pool may launch there.
+fn zone_offers(input: &Input, views: &[PoolView], zones: &[String]) -> Vec<Vec<(Resources, f64)>> {
+    let mut out = vec![Vec::new(); zones.len()];
+    for (pool, view) in input.pools.iter().zip(views) {
+        for pt in &view.types {
+            for o in input.catalog.types[pt.t].offerings_for(&pool.requirements, &pool.node_class) {
+                if let Some(z) = zones.iter().position(|z| *z == o.zone) {
+                    out[z].push((pt.alloc.clone(), o.list_price()));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Zones any pool can launch into.
 fn zones(input: &Input) -> Vec<String> {
     let mut zones: Vec<String> = input
@@ -168,29 +187,6 @@ fn zones(input: &Input) -> Vec<String> {
     }
     zones.sort();
     zones
-}
-
-/// How many pods of `g` fit in `free`.
-pub fn fit_count(free: &Resources, req: &Resources) -> u32 {
-    let mut n = u32::MAX as i64;
-    let dims = [
-        (free.cpu, req.cpu),
-        (free.memory, req.memory),
-        (free.storage, req.storage),
-        (free.pods, req.pods),
-        (free.gpu, req.gpu),
-    ];
-    for (have, need) in dims {
-        if need > 0 {
-            n = n.min(have.max(0) / need);
-        }
-    }
-    for (k, need) in &req.extended {
-        if *need > 0 {
-            n = n.min(free.extended.get(k).copied().unwrap_or(0).max(0) / need);
-        }
-    }
-    n.max(0) as u32
 }
 
 /// Required hostname pod affinity: the nodes holding a matching pod.

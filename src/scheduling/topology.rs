@@ -10,12 +10,16 @@ use super::groups::Group;
 use super::node::Node;
 use super::pod::{Constraints, Selector, WhenUnsatisfiable};
 use super::requirements::{Requirements, ValueSet};
+use super::resources::{Resources, fit_count};
 
 /// Where each domain's pods stand, and which domains a pod may use.
 pub struct Domains<'a> {
     pub nodes: &'a [Node],
     /// Every zone the catalog and pools offer, sorted.
     pub zones: Vec<String>,
+    /// Per zone (as `zones`): the allocatable and price of each type a pool may launch there,
+    /// so that pods free to pick a zone pick a cheap one; empty when unknown.
+    pub offers: Vec<Vec<(Resources, f64)>>,
 }
 
 fn pin(key: &str, value: &str) -> Requirements {
@@ -38,6 +42,26 @@ impl Domains<'_> {
             *counts.entry(domain.to_string()).or_insert(0) += c;
         }
         counts
+    }
+
+    /// The zones of `eligible` where a node of its own holds pods of `requests` for the least
+    /// per pod (all of them when none is known to hold one).
+    fn cheapest_zones(&self, eligible: &[String], requests: &Resources) -> Vec<String> {
+        let per_pod = |z: &String| {
+            let offers = self.zones.iter().position(|x| x == z).and_then(|i| self.offers.get(i));
+            offers.into_iter().flatten().fold(f64::INFINITY, |best, (alloc, price)| match fit_count(alloc, requests) {
+                0 => best,
+                n => best.min(price / n as f64),
+            })
+        };
+        let costs: Vec<f64> = eligible.iter().map(per_pod).collect();
+        let least = costs.iter().copied().fold(f64::INFINITY, f64::min);
+        eligible
+            .iter()
+            .zip(&costs)
+            .filter(|(_, c)| !least.is_finite() || **c <= least * (1.0 + 1e-9))
+            .map(|(z, _)| z.clone())
+            .collect()
     }
 
     /// Domains of `key` a group's pods may use under its first requirement alternative.
@@ -137,7 +161,9 @@ pub fn pin_domains(groups: Vec<Group>, domains: &Domains) -> (Vec<Group>, Vec<Re
                 (Some(z), _) => Some(z),
                 (None, Some(z)) => Some(z.clone()),
                 (None, None) if t.selector.matches(&c.labels) && !eligible.is_empty() => {
-                    let z = eligible[next_zone % eligible.len()].clone();
+                    // The cheapest zones for its pods, taken in turn among equals.
+                    let cheapest = domains.cheapest_zones(&eligible, &g.requests);
+                    let z = cheapest[next_zone % cheapest.len()].clone();
                     next_zone += 1;
                     Some(z)
                 }
@@ -219,7 +245,7 @@ pub fn enforce_spread(plan: &mut super::plan::Plan, input: &super::input::Input,
         input.pods.iter().map(|p| (p.name.as_str(), p)).collect();
     for (key, selector, skew, ns) in keys {
         let carries = |c: &Constraints| c.spread.iter().any(|s| s.topology_key == key && s.selector == selector);
-        let domains = Domains { nodes: &input.nodes, zones: zones.to_vec() };
+        let domains = Domains { nodes: &input.nodes, zones: zones.to_vec(), offers: Vec::new() };
         let first = input.pods.iter().find(|p| carries(&p.constraints)).expect("a carrier");
         let alts = super::groups::levels(&first.constraints).pop().unwrap_or_default();
         let eligible: Vec<String> = domains

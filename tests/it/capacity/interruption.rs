@@ -533,7 +533,7 @@ async fn a_warning_for_an_instance_not_listed_yet_is_looked_up() {
 #[tokio::test]
 async fn a_disruption_validated_in_the_pass_of_a_warning_does_not_overwrite_its_marks() {
     let (mut h, _) = running(RebalancePolicy::Replace).await;
-    h.scale("web", 2);
+    h.scale("web", 0);
     // Step until an emptiness decision waits for validation.
     let mut decided = None;
     for _ in 0..600 {

@@ -258,6 +258,25 @@ fn zonal_pod_affinity_keeps_pods_in_one_zone() {
 }
 
 #[test]
+fn zonal_pod_affinity_picks_the_zone_where_its_pods_cost_least() {
+    let mut c = catalog();
+    for t in &mut c.types {
+        for o in &mut t.offerings {
+            if o.zone != "us-east-1c" {
+                o.price *= 1.25;
+            }
+        }
+    }
+    let sel = Selector::labels(&[("db", "y")]);
+    let case = Case::new(&c, many(12, "d", || pod().cpu("1").label("db", "y").affinity(ZONE, sel.clone())));
+    for (s, plan) in case.solve() {
+        for i in 0..12 {
+            assert_eq!(claim_of(&plan, &format!("d-{i}")).unwrap().zone, "us-east-1c", "{s:?}");
+        }
+    }
+}
+
+#[test]
 fn zonal_pod_affinity_follows_an_existing_pod() {
     let c = catalog();
     let mut n = node("cache", "m5.large", "us-east-1c", &c);
