@@ -45,6 +45,7 @@ pub mod resources;
 pub mod solve;
 pub mod topology;
 pub mod view;
+pub mod zone_cost;
 
 pub use input::{Input, Strategy};
 pub use plan::Plan;

@@ -18,6 +18,7 @@ use super::resources::Resources;
 pub use super::resources::fit_count;
 use super::topology::{self, Domains};
 use super::view::{self, FitCache, PoolView};
+use super::zone_cost::ZoneOffers;
 use super::{ffd, pack};
 
 /// State shared by the phases of one solve.
@@ -156,7 +157,7 @@ pub fn solve(input: &Input) -> Plan {
 }
 
 /// Per zone of `zones`: the allocatable and price of every type a pool may launch there.
-fn zone_offers(input: &Input, views: &[PoolView], zones: &[String]) -> Vec<Vec<(Resources, f64)>> {
+fn zone_offers(input: &Input, views: &[PoolView], zones: &[String]) -> ZoneOffers {
     let mut out = vec![Vec::new(); zones.len()];
     for (pool, view) in input.pools.iter().zip(views) {
         for pt in &view.types {

@@ -10,7 +10,7 @@ use super::groups::Group;
 use super::node::Node;
 use super::pod::{Constraints, Selector, WhenUnsatisfiable};
 use super::requirements::{Requirements, ValueSet};
-use super::resources::{Resources, fit_count};
+use super::zone_cost::{self, ZoneOffers};
 
 /// Where each domain's pods stand, and which domains a pod may use.
 pub struct Domains<'a> {
@@ -18,8 +18,8 @@ pub struct Domains<'a> {
     /// Every zone the catalog and pools offer, sorted.
     pub zones: Vec<String>,
     /// Per zone (as `zones`): the allocatable and price of each type a pool may launch there,
-    /// so that pods free to pick a zone pick a cheap one; empty when unknown.
-    pub offers: Vec<Vec<(Resources, f64)>>,
+    /// for the choices [`zone_cost`] makes; empty when unknown.
+    pub offers: ZoneOffers,
 }
 
 fn pin(key: &str, value: &str) -> Requirements {
@@ -42,26 +42,6 @@ impl Domains<'_> {
             *counts.entry(domain.to_string()).or_insert(0) += c;
         }
         counts
-    }
-
-    /// The zones of `eligible` where a node of its own holds pods of `requests` for the least
-    /// per pod (all of them when none is known to hold one).
-    fn cheapest_zones(&self, eligible: &[String], requests: &Resources) -> Vec<String> {
-        let per_pod = |z: &String| {
-            let offers = self.zones.iter().position(|x| x == z).and_then(|i| self.offers.get(i));
-            offers.into_iter().flatten().fold(f64::INFINITY, |best, (alloc, price)| match fit_count(alloc, requests) {
-                0 => best,
-                n => best.min(price / n as f64),
-            })
-        };
-        let costs: Vec<f64> = eligible.iter().map(per_pod).collect();
-        let least = costs.iter().copied().fold(f64::INFINITY, f64::min);
-        eligible
-            .iter()
-            .zip(&costs)
-            .filter(|(_, c)| !least.is_finite() || **c <= least * (1.0 + 1e-9))
-            .map(|(z, _)| z.clone())
-            .collect()
     }
 
     /// Domains of `key` a group's pods may use under its first requirement alternative.
@@ -107,7 +87,14 @@ pub fn pin_domains(groups: Vec<Group>, domains: &Domains) -> (Vec<Group>, Vec<Re
             (0..groups.len()).filter(|&i| counted(&groups[i].constraints) && !groups[i].pods.is_empty()).collect();
         let mut counts = domains.existing(key, selector, &namespace);
         let mut splits: Vec<(usize, String, Vec<usize>)> = Vec::new();
-        for &gi in &members {
+        let all = domains.values(key);
+        let open = key == ZONE && members.iter().all(|&gi| domains.eligible(key, &groups[gi]) == all);
+        let costed = members.iter().map(|&gi| (&groups[gi].requests, groups[gi].pods.as_slice())).collect::<Vec<_>>();
+        // Zones of different prices: the same counts, the largest pods where capacity is cheap.
+        let by_cost = open.then(|| zone_cost::spread(&all, &domains.offers, &counts, &costed)).flatten();
+        let water_fill = by_cost.is_none();
+        splits.extend(by_cost.into_iter().flatten().map(|(m, z, pods)| (members[m], z, pods)));
+        for &gi in members.iter().filter(|_| water_fill) {
             let eligible = domains.eligible(key, &groups[gi]);
             if eligible.is_empty() {
                 rejected.push(Rejected {
@@ -162,7 +149,7 @@ pub fn pin_domains(groups: Vec<Group>, domains: &Domains) -> (Vec<Group>, Vec<Re
                 (None, Some(z)) => Some(z.clone()),
                 (None, None) if t.selector.matches(&c.labels) && !eligible.is_empty() => {
                     // The cheapest zones for its pods, taken in turn among equals.
-                    let cheapest = domains.cheapest_zones(&eligible, &g.requests);
+                    let cheapest = zone_cost::cheapest(&domains.zones, &domains.offers, &eligible, &g.requests);
                     let z = cheapest[next_zone % cheapest.len()].clone();
                     next_zone += 1;
                     Some(z)
