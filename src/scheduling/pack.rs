@@ -472,18 +472,22 @@ fn best_fill(ctx: &mut Ctx, st: &State, seed: usize) -> Option<Fill> {
 }
 
 /// The [`SHORTLIST`] types of `usable` whose capacity is worth the most per dollar at the
-/// current dual prices, best first (ties in `usable` order): a partial selection, as the
-/// catalog may hold a thousand types.
+/// current dual prices, best first (ties by pool type, the order of `usable`).
 fn most_efficient(st: &State, pi: usize, usable: &[usize]) -> Vec<usize> {
     let eff = &st.type_value[pi];
-    let mut ranked: Vec<(f64, usize, usize)> = usable.iter().enumerate().map(|(i, &pt)| (eff[pt], i, pt)).collect();
-    let order = |a: &(f64, usize, usize), b: &(f64, usize, usize)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-    if ranked.len() > SHORTLIST {
-        ranked.select_nth_unstable_by(SHORTLIST - 1, order);
-        ranked.truncate(SHORTLIST);
+    lowest(usable.iter().map(|&pt| (-eff[pt], pt)).collect(), SHORTLIST)
+}
+
+/// The pool types of the `k` lowest scores, lowest first, ties by pool type: a partial
+/// selection, as the catalog may hold a thousand types.
+fn lowest(mut ranked: Vec<(f64, usize)>, k: usize) -> Vec<usize> {
+    let order = |a: &(f64, usize), b: &(f64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
+    if ranked.len() > k {
+        ranked.select_nth_unstable_by(k - 1, order);
+        ranked.truncate(k);
     }
     ranked.sort_by(order);
-    ranked.into_iter().map(|(_, _, pt)| pt).collect()
+    ranked.into_iter().map(|(_, pt)| pt).collect()
 }
 
 /// The [`PER_POD`] types of `usable` that hold the seed's pods for the least per pod on a node
@@ -495,20 +499,14 @@ fn cheapest_per_pod(ctx: &Ctx, st: &State, pi: usize, seed: usize, usable: &[usi
     let g = &st.groups[seed];
     let room = ExclCounts::new(ctx.keys.len()).room(&g.roles).min(st.rem[seed]);
     let types = &ctx.views[pi].types;
-    let mut ranked: Vec<(f64, usize)> = usable
+    let ranked = usable
         .iter()
         .filter_map(|&pt| {
             let n = fit_count(&types[pt].alloc, &g.requests).min(room);
             (n > 0).then(|| (st.type_price[pi][pt] / n as f64, pt))
         })
         .collect();
-    let order = |a: &(f64, usize), b: &(f64, usize)| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1));
-    if ranked.len() > PER_POD {
-        ranked.select_nth_unstable_by(PER_POD - 1, order);
-        ranked.truncate(PER_POD);
-    }
-    ranked.sort_by(order);
-    ranked.into_iter().map(|(_, pt)| pt).collect()
+    lowest(ranked, PER_POD)
 }
 
 /// Types tried per seed for being the cheapest per pod of the seed alone.
