@@ -247,7 +247,7 @@ pub async fn start<S: StateStore + 'static>(
     stop: CancellationToken,
 ) -> JoinHandle<()> {
     if settings.region.is_empty() {
-        let chain = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let chain = crate::cloud::aws::loader().load().await;
         settings.region = chain.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
     }
     Refresher::new(settings, store, file, feed, clock).await.start(stop).await

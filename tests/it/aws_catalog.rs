@@ -97,6 +97,7 @@ fn a_bad_price_file_is_refused_with_its_line() {
 fn missing_credentials_are_named() {
     // A client with no credentials at all.
     let conf = aws_sdk_ec2::Config::builder()
+        .http_client(capstan::cloud::aws::http_client())
         .behavior_version(aws_sdk_ec2::config::BehaviorVersion::latest())
         .region(aws_sdk_ec2::config::Region::new("us-east-1"))
         .endpoint_url(moto())

@@ -107,6 +107,7 @@ impl Api {
 /// A Pricing API client for `url` with test credentials and no retries (an outage fails at once).
 fn client(url: &str) -> aws_sdk_pricing::Client {
     let conf = aws_sdk_pricing::Config::builder()
+        .http_client(capstan::cloud::aws::http_client())
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("eu-central-1"))
         .endpoint_url(url)

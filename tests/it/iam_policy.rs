@@ -573,6 +573,7 @@ fn xml_value(xml: &str, tag: &str) -> String {
 fn s3_client(url: &str, key: &str, secret: &str) -> aws_sdk_s3::Client {
     use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
     let config = aws_sdk_s3::Config::builder()
+        .http_client(capstan::cloud::aws::http_client())
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(url)
@@ -585,6 +586,7 @@ fn s3_client(url: &str, key: &str, secret: &str) -> aws_sdk_s3::Client {
 fn ec2_client(url: &str, key: &str, secret: &str) -> aws_sdk_ec2::Client {
     use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
     let config = aws_sdk_ec2::Config::builder()
+        .http_client(capstan::cloud::aws::http_client())
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(url)
@@ -747,6 +749,7 @@ fn denied<T, E>(result: &Result<T, aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::
 fn sqs_client(url: &str, key: &str, secret: &str) -> aws_sdk_sqs::Client {
     use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
     let config = aws_sdk_sqs::Config::builder()
+        .http_client(capstan::cloud::aws::http_client())
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(url)
@@ -758,6 +761,7 @@ fn sqs_client(url: &str, key: &str, secret: &str) -> aws_sdk_sqs::Client {
 fn iam_client(url: &str, key: &str, secret: &str) -> aws_sdk_iam::Client {
     use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
     let config = aws_sdk_iam::Config::builder()
+        .http_client(capstan::cloud::aws::http_client())
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(url)

@@ -14,7 +14,9 @@ pub mod template;
 pub mod tidy;
 
 use aws_config::{BehaviorVersion, Region};
+use aws_sdk_ec2::config::SharedHttpClient;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
 use super::CloudError;
 
@@ -26,9 +28,20 @@ pub struct Endpoint {
     pub region: Option<String>,
 }
 
+/// The HTTPS client of every AWS call, the credential providers' included: rustls with ring and
+/// the system's trusted roots, as kube's client has.
+pub fn http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
+}
+
+/// The standard AWS chain (region, credentials, profile, endpoint settings) over [`http_client`].
+pub fn loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http_client())
+}
+
 /// SDK configuration from the standard chain plus overrides.
 pub async fn sdk_config(endpoint: &Endpoint) -> aws_config::SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = loader();
     if let Some(r) = &endpoint.region {
         loader = loader.region(Region::new(r.clone()));
     }
@@ -83,7 +96,13 @@ pub fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
 ) -> CloudError {
     if let SdkError::ServiceError(service) = &err {
         let e = service.err();
-        return from_code(call, e.code().unwrap_or_default(), e.message().unwrap_or_default());
+        return match e.code() {
+            Some(code) => from_code(call, code, e.message().unwrap_or_default()),
+            None => CloudError::Api(format!(
+                "{call}: the endpoint answered with no AWS error code (is it an AWS endpoint?): {}",
+                short(&without_key_ids(&format!("{:?}", service.raw())))
+            )),
+        };
     }
     let text = format!("{err:?}");
     if lacks_credentials(&text) {
@@ -185,5 +204,17 @@ mod tests {
         assert!(text.contains("credentials ([redacted])"), "{text}");
         let other = from_code("DescribeInstances", "Boom", "key ASIAIOSFODNN7EXAMPLE, request AKIA-1");
         assert!(other.to_string().ends_with("key [redacted], request AKIA-1"), "{other}");
+    }
+
+    #[test]
+    fn an_answer_that_is_no_aws_error_names_the_endpoint_and_the_status() {
+        use aws_sdk_ec2::config::http::HttpResponse;
+        use aws_sdk_ec2::error::ErrorMetadata;
+        use aws_sdk_ec2::operation::describe_instance_types::DescribeInstanceTypesError;
+        let raw = HttpResponse::new(404.try_into().unwrap(), "<html>not here</html>".into());
+        let err = SdkError::service_error(DescribeInstanceTypesError::generic(ErrorMetadata::builder().build()), raw);
+        let text = classify("DescribeInstanceTypes", err).to_string();
+        assert!(text.contains("DescribeInstanceTypes: the endpoint answered with no AWS error code"), "{text}");
+        assert!(text.contains("404"), "{text}");
     }
 }

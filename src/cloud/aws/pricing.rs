@@ -15,7 +15,7 @@
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region};
+use aws_config::Region;
 use aws_sdk_pricing::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_pricing::types::{Filter, FilterType};
 
@@ -101,7 +101,7 @@ pub fn filters(region: &str, query: &Query) -> Vec<(&'static str, String)> {
 /// endpoint). Credentials come from the standard AWS chain. Calls give up soon (a 5 s connect
 /// timeout, 60 s per attempt, 3 attempts): the caller keeps its prices and retries later.
 pub async fn client(endpoint: Option<&str>, pricing_region: &str) -> aws_sdk_pricing::Client {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+    let mut loader = super::loader()
         .region(Region::new(pricing_region.to_string()))
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
         .timeout_config(
