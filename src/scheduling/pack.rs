@@ -145,8 +145,10 @@ pub const REPACK_PODS: usize = 20_000;
 pub const SETTLED: f64 = 0.002;
 
 /// The re-packs after the first packing, each at the values the nodes of all packings so far
-/// give.
-pub const REPACKS: [Fills; 2] = [Fills::Greedy, Fills::Knapsack];
+/// give. The best plan is kept, so a re-pack can only make it cheaper: the third took the
+/// Karpenter mix at 10,000 pods on the full catalog from $136.55 to $133.78, for a solve of about
+/// 1 s instead of 0.6 s; a fourth found nothing more.
+pub const REPACKS: [Fills; 3] = [Fills::Greedy, Fills::Knapsack, Fills::Knapsack];
 
 /// How a packing fills the node it opens for a seed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
