@@ -86,6 +86,7 @@ fn rebuild<K: ClusterApi>(
         catalog: seen.catalog.as_deref(),
         unplaced: &seen.unplaced,
         planned: &seen.planned,
+        registered: &seen.registered,
         standby: !leading,
     };
     let json = serde_json::to_string(&board(&inputs)).expect("a board serializes");

@@ -2,7 +2,7 @@
 //! benchmark's: 5,000 nodes and 150,000 pods by default) built and serialized as the daemon
 //! does each time the cluster changes, with the size of what the page then downloads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -37,6 +37,7 @@ pub fn run(nodes: usize, pods_per_node: usize, seed: u64, rounds: usize) -> (Boa
         catalog: Some(&catalog),
         unplaced: &unplaced,
         planned: &planned,
+        registered: &HashSet::new(),
         standby: false,
     };
     let (mut build_ms, mut serialize_ms, mut json, mut listed) = (f64::MAX, f64::MAX, String::new(), false);

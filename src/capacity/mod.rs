@@ -396,6 +396,8 @@ impl<C: CloudProvider, K: ClusterApi> CapacityLoop<C, K> {
         let instances = self.at_effective_prices(instances);
         self.observe(&snapshot, &instances);
         self.status.seen.instances = Arc::new(instances.clone());
+        self.status.seen.registered =
+            Arc::new(snapshot.nodes.iter().filter_map(|n| n.instance_id()).map(String::from).collect());
         self.status.seen.catalog = Some(catalog.clone());
         self.status.seen.rules = Some(self.rules.clone());
         self.lifecycle(&snapshot, &instances, &catalog, now).await;

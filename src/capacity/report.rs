@@ -80,6 +80,10 @@ pub struct Seen {
     /// pending pod is in at most one of `unplaced` and `planned`; pods no longer pending are in
     /// neither. Each map is replaced (a new `Arc`) only when it changes.
     pub planned: Arc<BTreeMap<String, String>>,
+    /// The instances whose node the pass's snapshot held. One listed here and without a node
+    /// now is on its way out (the pass may have terminated it after the board last heard), not
+    /// launching: a node never goes back to launching.
+    pub registered: Arc<HashSet<String>>,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -30,6 +30,8 @@ pub struct Inputs<'a> {
     /// Pods the loop has planned a node for, with what they wait for (`namespace/name` →
     /// `NodeClaim … launching`, `nominated to node …`).
     pub planned: &'a BTreeMap<String, String>,
+    /// Instances the loop last saw with a node: listed without one now, they are terminating.
+    pub registered: &'a HashSet<String>,
     /// This replica does not lead: the capacity loop runs elsewhere, so nothing above is known.
     pub standby: bool,
 }
@@ -71,7 +73,7 @@ pub fn board(i: &Inputs) -> Board {
         if seen_instances.contains(x.id.as_str()) || x.state == InstanceState::Terminated {
             continue;
         }
-        nodes.push(launching(x, &types));
+        nodes.push(unregistered(x, &types, i.registered.contains(x.id.as_str())));
     }
     nodes.sort_by(|a, b| (&a.node_pool, &a.zone, &a.name).cmp(&(&b.node_pool, &b.zone, &b.name)));
     let launching = nodes.iter().any(|n| matches!(n.state, NodeState::Launching | NodeState::Registered));
@@ -227,7 +229,17 @@ fn owners(pods: &[&ClusterPod]) -> Vec<OwnerCount> {
     all
 }
 
-fn launching(x: &Instance, types: &HashMap<&str, i64>) -> NodeView {
+/// An instance without a node: launching, or on its way out when it is shutting down or had a
+/// node when the loop last looked (the instances listed are as of the loop's last pass, the
+/// nodes as of now).
+fn unregistered(x: &Instance, types: &HashMap<&str, i64>, had_node: bool) -> NodeView {
+    let (state, reason) = if x.state == InstanceState::ShuttingDown {
+        (NodeState::Terminating, None)
+    } else if had_node {
+        (NodeState::Terminating, Some("its node is gone".to_string()))
+    } else {
+        (NodeState::Launching, None)
+    };
     NodeView {
         name: x.claim.clone(),
         claim: Some(x.claim.clone()),
@@ -238,7 +250,8 @@ fn launching(x: &Instance, types: &HashMap<&str, i64>) -> NodeView {
         capacity_type: Some(x.capacity_type.label().to_string()),
         price_per_hour: Some(x.price),
         since: secs(x.launched_at),
-        state: if x.state == InstanceState::ShuttingDown { NodeState::Terminating } else { NodeState::Launching },
+        state,
+        reason,
         revision: x.tags.get(tags::POLICY_REVISION).cloned(),
         max_pods: types.get(x.instance_type.as_str()).copied(),
         ..NodeView::default()

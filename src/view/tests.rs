@@ -1,7 +1,7 @@
 //! The board from hand-built snapshots: states, pending reasons, pools against limits, and pods
 //! counted rather than listed on a large cluster.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use super::build::{Inputs, WAITING_FOR_LAUNCH, WAITING_FOR_PASS, board};
@@ -88,6 +88,7 @@ fn build(
         catalog: Some(&catalog),
         unplaced,
         planned: &BTreeMap::new(),
+        registered: &HashSet::new(),
         standby: false,
     })
 }
@@ -242,6 +243,7 @@ fn a_standby_says_the_leader_decides() {
         catalog: Some(&catalog),
         unplaced: &unplaced,
         planned: &unplaced,
+        registered: &HashSet::new(),
         standby: true,
     };
     let b = board(&inputs);
@@ -263,7 +265,32 @@ fn a_pod_planned_on_a_claim_says_which() {
         catalog: Some(&catalog),
         unplaced: &unplaced,
         planned: &planned,
+        registered: &HashSet::new(),
         standby: false,
     };
     assert_eq!(board(&inputs).pending.pods[0].reason, "waiting for NodeClaim default-abc (m6i.large) launching");
+}
+
+#[test]
+fn an_instance_whose_node_is_gone_is_terminating_not_launching() {
+    // The loop's last pass saw i-1 with its node and i-2 without; the drain then deleted i-1's
+    // node, and the board hears of it before the loop's next pass lists i-1 as shutting down.
+    let snapshot = Snapshot::default();
+    let instances = [instance("i-1", "c1", InstanceState::Running), instance("i-2", "c2", InstanceState::Running)];
+    let catalog = builtin::catalog();
+    let (none, registered) = (BTreeMap::new(), HashSet::from(["i-1".to_string()]));
+    let b = board(&Inputs {
+        cluster: "dev",
+        snapshot: &snapshot,
+        instances: &instances,
+        rules: None,
+        catalog: Some(&catalog),
+        unplaced: &none,
+        planned: &none,
+        registered: &registered,
+        standby: false,
+    });
+    let of = |c: &str| b.nodes.iter().find(|n| n.name == c).map(|n| (n.state, n.reason.clone()));
+    assert_eq!(of("c1"), Some((NodeState::Terminating, Some("its node is gone".into()))));
+    assert_eq!(of("c2"), Some((NodeState::Launching, None)));
 }
