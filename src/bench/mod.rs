@@ -47,6 +47,9 @@ pub struct SchedulingResult {
     pub configuration_bound_per_hour: Option<f64>,
     /// Column generation proved the configuration LP optimum.
     pub configuration_proven: bool,
+    /// The last restricted master's value: the configuration LP's optimum lies between the
+    /// bound and this, so when they differ it says how much column generation left open.
+    pub configuration_master_per_hour: Option<f64>,
     pub configuration_ratio: Option<f64>,
     /// The largest of the three LP bounds, all valid (the resource LP only when every pod is
     /// placed: it counts the pods nothing can hold too).
@@ -174,6 +177,7 @@ pub fn scheduling(catalog: &Catalog, n: usize, which: Mix, seed: u64, extras: Ex
         assignment_bound_per_hour: assignment.map(|b| round(b, 4)),
         configuration_bound_per_hour: configuration.as_ref().map(|c| round(c.bound, 4)),
         configuration_proven: configuration.as_ref().is_some_and(|c| c.proven),
+        configuration_master_per_hour: configuration.as_ref().map(|c| round(c.master, 4)),
         configuration_ratio: configuration.as_ref().and_then(|c| over(c.bound)),
         best_bound_per_hour: round(best_bound, 4),
         best_ratio: over(best_bound),

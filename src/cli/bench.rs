@@ -467,7 +467,12 @@ fn print_bounds(r: &crate::bench::SchedulingResult, extras: crate::bench::Extras
         "  configuration LP bound: {}{}{} ({:.1} ms for both bounds)",
         money(r.configuration_bound_per_hour),
         times(r.configuration_ratio),
-        if r.configuration_proven { "" } else { "; column generation stopped early, Farley bound" },
+        match (r.configuration_proven, r.configuration_master_per_hour) {
+            (false, Some(m)) =>
+                format!("; column generation stopped early, Farley bound; the LP optimum is at most ${m:.4}/h"),
+            (false, None) => "; column generation stopped early, Farley bound".to_string(),
+            (true, _) => String::new(),
+        },
         r.bounds_ms
     );
     outln!("  tightest of the three: {}{}", money(Some(r.best_bound_per_hour)), times(r.best_ratio));

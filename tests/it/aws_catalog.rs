@@ -82,6 +82,10 @@ fn catalog_export_command_writes_a_catalog_the_bench_reads() {
     }
     assert!(v["cost_ratio"].as_f64().unwrap() >= 1.0, "a plan never beats its lower bound: {v}");
     assert!(v["best_ratio"].as_f64().unwrap() >= 1.0, "nor the tightest bound: {v}");
+    // The configuration LP's optimum lies between its bound and its last restricted master.
+    let (bound, master) = (v["configuration_bound_per_hour"].as_f64(), v["configuration_master_per_hour"].as_f64());
+    let (bound, master) = (bound.expect("a configuration bound"), master.expect("the master's value"));
+    assert!(master >= bound * (1.0 - 1e-6), "{v}");
 }
 
 #[test]
