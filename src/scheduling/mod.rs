@@ -35,6 +35,7 @@ mod pack_fill;
 mod pack_price;
 mod pack_round;
 mod pack_whole;
+mod pack_zoned;
 pub mod plan;
 pub mod pod;
 pub mod pool;

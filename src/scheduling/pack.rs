@@ -14,6 +14,7 @@ use std::rc::Rc;
 use super::catalog::CapacityType;
 use super::groups::{ExclCounts, Group};
 use super::lp::DIMS;
+pub use super::pack_round::ROUND_PODS;
 use super::plan::Plan;
 use super::pool::Usage;
 use super::reserved::ReservedLeft;

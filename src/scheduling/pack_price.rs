@@ -65,16 +65,30 @@ pub(super) fn columns(
     index: &[usize],
     target: &[usize],
 ) -> Vec<(usize, Vec<u32>)> {
+    columns_by(m, patterns, index, target, |pi, pt, counts| {
+        kinds.binary_search(&(pi, pt)).ok().filter(|&k| m.fits(k, counts))
+    })
+}
+
+/// The model's columns for the nodes of `patterns`, each group counted in its class's merged
+/// group (`index`, then `target`), at the kind `kind` picks for a node of that pool and pool
+/// type with those counts (none: the node is left out); without repeats.
+pub(super) fn columns_by(
+    m: &Model,
+    patterns: &[Pattern],
+    index: &[usize],
+    target: &[usize],
+    kind: impl Fn(usize, usize, &[u32]) -> Option<usize>,
+) -> Vec<(usize, Vec<u32>)> {
     let mut out: Vec<(usize, Vec<u32>)> = Vec::new();
     for (pi, pt, takes) in patterns {
-        let Ok(k) = kinds.binary_search(&(*pi, *pt)) else { continue };
         let mut counts = vec![0u32; m.groups.len()];
         for &(gi, n) in takes {
             if let Some(&c) = index.get(gi).filter(|c| **c != usize::MAX) {
                 counts[target[c]] += n;
             }
         }
-        if m.fits(k, &counts) {
+        if let Some(k) = kind(*pi, *pt, &counts) {
             out.push((k, counts));
         }
     }
@@ -89,13 +103,24 @@ pub(super) fn columns(
 /// shape and the same roles too lets the Karpenter mix on the full catalog be re-packed, but
 /// it found nothing cheaper there and cost 5 % at 200 pods.)
 pub(super) fn classes(st: &State, groups: &[usize], n: usize) -> (Vec<Vec<usize>>, Vec<usize>) {
+    classes_by(st, groups, n, |gi| &st.groups[gi].requests)
+}
+
+/// Classes of `groups`: those without exclusion roles by `key`, each other group alone; and
+/// each group's class.
+pub(super) fn classes_by<K: std::hash::Hash + Eq>(
+    st: &State,
+    groups: &[usize],
+    n: usize,
+    key: impl Fn(usize) -> K,
+) -> (Vec<Vec<usize>>, Vec<usize>) {
     let mut classes: Vec<Vec<usize>> = Vec::new();
-    let mut by_shape: HashMap<&Resources, usize> = HashMap::new();
+    let mut by_key: HashMap<K, usize> = HashMap::new();
     let mut index = vec![usize::MAX; n];
     for &gi in groups {
         let g = &st.groups[gi];
         let c = if g.roles.is_empty() {
-            *by_shape.entry(&g.requests).or_insert_with(|| {
+            *by_key.entry(key(gi)).or_insert_with(|| {
                 classes.push(Vec::new());
                 classes.len() - 1
             })
@@ -119,9 +144,37 @@ pub(super) fn model(
     kinds: &[(usize, usize)],
     classes: &[Vec<usize>],
 ) -> (Model, Vec<usize>) {
+    let holds = |pi: usize, pt: usize, gi: usize| st.table[pi][gi].as_ref().is_some_and(|f| f.any_type(pt));
+    let places: Vec<Place> = kinds
+        .iter()
+        .map(|&(pi, pt)| Place {
+            pi,
+            pt,
+            price: st.type_price[pi][pt],
+            holds: classes.iter().map(|members| members.iter().any(|&gi| holds(pi, pt, gi))).collect(),
+        })
+        .collect();
+    model_of(ctx, st, demand, &places, classes)
+}
+
+/// A node kind of a model: pool, pool type, price, and which classes it holds.
+pub(super) struct Place {
+    pub(super) pi: usize,
+    pub(super) pt: usize,
+    pub(super) price: f64,
+    pub(super) holds: Vec<bool>,
+}
+
+/// [`model`] on kinds given with their prices and the classes they hold.
+pub(super) fn model_of(
+    ctx: &Ctx,
+    st: &State,
+    demand: &[u32],
+    places: &[Place],
+    classes: &[Vec<usize>],
+) -> (Model, Vec<usize>) {
     let gs: Vec<Group> = classes.iter().map(|members| st.groups[members[0]].clone()).collect();
     let dims = bound_model::dims_requested(&gs);
-    let holds = |pi: usize, pt: usize, gi: usize| st.table[pi][gi].as_ref().is_some_and(|f| f.any_type(pt));
     let m = Model {
         groups: classes
             .iter()
@@ -132,13 +185,13 @@ pub(super) fn model(
                 per_node: bound_model::per_node_cap(g),
             })
             .collect(),
-        kinds: kinds
+        kinds: places
             .iter()
-            .map(|&(pi, pt)| Kind {
+            .map(|p| Kind {
                 name: String::new(),
-                alloc: bound_model::dims_of(&ctx.views[pi].types[pt].alloc, &dims),
-                price: st.type_price[pi][pt],
-                holds: classes.iter().map(|members| members.iter().any(|&gi| holds(pi, pt, gi))).collect(),
+                alloc: bound_model::dims_of(&ctx.views[p.pi].types[p.pt].alloc, &dims),
+                price: p.price,
+                holds: p.holds.clone(),
             })
             .collect(),
         shared: bound_model::shared_sets(&gs, ctx.keys.len()),

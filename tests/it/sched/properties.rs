@@ -1,7 +1,7 @@
 //! Properties over random pods, pools and nodes: no node over its allocatable, no broken
 //! requirement, taint, spread or anti-affinity, limits kept, every pod placed or explained.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use capstan::policy::meta::TaintEffect;
 use capstan::scheduling::catalog::{HOSTNAME, ZONE};
@@ -21,7 +21,7 @@ struct Spec {
 }
 
 fn spec() -> impl Strategy<Value = Spec> {
-    (0u32..5, 0u32..6, 0u8..8, 0u8..3).prop_map(|(cpu, mem, kind, value)| Spec { cpu, mem, kind, value })
+    (0u32..5, 0u32..6, 0u8..9, 0u8..3).prop_map(|(cpu, mem, kind, value)| Spec { cpu, mem, kind, value })
 }
 
 const CPUS: [&str; 5] = ["100m", "250m", "500m", "1", "3"];
@@ -38,6 +38,7 @@ fn build(i: usize, s: &Spec) -> Pod {
         5 => b.arch("arm64"),
         6 => b.tolerate("dedicated", "batch", Some(TaintEffect::NoSchedule)),
         7 => b.host_port(8000 + s.value as u16),
+        8 => b.label("together", v).affinity(ZONE, Selector::labels(&[("together", v)])),
         _ => b,
     }
     .build()
@@ -68,6 +69,7 @@ fn check(case: &Case, strategy: Packing) -> Result<(), TestCaseError> {
     // Claims: fit, requirements, taints, exclusions.
     let mut zone_counts: BTreeMap<String, BTreeMap<String, i32>> = BTreeMap::new();
     let mut pool_cpu: BTreeMap<String, i64> = BTreeMap::new();
+    let mut together: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for cl in &plan.claims {
         prop_assert!(cl.requests.fits(&cl.allocatable), "{} over allocatable ({strategy:?})", cl.name);
         let t = c.get(&cl.instance_type).unwrap();
@@ -103,6 +105,9 @@ fn check(case: &Case, strategy: Packing) -> Result<(), TestCaseError> {
             if let Some(v) = k.labels.get("spread") {
                 *zone_counts.entry(v.clone()).or_default().entry(cl.zone.clone()).or_default() += 1;
             }
+            if let Some(v) = k.labels.get("together") {
+                together.entry(v.clone()).or_default().insert(cl.zone.clone());
+            }
         }
         prop_assert!(hosts.values().all(|n| *n <= 1), "hostname spread broken on {} ({strategy:?})", cl.name);
         prop_assert!(anti <= 1, "anti-affinity broken on {} ({strategy:?})", cl.name);
@@ -112,6 +117,9 @@ fn check(case: &Case, strategy: Packing) -> Result<(), TestCaseError> {
             ["us-east-1a", "us-east-1b", "us-east-1c"].iter().map(|z| zones.get(*z).copied().unwrap_or(0)).collect();
         let (min, max) = (all.iter().min().unwrap(), all.iter().max().unwrap());
         prop_assert!(max - min <= 1, "zone spread {v}: {all:?} ({strategy:?})");
+    }
+    for (v, zones) in &together {
+        prop_assert!(zones.len() <= 1, "zonal pod affinity {v}: {zones:?} ({strategy:?})");
     }
     for p in &input.pools {
         if let Some(l) = p.limits.cpu {
@@ -132,6 +140,30 @@ fn meets(reqs: &capstan::scheduling::requirements::Requirements, label: &dyn Fn(
 fn groups_ok(c: &capstan::scheduling::pod::Constraints, label: &dyn Fn(&str) -> Option<String>) -> bool {
     let levels = capstan::scheduling::groups::levels(c);
     levels.last().unwrap().iter().any(|a| meets(a, label))
+}
+
+/// A batch large enough for the packer to round the configuration LP over zones (at least
+/// `ROUND_PODS` pods, some held to zones by spread, affinity and selectors) still keeps every
+/// rule, with the pods spread over every kind as the random cases draw them.
+#[test]
+fn a_batch_the_zoned_rounding_packs_keeps_every_rule() {
+    let c = catalog();
+    let n = capstan::scheduling::pack::ROUND_PODS + 500;
+    // Two cpu and two memory sizes: few groups, so that the debug build's LP is quick.
+    let spec = |i: usize| Spec {
+        cpu: [1, 3][i % 2],
+        mem: [2, 4][i / 2 % 2],
+        kind: (i / 4 % 9) as u8,
+        value: (i / 36 % 3) as u8,
+    };
+    let specs = (0..n).map(spec);
+    let pods: Vec<Pod> = specs.enumerate().map(|(i, s)| build(i, &s)).collect();
+    let mut case = Case::new(&c, pods);
+    let mut batch = pool("batch");
+    batch.weight = 10;
+    batch.requirements.add("kubernetes.io/arch", ValueSet::one("amd64"));
+    case.pools = vec![batch, pool("general")];
+    check(&case, Packing::CostOptimal).unwrap();
 }
 
 proptest! {
