@@ -54,11 +54,13 @@ pub struct Budget {
     /// Branch-and-bound nodes of the integer program ([`mip_knapsack`]) for each kind the other
     /// pricings leave open; 0: none.
     pub integer: u64,
+    /// Kinds a pricing pass may give the grid program ([`dp_knapsack`]).
+    pub programs: usize,
 }
 
 impl Default for Budget {
     fn default() -> Self {
-        Budget { rounds: 60, nodes: 2_000, integer: 4_000 }
+        Budget { rounds: 60, nodes: 2_000, integer: 4_000, programs: PROGRAMS }
     }
 }
 
@@ -179,7 +181,7 @@ fn price(m: &Model, duals: &[f64], s: f64, at: (&[f64], f64), budget: Budget, al
             let found = match stage {
                 0 => knapsack_within(m, k, duals, (budget.nodes / 20).max(100), need(k), slack(k)),
                 1 => {
-                    if programs >= PROGRAMS {
+                    if programs >= budget.programs {
                         continue;
                     }
                     programs += 1;

@@ -9,7 +9,7 @@
 
 use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOptions, SolveOutcome};
 
-use super::bound_columns::{self, Budget, Pattern};
+use super::bound_columns::{self, Budget, PROGRAMS, Pattern};
 use super::bound_master::Master;
 use super::bound_model::Model;
 use super::catalog::CapacityType;
@@ -21,7 +21,7 @@ use super::{pack_commit, pack_whole, pack_zoned};
 
 /// Column generation's work for a rounding: fewer rounds than the bound's, as a column it
 /// misses costs the plan a little, not the bound's validity.
-pub(super) const BUDGET: Budget = Budget { rounds: 20, nodes: 500, integer: 0 };
+pub(super) const BUDGET: Budget = Budget { rounds: 20, nodes: 500, integer: 0, programs: PROGRAMS };
 
 /// How the rounding makes whole nodes of the LP's columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +53,8 @@ impl Rounding {
 /// ([`pack_zoned`]) when some group is held to a zone; for one of at most [`WHOLE_PODS`] free
 /// of both, whole. The zone-free LP knows nothing of zones and only a relaxation of the
 /// exclusions: on the Karpenter mix its rounded plans cost 7–11 % more than the re-packs' at 20
-/// to 10,000 pods, while the zoned LP's cost 2.2 % less at 10,000 on the built-in catalog and
-/// 3.5 % less on the full one (for a solve of 2 to 4.5 s instead of about 1 s).
+/// to 10,000 pods, while the zoned LP's cost 2.1 % less at 10,000 on the built-in catalog and
+/// 4.0 % less on the full one (for a solve of about 2 s instead of 1.3–1.5 s).
 pub(super) fn rounding(groups: &[Group], level: usize) -> Option<Rounding> {
     let left = || groups.iter().filter(|g| !g.pods.is_empty() && level < g.levels.len());
     if left().any(|g| g.colocate) {
