@@ -36,17 +36,6 @@ pub(super) enum Rounding {
     Zoned,
 }
 
-impl Rounding {
-    /// Column generation's work: a small batch's LP is worth proving, as only then are the
-    /// columns within its gap all an optimum may need.
-    fn budget(self) -> Budget {
-        match self {
-            Rounding::Floor | Rounding::Zoned => BUDGET,
-            Rounding::Whole => Budget::default(),
-        }
-    }
-}
-
 /// Whether, and how, the rounding is tried for the groups left at `level`: never when pods
 /// must share a node; for a batch of at least [`ROUND_PODS`] pods, rounded down, in the
 /// zone-free LP when no group is held to a zone or apart from other pods, and in the zoned LP
@@ -91,9 +80,23 @@ const WITHIN: pack_whole::Limits = pack_whole::Limits { columns: 5_000, visits: 
 /// placed.
 pub(super) fn open(ctx: &mut Ctx, st: &mut State, demand: &[u32], seeds: &[pack_price::Pattern], how: Rounding) -> u64 {
     let groups: Vec<usize> = (0..demand.len()).filter(|&gi| demand[gi] > 0).collect();
-    if how == Rounding::Zoned {
-        return pack_zoned::open(ctx, st, demand, &groups, seeds);
+    match how {
+        Rounding::Floor => zone_free(ctx, st, demand, &groups, seeds, false),
+        Rounding::Whole => zone_free(ctx, st, demand, &groups, seeds, true),
+        Rounding::Zoned => pack_zoned::open(ctx, st, demand, &groups, seeds),
     }
+}
+
+/// [`open`] in the zone-free LP, rounded down or, when `whole`, made whole by the integer
+/// program.
+fn zone_free(
+    ctx: &mut Ctx,
+    st: &mut State,
+    demand: &[u32],
+    groups: &[usize],
+    seeds: &[pack_price::Pattern],
+    whole_nodes: bool,
+) -> u64 {
     let kinds: Vec<(usize, usize)> = (0..ctx.views.len())
         .flat_map(|pi| (0..ctx.views[pi].types.len()).map(move |pt| (pi, pt)))
         .filter(|&(pi, pt)| {
@@ -101,43 +104,42 @@ pub(super) fn open(ctx: &mut Ctx, st: &mut State, demand: &[u32], seeds: &[pack_
                 && groups.iter().any(|&gi| st.table[pi][gi].as_ref().is_some_and(|f| f.any_type(pt)))
         })
         .collect();
-    let (classes, index) = pack_price::classes(st, &groups, demand.len());
+    let (classes, index) = pack_price::classes(st, groups, demand.len());
     let (m, target) = pack_price::model(ctx, st, demand, &kinds, &classes);
     if m.groups.len() > LP_GROUPS || kinds.is_empty() {
         return 0;
     }
     // A small batch's LP and integer program work on the kinds no other beats for no more: the
     // same optimum over fewer kinds.
-    let (m, kinds) = match how {
-        Rounding::Floor | Rounding::Zoned => (m, kinds),
-        Rounding::Whole => {
-            let keep = m.undominated();
-            let some: Vec<_> = keep.iter().map(|&k| m.kinds[k].clone()).collect();
-            (Model { kinds: some, ..m }, keep.iter().map(|&k| kinds[k]).collect())
-        }
+    let (m, kinds) = if whole_nodes {
+        let keep = m.undominated();
+        let some: Vec<_> = keep.iter().map(|&k| m.kinds[k].clone()).collect();
+        (Model { kinds: some, ..m }, keep.iter().map(|&k| kinds[k]).collect())
+    } else {
+        (m, kinds)
     };
     // The earlier packings' nodes as the first columns: column generation starts near their
     // cost instead of from one greedy fill per type.
     let start = pack_price::columns(&m, seeds, &kinds, &index, &target);
-    let Some((conf, mut columns)) = bound_columns::generate(&m, how.budget(), &start) else { return 0 };
-    let x = match how {
-        Rounding::Floor | Rounding::Zoned => cover(&m, &columns, false).map(|(x, _)| x),
-        Rounding::Whole => whole(&m, &mut columns, conf.proven),
+    // A small batch's LP is worth proving, as only then are the columns within its gap all an
+    // optimum may need.
+    let budget = if whole_nodes { Budget::default() } else { BUDGET };
+    let Some((conf, mut columns)) = bound_columns::generate(&m, budget, &start) else { return 0 };
+    let x = match whole_nodes {
+        false => cover(&m, &columns, false).map(|(x, _)| x),
+        true => whole(&m, &mut columns, conf.proven),
     };
     let Some(x) = x else { return 0 };
     // Rounded down, the fills place what the fractions leave; an integer variable's value is
     // within the solver's tolerance of a whole number.
-    let count = |v: f64| match how {
-        Rounding::Floor | Rounding::Zoned => (v + 1e-6).floor() as u32,
-        Rounding::Whole => v.round() as u32,
-    };
+    let count = |v: f64| if whole_nodes { v.round() as u32 } else { (v + 1e-6).floor() as u32 };
     let mut nodes: Vec<(u32, Pattern)> = x.iter().map(|v| count(*v)).zip(columns).filter(|(n, _)| *n > 0).collect();
-    if how == Rounding::Floor {
+    if !whole_nodes {
         nodes.sort_by(|a, b| b.cmp(a));
     }
     // The packer's groups behind each of the model's.
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); m.groups.len()];
-    for &gi in &groups {
+    for &gi in groups {
         members[target[index[gi]]].push(gi);
     }
     let mut placed = 0;
