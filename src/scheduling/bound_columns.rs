@@ -9,7 +9,9 @@
 //! node budget: first a relaxation of every kind, which rules out most; then the kinds left, most
 //! promising first, with a small budget, stopping at [`BATCH`] new columns; the grid program and
 //! the full budget only when that finds none; last, for the kinds still open, the integer
-//! program ([`super::bound_mip`]), whose relaxation holds every dimension at once. Column
+//! program ([`super::bound_mip`]), whose relaxation holds every dimension at once; and for the
+//! few kinds still open, highest bound first, the grid program at exact units with far more
+//! states ([`exact_knapsack`]), which settles medium kinds the others cannot. Column
 //! generation stops when the bound is within [`GAP`] of the master after one full pricing at
 //! the master's duals tries to prove it.
 //!
@@ -19,7 +21,7 @@
 //! generation converged. When every pricing proves no column has negative reduced cost, it
 //! equals the LP optimum.
 
-use super::bound_dp::dp_knapsack;
+use super::bound_dp::{dp_knapsack, exact_knapsack};
 use super::bound_knapsack::knapsack_within;
 use super::bound_master::Master;
 use super::bound_mip::mip_knapsack;
@@ -41,6 +43,10 @@ pub const PROGRAMS: usize = 64;
 /// kinds whose relaxations are highest set the bound's ratio.
 pub const INTEGERS: usize = 16;
 
+/// Most kinds one pricing pass gives to the exact program: on the Karpenter mix a 4-vCPU type
+/// whose node neither the integer program nor branch and bound could settle set Farley's ratio.
+pub const EXACT: usize = 2;
+
 /// Relative gap between the bound and the master below which column generation stops.
 pub const GAP: f64 = 1e-3;
 
@@ -56,11 +62,14 @@ pub struct Budget {
     pub integer: u64,
     /// Kinds a pricing pass may give the grid program ([`dp_knapsack`]).
     pub programs: usize,
+    /// Kinds still open after every other pricing that a pass may give the exact program
+    /// ([`exact_knapsack`]), highest bound first.
+    pub exact: usize,
 }
 
 impl Default for Budget {
     fn default() -> Self {
-        Budget { rounds: 60, nodes: 2_000, integer: 4_000, programs: PROGRAMS }
+        Budget { rounds: 60, nodes: 2_000, integer: 4_000, programs: PROGRAMS, exact: EXACT }
     }
 }
 
@@ -163,13 +172,17 @@ fn price(m: &Model, duals: &[f64], s: f64, at: (&[f64], f64), budget: Budget, al
     // Branch and bound on a small budget; for the kinds it leaves open, the grid program (an
     // upper bound, and the optimum where its grid is exact and its node fits); then branch and
     // bound on the full budget for the kinds still open; last, the integer program for the
-    // first [`INTEGERS`] of those.
+    // first [`INTEGERS`] of those; and when none of these finds a column, the exact program for
+    // the `budget.exact` kinds still open with the highest bounds.
     let mut settled = vec![false; m.kinds.len()];
     let mut new = Vec::new();
-    let (mut programs, mut integers) = (0, 0);
-    for stage in 0..4 {
+    let (mut programs, mut integers, mut exacts) = (0, 0, 0);
+    for stage in 0..5 {
         if !new.is_empty() {
             break;
+        }
+        if stage == 4 {
+            order.sort_by(|&a, &b| ratio(b, upper[b]).total_cmp(&ratio(a, upper[a])));
         }
         for &k in &order {
             if new.len() >= BATCH && !all {
@@ -190,12 +203,21 @@ fn price(m: &Model, duals: &[f64], s: f64, at: (&[f64], f64), budget: Budget, al
                     found
                 }
                 2 => knapsack_within(m, k, duals, budget.nodes, need(k), slack(k)),
-                _ => {
+                3 => {
                     if budget.integer == 0 || integers >= INTEGERS {
                         continue;
                     }
                     integers += 1;
                     let Some(found) = mip_knapsack(m, k, duals, budget.integer) else { continue };
+                    found
+                }
+                _ => {
+                    if exacts >= budget.exact {
+                        break;
+                    }
+                    exacts += 1;
+                    let Some(found) = exact_knapsack(m, k, duals) else { continue };
+                    settled[k] = found.value >= found.upper * (1.0 - 1e-12);
                     found
                 }
             };

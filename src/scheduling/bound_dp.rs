@@ -45,6 +45,8 @@ struct Grid {
     radix: Vec<usize>,
     stride: Vec<usize>,
     tracked: Vec<usize>,
+    /// Every request is a whole number of units.
+    exact: bool,
 }
 
 impl Grid {
@@ -71,19 +73,51 @@ fn gcd(a: i64, b: i64) -> i64 {
 /// and `λ` is found by a golden-section search; and both dimensions at coarser units. The node
 /// returned is the best that fits among those the programs found.
 pub fn dp_knapsack(m: &Model, k: usize, values: &[f64]) -> Option<Knapsack> {
+    knapsack_on_grid(m, k, values, Reach { states: STATES, work: WORK, exact_only: false })
+}
+
+/// How large a program [`knapsack_on_grid`] may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Reach {
+    /// Most states (grid cells × shared-set counts).
+    states: usize,
+    /// Most state updates.
+    work: usize,
+    /// Only the exact grid (both dimensions at their common units), or nothing.
+    exact_only: bool,
+}
+
+/// The exact program of kind `k` at `values` when both dimensions at their common units, times
+/// the shared sets' counts, fit [`EXACT_STATES`] and its sweeps [`EXACT_WORK`]: its optimum
+/// bounds the knapsack with the pod count left out, and is the knapsack's when its node fits.
+pub fn exact_knapsack(m: &Model, k: usize, values: &[f64]) -> Option<Knapsack> {
+    knapsack_on_grid(m, k, values, Reach { states: EXACT_STATES, work: EXACT_WORK, exact_only: true })
+}
+
+/// Most states of [`exact_knapsack`]'s program: a 4-vCPU, 16-GiB node at 50 m and 4 MiB with
+/// a spread's eight counts and an anti-affinity's two is 4.5 million.
+pub const EXACT_STATES: usize = 1 << 23;
+
+/// Most state updates of [`exact_knapsack`]'s program.
+const EXACT_WORK: usize = 1_500_000_000;
+
+fn knapsack_on_grid(m: &Model, k: usize, values: &[f64], reach: Reach) -> Option<Knapsack> {
     let groups: Vec<usize> = (0..m.groups.len()).filter(|&g| values[g] > 1e-12 && m.most(g, k) > 0).collect();
     if groups.is_empty() {
         return None;
     }
     let mut best: (f64, Vec<u32>) = (0.0, vec![0; m.groups.len()]);
     let mut upper = f64::INFINITY;
-    let grids = grids(m, k, &groups)?;
+    let grids = grids(m, k, &groups, reach.states)?;
+    if reach.exact_only && !(grids.len() == 1 && grids[0].1.is_none() && grids[0].0.exact) {
+        return None;
+    }
     // Each program sweeps the states once per pass, and the search runs several programs.
     let work: usize = grids
         .iter()
         .map(|(g, out)| g.size() * (groups.len() + 8) * if out.is_some() { LAMBDA_STEPS + 3 } else { 1 })
         .sum();
-    if work > WORK {
+    if work > reach.work {
         return None;
     }
     for (grid, priced_out) in grids {
@@ -191,7 +225,7 @@ fn program(m: &Model, k: usize, grid: &Grid, values: &[f64], groups: &[usize]) -
 /// when they fit [`STATES`]; otherwise the one with fewer cells alone (its unit doubled as
 /// needed) with the other returned to be priced out, then both with the larger one's unit
 /// doubled until they fit, unless that rounds some request down to nothing.
-fn grids(m: &Model, k: usize, groups: &[usize]) -> Option<Vec<(Grid, Option<usize>)>> {
+fn grids(m: &Model, k: usize, groups: &[usize], states: usize) -> Option<Vec<(Grid, Option<usize>)>> {
     let resource: Vec<usize> = (0..m.dims.len()).filter(|&d| m.dims[d] != PODS).take(2).collect();
     let alloc = &m.kinds[k].alloc;
     let unit = |d: usize| groups.iter().map(|&g| m.groups[g].requests[d]).filter(|q| *q > 0).fold(0, gcd).max(1);
@@ -215,9 +249,18 @@ fn grids(m: &Model, k: usize, groups: &[usize]) -> Option<Vec<(Grid, Option<usiz
     let make = |dims: [Option<usize>; 2]| {
         let units = dims.map(|d| d.map_or(1, unit));
         let cells = [0, 1].map(|i| dims[i].map_or(1, |d| (alloc[d].max(0) / units[i]) as usize + 1));
-        let mut g = Grid { dims, cells, units, radix: radix.clone(), stride: stride.clone(), tracked: tracked.clone() };
-        let exact = g.size() <= STATES;
-        while g.size() > STATES {
+        let mut g = Grid {
+            dims,
+            cells,
+            units,
+            radix: radix.clone(),
+            stride: stride.clone(),
+            tracked: tracked.clone(),
+            exact: false,
+        };
+        let exact = g.size() <= states;
+        g.exact = exact;
+        while g.size() > states {
             let i = if g.cells[0] >= g.cells[1] { 0 } else { 1 };
             let d = g.dims[i]?;
             g.units[i] *= 2;
@@ -401,8 +444,38 @@ mod tests {
         assert!(m.fits(0, &k.counts));
     }
 
+    #[test]
+    fn the_exact_program_declines_a_grid_it_would_have_to_coarsen() {
+        // 1 m and 1 byte units: 9,000 × 9,000 cells are far beyond its states.
+        let m = model([9000, 9000, 30], &[(1001, 997, u32::MAX), (2003, 1999, u32::MAX)], None);
+        assert!(exact_knapsack(&m, 0, &[1.0, 1.5]).is_none());
+        assert!(dp_knapsack(&m, 0, &[1.0, 1.5]).is_some(), "the grid program coarsens or prices out instead");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn the_exact_program_finds_the_optimum_when_pods_do_not_bind(
+            cpu in 500i64..9000,
+            mem in 500i64..9000,
+            groups in prop::collection::vec((1i64..60, 1i64..60, prop::sample::select(vec![1u32, 2, 3, u32::MAX]), 0.0f64..2.0), 1..=4),
+            set in any::<bool>(),
+        ) {
+            // Requests in steps of 50 and room for more pods than cpu allows: the program's
+            // grid is exact and the pod count never binds, so its node is the optimum.
+            let shapes: Vec<(i64, i64, u32)> = groups.iter().map(|g| (g.0 * 50, g.1 * 50, g.2)).collect();
+            let values: Vec<f64> = groups.iter().map(|g| g.3).collect();
+            let shared = (set && shapes.len() > 1).then(|| (vec![0, 1], 2));
+            let m = model([cpu, mem, 200], &shapes, shared);
+            let best = brute(&m, &values);
+            let k = exact_knapsack(&m, 0, &values);
+            prop_assert!(k.is_some() || best <= 1e-10, "no program though a pod fits: {best}");
+            if let Some(k) = k {
+                prop_assert!(m.fits(0, &k.counts), "{k:?}");
+                prop_assert!((k.value - best).abs() < 1e-9 && (k.upper - best).abs() < 1e-9, "{k:?} vs {best}");
+            }
+        }
 
         #[test]
         fn the_grid_bounds_the_knapsack_and_its_node_fits(

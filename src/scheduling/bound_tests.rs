@@ -5,11 +5,12 @@ use proptest::prelude::*;
 
 use super::bound::lower_bound;
 use super::bound_assign::assignment_bound;
-use super::bound_columns::{Budget, configuration_bound};
+use super::bound_columns::{Budget, EXACT, configuration_bound};
 use super::bound_knapsack::knapsack;
-use super::bound_model::Model;
+use super::bound_model::{Demand, Kind, Model};
 use super::catalog::{CapacityType, Catalog, HOSTNAME, InstanceType, Offering};
 use super::exact::{Limits, optimum};
+use super::mix::{CPU_MILLI, MEMORY_MIB};
 use super::pod::{Pod, Selector, WhenUnsatisfiable, pod};
 use super::pool::{Limits as PoolLimits, PoolSpec};
 use super::{Input, solve};
@@ -305,4 +306,41 @@ fn a_small_batch_is_packed_at_the_configuration_lps_proven_optimum() {
     assert!(conf.proven, "{conf:?}");
     assert!(at_most(conf.bound, cost), "{conf:?} above the plan's {cost}");
     assert!(cost <= conf.bound * (1.0 + 1e-6), "plan ${cost:.4}/h, {conf:?}");
+}
+
+#[test]
+fn the_exact_program_proves_the_bound_on_a_node_of_thirty_shapes() {
+    // The Karpenter mix's thirty request shapes on a 4-vCPU, 16-GiB type, with pricing held
+    // to branch and bound on a small budget otherwise: the exact program settles each round's
+    // node, so column generation proves the LP optimum, and never below the weaker run's bound.
+    let mib = 1i64 << 20;
+    let groups: Vec<Demand> = CPU_MILLI
+        .iter()
+        .flat_map(|&c| {
+            MEMORY_MIB.iter().map(move |&m| Demand { pods: 300, requests: vec![c, m * mib, 1], per_node: u32::MAX })
+        })
+        .collect();
+    let n = groups.len();
+    let m = Model {
+        dims: vec!["cpu".to_string(), "memory".to_string(), "pods".to_string()],
+        groups,
+        kinds: vec![Kind {
+            name: "t4g.xlarge".to_string(),
+            alloc: vec![3920, 14_849_933_312, 58],
+            price: 0.1344,
+            holds: vec![true; n],
+        }],
+        shared: Vec::new(),
+        min_nodes: 0.0,
+        left_out: 0,
+    };
+    let weak = Budget { rounds: 60, nodes: 100, integer: 0, programs: 0, exact: 0 };
+    let without = configuration_bound(&m, weak).expect("configuration LP");
+    let with = configuration_bound(&m, Budget { exact: EXACT, ..weak }).expect("configuration LP");
+    assert!(with.proven, "{with:?}");
+    assert!(
+        !without.proven,
+        "branch and bound alone proves it: the case no longer needs the exact program {without:?}"
+    );
+    assert!(at_most(without.bound, with.bound) && at_most(with.bound, with.master), "{without:?} {with:?}");
 }

@@ -21,7 +21,7 @@ use super::{pack_commit, pack_whole, pack_zoned};
 
 /// Column generation's work for a rounding: fewer rounds than the bound's, as a column it
 /// misses costs the plan a little, not the bound's validity.
-pub(super) const BUDGET: Budget = Budget { rounds: 20, nodes: 500, integer: 0, programs: PROGRAMS };
+pub(super) const BUDGET: Budget = Budget { rounds: 20, nodes: 500, integer: 0, programs: PROGRAMS, exact: 0 };
 
 /// How the rounding makes whole nodes of the LP's columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,7 +123,7 @@ fn zone_free(
     let start = pack_price::columns(&m, seeds, &kinds, &index, &target);
     // A small batch's LP is worth proving, as only then are the columns within its gap all an
     // optimum may need.
-    let budget = if whole_nodes { Budget::default() } else { BUDGET };
+    let budget = if whole_nodes { Budget { exact: 0, ..Budget::default() } } else { BUDGET };
     let Some((conf, mut columns)) = bound_columns::generate(&m, budget, &start) else { return 0 };
     let x = match whole_nodes {
         false => cover(&m, &columns, false).map(|(x, _)| x),
