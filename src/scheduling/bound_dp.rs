@@ -45,7 +45,8 @@ struct Grid {
     radix: Vec<usize>,
     stride: Vec<usize>,
     tracked: Vec<usize>,
-    /// Every request is a whole number of units.
+    /// Every request is a whole number of units (the grid fitted its states at the requests'
+    /// common units).
     exact: bool,
 }
 
@@ -258,25 +259,24 @@ fn grids(m: &Model, k: usize, groups: &[usize], states: usize) -> Option<Vec<(Gr
             tracked: tracked.clone(),
             exact: false,
         };
-        let exact = g.size() <= states;
-        g.exact = exact;
+        g.exact = g.size() <= states;
         while g.size() > states {
             let i = if g.cells[0] >= g.cells[1] { 0 } else { 1 };
             let d = g.dims[i]?;
             g.units[i] *= 2;
             g.cells[i] = (alloc[d].max(0) / g.units[i]) as usize + 1;
         }
-        Some((g, exact))
+        Some(g)
     };
     Some(match resource[..] {
         [a, b] => {
-            let (both, exact) = make([Some(a), Some(b)])?;
-            if exact {
+            let both = make([Some(a), Some(b)])?;
+            if both.exact {
                 return Some(vec![(both, None)]);
             }
             let fewer = |x: usize, y: usize| alloc[x] / unit(x) <= alloc[y] / unit(y);
             let (keep, out_d) = if fewer(a, b) { (a, b) } else { (b, a) };
-            let mut out = vec![(make([Some(keep), None])?.0, Some(out_d))];
+            let mut out = vec![(make([Some(keep), None])?, Some(out_d))];
             // Coarse units are worth a program only while no request rounds down to nothing.
             let smallest =
                 |d: usize| groups.iter().map(|&g| m.groups[g].requests[d]).filter(|q| *q > 0).min().unwrap_or(0);
@@ -285,8 +285,8 @@ fn grids(m: &Model, k: usize, groups: &[usize], states: usize) -> Option<Vec<(Gr
             }
             out
         }
-        [a] => vec![(make([Some(a), None])?.0, None)],
-        _ => vec![(make([None, None])?.0, None)],
+        [a] => vec![(make([Some(a), None])?, None)],
+        _ => vec![(make([None, None])?, None)],
     })
 }
 
