@@ -28,8 +28,12 @@ pub(super) const BUDGET: Budget = Budget { rounds: 20, nodes: 500, integer: 0, p
 pub(super) enum Rounding {
     /// The LP's fractional node counts rounded down: for a batch of many nodes per column.
     Floor,
-    /// For a small batch, where rounding down would lose a large share of its nodes, the
-    /// integer program over the columns ([`whole`]).
+    /// For a batch too small to be rounded down, which would lose a large share of its nodes:
+    /// the integer program over the columns ([`whole`]). On the generic mix at 100 to 999 pods
+    /// its plans cost up to 2.9 % less than the re-packs' on the built-in catalog ($15.7584
+    /// instead of $16.2288 at 999 pods) and up to 6.8 % less on the full one ($0.5796 instead
+    /// of $0.6216 at 50, $6.3168 instead of $6.5772 at 500), for a solve of 0.07–2.9 s instead
+    /// of 3–95 ms (release build).
     Whole,
     /// For a large batch some of whose groups are held to zones: the LP that knows the zones
     /// ([`pack_zoned`]), rounded down.
@@ -39,8 +43,8 @@ pub(super) enum Rounding {
 /// Whether, and how, the rounding is tried for the groups left at `level`: never when pods
 /// must share a node; for a batch of at least [`ROUND_PODS`] pods, rounded down, in the
 /// zone-free LP when no group is held to a zone or apart from other pods, and in the zoned LP
-/// ([`pack_zoned`]) when some group is held to a zone; for one of at most [`WHOLE_PODS`] free
-/// of both, whole. The zone-free LP knows nothing of zones and only a relaxation of the
+/// ([`pack_zoned`]) when some group is held to a zone; for a smaller one free of both, whole.
+/// The zone-free LP knows nothing of zones and only a relaxation of the
 /// exclusions: on the Karpenter mix its rounded plans cost 7–11 % more than the re-packs' at 20
 /// to 10,000 pods, while the zoned LP's cost 2.1 % less at 10,000 on the built-in catalog and
 /// 4.0 % less on the full one (for a solve of about 2 s instead of 1.3–1.5 s).
@@ -54,7 +58,7 @@ pub(super) fn rounding(groups: &[Group], level: usize) -> Option<Rounding> {
     match left().map(|g| g.pods.len()).sum::<usize>() {
         n if n >= ROUND_PODS && free => Some(Rounding::Floor),
         n if n >= ROUND_PODS && pinned => Some(Rounding::Zoned),
-        n if n <= WHOLE_PODS && free => Some(Rounding::Whole),
+        _ if free => Some(Rounding::Whole),
         _ => None,
     }
 }
@@ -63,13 +67,6 @@ pub(super) fn rounding(groups: &[Group], level: usize) -> Option<Rounding> {
 /// column, which only a batch of many nodes per column makes small (at 12 and 100 generic pods
 /// the rounded-down plans cost more than the re-packs', at 1,000 and 10,000 less).
 pub const ROUND_PODS: usize = 1_000;
-
-/// Most pods a batch's integer program is tried for: every batch too small to be rounded down.
-/// On the generic mix at 100 to 999 pods its plans cost up to 2.9 % less than the re-packs' on
-/// the built-in catalog ($15.7584 instead of $16.2288 at 999 pods) and up to 6.8 % less on the
-/// full one ($0.5796 instead of $0.6216 at 50, $6.3168 instead of $6.5772 at 500), for a solve of
-/// 0.07–2.9 s instead of 3–95 ms (release build).
-pub const WHOLE_PODS: usize = ROUND_PODS - 1;
 
 /// Most branch-and-bound nodes the integer program may take; past it the best whole solution
 /// found so far is used, or none.
