@@ -21,7 +21,7 @@ use crate::scheduling::catalog::Catalog;
 use crate::scheduling::exact::{self, Limits as ExactLimits};
 use crate::scheduling::mix::{self, Mix};
 use crate::scheduling::pool::{Limits, PoolSpec};
-use crate::scheduling::{Input, Strategy, bound, bound_assign, solve};
+use crate::scheduling::{Input, Strategy, bound, bound_assign, bound_zoned, solve};
 
 /// One scheduling benchmark run.
 #[derive(Debug, Clone, Serialize)]
@@ -51,11 +51,19 @@ pub struct SchedulingResult {
     /// bound and this, so when they differ it says how much column generation left open.
     pub configuration_master_per_hour: Option<f64>,
     pub configuration_ratio: Option<f64>,
-    /// The largest of the three LP bounds, all valid (the resource LP only when every pod is
+    /// The configuration LP bound of the zoned model, where zone spreads put their share in
+    /// every zone (`None`: no zone spread applies); valid for plans that keep each spread even
+    /// over every pod it counts, as the packer's do.
+    pub zoned_bound_per_hour: Option<f64>,
+    pub zoned_proven: bool,
+    /// The zoned LP's last restricted master: its optimum is at most this.
+    pub zoned_master_per_hour: Option<f64>,
+    pub zoned_ratio: Option<f64>,
+    /// The largest of the LP bounds, all valid (the resource LP only when every pod is
     /// placed: it counts the pods nothing can hold too).
     pub best_bound_per_hour: f64,
     pub best_ratio: Option<f64>,
-    /// Time to compute the model and both LP bounds.
+    /// Time to compute the models and their LP bounds.
     pub bounds_ms: f64,
     /// The cheapest packing of the model, when asked for and small enough.
     pub optimum_per_hour: Option<f64>,
@@ -79,6 +87,8 @@ const EXACT: ExactLimits = ExactLimits { states: 2_000_000, configs: 50_000_000 
 pub struct Extras {
     /// Also search for the exact optimum (small instances only).
     pub exact: bool,
+    /// Also compute the zoned configuration LP bound, where zone spreads apply.
+    pub zoned: bool,
 }
 
 /// The peak resident memory of this process since the last call, in MB, then resets the peak
@@ -144,13 +154,21 @@ pub fn scheduling(catalog: &Catalog, n: usize, which: Mix, seed: u64, extras: Ex
     let relaxed = model.merged();
     let assignment = bound_assign::assignment_bound(&relaxed, Duration::from_secs(60));
     let configuration = bound_columns::configuration_bound(&relaxed, Budget::default());
+    // The zoned LP starts from the plan's nodes: a cover near its optimum.
+    let zoned = bound_zoned::zoned(&input).filter(|_| extras.zoned).map(|z| z.merged()).and_then(|z| {
+        let start = z.columns(&plan, &input);
+        bound_columns::generate(&z.model, Budget::default(), &start).map(|(c, _)| c)
+    });
     let bounds_ms = started.elapsed().as_secs_f64() * 1000.0;
     let bounds_peak_rss_mb = take_peak_rss_mb();
     // The plan is a packing of the model, so a bound that meets its cost proves it optimal (up
     // to the share column generation's pricing may leave out, twice over for rounding).
     let complete = plan.unschedulable.is_empty() && model.left_out == 0;
     let resource = if complete { lower } else { 0.0 };
-    let best_bound = assignment.unwrap_or(0.0).max(configuration.as_ref().map_or(0.0, |c| c.bound)).max(resource);
+    let best_bound = [assignment, configuration.as_ref().map(|c| c.bound), zoned.as_ref().map(|c| c.bound)]
+        .into_iter()
+        .flatten()
+        .fold(resource, f64::max);
     let optimum = if !extras.exact {
         None
     } else if complete && best_bound >= cost * (1.0 - 2.0 * bound_columns::SLACK) {
@@ -179,6 +197,10 @@ pub fn scheduling(catalog: &Catalog, n: usize, which: Mix, seed: u64, extras: Ex
         configuration_proven: configuration.as_ref().is_some_and(|c| c.proven),
         configuration_master_per_hour: configuration.as_ref().map(|c| round(c.master, 4)),
         configuration_ratio: configuration.as_ref().and_then(|c| over(c.bound)),
+        zoned_bound_per_hour: zoned.as_ref().map(|c| round(c.bound, 4)),
+        zoned_proven: zoned.as_ref().is_some_and(|c| c.proven),
+        zoned_master_per_hour: zoned.as_ref().map(|c| round(c.master, 4)),
+        zoned_ratio: zoned.as_ref().and_then(|c| over(c.bound)),
         best_bound_per_hour: round(best_bound, 4),
         best_ratio: over(best_bound),
         bounds_ms: round(bounds_ms, 1),

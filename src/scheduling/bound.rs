@@ -7,7 +7,9 @@
 //! ```
 //!
 //! The resource LP buys cpu, memory and pods as divisible quantities on any type, even types
-//! that cannot hold one pod of the mix; the others work on the shared [`Model`].
+//! that cannot hold one pod of the mix; the others work on the shared [`Model`]. Where zone
+//! spreads apply, the configuration LP of the zoned model (`bound_zoned`) is at least the
+//! zone-free one's, a bound for plans that keep each spread even over every pod it counts.
 
 use super::groups;
 use super::input::Input;

@@ -15,15 +15,18 @@
 //! generation stops when the bound is within [`GAP`] of the master after one full pricing at
 //! the master's duals tries to prove it.
 //!
+//! In a zoned model a kind's knapsack values a pod at its group's π plus the λ of its zone
+//! class's rows ([`Duals::per_zone`]); nothing else changes.
+//!
 //! The reported bound is Farley's: with `r = max_k (best_k + σ) ÷ price_k`, where `best_k` is
-//! the knapsack optimum when proven and a relaxation's value otherwise, `(π, σ) ÷ r` is dual
+//! the knapsack optimum when proven and a relaxation's value otherwise, `(π, λ, σ) ÷ r` is dual
 //! feasible for every column, so `dual value ÷ max(r, 1)` is a lower bound whether or not column
 //! generation converged. When every pricing proves no column has negative reduced cost, it
 //! equals the LP optimum.
 
 use super::bound_dp::{dp_knapsack, exact_knapsack};
 use super::bound_knapsack::knapsack_within;
-use super::bound_master::Master;
+use super::bound_master::{Duals, Master};
 use super::bound_mip::mip_knapsack;
 use super::bound_model::Model;
 
@@ -106,27 +109,25 @@ pub fn generate(m: &Model, budget: Budget, start: &[Pattern]) -> Option<(Configu
     let mut best = Configuration { bound: 0.0, master: 0.0, proven: false, columns: master.columns, rounds: 0 };
     // Wentges smoothing: price at a point between the duals with the best bound so far and
     // the master's; when that finds no column, price at the master's duals next.
-    let mut center: Option<(Vec<f64>, f64)> = None;
+    let mut center: Option<Duals> = None;
     let mut smooth = true;
     for round in 1..=budget.rounds {
-        let (master_duals, master_sigma) = master.duals();
-        best.master = dual_value(m, &master_duals, master_sigma);
+        let at = master.all_duals();
+        best.master = at.value(m);
         // Close enough: one last pricing at the master's duals, with every kind's full budget.
         let closing = best.bound >= best.master * (1.0 - GAP);
-        let (duals, s) = match (&center, smooth && !closing) {
-            (Some((c, cs)), true) => {
-                (c.iter().zip(&master_duals).map(|(a, b)| (a + b) / 2.0).collect(), (cs + master_sigma) / 2.0)
-            }
-            _ => (master_duals.clone(), master_sigma),
+        let duals = match (&center, smooth && !closing) {
+            (Some(c), true) => c.halfway(&at),
+            _ => at.clone(),
         };
         let at_master = center.is_none() || !smooth || closing;
-        let pass = price(m, &duals, s, (&master_duals, master_sigma), budget, closing);
-        // Farley: (π, σ) ÷ max(ratio, 1) is dual feasible for every column.
-        let bound = dual_value(m, &duals, s) / pass.ratio.max(1.0) * (1.0 - 1e-9);
+        let pass = price(m, &duals, &at, budget, closing);
+        // Farley: the duals ÷ max(ratio, 1) are dual feasible for every column.
+        let bound = duals.value(m) / pass.ratio.max(1.0) * (1.0 - 1e-9);
         best.rounds = round;
         if bound >= best.bound {
             best.bound = bound;
-            center = Some((duals, s));
+            center = Some(duals);
         }
         if pass.ratio <= 1.0 + SLACK * (1.0 + 1e-6) && at_master {
             best.proven = true;
@@ -153,21 +154,26 @@ struct Pass {
     ratio: f64,
 }
 
-/// Prices every kind at `(duals, s)`: a relaxation of each, then the knapsack of those it does
-/// not rule out, most promising first, until [`BATCH`] columns (unless `all`).
-fn price(m: &Model, duals: &[f64], s: f64, at: (&[f64], f64), budget: Budget, all: bool) -> Pass {
+/// Prices every kind at `point`: a relaxation of each, then the knapsack of those it does not
+/// rule out, most promising first, until [`BATCH`] columns (unless `all`); a column enters
+/// when the master's duals `at` price it below its cost.
+fn price(m: &Model, point: &Duals, at: &Duals, budget: Budget, all: bool) -> Pass {
+    // A kind's values per pod are its zone class's.
+    let (zoned, zoned_at) = (point.per_zone(m), at.per_zone(m));
+    let values = |k: usize| zoned[m.kinds[k].zone].as_slice();
+    let s = point.node;
     let need = |k: usize| m.kinds[k].price - s;
     let ratio = |k: usize, upper: f64| (upper + s) / m.kinds[k].price;
     let open = |k: usize, upper: f64| ratio(k, upper) > 1.0 + SLACK * (1.0 + 1e-6);
     let slack = |k: usize| m.kinds[k].price * SLACK;
     let mut upper: Vec<f64> =
-        (0..m.kinds.len()).map(|k| knapsack_within(m, k, duals, 0, need(k), slack(k)).upper).collect();
+        (0..m.kinds.len()).map(|k| knapsack_within(m, k, values(k), 0, need(k), slack(k)).upper).collect();
     let mut order: Vec<usize> = (0..m.kinds.len()).filter(|&k| open(k, upper[k])).collect();
     order.sort_by(|&a, &b| ratio(b, upper[b]).total_cmp(&ratio(a, upper[a])));
     // Only a column the master's duals price below its cost changes the master.
     let improves = |k: usize, counts: &[u32]| {
-        let worth: f64 = counts.iter().zip(at.0).map(|(c, v)| *c as f64 * v).sum();
-        worth + at.1 > m.kinds[k].price * (1.0 + 1e-9) + 1e-12
+        let worth: f64 = counts.iter().zip(&zoned_at[m.kinds[k].zone]).map(|(c, v)| *c as f64 * v).sum();
+        worth + at.node > m.kinds[k].price * (1.0 + 1e-9) + 1e-12
     };
     // Branch and bound on a small budget; for the kinds it leaves open, the grid program (an
     // upper bound, and the optimum where its grid is exact and its node fits); then branch and
@@ -192,23 +198,23 @@ fn price(m: &Model, duals: &[f64], s: f64, at: (&[f64], f64), budget: Budget, al
                 continue;
             }
             let found = match stage {
-                0 => knapsack_within(m, k, duals, (budget.nodes / 20).max(100), need(k), slack(k)),
+                0 => knapsack_within(m, k, values(k), (budget.nodes / 20).max(100), need(k), slack(k)),
                 1 => {
                     if programs >= budget.programs {
                         continue;
                     }
                     programs += 1;
-                    let Some(found) = dp_knapsack(m, k, duals) else { continue };
+                    let Some(found) = dp_knapsack(m, k, values(k)) else { continue };
                     settled[k] = found.value >= found.upper * (1.0 - 1e-12);
                     found
                 }
-                2 => knapsack_within(m, k, duals, budget.nodes, need(k), slack(k)),
+                2 => knapsack_within(m, k, values(k), budget.nodes, need(k), slack(k)),
                 3 => {
                     if budget.integer == 0 || integers >= INTEGERS {
                         continue;
                     }
                     integers += 1;
-                    let Some(found) = mip_knapsack(m, k, duals, budget.integer) else { continue };
+                    let Some(found) = mip_knapsack(m, k, values(k), budget.integer) else { continue };
                     found
                 }
                 _ => {
@@ -216,7 +222,7 @@ fn price(m: &Model, duals: &[f64], s: f64, at: (&[f64], f64), budget: Budget, al
                         break;
                     }
                     exacts += 1;
-                    let Some(found) = exact_knapsack(m, k, duals) else { continue };
+                    let Some(found) = exact_knapsack(m, k, values(k)) else { continue };
                     settled[k] = found.value >= found.upper * (1.0 - 1e-12);
                     found
                 }
@@ -283,9 +289,4 @@ fn seeds(m: &Model) -> Vec<Pattern> {
         }
     }
     out
-}
-
-/// The dual objective `Σ_g pods_g·π_g + min_nodes·σ`.
-fn dual_value(m: &Model, duals: &[f64], s: f64) -> f64 {
-    duals.iter().zip(&m.groups).map(|(v, d)| v * d.pods as f64).sum::<f64>() + s * m.min_nodes
 }

@@ -418,8 +418,10 @@ mod tests {
                 alloc: alloc.to_vec(),
                 price: 1.0,
                 holds: vec![true; groups.len()],
+                zone: 0,
             }],
             shared: shared.into_iter().map(|(groups, per_node)| Shared { groups, per_node }).collect(),
+            zoned: Vec::new(),
             min_nodes: 0.0,
             left_out: 0,
         }

@@ -96,8 +96,10 @@ mod tests {
                 alloc: vec![cpu, mib * mib_bytes],
                 price: 1.0,
                 holds: vec![true; groups.len()],
+                zone: 0,
             }],
             shared: vec![Shared { groups: (0..groups.len()).filter(|&g| groups[g].3).collect(), per_node: cap }],
+            zoned: Vec::new(),
             min_nodes: 0.0,
             left_out: 0,
         }

@@ -3,9 +3,10 @@
 //! and price, and which kinds can hold a pod of each group.
 //!
 //! Every constraint here is one the packer also obeys, and some of the packer's are left out
-//! (zone topology, colocation, limits, existing nodes, relaxation levels taken at their most
-//! relaxed), so a packing of the pods onto new nodes is a solution of this model: an optimum
-//! of the model is a lower bound on the packer's cost for the same pods.
+//! (zone topology unless `bound_zoned` adds its rows, colocation, limits, existing nodes,
+//! relaxation levels taken at their most relaxed), so a packing of the pods onto new nodes is
+//! a solution of this model: an optimum of the model is a lower bound on the packer's cost for
+//! the same pods.
 //!
 //! ```text
 //! Input ─group─► groups (demand, requests, per-node cap) ─┐
@@ -41,6 +42,18 @@ pub struct Kind {
     pub price: f64,
     /// Per group: a pod of the group can run on this kind.
     pub holds: Vec<bool>,
+    /// The class of zones the kind launches in ([`ZoneRow::zone`]); 0 where the model has no
+    /// zone rows.
+    pub zone: usize,
+}
+
+/// At least `least` pods of `groups` on nodes of the zone class `zone`: a zone topology spread
+/// puts a share of the pods it counts in every zone ([`super::bound_zoned`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneRow {
+    pub groups: Vec<usize>,
+    pub zone: usize,
+    pub least: f64,
 }
 
 /// Groups of which one node holds at most `per_node` pods together (hostname anti-affinity,
@@ -58,11 +71,16 @@ pub struct Model {
     pub groups: Vec<Demand>,
     pub kinds: Vec<Kind>,
     pub shared: Vec<Shared>,
+    /// Pods each zone class must hold; empty in the zone-free model.
+    pub zoned: Vec<ZoneRow>,
     /// Nodes any packing needs: the largest ⌈pods ÷ per-node cap⌉ over shared sets.
     pub min_nodes: f64,
     /// Pods left out: no kind can hold them, or a free kind can.
     pub left_out: u32,
 }
+
+/// What tells groups apart in the LPs: requests, the kinds that hold them and their zone rows.
+pub type Key = (Vec<i64>, Vec<bool>, Vec<bool>);
 
 /// Scale of a dimension for the LPs: cores, GiB, or the raw count.
 pub fn scale(dim: &str) -> f64 {
@@ -99,7 +117,8 @@ impl Model {
                         fits.get((gi, level, pi), g, pool, &v, input.catalog, &zones).is_some_and(|f| f.any_type(pt))
                     })
                     .collect();
-                kinds.push(Kind { name: it.name.clone(), alloc: dims_of(&t.alloc, &dims), price: o.price, holds });
+                let alloc = dims_of(&t.alloc, &dims);
+                kinds.push(Kind { name: it.name.clone(), alloc, price: o.price, holds, zone: 0 });
             }
         }
         let per_node: Vec<u32> = gs.iter().map(per_node_cap).collect();
@@ -109,10 +128,26 @@ impl Model {
             .zip(per_node)
             .map(|(g, cap)| Demand { pods: g.pods.len() as u32, requests: dims_of(&g.requests, &dims), per_node: cap })
             .collect();
-        let mut m = Model { dims, groups, kinds, shared, min_nodes: 0.0, left_out: 0 };
+        let mut m = Model { dims, groups, kinds, shared, zoned: Vec::new(), min_nodes: 0.0, left_out: 0 };
         m.prune();
         m.merge_alike();
         m
+    }
+
+    /// What tells group `g` apart from others in the LPs.
+    pub fn key(&self, g: usize) -> Key {
+        let rows = self.zoned.iter().map(|r| r.groups.contains(&g)).collect();
+        (self.groups[g].requests.clone(), self.kinds.iter().map(|k| k.holds[g]).collect(), rows)
+    }
+
+    /// Whether group `g` is in exactly the zone rows `h` is in.
+    pub fn same_rows(&self, g: usize, h: usize) -> bool {
+        self.zoned.iter().all(|r| r.groups.contains(&g) == r.groups.contains(&h))
+    }
+
+    /// How many zone classes the kinds are in.
+    pub fn zone_classes(&self) -> usize {
+        self.kinds.iter().map(|k| k.zone + 1).max().unwrap_or(1)
     }
 
     /// Most pods of group `g` one node of kind `k` holds on its own.
@@ -153,8 +188,9 @@ impl Model {
     }
 
     /// Drops groups no kind holds or a free kind holds, kinds holding no group, and kinds
-    /// another holds at least as much of for no more; then computes `min_nodes`.
-    fn prune(&mut self) {
+    /// another holds at least as much of for no more; then computes `min_nodes`. Returns where
+    /// each group went (`None`: dropped).
+    pub(super) fn prune(&mut self) -> Vec<Option<usize>> {
         let free: Vec<usize> = (0..self.kinds.len()).filter(|&k| self.kinds[k].price <= 0.0).collect();
         let keep: Vec<bool> = (0..self.groups.len())
             .map(|g| {
@@ -173,11 +209,17 @@ impl Model {
         for s in &mut self.shared {
             s.groups = s.groups.iter().filter_map(|&g| index[g]).collect();
         }
+        // A row's least counts every pod of its spread: with one left out it no longer holds.
+        self.zoned.retain(|r| r.groups.iter().all(|&g| index[g].is_some()));
+        for r in &mut self.zoned {
+            r.groups = r.groups.iter().filter_map(|&g| index[g]).collect();
+        }
         self.min_nodes = self.forced_nodes();
         self.shared.retain(|s| s.groups.len() > 1 || s.groups.iter().any(|&g| self.groups[g].per_node > s.per_node));
         self.kinds.retain(|k| k.price > 0.0 && k.holds.iter().any(|h| *h));
         let keep = self.undominated();
         self.kinds = keep.iter().map(|&k| self.kinds[k].clone()).collect();
+        index
     }
 
     /// The kinds no other kind holds at least as much of for no more (of kinds alike, the
@@ -186,6 +228,7 @@ impl Model {
     pub fn undominated(&self) -> Vec<usize> {
         let dominated = |a: &Kind, b: &Kind| {
             b.price <= a.price
+                && a.zone == b.zone
                 && a.alloc.iter().zip(&b.alloc).all(|(x, y)| x <= y)
                 && a.holds.iter().zip(&b.holds).all(|(x, y)| !*x || *y)
         };
@@ -198,18 +241,18 @@ impl Model {
             .collect()
     }
 
-    /// Merges groups nothing in the model tells apart (same requests and kinds, no per-node
-    /// cap, no shared set): the same packings remain, with fewer groups to search. Returns the
+    /// Merges groups nothing in the model tells apart (same requests, kinds and zone rows, no
+    /// per-node cap, no shared set): the same packings remain, with fewer groups to search. Returns the
     /// group each old one went into.
     pub fn merge_alike(&mut self) -> Vec<usize> {
         let n = self.groups.len();
-        let mut seen: HashMap<(Vec<i64>, Vec<bool>), usize> = HashMap::new();
+        let mut seen: HashMap<Key, usize> = HashMap::new();
         let mut target = Vec::with_capacity(n);
         let mut groups: Vec<Demand> = Vec::new();
         for g in 0..n {
             let d = &self.groups[g];
             let alone = d.per_node == u32::MAX && !self.shared.iter().any(|s| s.groups.contains(&g));
-            let key = (d.requests.clone(), self.kinds.iter().map(|k| k.holds[g]).collect::<Vec<bool>>());
+            let key = self.key(g);
             match seen.get(&key).copied().filter(|_| alone) {
                 Some(t) => {
                     groups[t].pods += d.pods;
@@ -233,6 +276,11 @@ impl Model {
         }
         for s in &mut self.shared {
             s.groups = s.groups.iter().map(|&g| target[g]).collect();
+        }
+        for r in &mut self.zoned {
+            r.groups = r.groups.iter().map(|&g| target[g]).collect();
+            r.groups.sort_unstable();
+            r.groups.dedup();
         }
         self.groups = groups;
         target

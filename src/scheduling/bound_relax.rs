@@ -11,13 +11,10 @@
 
 use std::collections::HashMap;
 
-use super::bound_model::{Demand, Model, Shared};
+use super::bound_model::{Demand, Key, Model, Shared, ZoneRow};
 
 /// Sets merge only when the largest has at most this many times the pods of the smallest.
 const EVEN: f64 = 1.5;
-
-/// What tells groups apart in the LPs: requests and the kinds that hold them.
-type Key = (Vec<i64>, Vec<bool>);
 
 impl Model {
     /// The model with alike shared sets merged: sets of the same cap whose groups are in no
@@ -36,8 +33,7 @@ impl Model {
                 member[g] += 1;
             }
         }
-        let key =
-            |g: usize| -> Key { (self.groups[g].requests.clone(), self.kinds.iter().map(|k| k.holds[g]).collect()) };
+        let key = |g: usize| self.key(g);
         let mut classes: HashMap<(u32, Vec<Key>), Vec<usize>> = HashMap::new();
         for (si, s) in self.shared.iter().enumerate() {
             let alone = s.groups.iter().all(|&g| member[g] == 1 && self.groups[g].per_node >= s.per_node);
@@ -112,11 +108,22 @@ impl Model {
                 kind
             })
             .collect();
+        let zoned = self
+            .zoned
+            .iter()
+            .map(|r| {
+                let mut groups: Vec<usize> = r.groups.iter().map(|&g| target[g]).collect();
+                groups.sort_unstable();
+                groups.dedup();
+                ZoneRow { groups, ..r.clone() }
+            })
+            .collect();
         let m = Model {
             dims: self.dims.clone(),
             groups,
             kinds,
             shared,
+            zoned,
             min_nodes: self.min_nodes,
             left_out: self.left_out,
         };
@@ -147,12 +154,13 @@ mod tests {
                 demand(3000, 2, 1),
                 demand(500, 9, u32::MAX),
             ],
-            kinds: vec![Kind { name: "a".into(), alloc: vec![8000], price: 1.0, holds: vec![true; 6] }],
+            kinds: vec![Kind { name: "a".into(), alloc: vec![8000], price: 1.0, holds: vec![true; 6], zone: 0 }],
             shared: vec![
                 Shared { groups: vec![0, 1], per_node: 1 },
                 Shared { groups: vec![2, 3], per_node: 1 },
                 Shared { groups: vec![4], per_node: 1 },
             ],
+            zoned: Vec::new(),
             min_nodes: 5.0,
             left_out: 0,
         };
@@ -176,12 +184,13 @@ mod tests {
         let m = Model {
             dims: vec!["cpu".into()],
             groups: vec![demand(1000, 3, 1), demand(2000, 1, 1), demand(1000, 2, 1)],
-            kinds: vec![Kind { name: "a".into(), alloc: vec![8000], price: 1.0, holds: vec![true; 3] }],
+            kinds: vec![Kind { name: "a".into(), alloc: vec![8000], price: 1.0, holds: vec![true; 3], zone: 0 }],
             shared: vec![
                 Shared { groups: vec![0], per_node: 1 },
                 Shared { groups: vec![1], per_node: 1 },
                 Shared { groups: vec![2, 1], per_node: 1 },
             ],
+            zoned: Vec::new(),
             min_nodes: 3.0,
             left_out: 0,
         };

@@ -17,7 +17,7 @@ use super::{Input, solve};
 use std::time::Duration;
 
 /// A type with `vcpu` cores, `gib` GiB and room for `pods` pods, on demand in one zone.
-fn itype(name: &str, vcpu: u32, gib: u64, pods: u32, price: f64) -> InstanceType {
+pub(super) fn itype(name: &str, vcpu: u32, gib: u64, pods: u32, price: f64) -> InstanceType {
     InstanceType {
         name: name.to_string(),
         arch: "amd64".to_string(),
@@ -43,7 +43,7 @@ fn itype(name: &str, vcpu: u32, gib: u64, pods: u32, price: f64) -> InstanceType
     }
 }
 
-fn input(catalog: &Catalog, pods: Vec<Pod>) -> Input<'_> {
+pub(super) fn input(catalog: &Catalog, pods: Vec<Pod>) -> Input<'_> {
     Input {
         pods,
         nodes: Vec::new(),
@@ -55,12 +55,12 @@ fn input(catalog: &Catalog, pods: Vec<Pod>) -> Input<'_> {
     }
 }
 
-fn close(a: f64, b: f64) -> bool {
+pub(super) fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-6 * b.abs().max(1.0)
 }
 
 /// `a ≤ b` up to solver tolerance.
-fn at_most(a: f64, b: f64) -> bool {
+pub(super) fn at_most(a: f64, b: f64) -> bool {
     a <= b + 1e-6 * b.abs().max(1.0)
 }
 
@@ -329,8 +329,10 @@ fn the_exact_program_proves_the_bound_on_a_node_of_thirty_shapes() {
             alloc: vec![3920, 14_849_933_312, 58],
             price: 0.1344,
             holds: vec![true; n],
+            zone: 0,
         }],
         shared: Vec::new(),
+        zoned: Vec::new(),
         min_nodes: 0.0,
         left_out: 0,
     };

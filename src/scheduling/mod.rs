@@ -19,6 +19,9 @@ pub mod bound_model;
 mod bound_relax;
 #[cfg(test)]
 mod bound_tests;
+pub mod bound_zoned;
+#[cfg(test)]
+mod bound_zoned_tests;
 pub mod builtin;
 pub mod catalog;
 pub mod exact;

@@ -192,10 +192,12 @@ pub(super) fn model_of(
                 alloc: bound_model::dims_of(&ctx.views[p.pi].types[p.pt].alloc, &dims),
                 price: p.price,
                 holds: p.holds.clone(),
+                zone: 0,
             })
             .collect(),
         shared: bound_model::shared_sets(&gs, ctx.keys.len()),
         dims,
+        zoned: Vec::new(),
         min_nodes: 0.0,
         left_out: 0,
     };

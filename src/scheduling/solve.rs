@@ -172,7 +172,7 @@ fn zone_offers(input: &Input, views: &[PoolView], zones: &[String]) -> ZoneOffer
 }
 
 /// Zones any pool can launch into.
-fn zones(input: &Input) -> Vec<String> {
+pub(super) fn zones(input: &Input) -> Vec<String> {
     let mut zones: Vec<String> = input
         .catalog
         .zones()

@@ -46,9 +46,60 @@ impl Domains<'_> {
 
     /// Domains of `key` a group's pods may use under its first requirement alternative.
     fn eligible(&self, key: &str, g: &Group) -> Vec<String> {
-        let alts = g.alternatives(0);
-        self.values(key).into_iter().filter(|d| alts.iter().any(|a| a.get(key).is_none_or(|s| s.has(d)))).collect()
+        eligible(&self.values(key), key, g)
     }
+}
+
+/// The `values` of `key` a group's pods may use under its first requirement alternative.
+fn eligible(values: &[String], key: &str, g: &Group) -> Vec<String> {
+    let alts = g.alternatives(0);
+    values.iter().filter(|d| alts.iter().any(|a| a.get(key).is_none_or(|s| s.has(d)))).cloned().collect()
+}
+
+/// The namespace of a spread over `key` with `selector` (its first carrier's) and the groups
+/// with pods it counts: those carrying it, and those in that namespace whose labels the
+/// selector matches, which count wherever they land and so are spread with the others.
+fn counted(groups: &[Group], key: &str, selector: &Selector) -> Option<(String, Vec<usize>)> {
+    let carries = |c: &Constraints| c.spread.iter().any(|s| s.topology_key == key && s.selector == *selector);
+    let first = groups.iter().position(|g| carries(&g.constraints))?;
+    let namespace = groups[first].constraints.namespace.clone();
+    let counts = |c: &Constraints| carries(c) || (c.namespace == namespace && selector.matches(&c.labels));
+    let members = (0..groups.len()).filter(|&i| counts(&groups[i].constraints) && !groups[i].pods.is_empty()).collect();
+    Some((namespace, members))
+}
+
+/// A zone spread [`pin_domains`] balances over every zone: the groups whose pods it counts
+/// and the largest max skew of the pods carrying it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneSpread {
+    pub counted: Vec<usize>,
+    pub max_skew: u32,
+}
+
+/// The DoNotSchedule zone spreads of `groups` whose counted pods may all use every one of
+/// `zones` and that share no group with another: [`pin_domains`] gives each zone the same share of
+/// them, to within one pod, so any plan of the packer keeps every zone's count at least
+/// `⌈(n − (zones − 1)·max_skew) ÷ zones⌉`, as any plan within the skew must.
+pub fn zone_spreads(groups: &[Group], zones: &[String]) -> Vec<ZoneSpread> {
+    let mut out: Vec<(Selector, ZoneSpread)> = Vec::new();
+    for s in groups.iter().flat_map(|g| &g.constraints.spread) {
+        if s.topology_key != ZONE || s.when_unsatisfiable != WhenUnsatisfiable::DoNotSchedule {
+            continue;
+        }
+        if let Some((_, z)) = out.iter_mut().find(|(sel, _)| *sel == s.selector) {
+            z.max_skew = z.max_skew.max(s.max_skew);
+            continue;
+        }
+        let Some((_, counted)) = counted(groups, ZONE, &s.selector) else { continue };
+        if counted.iter().all(|&gi| eligible(zones, ZONE, &groups[gi]).len() == zones.len()) {
+            out.push((s.selector.clone(), ZoneSpread { counted, max_skew: s.max_skew.max(1) }));
+        }
+    }
+    // A group two spreads count is pinned by the first, and the second then fills around it.
+    let shares = |a: &ZoneSpread, b: &ZoneSpread| a.counted.iter().any(|g| b.counted.contains(g));
+    let alone: Vec<bool> =
+        (0..out.len()).map(|i| (0..out.len()).all(|j| i == j || !shares(&out[i].1, &out[j].1))).collect();
+    out.into_iter().zip(alone).filter(|(_, a)| *a).map(|((_, z), _)| z).collect()
 }
 
 /// The outcome for pods that no domain can take.
@@ -77,18 +128,11 @@ pub fn pin_domains(groups: Vec<Group>, domains: &Domains) -> (Vec<Group>, Vec<Re
     }
     let mut groups = groups;
     for (key, selector, _skew) in &spread_keys {
-        let carries = |c: &Constraints| c.spread.iter().any(|s| s.topology_key == *key && s.selector == *selector);
-        let Some(first) = groups.iter().position(|g| carries(&g.constraints)) else { continue };
-        let namespace = groups[first].constraints.namespace.clone();
-        // Pods that match the selector count towards the spread wherever they land, so they
-        // are spread with the pods that carry it.
-        let counted = |c: &Constraints| carries(c) || (c.namespace == namespace && selector.matches(&c.labels));
-        let members: Vec<usize> =
-            (0..groups.len()).filter(|&i| counted(&groups[i].constraints) && !groups[i].pods.is_empty()).collect();
+        let Some((namespace, members)) = counted(&groups, key, selector) else { continue };
         let mut counts = domains.existing(key, selector, &namespace);
         let mut splits: Vec<(usize, String, Vec<usize>)> = Vec::new();
         let all = domains.values(key);
-        let open = key == ZONE && members.iter().all(|&gi| domains.eligible(key, &groups[gi]) == all);
+        let open = key == ZONE && members.iter().all(|&gi| eligible(&all, key, &groups[gi]) == all);
         let costed = members.iter().map(|&gi| (&groups[gi].requests, groups[gi].pods.as_slice())).collect::<Vec<_>>();
         // Zones of different prices: the same counts, the largest pods where capacity is cheap.
         let by_cost = open.then(|| zone_cost::spread(&all, &domains.offers, &counts, &costed)).flatten();
