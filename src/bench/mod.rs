@@ -155,7 +155,7 @@ pub fn scheduling(catalog: &Catalog, n: usize, which: Mix, seed: u64, extras: Ex
     let assignment = bound_assign::assignment_bound(&relaxed, Duration::from_secs(60));
     let configuration = bound_columns::configuration_bound(&relaxed, Budget::default());
     // The zoned LP starts from the plan's nodes: a cover near its optimum.
-    let zoned = bound_zoned::zoned(&input).filter(|_| extras.zoned).map(|z| z.merged()).and_then(|z| {
+    let zoned = extras.zoned.then(|| bound_zoned::zoned(&input)).flatten().map(|z| z.merged()).and_then(|z| {
         let start = z.columns(&plan, &input);
         bound_columns::generate(&z.model, Budget::default(), &start).map(|(c, _)| c)
     });
