@@ -383,7 +383,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::scheduling::bound_knapsack::knapsack;
+    use crate::scheduling::bound_knapsack::{knapsack, knapsack_within};
     use crate::scheduling::bound_model::{Demand, Kind, Shared};
 
     /// Every count vector of `m`'s groups up to each group's most on kind 0, best value first.
@@ -454,8 +454,43 @@ mod tests {
         assert!(dp_knapsack(&m, 0, &[1.0, 1.5]).is_some(), "the grid program coarsens or prices out instead");
     }
 
+    #[test]
+    fn a_pod_too_large_for_the_room_left_adds_nothing_to_the_bound() {
+        // 1000m and 4 pods: after one 600m pod, the 400m left holds one 300m pod, not 1.33.
+        let m = model([1000, 10_000, 4], &[(600, 10, u32::MAX), (300, 10, u32::MAX)], None);
+        let values = [1.0, 0.45];
+        let tight = knapsack_within(&m, 0, &values, 2, 0.0, 0.0, true);
+        let loose = knapsack_within(&m, 0, &values, 2, 0.0, 0.0, false);
+        assert!((tight.upper - 1.45).abs() < 1e-9, "{tight:?}");
+        assert!((loose.upper - 1.6).abs() < 1e-9, "{loose:?}");
+        assert!((brute(&m, &values) - 1.45).abs() < 1e-9);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn branch_and_bound_bounds_the_knapsack_at_any_budget(
+            cpu in 500i64..9000,
+            mem in 500i64..9000,
+            pods in 2i64..12,
+            groups in prop::collection::vec((50i64..3000, 50i64..3000, prop::sample::select(vec![1u32, 2, 3, u32::MAX]), 0.0f64..2.0), 1..=4),
+            set in any::<bool>(),
+            limit in prop::sample::select(vec![0u64, 1, 3, 30, 1_000_000]),
+            room in any::<bool>(),
+        ) {
+            let shapes: Vec<(i64, i64, u32)> = groups.iter().map(|g| (g.0, g.1, g.2)).collect();
+            let values: Vec<f64> = groups.iter().map(|g| g.3).collect();
+            let shared = (set && shapes.len() > 1).then(|| (vec![0, 1], 2));
+            let m = model([cpu, mem, pods], &shapes, shared);
+            let best = brute(&m, &values);
+            let k = knapsack_within(&m, 0, &values, limit, 0.0, 0.0, room);
+            prop_assert!(m.fits(0, &k.counts), "{k:?}");
+            prop_assert!(k.value <= best + 1e-9 && k.upper >= best - 1e-9, "{k:?} vs {best}");
+            if limit == 1_000_000 {
+                prop_assert!((k.value - best).abs() < 1e-9, "{k:?} vs {best}");
+            }
+        }
 
         #[test]
         fn the_exact_program_finds_the_optimum_when_pods_do_not_bind(

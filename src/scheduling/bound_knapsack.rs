@@ -38,17 +38,21 @@ struct Search<'a> {
     nodes: u64,
     limit: u64,
     slack: f64,
+    /// The relaxations count only the pods the room left holds ([`Search::room`]).
+    room: bool,
 }
 
 /// Maximises `Σ values_g·a_g` over the nodes of kind `k`, by branch and bound, looking only
 /// for nodes worth more than `need` (`upper` is then at most `need` when none is).
 pub fn knapsack(m: &Model, k: usize, values: &[f64], limit: u64, need: f64) -> Knapsack {
-    knapsack_within(m, k, values, limit, need, 0.0)
+    knapsack_within(m, k, values, limit, need, 0.0, true)
 }
 
 /// [`knapsack`], giving up a branch when it cannot beat the best node found by more than
-/// `slack`: fewer nodes to search, and `upper` is then the best value plus `slack`.
-pub fn knapsack_within(m: &Model, k: usize, values: &[f64], limit: u64, need: f64, slack: f64) -> Knapsack {
+/// `slack`: fewer nodes to search, and `upper` is then the best value plus `slack`. With
+/// `room`, each relaxation counts a pod only as often as the room left holds it on its own: a
+/// tighter bound on nodes of few pods, and a different search order.
+pub fn knapsack_within(m: &Model, k: usize, values: &[f64], limit: u64, need: f64, slack: f64, room: bool) -> Knapsack {
     let alloc = &m.kinds[k].alloc;
     let size = |g: usize| -> f64 {
         let r = &m.groups[g].requests;
@@ -99,6 +103,7 @@ pub fn knapsack_within(m: &Model, k: usize, values: &[f64], limit: u64, need: f6
         nodes: 0,
         limit,
         slack,
+        room,
     };
     let root = s.relaxed(0);
     let upper = if s.items.is_empty() { s.best.0 + slack } else { s.best_first(root) };
@@ -143,28 +148,52 @@ impl Search<'_> {
     /// The most items from position `from` on can add: the smallest fractional knapsack over
     /// one dimension at a time (each drops the other dimensions' limits).
     fn relaxed(&self, from: usize) -> f64 {
-        let all: f64 = self.items[from..].iter().map(|(_, v, ub)| v * *ub as f64).sum();
-        let by_dims = self.fractional(from, |_| true);
+        let room = if self.room { self.room(from) } else { self.items[from..].iter().map(|i| i.2).collect() };
+        let all: f64 = self.items[from..].iter().zip(&room).map(|((_, v, _), n)| v * *n as f64).sum();
+        let by_dims = self.fractional(from, &room, |_| true);
         // Items in shared sets: at most the room left in each set, at the set's best value.
         let mut sets = 0.0;
         for (si, sh) in self.m.shared.iter().enumerate() {
             sets += self.set_best[si][from] * sh.per_node.saturating_sub(self.shared[si]) as f64;
         }
-        let split = self.fractional(from, |g| self.sets_of[g].is_empty()) + sets;
+        let split = self.fractional(from, &room, |g| self.sets_of[g].is_empty()) + sets;
         all.min(by_dims).min(split)
     }
 
+    /// Per item from `from` on: the most pods of it the room left holds on its own, in every
+    /// dimension and shared set at once. A pod too large for what is left adds nothing to any
+    /// relaxation, which on a node of few pods keeps the bound near what fits.
+    fn room(&self, from: usize) -> Vec<u32> {
+        let alloc = &self.m.kinds[self.k].alloc;
+        self.items[from..]
+            .iter()
+            .map(|&(g, _, ub)| {
+                let mut most = ub as i64;
+                for ((q, a), u) in self.m.groups[g].requests.iter().zip(alloc).zip(&self.used) {
+                    if *q > 0 {
+                        most = most.min((a - u) / q);
+                    }
+                }
+                for &si in &self.sets_of[g] {
+                    most = most.min(self.m.shared[si].per_node as i64 - self.shared[si] as i64);
+                }
+                most.max(0) as u32
+            })
+            .collect()
+    }
+
     /// The smallest, over dimensions, fractional knapsack of the items from `from` on that
-    /// `keep` admits, each dimension on its own.
-    fn fractional(&self, from: usize, keep: impl Fn(usize) -> bool) -> f64 {
+    /// `keep` admits, each dimension on its own, each item at most its `room`.
+    fn fractional(&self, from: usize, room_of: &[u32], keep: impl Fn(usize) -> bool) -> f64 {
         let alloc = &self.m.kinds[self.k].alloc;
         let mut most = f64::INFINITY;
         for (w, order) in &self.orders {
             let mut room: f64 = alloc.iter().zip(&self.used).zip(w).map(|((a, u), w)| (a - u) as f64 * w).sum();
             let mut total = 0.0;
             for &i in order.iter().filter(|&&i| i >= from) {
-                let (g, v, ub) = self.items[i];
-                if !keep(g) {
+                let (g, v, _) = self.items[i];
+                let ub = room_of[i - from];
+                if !keep(g) || ub == 0 {
                     continue;
                 }
                 let q: f64 = self.m.groups[g].requests.iter().zip(w).map(|(q, w)| *q as f64 * w).sum();
@@ -178,7 +207,12 @@ impl Search<'_> {
             most = most.min(total);
         }
         if self.orders.is_empty() {
-            self.items[from..].iter().filter(|it| keep(it.0)).map(|(_, v, ub)| v * *ub as f64).sum()
+            self.items[from..]
+                .iter()
+                .zip(room_of)
+                .filter(|(it, _)| keep(it.0))
+                .map(|((_, v, _), n)| v * *n as f64)
+                .sum()
         } else {
             most
         }

@@ -336,7 +336,7 @@ fn the_exact_program_proves_the_bound_on_a_node_of_thirty_shapes() {
         min_nodes: 0.0,
         left_out: 0,
     };
-    let weak = Budget { rounds: 60, nodes: 100, integer: 0, programs: 0, exact: 0 };
+    let weak = Budget { rounds: 60, nodes: 100, integer: 0, programs: 0, exact: 0, room: false };
     let without = configuration_bound(&m, weak).expect("configuration LP");
     let with = configuration_bound(&m, Budget { exact: EXACT, ..weak }).expect("configuration LP");
     assert!(with.proven, "{with:?}");

@@ -11,6 +11,7 @@ pub mod allocatable;
 pub mod bound;
 pub mod bound_assign;
 pub mod bound_columns;
+mod bound_cone;
 mod bound_dp;
 pub mod bound_knapsack;
 pub mod bound_master;
