@@ -24,6 +24,9 @@ struct Search<'a> {
     k: usize,
     /// (group, value per pod, most pods), best value per unit of size first.
     items: Vec<(usize, f64, u32)>,
+    /// Per item position: its most pods on an empty node, what the relaxations count without
+    /// `room`.
+    most: Vec<u32>,
     /// Surrogate constraints (weights per dimension) and the item positions by value per unit
     /// of each.
     orders: Vec<(Vec<f64>, Vec<usize>)>,
@@ -92,6 +95,7 @@ pub fn knapsack_within(m: &Model, k: usize, values: &[f64], limit: u64, need: f6
     let mut s = Search {
         m,
         k,
+        most: items.iter().map(|i| i.2).collect(),
         items,
         orders,
         used: vec![0; m.dims.len()],
@@ -148,15 +152,21 @@ impl Search<'_> {
     /// The most items from position `from` on can add: the smallest fractional knapsack over
     /// one dimension at a time (each drops the other dimensions' limits).
     fn relaxed(&self, from: usize) -> f64 {
-        let room = if self.room { self.room(from) } else { self.items[from..].iter().map(|i| i.2).collect() };
-        let all: f64 = self.items[from..].iter().zip(&room).map(|((_, v, _), n)| v * *n as f64).sum();
-        let by_dims = self.fractional(from, &room, |_| true);
+        let left;
+        let room: &[u32] = if self.room {
+            left = self.room(from);
+            &left
+        } else {
+            &self.most[from..]
+        };
+        let all: f64 = self.items[from..].iter().zip(room).map(|((_, v, _), n)| v * *n as f64).sum();
+        let by_dims = self.fractional(from, room, |_| true);
         // Items in shared sets: at most the room left in each set, at the set's best value.
         let mut sets = 0.0;
         for (si, sh) in self.m.shared.iter().enumerate() {
             sets += self.set_best[si][from] * sh.per_node.saturating_sub(self.shared[si]) as f64;
         }
-        let split = self.fractional(from, &room, |g| self.sets_of[g].is_empty()) + sets;
+        let split = self.fractional(from, room, |g| self.sets_of[g].is_empty()) + sets;
         all.min(by_dims).min(split)
     }
 
