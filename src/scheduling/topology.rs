@@ -134,7 +134,7 @@ pub fn pin_domains(groups: Vec<Group>, domains: &Domains) -> (Vec<Group>, Vec<Re
         let all = domains.values(key);
         let open = key == ZONE && members.iter().all(|&gi| eligible(&all, key, &groups[gi]) == all);
         let costed = members.iter().map(|&gi| (&groups[gi].requests, groups[gi].pods.as_slice())).collect::<Vec<_>>();
-        // Zones of different prices: the same counts, the largest pods where capacity is cheap.
+        // Zones of different prices: the same counts, each kind of pod where it loses least.
         let by_cost = open.then(|| zone_cost::spread(&all, &domains.offers, &counts, &costed)).flatten();
         let water_fill = by_cost.is_none();
         splits.extend(by_cost.into_iter().flatten().map(|(m, z, pods)| (members[m], z, pods)));
