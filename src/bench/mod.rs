@@ -157,7 +157,8 @@ pub fn scheduling(catalog: &Catalog, n: usize, which: Mix, seed: u64, extras: Ex
     // The zoned LP starts from the plan's nodes: a cover near its optimum.
     let zoned = extras.zoned.then(|| bound_zoned::zoned(&input)).flatten().map(|z| z.merged()).and_then(|z| {
         let start = z.columns(&plan, &input);
-        bound_columns::generate(&z.model, Budget { room: true, ..Budget::default() }, &start).map(|(c, _)| c)
+        bound_columns::generate(&z.model, Budget { room: true, choices: true, ..Budget::default() }, &start)
+            .map(|(c, _)| c)
     });
     let bounds_ms = started.elapsed().as_secs_f64() * 1000.0;
     let bounds_peak_rss_mb = take_peak_rss_mb();

@@ -193,6 +193,9 @@ proptest! {
         let conf = configuration_bound(&m, Budget::default()).expect("configuration LP");
         let exact = optimum(&m, Limits::default()).expect("small instance");
         let merged = configuration_bound(&m.merged(), Budget::default()).expect("merged configuration LP");
+        // The zoned bound's finer pricing: one-pod sets as choices, the pod count on the grid.
+        let fine = Budget { room: true, choices: true, ..Budget::default() };
+        let finer = configuration_bound(&m.merged(), fine).expect("configuration LP, finer pricing");
         let cost = plan.cost_per_hour();
         if let Err(e) = feasible(&input.pods, &plan) {
             prop_assert!(false, "{e}");
@@ -207,6 +210,7 @@ proptest! {
         prop_assert!(conf.proven, "{conf:?}");
         prop_assert!(at_most(assign, conf.bound), "assignment {assign} > configuration {conf:?}");
         prop_assert!(at_most(conf.bound, exact.cost), "configuration {conf:?} > optimum {exact:?}");
+        prop_assert!(finer.proven && close(finer.bound, merged.bound), "finer {finer:?}, merged {merged:?}");
         prop_assert!(at_most(exact.cost, cost), "optimum {exact:?} > packer {cost}");
     }
 }
@@ -336,7 +340,7 @@ fn the_exact_program_proves_the_bound_on_a_node_of_thirty_shapes() {
         min_nodes: 0.0,
         left_out: 0,
     };
-    let weak = Budget { rounds: 60, nodes: 100, integer: 0, programs: 0, exact: 0, room: false };
+    let weak = Budget { rounds: 60, nodes: 100, integer: 0, programs: 0, exact: 0, room: false, choices: false };
     let without = configuration_bound(&m, weak).expect("configuration LP");
     let with = configuration_bound(&m, Budget { exact: EXACT, ..weak }).expect("configuration LP");
     assert!(with.proven, "{with:?}");

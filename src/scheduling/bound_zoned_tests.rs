@@ -114,7 +114,9 @@ proptest! {
         // Started from the packer's own nodes, the same LP.
         let start = zoned.columns(&plan, &input);
         prop_assert!(!start.is_empty() && start.iter().all(|(k, counts)| m.fits(*k, counts)), "{start:?}");
-        let (warm, _) = generate(m, Budget::default(), &start).expect("zoned LP, warm");
+        // Warm, with the pricing the bench gives the zoned bound.
+        let fine = Budget { room: true, choices: true, ..Budget::default() };
+        let (warm, _) = generate(m, fine, &start).expect("zoned LP, warm");
         let unmerged = configuration_bound(m, Budget::default()).expect("zoned LP, unmerged");
         let conf = configuration_bound(&free, Budget::default()).expect("zone-free LP");
         let cost = plan.cost_per_hour();

@@ -13,6 +13,7 @@ pub mod bound_assign;
 pub mod bound_columns;
 mod bound_cone;
 mod bound_dp;
+mod bound_grid;
 pub mod bound_knapsack;
 pub mod bound_master;
 pub mod bound_mip;
