@@ -83,23 +83,23 @@ fn knapsack_on_grid(m: &Model, k: usize, values: &[f64], reach: Reach) -> Option
     let mut upper = f64::INFINITY;
     // Each program sweeps the states once per pass.
     let one = |(g, _): &(Grid, Option<usize>)| g.size() * (groups.len() + 8);
-    let mut grids = grids(m, k, &groups, reach.states, reach.choices, reach.choices)?;
+    let mut tried = grids(m, k, &groups, reach.states, reach.choices, reach.choices)?;
     let full = |g: &(Grid, Option<usize>)| if g.1.is_some() { LAMBDA_STEPS + 3 } else { 1 };
-    if reach.choices && grids.first().is_some_and(|g| one(g) * full(g) > reach.work) {
-        grids = super::bound_grid::grids(m, k, &groups, reach.states, true, false)?;
+    if reach.choices && tried.first().is_some_and(|g| one(g) * full(g) > reach.work) {
+        tried = grids(m, k, &groups, reach.states, true, false)?;
     }
-    if reach.exact_only && !(grids.len() == 1 && grids[0].1.is_none() && grids[0].0.exact) {
+    if reach.exact_only && !(tried.len() == 1 && tried[0].1.is_none() && tried[0].0.exact) {
         return None;
     }
     // The search runs several programs on a grid with a dimension priced out. Without
     // `choices`, all its programs on every grid, or nothing; with, the grids in order while one
     // program fits the work left, each with as many programs as fit.
-    if !reach.choices && grids.iter().map(|g| one(g) * full(g)).sum::<usize>() > reach.work {
+    if !reach.choices && tried.iter().map(|g| one(g) * full(g)).sum::<usize>() > reach.work {
         return None;
     }
     let mut left = reach.work;
     let mut runs = Vec::new();
-    for g in grids {
+    for g in tried {
         let n = if reach.choices { full(&g).min(left / one(&g).max(1)) } else { full(&g) };
         if n == 0 {
             break;

@@ -20,9 +20,9 @@ const SET_STATES: usize = 64;
 /// cells (0 ..= capacity); per tracked shared set its radix and stride; the sets whose groups
 /// make a multiple-choice pass.
 pub(super) struct Grid {
-    pub dims: [Option<usize>; 3],
-    pub cells: [usize; 3],
-    pub units: [i64; 3],
+    dims: [Option<usize>; 3],
+    cells: [usize; 3],
+    units: [i64; 3],
     radix: Vec<usize>,
     stride: Vec<usize>,
     tracked: Vec<usize>,
@@ -208,13 +208,13 @@ fn passes(m: &Model, k: usize, values: &[f64], groups: &[usize], grid: &Grid) ->
             .filter(|g| m.shared[s].groups.contains(g))
             .map(|&g| (g, grid.cells_of(&m.groups[g].requests), values[g]))
             .collect();
-        if !alts.is_empty() && alts.len() < u8::MAX as usize {
+        // One alternative is a group's own pass; more than `u8` holds, their own passes too.
+        if alts.len() > 1 && alts.len() < u8::MAX as usize {
             out.push(Pass { alts, copies: 1, sets: 0, members: Vec::new(), unbounded: false });
         }
     }
-    let chosen = |g: &usize| out.iter().any(|p: &Pass| p.alts.len() > 1 && p.alts.iter().any(|a| a.0 == *g));
+    let chosen = |g: &usize| out.iter().any(|p: &Pass| p.alts.iter().any(|a| a.0 == *g));
     let single: Vec<usize> = groups.iter().copied().filter(|g| !chosen(g)).collect();
-    out.retain(|p| p.alts.len() > 1);
     for g in single {
         // A choice set's group on its own still takes one pod at most.
         let one = grid.choice.iter().any(|&s| m.shared[s].groups.contains(&g));
