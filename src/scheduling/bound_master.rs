@@ -176,7 +176,7 @@ fn replaces(m: &Model, g: usize, h: usize) -> bool {
 
 /// The pairs `(g, h)` where `g` replaces `h`, less those implied by two others (`g` replaces
 /// `i` and `i` replaces `h`); of two groups that replace each other only one way is kept.
-fn swaps(m: &Model) -> Vec<(usize, usize)> {
+pub fn swaps(m: &Model) -> Vec<(usize, usize)> {
     let n = m.groups.len();
     let rep: Vec<Vec<bool>> = (0..n)
         .map(|g| (0..n).map(|h| g != h && replaces(m, g, h) && (g < h || !replaces(m, h, g))).collect())

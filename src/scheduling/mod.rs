@@ -39,6 +39,7 @@ mod pack_commit;
 mod pack_fill;
 mod pack_price;
 mod pack_round;
+mod pack_swap;
 mod pack_whole;
 mod pack_zoned;
 pub mod plan;

@@ -7,15 +7,16 @@
 //! The packer's own fills choose one node at a time at given values, so a mix of node kinds
 //! that only pays as a whole (the LP's optimum) is out of its reach; the LP's rounding is not.
 
-use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOptions, SolveOutcome};
+use microlp::{ComparisonOp, OptimizationDirection, Problem, SolveOptions, SolveOutcome, Variable};
 
 use super::bound_columns::{self, Budget, PROGRAMS, Pattern};
-use super::bound_master::Master;
+use super::bound_master::{self, Master};
 use super::bound_model::Model;
 use super::catalog::CapacityType;
 use super::groups::{ExclCounts, Group};
 use super::pack::{Fill, Offer, State};
 use super::pack_price::{self, LP_GROUPS};
+use super::pack_swap::{Moved, Swaps};
 use super::solve::{Ctx, fit_count};
 use super::{pack_commit, pack_whole, pack_zoned};
 
@@ -127,10 +128,10 @@ fn zone_free(
     let budget = if whole_nodes { Budget { exact: 0, ..Budget::default() } } else { BUDGET };
     let Some((conf, mut columns)) = bound_columns::generate(&m, budget, &start) else { return 0 };
     let x = match whole_nodes {
-        false => cover(&m, &columns, false).map(|(x, _)| x),
-        true => whole(&m, &mut columns, conf.proven),
+        false => cover(&m, &columns, false, false).map(|c| (c.x, c.swaps)),
+        true => whole(&m, &mut columns, conf.proven).map(|x| (x, Swaps::none(m.groups.len()))),
     };
-    let Some(x) = x else { return 0 };
+    let Some((x, mut swaps)) = x else { return 0 };
     // Rounded down, the fills place what the fractions leave; an integer variable's value is
     // within the solver's tolerance of a whole number.
     let count = |v: f64| if whole_nodes { v.round() as u32 } else { (v + 1e-6).floor() as u32 };
@@ -147,11 +148,12 @@ fn zone_free(
     for (count, (k, counts)) in nodes {
         let (pi, pt) = kinds[k];
         for _ in 0..count {
-            let Some(f) = best_offer(ctx, st, pi, pt, &counts, &members) else { break };
+            let Some((f, used)) = best_offer(ctx, st, pi, pt, &counts, &members, &swaps) else { break };
             let (n, _) = pack_commit::commit(ctx, st, &f, 1);
             if n == 0 {
                 break;
             }
+            swaps.take(&used);
             placed += n;
         }
     }
@@ -163,27 +165,41 @@ fn zone_free(
 /// the enumeration answers at duals that price no column above its cost, that is the model's
 /// optimum.
 fn whole(m: &Model, columns: &mut Vec<Pattern>, proven: bool) -> Option<Vec<f64>> {
-    let (x, cost) = cover(m, columns, true)?;
+    let Covered { x, cost, .. } = cover(m, columns, true, false)?;
     let Some(more) = proven.then(|| within_gap(m, columns, cost)).flatten() else { return Some(x) };
     columns.extend(more);
     columns.sort();
     columns.dedup();
-    cover(m, columns, true).map(|(x, _)| x)
+    cover(m, columns, true, false).map(|c| c.x)
 }
 
 /// Node counts per column of the LP that covers the demand with `columns` (and each group's
 /// cheapest node of it alone) at least cost, whole numbers when `integer` (branch and bound
-/// within [`NODE_LIMIT`]), and that cost.
-pub(super) fn cover(m: &Model, columns: &[Pattern], integer: bool) -> Option<(Vec<f64>, f64)> {
+/// within [`NODE_LIMIT`]), and that cost. With `swaps`, a group's pods may also take the
+/// places the columns make for a group they can replace ([`bound_master::swaps`]), as in
+/// column generation's master, and the moves are returned ([`Swaps`]).
+pub(super) fn cover(m: &Model, columns: &[Pattern], integer: bool, swaps: bool) -> Option<Covered> {
     let mut p = Problem::new(OptimizationDirection::Minimize);
     let var = |p: &mut Problem, price: f64| match integer {
         false => p.add_var(price, (0.0, f64::INFINITY)),
         true => p.add_integer_var(price, (0, i32::MAX)),
     };
     let xs: Vec<_> = columns.iter().map(|(k, _)| var(&mut p, m.kinds[*k].price)).collect();
+    let mut moves: Vec<Vec<(Variable, f64)>> = vec![Vec::new(); m.groups.len()];
+    let mut pairs = Vec::new();
+    if swaps {
+        // A pod of g in a place the columns make for h: h's row gives it up, g's takes it.
+        for (g, h) in bound_master::swaps(m) {
+            let s = p.add_var(0.0, (0.0, f64::INFINITY));
+            moves[g].push((s, 1.0));
+            moves[h].push((s, -1.0));
+            pairs.push((g, h, s));
+        }
+    }
     for (g, d) in m.groups.iter().enumerate() {
         let mut row: Vec<_> =
             columns.iter().zip(&xs).filter(|((_, c), _)| c[g] > 0).map(|((_, c), x)| (*x, c[g] as f64)).collect();
+        row.extend(moves[g].iter().copied());
         let (k, n) = m.alone(g)?;
         row.push((var(&mut p, m.kinds[k].price), n as f64));
         p.add_constraint(row, ComparisonOp::Ge, d.pods as f64);
@@ -194,7 +210,17 @@ pub(super) fn cover(m: &Model, columns: &[Pattern], integer: bool) -> Option<(Ve
         SolveOutcome::Solution(s) => s,
         SolveOutcome::Interrupted(_) => return None,
     };
-    Some((xs.iter().map(|x| sol[*x].max(0.0)).collect(), sol.objective()))
+    let x = xs.iter().map(|x| sol[*x].max(0.0)).collect();
+    let moved = pairs.iter().map(|&(g, h, s)| (g, h, sol[s])).collect::<Vec<_>>();
+    Some(Covered { x, cost: sol.objective(), swaps: Swaps::of(m.groups.len(), &moved) })
+}
+
+/// The LP's cover: node counts per column, its cost, and the pods it moves into places its
+/// columns make for other groups.
+pub(super) struct Covered {
+    pub x: Vec<f64>,
+    pub cost: f64,
+    pub swaps: Swaps,
 }
 
 /// The columns within the gap between a whole solution costing `cost` and the LP over
@@ -212,49 +238,81 @@ fn within_gap(m: &Model, columns: &[Pattern], cost: f64) -> Option<Vec<Pattern>>
 
 /// The node of pool type `pt` of pool `pi` in the zone and capacity type where the column's
 /// pods (as many as remain and fit there) are most, then cheapest.
-fn best_offer(ctx: &Ctx, st: &State, pi: usize, pt: usize, counts: &[u32], members: &[Vec<usize>]) -> Option<Fill> {
-    let mut best: Option<(u32, Fill)> = None;
+fn best_offer(
+    ctx: &Ctx,
+    st: &State,
+    pi: usize,
+    pt: usize,
+    counts: &[u32],
+    members: &[Vec<usize>],
+    swaps: &Swaps,
+) -> Option<(Fill, Vec<Moved>)> {
+    let mut best: Option<(u32, Fill, Vec<Moved>)> = None;
     for &(zone, cap, price) in &st.offers[pi][pt] {
         if cap == CapacityType::Reserved {
             continue;
         }
         let at = Offer { pi, pt, zone, cap, price };
-        let Some((pods, f)) = fill(ctx, st, at, counts, members) else { continue };
-        if best.as_ref().is_none_or(|(n, b)| pods > *n || (pods == *n && price < b.at.price)) {
-            best = Some((pods, f));
+        let Some((pods, f, used)) = fill(ctx, st, at, counts, members, swaps) else { continue };
+        if best.as_ref().is_none_or(|(n, b, _)| pods > *n || (pods == *n && price < b.at.price)) {
+            best = Some((pods, f, used));
         }
     }
-    best.map(|b| b.1)
+    best.map(|(_, f, used)| (f, used))
 }
 
-/// The column's pods at `at`, from the member groups that may run there.
-pub(super) fn fill(ctx: &Ctx, st: &State, at: Offer, counts: &[u32], members: &[Vec<usize>]) -> Option<(u32, Fill)> {
+/// The column's pods at `at`, from the member groups that may run there, and in the places
+/// the LP moves to other groups ([`Swaps`]), from theirs; and the pods so moved.
+pub(super) fn fill(
+    ctx: &Ctx,
+    st: &State,
+    at: Offer,
+    counts: &[u32],
+    members: &[Vec<usize>],
+    swaps: &Swaps,
+) -> Option<(u32, Fill, Vec<Moved>)> {
     let pool_type = &ctx.views[at.pi].types[at.pt];
     let mut free = pool_type.alloc.clone();
     let mut excl = ExclCounts::new(ctx.keys.len());
     let mut takes = Vec::new();
     let mut pods = 0;
+    let mut used = Vec::new();
     for (g, &want) in counts.iter().enumerate() {
         let mut need = want;
-        for &gi in &members[g] {
+        let own = members[g].iter().map(|&gi| (gi, None));
+        let moved =
+            swaps.takers(g).iter().flat_map(|&(r, left)| members[r].iter().map(move |&gi| (gi, Some((r, left)))));
+        for (gi, by) in own.chain(moved) {
             if need == 0 {
                 break;
             }
             let h = &st.groups[gi];
-            if st.rem[gi] == 0 || h.colocate {
+            // A group may come up again as another's replacer: what this node took is not left.
+            let at_i = takes.iter().position(|(t, _)| *t == gi);
+            let left = st.rem[gi] - at_i.map_or(0, |i| takes[i].1);
+            if left == 0 || h.colocate {
                 continue;
             }
             let Some(fit) = &st.table[at.pi][gi] else { continue };
             if fit.alt_for(at.pt, at.zone, at.cap).is_none() {
                 continue;
             }
-            let n = fit_count(&free, &h.requests).min(excl.room(&h.roles)).min(st.rem[gi]).min(need);
+            let moved_already =
+                |r: usize| used.iter().filter(|u: &&Moved| u.0 == g && u.1 == r).map(|u| u.2).sum::<u32>();
+            let may = by.map_or(u32::MAX, |(r, left)| left.saturating_sub(moved_already(r)));
+            let n = fit_count(&free, &h.requests).min(excl.room(&h.roles)).min(left).min(need).min(may);
             if n == 0 {
                 continue;
             }
+            if let Some((r, _)) = by {
+                used.push((g, r, n));
+            }
             free.sub_times(&h.requests, n as i64);
             excl.add(&h.roles, n);
-            takes.push((gi, n));
+            match at_i {
+                Some(i) => takes[i].1 += n,
+                None => takes.push((gi, n)),
+            }
             need -= n;
             pods += n;
         }
@@ -263,7 +321,7 @@ pub(super) fn fill(ctx: &Ctx, st: &State, at: Offer, counts: &[u32], members: &[
         return None;
     }
     let requests = &pool_type.alloc - &free;
-    Some((pods, Fill { at, takes, value: 0.0, requests }))
+    Some((pods, Fill { at, takes, value: 0.0, requests }, used))
 }
 
 #[cfg(test)]
@@ -295,5 +353,38 @@ mod tests {
         };
         assert_eq!(rounding(&pin(generic(500)), 0), None);
         assert_eq!(rounding(&pin(generic(ROUND_PODS)), 0), Some(Rounding::Zoned));
+    }
+
+    #[test]
+    fn with_swaps_a_smaller_pod_takes_a_larger_ones_spare_place_in_the_columns() {
+        use crate::scheduling::bound_model::{Demand, Kind};
+        // 0: [800, 100], 1: [900, 100], 2: [100, 900]; one node of the kind holds 1 and 2 together.
+        let demand =
+            |cpu: i64, memory: i64, pods: u32| Demand { pods, requests: vec![cpu, memory], per_node: u32::MAX };
+        let m = Model {
+            dims: vec!["cpu".to_string(), "memory".to_string()],
+            groups: vec![demand(800, 100, 1), demand(900, 100, 1), demand(100, 900, 2)],
+            kinds: vec![Kind {
+                name: "k".to_string(),
+                alloc: vec![1000, 1000],
+                price: 1.0,
+                holds: vec![true; 3],
+                zone: 0,
+            }],
+            shared: Vec::new(),
+            zoned: Vec::new(),
+            min_nodes: 0.0,
+            left_out: 0,
+        };
+        let columns = vec![(0, vec![0, 1, 1])];
+        // Two such nodes for group 2's pods leave a place of group 1 spare; without the swap, 0
+        // needs a node of its own.
+        let without = cover(&m, &columns, false, false).unwrap();
+        assert!((without.cost - 3.0).abs() < 1e-9, "{}", without.cost);
+        assert!(without.swaps.takers(1).is_empty());
+        let with = cover(&m, &columns, false, true).unwrap();
+        assert!((with.cost - 2.0).abs() < 1e-9, "{}", with.cost);
+        assert!((with.x[0] - 2.0).abs() < 1e-9);
+        assert_eq!(with.swaps.takers(1), &[(0, 1)]);
     }
 }
