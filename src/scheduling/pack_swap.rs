@@ -1,9 +1,9 @@
 //! Pods the LP moves into places its columns make for other groups. The LP over a packing's
 //! columns may cover a group's demand with room made for a group whose pods are at least as
-//! large and held no more widely ([`bound_master::swaps`]): the master of column generation
-//! does, so its cover costs no more than the master's value. Rounding follows those moves
-//! exactly, as far as they go: a node's places for `h` take the pods of `g` only as many as
-//! the LP moved from `h` to `g`, once `h`'s own pods are placed.
+//! large and held no more widely ([`bound_master::swaps`]), as column generation's master does
+//! when it finds the columns. Rounding follows those moves as far as they go: a node's places
+//! for `h`, once `h`'s own pods are placed, take pods of `g` only as many as the LP moved into
+//! `h`'s places.
 //!
 //! [`bound_master::swaps`]: super::bound_master::swaps
 
@@ -61,7 +61,8 @@ fn direct(moves: &[(usize, usize, f64)]) -> Vec<(usize, usize, f64)> {
         moves.iter().filter(|m| m.2 > 1e-9).map(|&(g, h, a)| ((g, h), a)).collect();
     // Each step empties an edge; a bound keeps a malformed input from looping.
     for _ in 0..moves.len() * moves.len() + 1 {
-        let through = flow.keys().find_map(|&(g, i)| flow.keys().find(|&&(j, _)| j == i).map(|&(_, h)| (g, i, h)));
+        let onward = |i: usize| flow.range((i, 0)..=(i, usize::MAX)).next().map(|(&(_, h), _)| h);
+        let through = flow.keys().find_map(|&(g, i)| onward(i).map(|h| (g, i, h)));
         let Some((g, i, h)) = through else { break };
         let a = flow[&(g, i)].min(flow[&(i, h)]);
         for edge in [(g, i), (i, h)] {
