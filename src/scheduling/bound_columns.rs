@@ -88,8 +88,11 @@ pub struct Budget {
     /// the pod count on the grid where it binds ([`dp_knapsack`]). On the Karpenter mix at
     /// 10,000 pods the zoned bound rose from $97.07 to $102.63 with it on the full catalog and
     /// from $126.98 to $158.88 on the built-in one, but in the packer's LPs the full catalog's
-    /// solve took 47 s instead of 4.2 s, so only the zoned bound asks for it.
+    /// solve took 47 s instead of 4.2 s: the zone-free rounding does not ask for it, and the
+    /// zoned one holds the programs to less `work`.
     pub choices: bool,
+    /// Most state updates one grid program may take; `None`: [`dp_knapsack`]'s own.
+    pub work: Option<usize>,
 }
 
 impl Default for Budget {
@@ -102,6 +105,7 @@ impl Default for Budget {
             exact: EXACT,
             room: false,
             choices: false,
+            work: None,
         }
     }
 }
@@ -250,7 +254,7 @@ fn price(m: &Model, point: &Duals, at: &Duals, budget: Budget, all: bool, known:
                         continue;
                     }
                     programs += 1;
-                    let Some(found) = dp_knapsack(m, k, values(k), budget.choices) else { continue };
+                    let Some(found) = dp_knapsack(m, k, values(k), budget.choices, budget.work) else { continue };
                     settled[k] = found.value >= found.upper * (1.0 - 1e-12);
                     found
                 }

@@ -35,14 +35,11 @@ pub const STATES: usize = 1 << 18;
 /// its groups instead of a count in the states, the pod count is on the grid where it can bind
 /// (and left out where its search would then be past the work), and the grids past the work are
 /// left out rather than the kind. Without, the sets are counted, the pod count left out, and a
-/// kind whose grids together are past the work is left to branch and bound.
-pub fn dp_knapsack(m: &Model, k: usize, values: &[f64], choices: bool) -> Option<Knapsack> {
-    knapsack_on_grid(
-        m,
-        k,
-        values,
-        Reach { states: STATES, work: if choices { CHOICE_WORK } else { WORK }, exact_only: false, choices },
-    )
+/// kind whose grids together are past the work is left to branch and bound. The work is
+/// `work`'s, or by default [`WORK`], or [`CHOICE_WORK`] with `choices`.
+pub fn dp_knapsack(m: &Model, k: usize, values: &[f64], choices: bool, work: Option<usize>) -> Option<Knapsack> {
+    let work = work.unwrap_or(if choices { CHOICE_WORK } else { WORK });
+    knapsack_on_grid(m, k, values, Reach { states: STATES, work, exact_only: false, choices })
 }
 
 /// How large a program [`knapsack_on_grid`] may run.
@@ -287,9 +284,19 @@ mod tests {
         // 1930m and 3400Mi: two 900m/1700Mi pods beat one 1500m pod and a 400m one.
         let m = model([1930, 3400, 17], &[(1500, 1000, u32::MAX), (900, 1700, u32::MAX), (400, 100, u32::MAX)], None);
         let values = [0.6, 0.5, 0.1];
-        let k = dp_knapsack(&m, 0, &values, false).expect("grid");
+        let k = dp_knapsack(&m, 0, &values, false, None).expect("grid");
         assert_eq!(k.counts, vec![0, 2, 0]);
         assert!((k.value - 1.0).abs() < 1e-12 && (k.upper - 1.0).abs() < 1e-12, "{k:?}");
+    }
+
+    #[test]
+    fn the_work_a_budget_gives_holds_the_program() {
+        let m = model([1930, 3400, 17], &[(1500, 1000, u32::MAX), (900, 1700, u32::MAX), (400, 100, u32::MAX)], None);
+        let values = [0.6, 0.5, 0.1];
+        for choices in [false, true] {
+            assert!(dp_knapsack(&m, 0, &values, choices, Some(1)).is_none(), "no grid fits one update");
+            assert!(dp_knapsack(&m, 0, &values, choices, Some(WORK)).is_some());
+        }
     }
 
     #[test]
@@ -297,7 +304,7 @@ mod tests {
         // Anti-affine groups 0 and 1: one pod of either per node, then the free group fills.
         let m = model([4000, 8000, 30], &[(500, 500, 1), (250, 250, 1), (1000, 1000, u32::MAX)], Some((vec![0, 1], 1)));
         for choices in [false, true] {
-            let k = dp_knapsack(&m, 0, &[1.0, 0.9, 0.5], choices).expect("grid");
+            let k = dp_knapsack(&m, 0, &[1.0, 0.9, 0.5], choices, None).expect("grid");
             assert_eq!(k.counts, vec![1, 0, 3]);
             assert!(m.fits(0, &k.counts));
         }
@@ -333,7 +340,10 @@ mod tests {
         // 1 m and 1 byte units: 9,000 × 9,000 cells are far beyond its states.
         let m = model([9000, 9000, 30], &[(1001, 997, u32::MAX), (2003, 1999, u32::MAX)], None);
         assert!(exact_knapsack(&m, 0, &[1.0, 1.5], true).is_none());
-        assert!(dp_knapsack(&m, 0, &[1.0, 1.5], false).is_some(), "the grid program coarsens or prices out instead");
+        assert!(
+            dp_knapsack(&m, 0, &[1.0, 1.5], false, None).is_some(),
+            "the grid program coarsens or prices out instead"
+        );
     }
 
     #[test]
@@ -400,7 +410,7 @@ mod tests {
             prop_assert!(m.fits(0, &bb.counts), "{bb:?}");
             prop_assert!(bb.value <= best + 1e-9 && bb.upper >= best - 1e-9, "{bb:?} vs {best}");
             prop_assert!(limit < 1_000_000 || (bb.value - best).abs() < 1e-9, "{bb:?} vs {best}");
-            if let Some(k) = dp_knapsack(&m, 0, &values, choices) {
+            if let Some(k) = dp_knapsack(&m, 0, &values, choices, None) {
                 prop_assert!(m.fits(0, &k.counts), "{k:?}");
                 let value: f64 = k.counts.iter().zip(&values).map(|(c, v)| *c as f64 * v).sum();
                 prop_assert!((value - k.value).abs() < 1e-9);

@@ -340,7 +340,8 @@ fn the_exact_program_proves_the_bound_on_a_node_of_thirty_shapes() {
         min_nodes: 0.0,
         left_out: 0,
     };
-    let weak = Budget { rounds: 60, nodes: 100, integer: 0, programs: 0, exact: 0, room: false, choices: false };
+    let weak =
+        Budget { rounds: 60, nodes: 100, integer: 0, programs: 0, exact: 0, room: false, choices: false, work: None };
     let without = configuration_bound(&m, weak).expect("configuration LP");
     let with = configuration_bound(&m, Budget { exact: EXACT, ..weak }).expect("configuration LP");
     assert!(with.proven, "{with:?}");

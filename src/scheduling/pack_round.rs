@@ -22,8 +22,16 @@ use super::{pack_commit, pack_whole, pack_zoned};
 
 /// Column generation's work for a rounding: fewer rounds than the bound's, as a column it
 /// misses costs the plan a little, not the bound's validity.
-pub(super) const BUDGET: Budget =
-    Budget { rounds: 20, nodes: 500, integer: 0, programs: PROGRAMS, exact: 0, room: false, choices: false };
+pub(super) const BUDGET: Budget = Budget {
+    rounds: 20,
+    nodes: 500,
+    integer: 0,
+    programs: PROGRAMS,
+    exact: 0,
+    room: false,
+    choices: false,
+    work: None,
+};
 
 /// How the rounding makes whole nodes of the LP's columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
