@@ -1,5 +1,6 @@
 # capstan's image: the release binary on distroless/cc (glibc, libgcc, CA certificates, uid 65532)
-# plus the one library that base lacks, libz.
+# plus the one library that base lacks, libz, and the OpenSSH client (with its libraries), which
+# capstan runs to fetch a repository over ssh.
 #
 #   docker build -t capstan:0.1.0 \
 #     --build-arg REVISION="$(git rev-parse HEAD)" \
@@ -30,7 +31,11 @@ RUN cargo build --release --locked \
       $1 !~ /^(libz|libgcc_s|libc|libm|libpthread|libdl|librt)\.so/ { print "not in the runtime image: " $1; bad = 1 } \
       END { exit bad }' \
  && install -m 0755 "$(ldd /out/capstan | awk '$1 == "libz.so.1" { print $3 }')" \
-      /out/usr/lib/"$(gcc -print-multiarch)"/libz.so.1
+      /out/usr/lib/"$(gcc -print-multiarch)"/libz.so.1 \
+ && install -D -m 0755 "$(command -v ssh)" /out/usr/bin/ssh \
+ && for lib in $(ldd /out/usr/bin/ssh | awk '$3 ~ /^\// && $1 !~ /^(libc|libm)\.so/ { print $3 }'); do \
+      install -m 0755 "$lib" /out/usr/lib/"$(gcc -print-multiarch)"/"$(basename "$lib")"; \
+    done
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 ARG REVISION=""
@@ -43,7 +48,7 @@ COPY --from=build /out/usr/ /usr/
 COPY --from=build /out/capstan /capstan
 # The dataDir of deploy/kubernetes/base/capstan.yaml (an emptyDir in the Deployment).
 COPY --from=build --chown=65532:65532 /out/var/lib/capstan /var/lib/capstan
-# libgit2's OpenSSL is built into the binary and would look for certificates under /usr/local/ssl.
+# The trusted roots of every HTTPS call (AWS, Kubernetes, an https repository).
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 USER 65532:65532
 ENTRYPOINT ["/capstan"]

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds capstan's OCI image without a Docker daemon or a base image: buildah assembles, from
-# scratch, what the Dockerfile's runtime stage holds (the binary, the shared libraries it links,
-# CA certificates, /etc/passwd and /etc/group for uid 65532, /tmp, /var/lib/capstan), commits it
-# to the local buildah store under TAG and writes it as an OCI archive.
+# scratch, what the Dockerfile's runtime stage holds (the binary, the OpenSSH client for ssh
+# repositories, the shared libraries both link, CA certificates, /etc/passwd and /etc/group for
+# uid 65532, /tmp, /var/lib/capstan), commits it to the local buildah store under TAG and writes
+# it as an OCI archive.
 #
 #   scripts/image.sh [--binary PATH] [--tag TAG] [--out FILE]
 #
@@ -19,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 umask 022
 
-usage() { sed -n '7,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '8,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 VERSION=$(awk -F'"' '/^\[/ { pkg = ($0 == "[package]") } pkg && /^version *=/ { print $2; exit }' Cargo.toml)
 BINARY=
@@ -58,6 +59,8 @@ install_debs() {
 }
 command -v buildah >/dev/null || install_debs buildah
 command -v ldd >/dev/null || install_debs libc-bin
+SSH=$(type -P ssh || true)
+if [ -z "$SSH" ]; then install_debs openssh-client; SSH=$(type -P ssh); fi
 CA_BUNDLE=
 for f in /etc/ssl/certs/ca-certificates.crt /etc/pki/tls/certs/ca-bundle.crt /etc/ssl/cert.pem; do
   if [ -s "$f" ]; then CA_BUNDLE=$f; break; fi
@@ -81,18 +84,23 @@ trap cleanup EXIT
 ROOT="$WORK/rootfs"
 mkdir -p "$ROOT/etc/ssl/certs" "$ROOT/tmp" "$ROOT/var/lib" "$WORK/empty"
 install -m 0755 "$BINARY" "$ROOT/capstan"
-# The dynamic loader and every library the binary links, at the paths ldd resolves them to.
-if ! LIBS=$(ldd "$BINARY" 2>&1); then
-  if grep -q 'not a dynamic executable' <<<"$LIBS"; then LIBS=; else echo "error: ldd $BINARY: $LIBS" >&2; exit 1; fi
-fi
-if grep -q 'not found' <<<"$LIBS"; then
-  echo "error: $BINARY links libraries this machine lacks:" >&2
-  grep 'not found' <<<"$LIBS" >&2
-  exit 1
-fi
-for lib in $(grep -o '/[^ ]*' <<<"$LIBS"); do
-  mkdir -p "$ROOT$(dirname "$lib")"
-  install -m 0755 "$lib" "$ROOT$lib" # install follows symlinks: the file, under the linked name
+# The OpenSSH client, which capstan runs to fetch a repository over ssh.
+mkdir -p "$ROOT/usr/bin"
+install -m 0755 "$SSH" "$ROOT/usr/bin/ssh"
+# The dynamic loader and every library the two link, at the paths ldd resolves them to.
+for exe in "$BINARY" "$SSH"; do
+  if ! LIBS=$(ldd "$exe" 2>&1); then
+    if grep -q 'not a dynamic executable' <<<"$LIBS"; then LIBS=; else echo "error: ldd $exe: $LIBS" >&2; exit 1; fi
+  fi
+  if grep -q 'not found' <<<"$LIBS"; then
+    echo "error: $exe links libraries this machine lacks:" >&2
+    grep 'not found' <<<"$LIBS" >&2
+    exit 1
+  fi
+  for lib in $(grep -o '/[^ ]*' <<<"$LIBS"); do
+    mkdir -p "$ROOT$(dirname "$lib")"
+    install -m 0755 "$lib" "$ROOT$lib" # install follows symlinks: the file, under the linked name
+  done
 done
 install -m 0644 "$CA_BUNDLE" "$ROOT/etc/ssl/certs/ca-certificates.crt"
 printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$ROOT/etc/passwd"
@@ -146,6 +154,7 @@ buildah config \
   --entrypoint '["/capstan"]' --cmd '' \
   --workingdir / \
   --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
+  --env PATH=/usr/bin:/bin \
   "${labels[@]}" \
   "$CTR"
 buildah commit --quiet --timestamp "$EPOCH" --rm "$CTR" "$TAG" >/dev/null

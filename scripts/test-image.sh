@@ -3,7 +3,8 @@
 # throwaway buildah store, checks its config (user 65532:65532, entrypoint /capstan, labels), that
 # its one layer holds exactly the expected files with the expected owners and modes, then runs
 # its own binary as that user: --help, validate on examples/fleet, schema into a mounted folder
-# (the files it writes must belong to 65532), and version when the binary has that subcommand.
+# (the files it writes must belong to 65532), and version when the binary has that subcommand;
+# and the ssh client it runs for ssh repositories.
 #
 #   scripts/test-image.sh [--binary PATH] [--archive FILE]
 #
@@ -133,8 +134,11 @@ list() { # path, mode and owner (rootless unpacking gives every file to the call
   echo "/var drwxr-xr-x 0:0"
   echo "/var/lib drwxr-xr-x 0:0"
   echo "/var/lib/capstan drwxr-xr-x 65532:65532"
-  # The loader and the libraries the binary links, where this machine's loader finds them.
-  for lib in $(ldd "$ROOTFS/capstan" | grep -o '/[^ ]*'); do
+  echo "/usr drwxr-xr-x 0:0"
+  echo "/usr/bin drwxr-xr-x 0:0"
+  echo "/usr/bin/ssh -rwxr-xr-x 0:0"
+  # The loader and the libraries the two link, where this machine's loader finds them.
+  for lib in $(cat <(ldd "$ROOTFS/capstan") <(ldd "$ROOTFS/usr/bin/ssh") | grep -o '/[^ ]*'); do
     d=$(dirname "$lib")
     while [ "$d" != / ]; do echo "$d drwxr-xr-x 0:0"; d=$(dirname "$d"); done
     echo "$lib -rwxr-xr-x 0:0"
@@ -143,7 +147,7 @@ list() { # path, mode and owner (rootless unpacking gives every file to the call
 [ "$(id -u)" = 0 ] || sed -i 's/ [0-9]*:[0-9]*$//' "$WORK/want"
 list "$ROOTFS" >"$WORK/got"
 if diff -u "$WORK/want" "$WORK/got" >"$WORK/files.diff"; then
-  pass "the files are the expected $(wc -l <"$WORK/want") (binary, loader and libraries, CA certificates, passwd, group, /tmp, /var/lib/capstan)"
+  pass "the files are the expected $(wc -l <"$WORK/want") (binary, ssh client, loader and libraries, CA certificates, passwd, group, /tmp, /var/lib/capstan)"
 else
   fail "the files differ from the expected set (- expected, + in the image):"
   tail -n +3 "$WORK/files.diff" | grep '^[-+]' >&2
@@ -176,6 +180,8 @@ run 0 validate /examples/fleet
 summary=$(grep -E '^/examples/fleet: 0 error\(s\), [0-9]+ warning\(s\); clusters checked: ' <<<"$OUT" || true)
 if [ -n "$summary" ]; then pass "validate says: $summary"; else fail "validate printed no summary line: $OUT"; fi
 run 0 schema --out /out
+# The ssh client capstan runs for an ssh repository, found on the image's PATH.
+if ssh_out=$(buildah run "$CTR" -- ssh -V 2>&1); then pass "ssh -V says: $ssh_out"; else fail "ssh does not run in the image: $ssh_out"; fi
 owners=$(find "$WORK/out" -type f -printf '%U:%G\n' | sort -u)
 if [ "$(id -u)" = 0 ]; then
   expect "the owner of the files capstan writes" "$owners" 65532:65532

@@ -143,21 +143,6 @@ need_rust
 need_tools
 cargo --version
 
-# The system's OpenSSL where its headers are (installed here when we may), else capstan's default
-# build of it from source, which costs about four minutes of a core.
-system_openssl() {
-  if ! pkg-config --exists openssl 2>/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get install -y -qq libssl-dev pkg-config >/dev/null 2>&1 ||
-      { apt-get update -qq && apt-get install -y -qq libssl-dev pkg-config >/dev/null 2>&1; } || true
-  fi
-  pkg-config --exists openssl 2>/dev/null
-}
-FEATURES=()
-if system_openssl; then
-  FEATURES=(--no-default-features)
-  echo "OpenSSL $(pkg-config --modversion openssl) from the system"
-fi
-
 # Installing the test services (moto, the control plane's Go build when it is not cached, the
 # browser) runs beside the Rust build, which leaves a core idle for much of its time; the tests
 # wait for it below.
@@ -182,7 +167,7 @@ CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 # CI builds a clean clone once, where incremental compilation's caches only cost time.
 if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
-cargo test "${FEATURES[@]}" --all-targets --locked --no-run
+cargo test --all-targets --locked --no-run
 
 step "test services"
 install_status=0
@@ -204,7 +189,7 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-eas
 step "tests"
 # The Kubernetes end-to-end tests take turns on the one control plane, and a test waiting for its
 # turn holds a test thread: a third thread keeps the other tests going meanwhile.
-cargo test "${FEATURES[@]}" --locked -- --test-threads 3
+cargo test --locked -- --test-threads 3
 
 step "image"
 # The OCI image, assembled from the debug binary the tests just built (no second cargo build) and

@@ -57,6 +57,10 @@ pub struct Repository {
     /// https: the environment variable holding the token.
     #[serde(default)]
     pub token_env: Option<String>,
+    /// https: a PEM file of CA certificates to trust besides the system's (a Git server whose
+    /// certificate a private CA signed).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// ssh: the private key file (without a passphrase: the key is used unattended).
     #[serde(default)]
     pub ssh_key_file: Option<PathBuf>,
@@ -85,6 +89,7 @@ impl std::fmt::Debug for Repository {
             .field("username", &self.username)
             .field("token_file", &self.token_file)
             .field("token_env", &self.token_env)
+            .field("ca_file", &self.ca_file)
             .field("ssh_key_file", &self.ssh_key_file)
             .field("known_hosts_file", &self.known_hosts_file)
             .field("signatures", &self.signatures)
@@ -130,8 +135,9 @@ impl Repository {
         if self.token_file.is_some() && self.token_env.is_some() {
             return Err("repository.tokenFile and repository.tokenEnv are both set; keep one".into());
         }
-        let https = ["tokenFile", "tokenEnv", "username"];
-        let https_set = [self.token_file.is_some(), self.token_env.is_some(), self.username.is_some()];
+        let https = ["tokenFile", "tokenEnv", "username", "caFile"];
+        let https_set =
+            [self.token_file.is_some(), self.token_env.is_some(), self.username.is_some(), self.ca_file.is_some()];
         let ssh = ["sshKeyFile", "knownHostsFile"];
         let ssh_set = [self.ssh_key_file.is_some(), self.known_hosts_file.is_some()];
         match transport(&self.url) {
@@ -374,6 +380,7 @@ impl DaemonConfig {
             &mut self.aws.prices_file,
             &mut r.webhook_secret_file,
             &mut r.token_file,
+            &mut r.ca_file,
             &mut r.ssh_key_file,
             &mut r.known_hosts_file,
         ];

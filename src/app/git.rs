@@ -30,8 +30,10 @@ pub fn source_config(cfg: &DaemonConfig) -> Result<SourceConfig, ConfigError> {
             token_env: repo.token_env.clone(),
             token_file: repo.token_file.clone(),
             token: None,
+            ca_file: repo.ca_file.clone(),
             ssh_key: repo.ssh_key_file.clone(),
             known_hosts: repo.known_hosts_file.clone(),
+            ssh_program: None,
         },
         allow_rewrite: repo.allow_rewrite,
         trust,
@@ -75,6 +77,12 @@ fn check_credentials(repo: &Repository) -> Result<(), String> {
             ));
         }
     }
+    if let Some(file) = &repo.ca_file {
+        let holds = "the CA certificates of the Git server, in PEM (-----BEGIN CERTIFICATE-----)";
+        if !read("caFile", file, holds)?.contains("-----BEGIN CERTIFICATE-----") {
+            return Err(format!("repository.caFile: {} holds no certificate; it should hold {holds}", file.display()));
+        }
+    }
     if let Some(file) = &repo.ssh_key_file {
         check_ssh_key(file, &read("sshKeyFile", file, "the ssh private key")?)?;
     }
@@ -88,7 +96,7 @@ fn check_credentials(repo: &Repository) -> Result<(), String> {
     Ok(())
 }
 
-/// A private key libgit2 can use unattended: not the public half, no passphrase.
+/// A private key the ssh client can use unattended: not the public half, no passphrase.
 fn check_ssh_key(file: &Path, text: &str) -> Result<(), String> {
     let shown = file.display();
     if !text.contains("PRIVATE KEY-----") {

@@ -1,12 +1,9 @@
-//! Credentials for fetching: a token for https, a key (and known_hosts) or a password for ssh.
-//! Secrets are read when needed and never appear in a message: URLs are shown redacted
+//! Credentials for fetching: a token for https, a key and known_hosts for ssh (their use is in
+//! [`super::transport`]). Secrets are read when needed and never appear in a message: URLs are shown redacted
 //! ([`super::url`]).
-
-use git2::{Cred, CredentialType, RemoteCallbacks};
 
 use super::SourceError;
 pub use super::creds::Auth;
-use super::known_hosts;
 use super::url::RepoUrl;
 
 /// Splits credentials out of a URL: the URL to fetch, and the credentials it carried.
@@ -17,30 +14,6 @@ pub fn split_url(url: &str) -> (String, Option<Auth>) {
 /// The URL with any password, token, query value or fragment masked, for messages and logs.
 pub fn redact(url: &str) -> String {
     super::url::redact(url)
-}
-
-pub fn install(callbacks: &mut RemoteCallbacks<'_>, auth: &Auth) {
-    let known = auth.known_hosts.clone();
-    let auth = auth.clone();
-    let mut tries = 0;
-    callbacks.credentials(move |_url, user_from_url, allowed| {
-        tries += 1;
-        if tries > 3 {
-            return Err(git2::Error::from_str("credentials refused"));
-        }
-        if allowed.contains(CredentialType::SSH_KEY)
-            && let Some(key) = &auth.ssh_key
-        {
-            return Cred::ssh_key(user_from_url.unwrap_or("git"), None, key, None);
-        }
-        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT)
-            && let Some(token) = auth.token().map_err(|e| git2::Error::from_str(&e))?
-        {
-            return Cred::userpass_plaintext(auth.username.as_deref().unwrap_or("git"), &token);
-        }
-        Err(git2::Error::from_str("no credentials configured for this repository"))
-    });
-    callbacks.certificate_check(move |cert, host| known_hosts::check(cert, host, known.as_deref()));
 }
 
 /// A fetch failure in words that say what to check, without secrets (libgit2's message is
@@ -56,6 +29,11 @@ pub fn fetch_error(url: &RepoUrl, auth: &Auth, e: &git2::Error) -> SourceError {
             url: url.clone(),
             message: format!("{message}; check the known_hosts file (repository.knownHostsFile)"),
         };
+    }
+    if lower.contains("certificate") {
+        let hint =
+            "check that a CA this host trusts signed the server's certificate, or give its CA in repository.caFile";
+        return SourceError::Url { url: url.clone(), message: format!("{message}; {hint}") };
     }
     SourceError::Url { url: url.clone(), message }
 }

@@ -12,12 +12,16 @@ pub struct Auth {
     pub token_env: Option<String>,
     /// https: a file holding the token (e.g. a mounted Secret).
     pub token_file: Option<PathBuf>,
+    /// https: a PEM file of CA certificates trusted besides the system's (a private CA).
+    pub ca_file: Option<PathBuf>,
     /// A token or password given inline (from credentials written in the URL).
     pub token: Option<String>,
     /// ssh: the private key file.
     pub ssh_key: Option<PathBuf>,
     /// ssh: the known_hosts file the server's host key must be in.
     pub known_hosts: Option<PathBuf>,
+    /// ssh: the OpenSSH client to run (`ssh` on the PATH when unset).
+    pub ssh_program: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -27,9 +31,11 @@ impl std::fmt::Debug for Auth {
             .field("username", &self.username)
             .field("token_env", &self.token_env)
             .field("token_file", &self.token_file)
+            .field("ca_file", &self.ca_file)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("ssh_key", &self.ssh_key)
             .field("known_hosts", &self.known_hosts)
+            .field("ssh_program", &self.ssh_program)
             .finish()
     }
 }

@@ -1,15 +1,16 @@
 //! Where policy comes from: a Git repository followed by branch, tag or pinned commit, fetched
-//! into a local bare mirror with libgit2 and read straight from the object database (no working
+//! into a local bare mirror with libgit2 (over [`super::transport`]) and read straight from the object database (no working
 //! tree to go stale). Fast-forward only: a tip that does not descend from the last one seen is
 //! refused unless the configuration allows rewrites.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use git2::{FetchOptions, Oid, RemoteCallbacks, Repository};
+use git2::{FetchOptions, Oid, Repository};
 
 use super::auth::{self, Auth};
 use super::signature::{self, Trust, Verdict};
+use super::transport;
 use super::url::RepoUrl;
 use super::{Revision, SourceError};
 use crate::policy::Snapshot;
@@ -187,12 +188,10 @@ impl GitSource {
         let (url, from_url) = c.url.for_fetch();
         let repo = open_mirror(&c.mirror)?;
         let auth = c.auth.clone().or(from_url);
-        let mut callbacks = RemoteCallbacks::new();
-        auth::install(&mut callbacks, &auth);
         let mut options = FetchOptions::new();
         // FETCH_HEAD and the default reflog message would keep the URL, query token and all, in
         // the mirror; nothing reads them.
-        options.remote_callbacks(callbacks).update_fetchhead(false);
+        options.update_fetchhead(false);
         let refspecs = match &c.reference {
             Reference::Branch(b) => vec![format!("+refs/heads/{b}:refs/remotes/origin/{b}")],
             Reference::Tag(t) => vec![format!("+refs/tags/{t}:refs/tags/{t}")],
@@ -202,8 +201,7 @@ impl GitSource {
             let mut remote = repo
                 .remote_anonymous(&url)
                 .map_err(|e| SourceError::Url { url: c.url.clone(), message: c.url.scrub(e.message()) })?;
-            remote
-                .fetch(&refspecs, Some(&mut options), Some("fetch"))
+            transport::with(&auth, || remote.fetch(&refspecs, Some(&mut options), Some("fetch")))
                 .map_err(|e| auth::fetch_error(&c.url, &auth, &e))?;
         }
         Ok(repo)

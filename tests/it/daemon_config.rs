@@ -98,6 +98,9 @@ fn a_missing_or_unusable_file_is_named_by_its_field_at_start() {
     assert!(e.contains("repository.tokenEnv: the environment variable CAPSTAN_NO_SUCH_TOKEN_VARIABLE"), "{e}");
     let e = error("{url: /srv/policy, signatures: {allowedSignersFile: allowed_signers}}");
     assert!(e.contains("repository.signatures.allowedSignersFile: cannot read"), "{e}");
+    write(d, "ca.crt", "-----BEGIN PRIVATE KEY-----\n");
+    let e = error("{url: https://h/p.git, caFile: ca.crt}");
+    assert!(e.contains("repository.caFile") && e.contains("holds no certificate") && e.contains("PEM"), "{e}");
     write(d, "keyring.asc", "not a keyring");
     let e = error("{url: /srv/policy, signatures: {keyringFile: keyring.asc}}");
     assert!(e.contains("repository.signatures.keyringFile: OpenPGP keyring") && e.contains("gpg --export"), "{e}");
@@ -122,6 +125,8 @@ fn contradictions_are_refused_when_the_config_is_loaded() {
     assert!(e.contains("repository.tokenFile and repository.tokenEnv are both set"), "{e}");
     let e = error("{url: 'ssh://git@h/p.git', tokenFile: t}");
     assert!(e.contains("repository.tokenFile is used over https, but the url is ssh"), "{e}");
+    let e = error("{url: 'git@h:p.git', caFile: ca.crt}");
+    assert!(e.contains("repository.caFile is used over https, but the url is ssh"), "{e}");
     let e = error("{url: https://h/p.git, sshKeyFile: id}");
     assert!(e.contains("repository.sshKeyFile is used over ssh"), "{e}");
     assert!(error("{url: /srv/policy, signatures: {}}").contains("repository.signatures names no key"));

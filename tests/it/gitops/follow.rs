@@ -8,6 +8,7 @@ use std::process::Command;
 use capstan::gitops::signature::Trust;
 use capstan::gitops::{GitSource, Reference, SourceError};
 
+use super::transports::HttpGit;
 use super::{Daemon, Repos, follower, git, rt};
 
 #[test]
@@ -178,40 +179,10 @@ fn a_wrong_url_branch_or_credential_says_which_and_never_shows_the_secret() {
     assert!(e.to_string().starts_with("authentication to u failed"));
 }
 
-/// `git http-backend` behind basic auth, in a test-owned Python process.
-struct HttpGit {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl HttpGit {
-    fn serve(root: &Path, user: &str, token: &str) -> HttpGit {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let script = crate::common::root().join("tests/support/git_http_server.py");
-        let child = Command::new("python3")
-            .arg(script)
-            .arg(root)
-            .args([&port.to_string(), user, token])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("python3 runs");
-        let server = HttpGit { child, port };
-        super::wait_listening(port, "the git HTTP server");
-        server
-    }
-}
-
-impl Drop for HttpGit {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_token_authenticates_over_http_and_a_wrong_one_is_named_but_never_shown() {
     let repos = Repos::new();
-    let server = HttpGit::serve(repos.dir.path(), "bot", "right-token-123");
+    let server = HttpGit::serve(repos.dir.path(), "bot", "right-token-123", None);
     let url = format!("http://127.0.0.1:{}/remote.git", server.port);
     let token_file = repos.dir.path().join("token");
     rt().block_on(async {

@@ -4,6 +4,7 @@
 mod audit;
 mod diff;
 mod follow;
+mod transports;
 mod triggers;
 
 use std::path::{Path, PathBuf};
