@@ -1,7 +1,8 @@
 //! Git's smart HTTP protocol, stateless: the ref advertisement is one GET of
-//! `info/refs?service=git-upload-pack`, the negotiation and pack one POST of `git-upload-pack`.
-//! The token goes as basic auth, and only to the repository's own scheme, host and port; the first
-//! request follows redirects (never from https to http), and the POST goes where they led.
+//! `info/refs?service=git-upload-pack`, each round of negotiation one POST of `git-upload-pack`.
+//! The token goes as basic auth, and only to the repository's own scheme, host and port (or the
+//! same host upgraded to https); the first request follows redirects (never from https to http),
+//! and the POSTs go where they led.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -40,10 +41,17 @@ pub struct Http {
 }
 
 impl Http {
-    pub fn new(auth: Auth) -> Result<Http, git2::Error> {
+    /// `url`: the remote's; a plain http one does without trusted roots if there are none.
+    pub fn new(auth: Auth, url: Option<&str>) -> Result<Http, git2::Error> {
         let fail = |what: &str, e: &dyn std::fmt::Display| git2::Error::from_str(&format!("{what}: {e}"));
         let rt = Rt::new().map_err(|e| fail("cannot start the HTTP client", &e))?;
-        let tls = tls_config(auth.ca_file.as_deref()).map_err(|e| git2::Error::from_str(&e))?;
+        let https = url.and_then(scheme).is_none_or(|s| s == "https");
+        let roots = match roots(auth.ca_file.as_deref()) {
+            Ok(roots) => roots,
+            Err(_) if !https => rustls::RootCertStore::empty(),
+            Err(e) => return Err(git2::Error::from_str(&e)),
+        };
+        let tls = tls_config(roots).map_err(|e| git2::Error::from_str(&e))?;
         let connector =
             hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
         let client = Client::builder(TokioExecutor::new()).build(connector);
@@ -51,9 +59,9 @@ impl Http {
     }
 }
 
-/// TLS with the system's trusted roots (`SSL_CERT_FILE` and `SSL_CERT_DIR` honoured) and those
-/// of `ca_file`.
-fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
+/// The system's trusted roots (`SSL_CERT_FILE` and `SSL_CERT_DIR` honoured) and those of
+/// `ca_file`.
+fn roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     if let Some(file) = ca_file {
@@ -68,6 +76,10 @@ fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
     if roots.is_empty() {
         return Err("no trusted CA certificates: install ca-certificates or set SSL_CERT_FILE".into());
     }
+    Ok(roots)
+}
+
+fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -87,7 +99,9 @@ impl SmartSubtransport for Http {
             }
         };
         let base = self.base.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let base = base.unwrap_or_else(|| url.trim_end_matches('/').to_string());
+        // A query or fragment is no part of the repository's path (libgit2 drops them too).
+        let base =
+            base.unwrap_or_else(|| url.split(['?', '#']).next().unwrap_or(url).trim_end_matches('/').to_string());
         let token = self.auth.token().map_err(|e| git2::Error::from_str(&e))?;
         let authorization = token.map(|t| basic(self.auth.username.as_deref().unwrap_or("git"), &t));
         Ok(Box::new(Exchange {
@@ -117,16 +131,23 @@ fn basic(user: &str, token: &str) -> HeaderValue {
     value
 }
 
-/// `scheme://authority` of a URL: where credentials may go.
+/// `scheme://authority` of a URL, in lower case: where credentials may go.
 fn origin(url: &str) -> Option<String> {
     let uri: Uri = url.parse().ok()?;
-    Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
+    Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?).to_lowercase())
+}
+
+/// A URL's scheme, in lower case.
+fn scheme(url: &str) -> Option<String> {
+    let uri: Uri = url.parse().ok()?;
+    uri.scheme_str().map(str::to_lowercase)
 }
 
 /// One request and its answer: libgit2 writes the request body, then reads the answer.
 struct Exchange {
     rt: Rt,
     client: HttpsClient,
+    /// The configured repository's origin, where the credentials go ([`may_send`]).
     origin: Option<String>,
     authorization: Option<HeaderValue>,
     base: Arc<Mutex<Option<String>>>,
@@ -150,7 +171,7 @@ impl Exchange {
             };
             let status = response.status();
             if status.is_redirection() && self.advertise {
-                url = self.redirect(&url, response.headers().get(header::LOCATION))?;
+                url = redirect(&url, response.headers().get(header::LOCATION))?;
                 continue;
             }
             if !status.is_success() {
@@ -158,14 +179,19 @@ impl Exchange {
             }
             if self.advertise {
                 let kind = response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-                if kind != Some("application/x-git-upload-pack-advertisement") {
+                let media = kind.and_then(|k| k.split(';').next()).map(str::trim);
+                if !media.is_some_and(|m| m.eq_ignore_ascii_case("application/x-git-upload-pack-advertisement")) {
                     return Err(io_error(format!(
                         "the server is not a Git smart-HTTP server (content type {}); check the repository URL",
                         kind.unwrap_or("none")
                     )));
                 }
-                let base = url.strip_suffix(ADVERTISE).unwrap_or(&url).to_string();
-                *self.base.lock().unwrap_or_else(|p| p.into_inner()) = Some(base);
+                let Some(base) = url.strip_suffix(ADVERTISE) else {
+                    return Err(io_error(
+                        "the server redirected to a URL that does not end in /info/refs?service=git-upload-pack; use the repository's URL after the redirect",
+                    ));
+                };
+                *self.base.lock().unwrap_or_else(|p| p.into_inner()) = Some(base.to_string());
             }
             return Ok(response.into_body());
         }
@@ -173,7 +199,7 @@ impl Exchange {
     }
 
     fn sends_credentials(&self, url: &str) -> bool {
-        self.authorization.is_some() && origin(url) == self.origin
+        self.authorization.is_some() && may_send(self.origin.as_deref(), url)
     }
 
     fn build(&self, url: &str) -> std::io::Result<Request<Full<Bytes>>> {
@@ -193,23 +219,34 @@ impl Exchange {
         let body = if self.advertise { Bytes::new() } else { Bytes::from(self.request.clone()) };
         request.body(Full::new(body)).map_err(|e| io_error(format!("invalid request URL: {e}")))
     }
+}
 
-    fn redirect(&self, from: &str, location: Option<&HeaderValue>) -> std::io::Result<String> {
-        let location =
-            location.and_then(|v| v.to_str().ok()).ok_or_else(|| io_error("a redirect without a location"))?;
-        let to = if location.starts_with('/') {
-            format!("{}{location}", origin(from).unwrap_or_default())
-        } else {
-            location.to_string()
-        };
-        if from.starts_with("https://") && !to.starts_with("https://") {
-            return Err(io_error("the server redirects from https to plain http; refused"));
-        }
-        if !to.starts_with("https://") && !to.starts_with("http://") {
-            return Err(io_error("the server redirects to a location that is not an http(s) URL"));
-        }
-        Ok(to)
+/// Where a redirect from `from` leads: an http(s) URL, never from https down to http.
+fn redirect(from: &str, location: Option<&HeaderValue>) -> std::io::Result<String> {
+    let location = location.and_then(|v| v.to_str().ok()).ok_or_else(|| io_error("a redirect without a location"))?;
+    let to = if location.starts_with("//") {
+        format!("{}:{location}", scheme(from).unwrap_or_default())
+    } else if location.starts_with('/') {
+        format!("{}{location}", origin(from).unwrap_or_default())
+    } else if location.contains("://") {
+        location.to_string()
+    } else {
+        let path = from.split('?').next().unwrap_or(from);
+        format!("{}/{location}", &path[..path.rfind('/').unwrap_or(path.len())])
+    };
+    match (scheme(from).as_deref(), scheme(&to).as_deref()) {
+        (Some("https"), Some("https")) | (Some("http"), Some("http" | "https")) => Ok(to),
+        (Some("https"), Some("http")) => Err(io_error("the server redirects from https to plain http; refused")),
+        _ => Err(io_error("the server redirects to a location that is not an http(s) URL")),
     }
+}
+
+/// Credentials go to the repository's own origin (`home`), or to the same host and port over
+/// https when the repository was written with http (an upgrade redirect).
+fn may_send(home: Option<&str>, url: &str) -> bool {
+    let (Some(home), Some(there)) = (home, origin(url)) else { return false };
+    let upgrade = home.strip_prefix("http://").is_some_and(|a| there.strip_prefix("https://") == Some(a));
+    home == there || upgrade
 }
 
 /// What a refusal means, in words that say what to check.
@@ -273,11 +310,34 @@ mod tests {
             Some("https://git.example.com:8443")
         );
         assert_eq!(origin("http://h/r").as_deref(), Some("http://h"));
+        assert_eq!(origin("HTTPS://Git.Example.com/r").as_deref(), Some("https://git.example.com"));
+        assert_eq!(scheme("HTTPS://h/r").as_deref(), Some("https"));
         let value = basic("bot", "s3cr3t");
         assert!(value.is_sensitive());
         assert_eq!(value.to_str().unwrap(), "Basic Ym90OnMzY3IzdA==");
         assert!(refused(StatusCode::UNAUTHORIZED, true).contains("authentication failed"));
         assert!(refused(StatusCode::UNAUTHORIZED, false).contains("asks for credentials"));
         assert!(refused(StatusCode::NOT_FOUND, false).contains("not found"));
+        let home = origin("http://git.example.com/r.git");
+        assert!(may_send(home.as_deref(), "http://git.example.com/other"));
+        assert!(may_send(home.as_deref(), "https://git.example.com/r.git"));
+        assert!(!may_send(home.as_deref(), "http://git.example.com:8080/r.git"));
+        assert!(!may_send(home.as_deref(), "https://evil.example/r.git"));
+        let https = origin("https://git.example.com/r.git");
+        assert!(!may_send(https.as_deref(), "http://git.example.com/r.git"));
+    }
+
+    #[test]
+    fn redirects_resolve_and_never_go_down_to_http() {
+        let to = |from: &str, location: &str| redirect(from, Some(&HeaderValue::from_str(location).unwrap()));
+        let from = "https://h/org/r.git/info/refs?service=git-upload-pack";
+        assert_eq!(to(from, "/new/r.git/info/refs").unwrap(), "https://h/new/r.git/info/refs");
+        assert_eq!(to(from, "//m.example/r/info/refs").unwrap(), "https://m.example/r/info/refs");
+        assert_eq!(to(from, "refs2").unwrap(), "https://h/org/r.git/info/refs2");
+        assert_eq!(to("http://h/r", "https://h/r").unwrap(), "https://h/r");
+        assert!(to(from, "http://h/r").unwrap_err().to_string().contains("plain http"));
+        assert!(to(from, "HTTP://h/r").is_err());
+        assert!(to(from, "file:///etc/passwd").is_err());
+        assert!(redirect(from, None).is_err());
     }
 }

@@ -44,7 +44,9 @@ fn register() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         for scheme in ["http", "https"] {
-            let factory = |remote: &git2::Remote<'_>| Transport::smart(remote, true, http::Http::new(current())?);
+            let factory = |remote: &git2::Remote<'_>| {
+                Transport::smart(remote, true, http::Http::new(current(), remote.url().ok())?)
+            };
             // SAFETY: registered once, and every fetch waits for `call_once` before creating a
             // transport, so no transport is created while the table changes.
             if let Err(e) = unsafe { transport::register(scheme, factory) } {

@@ -5,8 +5,9 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::thread::JoinHandle;
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
 
 use git2::transport::{Service, SmartSubtransport, SmartSubtransportStream};
 
@@ -57,16 +58,19 @@ impl SmartSubtransport for Ssh {
                 ))
             })?;
         // Read aside, so a chatty client never blocks on a full pipe.
-        let stderr = child.stderr.take().map(|mut pipe| {
+        let (send, stderr) = mpsc::channel();
+        if let Some(mut pipe) = child.stderr.take() {
             std::thread::spawn(move || {
                 let mut text = Vec::new();
                 let _ = pipe.read_to_end(&mut text);
-                text
-            })
-        });
+                let _ = send.send(text);
+            });
+        }
         let (stdin, stdout) = (child.stdin.take(), child.stdout.take());
         match (stdin, stdout) {
-            (Some(stdin), Some(stdout)) => Ok(Box::new(Connection { child, stdin, stdout, stderr, got_any: false })),
+            (Some(stdin), Some(stdout)) => {
+                Ok(Box::new(Connection { child, stdin: Some(stdin), stdout, stderr, got_any: false }))
+            }
             _ => Err(git2::Error::from_str("the ssh client's pipes are missing")),
         }
     }
@@ -84,10 +88,12 @@ fn arguments(target: &Target, auth: &Auth) -> Vec<String> {
             .flat_map(|o| ["-o".to_string(), o.to_string()])
             .collect();
     if let Some(file) = &auth.known_hosts {
+        // The configured file alone vouches for the host, not the system's as well.
         args.extend(["-o".into(), format!("UserKnownHostsFile={}", quoted(file))]);
+        args.extend(["-o".into(), "GlobalKnownHostsFile=/dev/null".into()]);
     }
     if let Some(key) = &auth.ssh_key {
-        args.extend(["-o".into(), "IdentitiesOnly=yes".into(), "-i".into(), key.display().to_string()]);
+        args.extend(["-o".into(), "IdentitiesOnly=yes".into(), "-i".into(), literal(key)]);
     }
     if let Some(port) = target.port {
         args.extend(["-p".into(), port.to_string()]);
@@ -101,15 +107,27 @@ fn arguments(target: &Target, auth: &Auth) -> Vec<String> {
     args
 }
 
-/// A path as an ssh option value: in double quotes when it holds a space.
+/// A path as ssh reads a file option: `%` doubled (ssh expands `%h` and the like in these).
+fn literal(path: &Path) -> String {
+    path.display().to_string().replace('%', "%%")
+}
+
+/// A path as an ssh option value: [`literal`], in double quotes when it holds a space.
 fn quoted(path: &Path) -> String {
-    let shown = path.display().to_string();
+    let shown = literal(path);
     if shown.contains(char::is_whitespace) { format!("\"{shown}\"") } else { shown }
 }
 
-/// `ssh://[user@]host[:port]/path` (also `ssh+git://`, `git+ssh://`) or `[user@]host:path`.
+/// `ssh://[user@]host[:port]/path` (also `ssh+git://`, `git+ssh://`, in any case) or
+/// `[user@]host:path`, read as Git reads them.
 fn parse(url: &str) -> Result<Target, String> {
-    let rest = ["ssh://", "ssh+git://", "git+ssh://"].iter().find_map(|s| url.strip_prefix(s));
+    let rest = ["ssh://", "ssh+git://", "git+ssh://"]
+        .iter()
+        .find(|s| url.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s)))
+        .map(|s| &url[s.len()..]);
+    if rest.is_none() && url.contains("://") {
+        return Err(format!("`{url}` is not an ssh URL"));
+    }
     let (user_host, port, path) = match rest {
         Some(rest) => {
             let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
@@ -131,9 +149,18 @@ fn parse(url: &str) -> Result<Target, String> {
     if host.is_empty() || path.is_empty() {
         return Err("the ssh URL needs a host and a repository path".into());
     }
-    // An argument starting with `-` would be read by ssh as an option.
-    if host.starts_with('-') || user.as_deref().is_some_and(|u| u.starts_with('-')) {
-        return Err("the ssh URL's host or user name starts with `-`; refused".into());
+    // An argument starting with `-` would be read by ssh as an option, and a host or user name
+    // is no place for spaces or shell characters.
+    let odd = |s: &str| {
+        s.starts_with('-') || s.chars().any(|c| c.is_whitespace() || c.is_control() || "'\"`$;&|<>()\\".contains(c))
+    };
+    if odd(&host) || user.as_deref().is_some_and(odd) {
+        return Err(
+            "the ssh URL's host or user name starts with `-` or holds spaces or shell characters; refused".into()
+        );
+    }
+    if path.starts_with('-') {
+        return Err("the ssh URL's path starts with `-`; refused".into());
     }
     Ok(Target { user, host, port, path })
 }
@@ -151,11 +178,13 @@ fn split_port(authority: &str) -> Result<(&str, Option<u16>), String> {
     }
 }
 
-/// The scp-like form: the first `:` after the host ends it (a `[…]` host may hold colons).
+/// The scp-like form: the first `:` outside `[…]` ends the host (the path may hold `@` and `:`).
 fn split_scp(url: &str) -> Option<(&str, &str)> {
-    let start = url.rfind('@').map_or(0, |i| i + 1);
-    let host_end = if url[start..].starts_with('[') { url[start..].find(']')? + start } else { start };
-    let colon = url[host_end..].find(':')? + host_end;
+    let mut inside = false;
+    let (colon, _) = url.char_indices().find(|&(_, c)| {
+        inside = (inside || c == '[') && c != ']';
+        c == ':' && !inside
+    })?;
     let (head, path) = (&url[..colon], &url[colon + 1..]);
     (!head.contains('/')).then_some((head, path))
 }
@@ -163,21 +192,22 @@ fn split_scp(url: &str) -> Option<(&str, &str)> {
 /// The ssh client's pipes.
 struct Connection {
     child: Child,
-    stdin: ChildStdin,
+    stdin: Option<ChildStdin>,
     stdout: ChildStdout,
-    stderr: Option<JoinHandle<Vec<u8>>>,
+    stderr: Receiver<Vec<u8>>,
     got_any: bool,
 }
 
 impl Connection {
     /// Why the connection closed before the server said anything, from ssh's own words.
     fn failure(&mut self) -> std::io::Error {
-        let status = self.child.wait().ok();
-        let text = self.stderr.take().and_then(|t| t.join().ok()).unwrap_or_default();
+        self.stdin = None;
+        let status = self.exit_within(Duration::from_secs(5));
+        let text = self.stderr.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
         let text = String::from_utf8_lossy(&text).into_owned();
         let said = text.lines().map(str::trim).rfind(|l| !l.is_empty()).unwrap_or("no message").to_string();
         let lower = text.to_lowercase();
-        let exit = status.map(|s| s.to_string()).unwrap_or_default();
+        let exit = status.map_or_else(|| "still running, stopped".to_string(), |s| s.to_string());
         if lower.contains("host key verification failed") || lower.contains("no matching host key") {
             io_error(format!("the server's host key is not known ({said})"))
         } else if lower.contains("permission denied") {
@@ -185,6 +215,23 @@ impl Connection {
         } else {
             io_error(format!("ssh closed the connection ({exit}): {said}"))
         }
+    }
+}
+
+impl Connection {
+    /// The client's exit status once it ends, or None (and the client killed) after `limit`.
+    fn exit_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status),
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(_) => break,
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
     }
 }
 
@@ -201,11 +248,14 @@ impl Read for Connection {
 
 impl Write for Connection {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.stdin.write(data)
+        match &mut self.stdin {
+            Some(stdin) => stdin.write(data),
+            None => Err(io_error("the ssh connection is closed")),
+        }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.stdin.flush()
+        self.stdin.as_mut().map_or(Ok(()), |s| s.flush())
     }
 }
 
@@ -232,9 +282,22 @@ mod tests {
         assert_eq!(parse("ssh://h/~alice/r"), Ok(target(None, "h", None, "~alice/r")));
         assert_eq!(parse("git@github.com:org/r.git"), Ok(target(Some("git"), "github.com", None, "org/r.git")));
         assert_eq!(parse("[::1]:r"), Ok(target(None, "::1", None, "r")));
-        assert!(parse("ssh://-oProxyCommand=x/r").is_err());
-        assert!(parse("ssh://h:port/r").is_err());
-        assert!(parse("ssh://h").is_err());
+        assert_eq!(parse("SSH://h/r"), Ok(target(None, "h", None, "/r")));
+        assert_eq!(parse("git@h:org/repo@v2.git"), Ok(target(Some("git"), "h", None, "org/repo@v2.git")));
+        assert_eq!(parse("git@h:x@evil.example:r"), Ok(target(Some("git"), "h", None, "x@evil.example:r")));
+        assert_eq!(parse("u@[fe80::1]:r"), Ok(target(Some("u"), "fe80::1", None, "r")));
+        let refused = [
+            "ftp://h/r",
+            "h:-oProxyCommand=x",
+            "ssh://a$(touch%20x)@h/r",
+            "ssh://h;id/r",
+            "ssh://-oProxyCommand=x/r",
+            "ssh://h:port/r",
+            "ssh://h",
+        ];
+        for url in refused {
+            assert!(parse(url).is_err(), "{url}");
+        }
     }
 
     #[test]
@@ -247,7 +310,10 @@ mod tests {
         let args = arguments(&target(Some("git"), "h", Some(2222), "/o/it's.git"), &auth);
         let line = args.join(" ");
         assert!(line.contains("-o BatchMode=yes -o StrictHostKeyChecking=yes"), "{line}");
-        assert!(line.contains("-o UserKnownHostsFile=\"/etc/capstan/known hosts\""), "{line}");
+        assert!(
+            line.contains("-o UserKnownHostsFile=\"/etc/capstan/known hosts\" -o GlobalKnownHostsFile=/dev/null"),
+            "{line}"
+        );
         assert!(line.contains("-o IdentitiesOnly=yes -i /keys/deploy -p 2222 git@h"), "{line}");
         assert_eq!(args.last().unwrap(), r"git-upload-pack '/o/it'\''s.git'");
     }

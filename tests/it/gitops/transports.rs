@@ -159,15 +159,19 @@ fn ssh_runs_upload_pack_through_the_client_with_the_host_key_checked() {
 fn ssh_failures_say_what_to_check() {
     let repos = Repos::new();
     let dir = repos.dir.path();
+    // The last one closes its output and then waits for its input to close, as a client whose
+    // connection went away may: it must not hold the fetch.
     let cases = [
-        ("Host key verification failed.", "known_hosts"),
+        ("Host key verification failed.", "known_hosts", "exit 255"),
         (
             "git@git.example.invalid: Permission denied (publickey).",
             "authentication to ssh://git@git.example.invalid/org/policy.git failed",
+            "exit 255",
         ),
+        ("Connection closed by 192.0.2.1 port 22", "ssh closed the connection", "exec >&-\ncat >/dev/null"),
     ];
-    for (i, (said, expected)) in cases.iter().enumerate() {
-        let ssh = stand_in(dir, &format!("ssh-{i}"), &format!("echo '{said}' >&2\nexit 255"));
+    for (i, (said, expected, then)) in cases.iter().enumerate() {
+        let ssh = stand_in(dir, &format!("ssh-{i}"), &format!("echo '{said}' >&2\n{then}"));
         let mut config = repos.source("ssh://git@git.example.invalid/org/policy.git", &dir.join(format!("m{i}.git")));
         config.auth.ssh_program = Some(ssh);
         let f = follower(config);
