@@ -42,6 +42,7 @@ need_tools() {
   local missing=()
   command -v git >/dev/null || missing+=(git)
   command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+  command -v openssl >/dev/null || missing+=(openssl)
   command -v gpg >/dev/null || missing+=(gpg)
   command -v perl >/dev/null || missing+=(perl)
   command -v make >/dev/null || missing+=(make)

@@ -35,7 +35,8 @@ type HttpsClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 pub struct Http {
     rt: Rt,
     client: HttpsClient,
-    auth: Auth,
+    /// Basic auth with the token, read once for the whole fetch.
+    authorization: Option<HeaderValue>,
     /// The repository URL after the advertisement's redirects.
     base: Arc<Mutex<Option<String>>>,
 }
@@ -55,7 +56,9 @@ impl Http {
         let connector =
             hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().build();
         let client = Client::builder(TokioExecutor::new()).build(connector);
-        Ok(Http { rt, client, auth, base: Arc::new(Mutex::new(None)) })
+        let token = auth.token().map_err(|e| git2::Error::from_str(&e))?;
+        let authorization = token.map(|t| basic(auth.username.as_deref().unwrap_or("git"), &t));
+        Ok(Http { rt, client, authorization, base: Arc::new(Mutex::new(None)) })
     }
 }
 
@@ -102,13 +105,11 @@ impl SmartSubtransport for Http {
         // A query or fragment is no part of the repository's path (libgit2 drops them too).
         let base =
             base.unwrap_or_else(|| url.split(['?', '#']).next().unwrap_or(url).trim_end_matches('/').to_string());
-        let token = self.auth.token().map_err(|e| git2::Error::from_str(&e))?;
-        let authorization = token.map(|t| basic(self.auth.username.as_deref().unwrap_or("git"), &t));
         Ok(Box::new(Exchange {
             rt: self.rt.clone(),
             client: self.client.clone(),
             origin: origin(url),
-            authorization,
+            authorization: self.authorization.clone(),
             base: self.base.clone(),
             url: format!("{base}{}", if advertise { ADVERTISE } else { UPLOAD }),
             advertise,
