@@ -79,9 +79,8 @@ fn check_credentials(repo: &Repository) -> Result<(), String> {
     }
     if let Some(file) = &repo.ca_file {
         let holds = "the CA certificates of the Git server, in PEM (-----BEGIN CERTIFICATE-----)";
-        if !read("caFile", file, holds)?.contains("-----BEGIN CERTIFICATE-----") {
-            return Err(format!("repository.caFile: {} holds no certificate; it should hold {holds}", file.display()));
-        }
+        read("caFile", file, holds)?;
+        crate::gitops::transport::ca_certificates(file).map_err(|e| format!("{e}; it should hold {holds}"))?;
     }
     if let Some(file) = &repo.ssh_key_file {
         check_ssh_key(file, &read("sshKeyFile", file, "the ssh private key")?)?;

@@ -1,6 +1,6 @@
 //! Credentials for fetching: a token for https, a key and known_hosts for ssh (their use is in
-//! [`super::transport`]). Secrets are read when needed and never appear in a message: URLs are shown redacted
-//! ([`super::url`]).
+//! [`super::transport`]). Secrets are read when needed and never appear in a message: URLs are
+//! shown redacted ([`super::url`]).
 
 use super::SourceError;
 pub use super::creds::Auth;

@@ -15,7 +15,7 @@ pub mod guardrail_history;
 pub mod metrics;
 pub mod signature;
 pub mod source;
-mod transport;
+pub mod transport;
 pub mod url;
 pub mod watch;
 pub mod webhook;

@@ -1,6 +1,6 @@
 //! Where policy comes from: a Git repository followed by branch, tag or pinned commit, fetched
-//! into a local bare mirror with libgit2 (over [`super::transport`]) and read straight from the object database (no working
-//! tree to go stale). Fast-forward only: a tip that does not descend from the last one seen is
+//! into a local bare mirror with libgit2 (over [`super::transport`]) and read straight from the
+//! object database (no working tree to go stale). Fast-forward only: a tip that does not descend from the last one seen is
 //! refused unless the configuration allows rewrites.
 
 use std::path::{Path, PathBuf};

@@ -19,7 +19,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{self, PemObject};
 
 use super::{Rt, chain, io_error};
 use crate::gitops::creds::Auth;
@@ -68,10 +68,7 @@ fn roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     if let Some(file) = ca_file {
-        let certs = CertificateDer::pem_file_iter(file)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| format!("repository.caFile {}: {e}", file.display()))?;
-        let (added, _) = roots.add_parsable_certificates(certs);
+        let (added, _) = roots.add_parsable_certificates(ca_certificates(file)?);
         if added == 0 {
             return Err(format!("repository.caFile {} holds no usable CA certificate", file.display()));
         }
@@ -80,6 +77,16 @@ fn roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, String> {
         return Err("no trusted CA certificates: install ca-certificates or set SSL_CERT_FILE".into());
     }
     Ok(roots)
+}
+
+/// The certificates of a PEM file; an error when it cannot be read or holds none it can read.
+pub fn ca_certificates(file: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(file).and_then(|certs| certs.collect::<Result<Vec<_>, _>>());
+    match certs {
+        Err(pem::Error::Io(e)) => Err(format!("repository.caFile: cannot read {}: {e}", file.display())),
+        Ok(certs) if !certs.is_empty() => Ok(certs),
+        _ => Err(format!("repository.caFile: {} holds no certificate that reads as PEM", file.display())),
+    }
 }
 
 fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, String> {

@@ -9,6 +9,8 @@
 mod http;
 mod ssh;
 
+pub use http::ca_certificates;
+
 use std::cell::RefCell;
 use std::sync::{Arc, Once};
 
