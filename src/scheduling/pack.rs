@@ -87,9 +87,10 @@ pub(super) struct State<'g> {
 /// Packs the pods of `groups` left at relaxation `level` onto new nodes. With `repack`, and
 /// at most [`REPACK_PODS`] pods, the pods are packed again at the values per pod the first
 /// packing's own nodes give ([`pack_price::pattern_values`]), as [`REPACKS`] says, until the
-/// best plan is [`SETTLED`]; then, where [`pack_round::rounding`] says, once more from the
-/// configuration LP's whole nodes. The plan that places the most pods for the least is kept (a
-/// re-pack that is worse still adds its nodes to the next one's LP).
+/// best plan is [`SETTLED`]; then, where [`pack_round::rounding`] says, from the configuration
+/// LP's whole nodes, in each way [`pack_round::Rounding::tries`] lists. The plan that places
+/// the most pods for the least is kept (a re-pack that is worse still adds its nodes to the
+/// next one's LP).
 pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize, repack: bool) {
     let pods: usize = groups.iter().filter(|g| level < g.levels.len()).map(|g| g.pods.len()).sum();
     if !repack || pods > REPACK_PODS {
@@ -119,9 +120,10 @@ pub fn pack(ctx: &mut Ctx, groups: &mut [Group], level: usize, repack: bool) {
         let Some(v) = next else { break };
         values = v;
     }
-    if let Some(how) = pack_round::rounding(&start.groups, level) {
+    let mut memo = pack_round::Memo::default();
+    for how in pack_round::rounding(&start.groups, level).map_or_else(Vec::new, |how| how.tries()) {
         start.clone().restore(ctx, groups);
-        run(ctx, groups, level, Pricing::Rounded(values, patterns, how), None);
+        run(ctx, groups, level, Pricing::Rounded(values.clone(), &patterns, how, &mut memo), None);
         let now = outcome(ctx, groups);
         if improves(now, best.0) {
             best = (now, Checkpoint::take(ctx, groups));
@@ -162,7 +164,7 @@ pub enum Fills {
 }
 
 /// What pods are worth to a packing.
-enum Pricing {
+enum Pricing<'a> {
     /// Their resources at the resource LP's prices.
     Resources,
     /// Values per pod and per node from the LP over earlier packings' nodes, and the fills.
@@ -170,7 +172,7 @@ enum Pricing {
     /// The configuration LP's whole nodes first ([`pack_round`], made whole as the rounding
     /// says, its column generation seeded with the earlier packings' nodes), then greedy fills
     /// at those values.
-    Rounded(pack_price::Values, Vec<pack_price::Pattern>, pack_round::Rounding),
+    Rounded(pack_price::Values, &'a [pack_price::Pattern], pack_round::Rounding, &'a mut pack_round::Memo),
 }
 
 /// What a packing changes, to undo it.
@@ -212,7 +214,7 @@ fn run(
     ctx: &mut Ctx,
     groups: &mut [Group],
     level: usize,
-    pricing: Pricing,
+    mut pricing: Pricing<'_>,
     mut patterns: Option<&mut Vec<pack_price::Pattern>>,
 ) -> Option<pack_price::Values> {
     let active: Vec<usize> =
@@ -307,14 +309,14 @@ fn run(
         smallest,
         knapsack: matches!(pricing, Pricing::Patterns(_, Fills::Knapsack)),
         fixed: match &pricing {
-            Pricing::Patterns(values, _) | Pricing::Rounded(values, _, _) => Some(values.clone()),
+            Pricing::Patterns(values, _) | Pricing::Rounded(values, ..) => Some(values.clone()),
             Pricing::Resources => None,
         },
         dense: RefCell::default(),
     };
     let demand = st.rem.clone();
-    if let Pricing::Rounded(_, seeds, how) = &pricing {
-        pack_round::open(ctx, &mut st, &demand, seeds, *how);
+    if let Pricing::Rounded(_, seeds, how, memo) = &mut pricing {
+        pack_round::open(ctx, &mut st, &demand, seeds, *how, memo);
     }
     pack_price::refresh_prices(ctx, &mut st);
     let total: u64 = st.rem.iter().map(|r| *r as u64).sum();

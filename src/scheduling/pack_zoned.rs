@@ -44,10 +44,18 @@ const ZONED_GROUPS: usize = 600;
 /// Opens the whole nodes of the zoned LP's rounding for the `groups` with `demand` left, on the
 /// pool types of `seeds` (the nodes earlier packings opened), column generation starting from
 /// those nodes; returns the pods placed. The LP's node counts are rounded down, and the LP is
-/// solved again for the pods the opened nodes leave, at most [`PASSES`] times, until a floor
+/// solved again for the pods the opened nodes leave, at most `passes` times, until a floor
 /// places less than [`WHOLE_BELOW`] of them; then the integer program over the next LP's
 /// columns opens the last few. The packer places what remains.
-pub(super) fn open(ctx: &mut Ctx, st: &mut State, demand: &[u32], groups: &[usize], seeds: &[Pattern]) -> u64 {
+pub(super) fn open(
+    ctx: &mut Ctx,
+    st: &mut State,
+    demand: &[u32],
+    groups: &[usize],
+    seeds: &[Pattern],
+    passes: usize,
+    memo: &mut Memo,
+) -> u64 {
     let mut types: Vec<(usize, usize)> = seeds.iter().map(|(pi, pt, _)| (*pi, *pt)).collect();
     types.sort_unstable();
     types.dedup();
@@ -55,9 +63,9 @@ pub(super) fn open(ctx: &mut Ctx, st: &mut State, demand: &[u32], groups: &[usiz
     let mut placed = 0;
     let mut demand = demand.to_vec();
     let mut how = Round::First;
-    for _ in 0..PASSES {
+    for _ in 0..passes {
         let left: Vec<usize> = groups.iter().copied().filter(|&gi| demand[gi] > 0).collect();
-        let Some(n) = pass(ctx, st, &demand, &left, &offers, seeds, how) else { break };
+        let Some(n) = pass(ctx, st, &demand, &left, (&offers, seeds), how, memo) else { break };
         placed += n;
         let before: u64 = left.iter().map(|&gi| demand[gi] as u64).sum();
         how = match how {
@@ -75,20 +83,17 @@ pub(super) fn open(ctx: &mut Ctx, st: &mut State, demand: &[u32], groups: &[usiz
 /// Most LPs one rounding solves. On the Karpenter mix at 10,000 pods (full catalog) the first
 /// LP's floor left 877 pods, which the packer placed for $10.35 where that LP had $9.60. Solved
 /// again for what each floor leaves, then made whole, the plan fell from $125.53 to $125.05
-/// (solve 3.7 s to 5.5 s, release build); on Karpenter's synthetic catalog at 1,000 pods from
-/// $256.52 to $256.21 (1.8 s to 3.5 s).
-const PASSES: usize = 12;
+/// with 10 rounds of column generation per pass after the first (solve 3.7 s to 5.5 s, release
+/// build), and to $124.95 with the first's 20 in every pass (8.7 s); on two other seeds 20
+/// rounds instead of 10 took it from $127.68 to $127.49 and from $125.07 to $124.93. At 5 it cost
+/// $125.08; with columns carried from pass to pass, no less.
+pub(super) const PASSES: usize = 12;
 
 /// Share of the pods left below which a floor's nodes make the next pass the integer program:
 /// past that point each LP opens a few nodes for as much work as the first. Run until a floor
 /// placed nothing, the passes at 2,000 pods (full catalog) went on placing 8 to 17 pods for
 /// 0.5–0.9 s each; at 20 rounds per pass the solve took 7.9 s at 15 % and 6.9 s at 30 %.
 const WHOLE_BELOW: f64 = 0.3;
-
-/// Column generation's work for the LPs after the first, which start from the same earlier
-/// nodes for fewer pods: at the first LP's 20 rounds the plan at 10,000 pods cost $124.95 for a
-/// solve of 8.5 s; at 5, $125.08 for 4.7 s.
-const RESIDUAL_BUDGET: Budget = Budget { rounds: 10, ..ZONED_BUDGET };
 
 /// How one pass makes whole nodes of its LP.
 #[derive(Debug, Clone, Copy)]
@@ -101,15 +106,23 @@ enum Round {
     Whole,
 }
 
-/// One LP of [`open`] for `demand` and the nodes it opens; `None` when there is no LP.
+/// The first LP of a zoned rounding, its columns and cover, and the demand it was solved for:
+/// another rounding of the same pods from the same state starts from it instead of solving it
+/// again: trying the single floor as well took the solve at 10,000 pods (full catalog, 10
+/// rounds per pass after the first) from 5.5 s to 8.4 s without it, to 5.8 s with it.
+#[derive(Default)]
+pub(super) struct Memo(Option<(Vec<u32>, Vec<Column>, Covered)>);
+
+/// One LP of [`open`] for `demand` on `offers`, column generation starting from the nodes of
+/// `seeds`, and the nodes it opens; `None` when there is no LP.
 fn pass(
     ctx: &mut Ctx,
     st: &mut State,
     demand: &[u32],
     groups: &[usize],
-    offers: &[Offer],
-    seeds: &[Pattern],
+    (offers, seeds): (&[Offer], &[Pattern]),
     how: Round,
+    memo: &mut Memo,
 ) -> Option<u64> {
     // Groups without exclusion roles are told apart by shape and the zones they may run in.
     let (classes, index) =
@@ -134,12 +147,21 @@ fn pass(
     if m.groups.len() > ZONED_GROUPS || places.is_empty() || groups.is_empty() {
         return None;
     }
-    let start = columns(&m, offers, seeds, &index, &target);
-    let budget = if matches!(how, Round::First) { ZONED_BUDGET } else { RESIDUAL_BUDGET };
-    let (_, columns) = bound_columns::generate(&m, budget, &start)?;
-    // With the swaps column generation's master counts on: without them the LP over the same
-    // columns cost 1.1 % more on the Karpenter mix at 10,000 pods (full catalog).
-    let Covered { x, mut swaps, .. } = cover(&m, &columns, matches!(how, Round::Whole), true)?;
+    let (columns, Covered { x, mut swaps, .. }) = match (how, &memo.0) {
+        (Round::First, Some((solved, columns, covered))) if solved == demand => (columns.clone(), covered.clone()),
+        _ => {
+            let start = columns(&m, offers, seeds, &index, &target);
+            let (_, columns) = bound_columns::generate(&m, ZONED_BUDGET, &start)?;
+            // With the swaps column generation's master counts on: without them the LP over
+            // the same columns cost 1.1 % more on the Karpenter mix at 10,000 pods (full
+            // catalog).
+            let covered = cover(&m, &columns, matches!(how, Round::Whole), true)?;
+            if matches!(how, Round::First) {
+                memo.0 = Some((demand.to_vec(), columns.clone(), covered.clone()));
+            }
+            (columns, covered)
+        }
+    };
     let mut nodes: Vec<(u32, usize, Vec<u32>)> = x
         .iter()
         .zip(columns)
